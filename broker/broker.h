@@ -1,0 +1,45 @@
+/*  broker — the Herald broker: one zloop thread owning every socket and all
+    state (sessions, pools, store, dedup window, fan-out).
+*/
+#ifndef HD_BROKER_H_INCLUDED
+#define HD_BROKER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "pool.h"
+
+typedef struct {
+    const char *router_endpoint;
+    const char *xpub_endpoint;
+    int64_t heartbeat_ms;
+    int64_t liveness;
+    int64_t dedup_window_ms;
+    int64_t dedup_max;
+    int64_t max_payload;
+    int64_t max_envelope;
+    int64_t max_topic;
+    int64_t max_id;
+    int64_t max_store_bytes;
+    int64_t max_pools;
+    int64_t max_sessions;
+    int64_t max_credit;
+    int64_t max_types;
+    int64_t sub_hwm;
+    int64_t retry_after_ms;
+    int64_t tick_ms;
+    bool verbose;
+    hd_pool_config_t pool;
+} hd_broker_config_t;
+
+typedef struct _hd_broker_t hd_broker_t;
+
+void hd_broker_config_defaults (hd_broker_config_t *config);
+
+//  Binds the endpoints. Returns NULL and writes why into error.
+hd_broker_t *hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size);
+void hd_broker_destroy (hd_broker_t **self_p);
+
+//  Serve until SIGINT/SIGTERM. Returns 0.
+int hd_broker_run (hd_broker_t *self);
+
+#endif

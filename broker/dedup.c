@@ -1,0 +1,145 @@
+/*  dedup — hash of identities plus a FIFO in insertion (= time) order. */
+#include "dedup.h"
+
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct s_entry {
+    struct s_entry *next; // younger
+    int64_t time;
+    uint64_t seq;
+    size_t key_size;
+    char key[]; // "<source length>:<source><id>", unambiguous for any bytes
+} s_entry_t;
+
+struct _hd_dedup_t {
+    zhashx_t *index; // key -> s_entry_t (entry owns its key)
+    s_entry_t *oldest, *youngest;
+    int64_t window_ms;
+    size_t max_entries;
+    uint64_t evicted;
+};
+
+hd_dedup_t *
+hd_dedup_new (int64_t window_ms, size_t max_entries)
+{
+    hd_dedup_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->index = zhashx_new ();
+    if (!self->index) {
+        free (self);
+        return NULL;
+    }
+    //  Keys belong to the entries, so the table neither copies nor frees them
+    zhashx_set_key_duplicator (self->index, NULL);
+    zhashx_set_key_destructor (self->index, NULL);
+    self->window_ms = window_ms;
+    self->max_entries = max_entries ? max_entries : 1;
+    return self;
+}
+
+void
+hd_dedup_destroy (hd_dedup_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_dedup_t *self = *self_p;
+    zhashx_destroy (&self->index);
+    while (self->oldest) {
+        s_entry_t *entry = self->oldest;
+        self->oldest = entry->next;
+        free (entry);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
+//  Writes the key into buffer (size >= strlen(source) + strlen(id) + 24).
+static void
+s_make_key (char *buffer, const char *source, const char *id)
+{
+    sprintf (buffer, "%zu:%s%s", strlen (source), source, id);
+}
+
+uint64_t
+hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now)
+{
+    char stack_key[512];
+    size_t size = strlen (source) + strlen (id) + 24;
+    char *key = size <= sizeof stack_key ? stack_key : malloc (size);
+    if (!key)
+        return 0;
+    s_make_key (key, source, id);
+    s_entry_t *entry = zhashx_lookup (self->index, key);
+    if (key != stack_key)
+        free (key);
+    if (!entry || now - entry->time >= self->window_ms)
+        return 0;
+    return entry->seq;
+}
+
+static void
+s_drop_oldest (hd_dedup_t *self)
+{
+    s_entry_t *entry = self->oldest;
+    self->oldest = entry->next;
+    if (!self->oldest)
+        self->youngest = NULL;
+    //  A later insert of the same key replaced the index entry; keep that one
+    if (zhashx_lookup (self->index, entry->key) == entry)
+        zhashx_delete (self->index, entry->key);
+    free (entry);
+}
+
+int
+hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq,
+                 int64_t now)
+{
+    hd_dedup_expire (self, now);
+    while (zhashx_size (self->index) >= self->max_entries && self->oldest) {
+        s_drop_oldest (self);
+        self->evicted++;
+    }
+    size_t key_size = strlen (source) + strlen (id) + 24;
+    s_entry_t *entry = malloc (sizeof *entry + key_size);
+    if (!entry)
+        return -1;
+    s_make_key (entry->key, source, id);
+    entry->key_size = key_size;
+    entry->time = now;
+    entry->seq = seq;
+    entry->next = NULL;
+    //  The index keeps the key pointer of the first insert, so replace, never update
+    zhashx_delete (self->index, entry->key);
+    if (zhashx_insert (self->index, entry->key, entry) != 0) {
+        free (entry);
+        return -1;
+    }
+    if (self->youngest)
+        self->youngest->next = entry;
+    else
+        self->oldest = entry;
+    self->youngest = entry;
+    return 0;
+}
+
+void
+hd_dedup_expire (hd_dedup_t *self, int64_t now)
+{
+    while (self->oldest && now - self->oldest->time >= self->window_ms)
+        s_drop_oldest (self);
+}
+
+size_t
+hd_dedup_size (hd_dedup_t *self)
+{
+    return zhashx_size (self->index);
+}
+
+uint64_t
+hd_dedup_evicted (hd_dedup_t *self)
+{
+    return self->evicted;
+}

@@ -1,0 +1,32 @@
+/*  dedup — the window of recently confirmed event identities.
+
+    (source, id) -> seq, for window_ms after the first confirm. Entries
+    expire oldest first; past max_entries the oldest are forgotten early
+    (counted), so memory stays bounded under any publish rate.
+*/
+#ifndef HD_DEDUP_H_INCLUDED
+#define HD_DEDUP_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct _hd_dedup_t hd_dedup_t;
+
+hd_dedup_t *hd_dedup_new (int64_t window_ms, size_t max_entries);
+void hd_dedup_destroy (hd_dedup_t **self_p);
+
+//  The seq confirmed for (source, id) within the window, or 0.
+uint64_t hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now);
+
+//  Remember (source, id) -> seq from now. Returns 0, or -1 when out of memory.
+int hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq,
+                     int64_t now);
+
+//  Forget entries older than the window.
+void hd_dedup_expire (hd_dedup_t *self, int64_t now);
+
+size_t hd_dedup_size (hd_dedup_t *self);
+//  Entries forgotten before their window ended because of max_entries.
+uint64_t hd_dedup_evicted (hd_dedup_t *self);
+
+#endif

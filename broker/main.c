@@ -1,0 +1,171 @@
+/*  herald-broker — parse options, run the broker until SIGINT/SIGTERM. */
+#include <czmq.h>
+#include <stdio.h>
+#include "broker.h"
+#include "options.h"
+
+typedef struct {
+    char *router;
+    char *xpub;
+    int64_t heartbeat, liveness, dedup_window, dedup_max, max_payload, max_envelope, max_topic;
+    int64_t max_id, max_pending, max_store_bytes, max_pools, max_sessions, max_credit, max_types;
+    int64_t sub_hwm, ack_wait, backoff_initial, backoff_max, max_parked, retry_after;
+    char *backoff_multiplier, *backoff_jitter;
+    bool verbose;
+} s_settings_t;
+
+static hd_options_t *
+s_options_new (s_settings_t *s)
+{
+    hd_options_t *options = hd_options_new (
+        "herald-broker", "[options]",
+        "Herald event broker: publishers, workers and admin clients on the ROUTER endpoint,\n"
+        "live subscribers on the XPUB endpoint. See docs/PROTOCOL.md and docs/OPERATIONS.md.");
+    hd_options_add (options, "router", HD_OPT_STRING, "tcp://127.0.0.1:7100", NULL,
+                    "endpoint for publishers, workers and admin (ROUTER)", &s->router);
+    hd_options_add (options, "xpub", HD_OPT_STRING, "tcp://127.0.0.1:7101", NULL,
+                    "endpoint for live subscribers (XPUB)", &s->xpub);
+    hd_options_add (options, "heartbeat", HD_OPT_DURATION, "1s", NULL,
+                    "heartbeat interval, both ways", &s->heartbeat);
+    hd_options_add (options, "liveness", HD_OPT_INT, "3", NULL,
+                    "missed heartbeats before a peer is dead", &s->liveness);
+    hd_options_add (options, "ack-wait", HD_OPT_DURATION, "30s", NULL,
+                    "lease length: unsettled deliveries are redelivered after it", &s->ack_wait);
+    hd_options_add (options, "backoff-initial", HD_OPT_DURATION, "1s", NULL,
+                    "first redelivery delay after a lease expiry or NACK without delay",
+                    &s->backoff_initial);
+    hd_options_add (options, "backoff-max", HD_OPT_DURATION, "60s", NULL,
+                    "longest redelivery delay", &s->backoff_max);
+    hd_options_add (options, "backoff-multiplier", HD_OPT_STRING, "2", NULL,
+                    "delay growth per attempt", &s->backoff_multiplier);
+    hd_options_add (options, "backoff-jitter", HD_OPT_STRING, "0.2", NULL,
+                    "random spread of each delay, as a fraction", &s->backoff_jitter);
+    hd_options_add (options, "dedup-window", HD_OPT_DURATION, "2m", NULL,
+                    "how long a (source, id) is remembered for duplicate suppression",
+                    &s->dedup_window);
+    hd_options_add (options, "dedup-max", HD_OPT_INT, "1000000", NULL,
+                    "most identities remembered; the oldest go first", &s->dedup_max);
+    hd_options_add (options, "max-payload", HD_OPT_SIZE, "1M", NULL,
+                    "largest payload accepted", &s->max_payload);
+    hd_options_add (options, "max-envelope", HD_OPT_SIZE, "64K", NULL,
+                    "largest encoded event envelope accepted", &s->max_envelope);
+    hd_options_add (options, "max-topic", HD_OPT_INT, "255", NULL,
+                    "longest event type (topic) in bytes", &s->max_topic);
+    hd_options_add (options, "max-id", HD_OPT_INT, "256", NULL,
+                    "longest id, source and partition key in bytes", &s->max_id);
+    hd_options_add (options, "max-pending", HD_OPT_INT, "100000", NULL,
+                    "events a pool may hold before PUBLISH is refused (BACKLOG_FULL)",
+                    &s->max_pending);
+    hd_options_add (options, "max-parked", HD_OPT_INT, "10000", NULL,
+                    "terminated events kept aside per pool", &s->max_parked);
+    hd_options_add (options, "max-store-bytes", HD_OPT_SIZE, "1G", NULL,
+                    "bytes of events held for pools before PUBLISH is refused",
+                    &s->max_store_bytes);
+    hd_options_add (options, "max-pools", HD_OPT_INT, "1000", NULL, "most pools", &s->max_pools);
+    hd_options_add (options, "max-sessions", HD_OPT_INT, "100000", NULL,
+                    "most worker and subscriber sessions", &s->max_sessions);
+    hd_options_add (options, "max-credit", HD_OPT_INT, "10000", NULL,
+                    "largest credit one worker may ask for", &s->max_credit);
+    hd_options_add (options, "max-types", HD_OPT_INT, "100000", NULL,
+                    "distinct event types tracked for subscriber gap detection", &s->max_types);
+    hd_options_add (options, "sub-hwm", HD_OPT_INT, "10000", NULL,
+                    "messages queued per subscriber before it loses events", &s->sub_hwm);
+    hd_options_add (options, "retry-after", HD_OPT_DURATION, "500ms", NULL,
+                    "retry hint sent with BACKLOG_FULL", &s->retry_after);
+    hd_options_add (options, "verbose", HD_OPT_BOOL, NULL, NULL, "log every session and error",
+                    &s->verbose);
+    return options;
+}
+
+//  Check ranges; returns a reason or NULL.
+static const char *
+s_check (const s_settings_t *s, double multiplier, double jitter)
+{
+    if (s->heartbeat < 10)
+        return "--heartbeat must be at least 10ms";
+    if (s->liveness < 1)
+        return "--liveness must be at least 1";
+    if (s->ack_wait < 10)
+        return "--ack-wait must be at least 10ms";
+    if (multiplier < 1.0 || jitter < 0.0 || jitter >= 1.0)
+        return "--backoff-multiplier must be >= 1 and --backoff-jitter in [0, 1)";
+    if (s->max_pending < 1 || s->max_pools < 1 || s->max_sessions < 1 || s->max_credit < 1
+        || s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 || s->max_types < 1)
+        return "limits must be at least 1";
+    if (s->max_topic > 255)
+        return "--max-topic is at most 255";
+    return NULL;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_settings_t settings = {0};
+    hd_options_t *options = s_options_new (&settings);
+    if (hd_options_parse (options, argc, argv) != 0) {
+        fprintf (stderr, "herald-broker: %s\n", hd_options_error (options));
+        hd_options_destroy (&options);
+        return 2;
+    }
+    if (hd_options_help_requested (options)) {
+        hd_options_print_help (options, stdout);
+        hd_options_destroy (&options);
+        return 0;
+    }
+    if (hd_options_argc (options) > 0) {
+        fprintf (stderr, "herald-broker: unexpected argument '%s' (see --help)\n",
+                 hd_options_argv (options)[0]);
+        hd_options_destroy (&options);
+        return 2;
+    }
+    double multiplier = atof (settings.backoff_multiplier);
+    double jitter = atof (settings.backoff_jitter);
+    const char *problem = s_check (&settings, multiplier, jitter);
+    if (problem) {
+        fprintf (stderr, "herald-broker: %s\n", problem);
+        hd_options_destroy (&options);
+        return 2;
+    }
+    hd_broker_config_t config;
+    hd_broker_config_defaults (&config);
+    config.router_endpoint = settings.router;
+    config.xpub_endpoint = settings.xpub;
+    config.heartbeat_ms = settings.heartbeat;
+    config.liveness = settings.liveness;
+    config.dedup_window_ms = settings.dedup_window;
+    config.dedup_max = settings.dedup_max;
+    config.max_payload = settings.max_payload;
+    config.max_envelope = settings.max_envelope;
+    config.max_topic = settings.max_topic;
+    config.max_id = settings.max_id;
+    config.max_store_bytes = settings.max_store_bytes;
+    config.max_pools = settings.max_pools;
+    config.max_sessions = settings.max_sessions;
+    config.max_credit = settings.max_credit;
+    config.max_types = settings.max_types;
+    config.sub_hwm = settings.sub_hwm;
+    config.retry_after_ms = settings.retry_after;
+    config.verbose = settings.verbose;
+    config.pool.ack_wait_ms = settings.ack_wait;
+    config.pool.backoff_initial_ms = settings.backoff_initial;
+    config.pool.backoff_max_ms = settings.backoff_max;
+    config.pool.backoff_multiplier = multiplier;
+    config.pool.backoff_jitter = jitter;
+    config.pool.max_pending = (size_t) settings.max_pending;
+    config.pool.max_parked = (size_t) settings.max_parked;
+
+    //  zsys_init installs czmq's SIGINT/SIGTERM handler; zloop ends on it
+    zsys_init ();
+    zsys_set_logident ("herald-broker");
+    char error[256] = "";
+    hd_broker_t *broker = hd_broker_new (&config, error, sizeof error);
+    if (!broker) {
+        fprintf (stderr, "herald-broker: %s\n", error);
+        hd_options_destroy (&options);
+        return 1;
+    }
+    hd_broker_run (broker);
+    hd_broker_destroy (&broker);
+    hd_options_destroy (&options);
+    return 0;
+}

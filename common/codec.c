@@ -1,0 +1,173 @@
+/*  codec — framing shared by the broker and libherald. */
+#include "codec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *
+hd_command_name (int command)
+{
+    switch (command) {
+        case HD_CMD_PUBLISH: return "PUBLISH";
+        case HD_CMD_CONFIRM: return "CONFIRM";
+        case HD_CMD_REJECT: return "REJECT";
+        case HD_CMD_JOIN: return "JOIN";
+        case HD_CMD_JOINED: return "JOINED";
+        case HD_CMD_DELIVER: return "DELIVER";
+        case HD_CMD_ACK: return "ACK";
+        case HD_CMD_NACK: return "NACK";
+        case HD_CMD_TERM: return "TERM";
+        case HD_CMD_PROGRESS: return "PROGRESS";
+        case HD_CMD_CREDIT: return "CREDIT";
+        case HD_CMD_LEAVE: return "LEAVE";
+        case HD_CMD_HEARTBEAT: return "HEARTBEAT";
+        case HD_CMD_SUBSCRIBER: return "SUBSCRIBER";
+        case HD_CMD_STATS: return "STATS";
+        case HD_CMD_STATS_REPLY: return "STATS_REPLY";
+        case HD_CMD_ERROR: return "ERROR";
+        default: return "UNKNOWN";
+    }
+}
+
+const char *
+hd_error_name (int code)
+{
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value (&herald__error_code__descriptor, code);
+    return value ? value->name : "UNKNOWN";
+}
+
+void
+hd_header_encode (uint8_t header[HD_HEADER_SIZE], hd_command_t command)
+{
+    header[0] = 'H';
+    header[1] = 'D';
+    header[2] = HD_PROTOCOL_VERSION;
+    header[3] = (uint8_t) command;
+}
+
+int
+hd_header_decode (const void *data, size_t size, int *command)
+{
+    const uint8_t *bytes = data;
+    if (size != HD_HEADER_SIZE || bytes[0] != 'H' || bytes[1] != 'D')
+        return HERALD__ERROR_CODE__MALFORMED;
+    if (bytes[2] != HD_PROTOCOL_VERSION)
+        return HERALD__ERROR_CODE__BAD_VERSION;
+    *command = bytes[3];
+    return 0;
+}
+
+int
+hd_frames_recv (hd_frames_t *self, void *socket, int flags)
+{
+    self->count = 0;
+    self->truncated = false;
+    bool more = true;
+    while (more && self->count < HD_MAX_FRAMES) {
+        zmq_msg_t *frame = &self->frame[self->count];
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, socket, self->count == 0 ? flags : 0) == -1) {
+            int saved = errno;
+            zmq_msg_close (frame);
+            hd_frames_close (self);
+            errno = saved;
+            return -1;
+        }
+        self->count++;
+        more = zmq_msg_more (frame);
+    }
+    //  Too many frames: discard the rest so the next receive starts clean
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_init (&scratch);
+        if (zmq_msg_recv (&scratch, socket, 0) == -1)
+            more = false;
+        else
+            more = zmq_msg_more (&scratch);
+        zmq_msg_close (&scratch);
+        self->truncated = true;
+    }
+    return 0;
+}
+
+void
+hd_frames_close (hd_frames_t *self)
+{
+    for (int index = 0; index < self->count; index++)
+        zmq_msg_close (&self->frame[index]);
+    self->count = 0;
+}
+
+const void *
+hd_frames_data (hd_frames_t *self, int index)
+{
+    return index >= 0 && index < self->count ? zmq_msg_data (&self->frame[index]) : NULL;
+}
+
+size_t
+hd_frames_size (hd_frames_t *self, int index)
+{
+    return index >= 0 && index < self->count ? zmq_msg_size (&self->frame[index]) : 0;
+}
+
+int
+hd_send_header (void *socket, hd_command_t command, int flags)
+{
+    uint8_t header[HD_HEADER_SIZE];
+    hd_header_encode (header, command);
+    return hd_send_bytes (socket, header, sizeof header, flags);
+}
+
+int
+hd_send_bytes (void *socket, const void *data, size_t size, int flags)
+{
+    return zmq_send (socket, data, size, flags) == -1 ? -1 : 0;
+}
+
+int
+hd_send_proto (void *socket, const ProtobufCMessage *message, int flags)
+{
+    size_t size = protobuf_c_message_get_packed_size (message);
+    zmq_msg_t frame;
+    if (zmq_msg_init_size (&frame, size) == -1)
+        return -1;
+    protobuf_c_message_pack (message, zmq_msg_data (&frame));
+    int rc = zmq_msg_send (&frame, socket, flags);
+    int saved = errno;
+    zmq_msg_close (&frame);
+    errno = saved;
+    return rc == -1 ? -1 : 0;
+}
+
+int
+hd_send_msg (void *socket, zmq_msg_t *frame, int flags)
+{
+    return zmq_msg_send (frame, socket, flags) == -1 ? -1 : 0;
+}
+
+int
+hd_send_command (void *socket, const void *routing_id, size_t routing_id_size,
+                 hd_command_t command, const ProtobufCMessage *body, int flags)
+{
+    int extra = flags & ~ZMQ_SNDMORE;
+    if (routing_id && hd_send_bytes (socket, routing_id, routing_id_size, ZMQ_SNDMORE | extra))
+        return -1;
+    if (hd_send_header (socket, command, (body ? ZMQ_SNDMORE : 0) | extra))
+        return -1;
+    if (body && hd_send_proto (socket, body, extra))
+        return -1;
+    return 0;
+}
+
+uint8_t *
+hd_proto_pack (const ProtobufCMessage *message, size_t *size_p)
+{
+    size_t size = protobuf_c_message_get_packed_size (message);
+    uint8_t *buffer = malloc (size ? size : 1);
+    if (buffer)
+        protobuf_c_message_pack (message, buffer);
+    *size_p = size;
+    return buffer;
+}

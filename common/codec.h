@@ -1,0 +1,90 @@
+/*  codec — Herald's framing: the command header frame, whole-message
+    receive into zmq_msg_t frames, and protobuf frames packed in place.
+
+    Every message on the ROUTER/DEALER channel starts with a 4-byte header
+    frame: 'H' 'D' version command. See docs/PROTOCOL.md.
+*/
+#ifndef HD_CODEC_H_INCLUDED
+#define HD_CODEC_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+#include <protobuf-c/protobuf-c.h>
+#include "herald.pb-c.h"
+
+#define HD_PROTOCOL_VERSION 1
+#define HD_HEADER_SIZE      4
+#define HD_MAX_FRAMES       8
+
+typedef enum {
+    HD_CMD_PUBLISH = 0x01,
+    HD_CMD_CONFIRM = 0x02,
+    HD_CMD_REJECT = 0x03,
+    HD_CMD_JOIN = 0x10,
+    HD_CMD_JOINED = 0x11,
+    HD_CMD_DELIVER = 0x12,
+    HD_CMD_ACK = 0x13,
+    HD_CMD_NACK = 0x14,
+    HD_CMD_TERM = 0x15,
+    HD_CMD_PROGRESS = 0x16,
+    HD_CMD_CREDIT = 0x17,
+    HD_CMD_LEAVE = 0x18,
+    HD_CMD_HEARTBEAT = 0x20,
+    HD_CMD_SUBSCRIBER = 0x21,
+    HD_CMD_STATS = 0x30,
+    HD_CMD_STATS_REPLY = 0x31,
+    HD_CMD_ERROR = 0x7F
+} hd_command_t;
+
+//  A whole multipart message, received frame by frame without copying.
+typedef struct {
+    zmq_msg_t frame[HD_MAX_FRAMES];
+    int count;      // frames initialised in frame[]
+    bool truncated; // the message had more than HD_MAX_FRAMES frames (rest discarded)
+} hd_frames_t;
+
+//  Name of a command for logs and errors ("PUBLISH"), "UNKNOWN" otherwise.
+const char *hd_command_name (int command);
+
+//  Name of an error code ("BACKLOG_FULL").
+const char *hd_error_name (int code);
+
+//  Fill a header frame for command.
+void hd_header_encode (uint8_t header[HD_HEADER_SIZE], hd_command_t command);
+
+//  Parse a header frame. Returns 0 and sets *command, or an error code
+//  (HERALD__ERROR_CODE__MALFORMED / __BAD_VERSION) on bad input.
+int hd_header_decode (const void *data, size_t size, int *command);
+
+//  Receive one whole message from socket. flags as for zmq_msg_recv (ZMQ_DONTWAIT).
+//  Returns 0, or -1 with errno set (EAGAIN, EINTR, ...) and nothing held.
+int hd_frames_recv (hd_frames_t *self, void *socket, int flags);
+
+//  Close every frame held.
+void hd_frames_close (hd_frames_t *self);
+
+//  Frame data and size, or NULL/0 when index is out of range.
+const void *hd_frames_data (hd_frames_t *self, int index);
+size_t hd_frames_size (hd_frames_t *self, int index);
+
+//  Send helpers; more is ZMQ_SNDMORE or 0, extra flags (ZMQ_DONTWAIT) or'ed in.
+//  Each returns 0 or -1 with errno set.
+int hd_send_header (void *socket, hd_command_t command, int flags);
+int hd_send_bytes (void *socket, const void *data, size_t size, int flags);
+//  Packs message straight into the outgoing frame.
+int hd_send_proto (void *socket, const ProtobufCMessage *message, int flags);
+//  Sends *frame and leaves it an empty message (zmq_msg_send semantics: takes
+//  its content). The caller still owns the zmq_msg_t and must close it.
+int hd_send_msg (void *socket, zmq_msg_t *frame, int flags);
+
+//  Send [header][optional proto] as a complete message, with routing id
+//  frame first when routing_id is not NULL (broker side).
+int hd_send_command (void *socket, const void *routing_id, size_t routing_id_size,
+                     hd_command_t command, const ProtobufCMessage *body, int flags);
+
+//  Pack message into a new malloc'ed buffer. Returns NULL on no memory.
+uint8_t *hd_proto_pack (const ProtobufCMessage *message, size_t *size_p);
+
+#endif

@@ -1,0 +1,429 @@
+/*  hd_probe — speaks the raw Herald protocol to check a broker's answers.
+
+    hd_probe errors  --broker EP          every error path answers as documented
+    hd_probe leases  --broker EP --pool P stale tags, NACK, PROGRESS, lease expiry
+                                           (broker needs --ack-wait 400ms --backoff-initial 100ms)
+    hd_probe garbage --broker EP --count N a flood of malformed input; broker must still answer
+
+    Prints one line per check and exits 1 if any check failed.
+*/
+#include <czmq.h>
+#include "codec.h"
+
+typedef struct {
+    int failed;
+    int passed;
+} s_tally_t;
+
+static void
+s_check (s_tally_t *tally, bool ok, const char *what)
+{
+    printf ("%s %s\n", ok ? "PASS" : "FAIL", what);
+    fflush (stdout);
+    if (ok)
+        tally->passed++;
+    else
+        tally->failed++;
+}
+
+static zsock_t *
+s_connect (const char *endpoint)
+{
+    zsock_t *socket = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (socket, 0);
+    zsock_set_rcvtimeo (socket, 3000);
+    if (zsock_connect (socket, "%s", endpoint) != 0) {
+        fprintf (stderr, "hd_probe: cannot connect %s\n", endpoint);
+        exit (2);
+    }
+    return socket;
+}
+
+//  Receive one message; returns its command or -1 on timeout. Skips HEARTBEATs.
+static int
+s_recv (zsock_t *socket, hd_frames_t *frames, int timeout_ms)
+{
+    void *raw = zsock_resolve (socket);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0)
+            return -1;
+        zmq_pollitem_t item = {raw, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, (long) left) <= 0)
+            continue;
+        if (hd_frames_recv (frames, raw, 0) != 0)
+            return -1;
+        int command = -1;
+        if (frames->count < 1
+            || hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command)) {
+            hd_frames_close (frames);
+            return -1;
+        }
+        if (command != HD_CMD_HEARTBEAT)
+            return command;
+        hd_frames_close (frames);
+    }
+}
+
+//  Expect an ERROR (or REJECT) with code; returns true on match.
+static bool
+s_expect_code (zsock_t *socket, int want_command, int want_code)
+{
+    hd_frames_t frames;
+    int command = s_recv (socket, &frames, 3000);
+    if (command < 0)
+        return false;
+    int code = -1;
+    if (command == HD_CMD_ERROR && frames.count >= 2) {
+        Herald__Error *error = herald__error__unpack (NULL, hd_frames_size (&frames, 1),
+                                                      hd_frames_data (&frames, 1));
+        if (error) {
+            code = error->code;
+            herald__error__free_unpacked (error, NULL);
+        }
+    }
+    else if (command == HD_CMD_REJECT && frames.count >= 2) {
+        Herald__Reject *reject = herald__reject__unpack (NULL, hd_frames_size (&frames, 1),
+                                                         hd_frames_data (&frames, 1));
+        if (reject) {
+            code = reject->code;
+            herald__reject__free_unpacked (reject, NULL);
+        }
+    }
+    hd_frames_close (&frames);
+    if (command != want_command || code != want_code)
+        printf ("     got %s code %s\n", hd_command_name (command), hd_error_name (code));
+    return command == want_command && code == want_code;
+}
+
+static void
+s_publish (zsock_t *socket, const char *type, const char *id, const void *payload, size_t size,
+           uint64_t corr)
+{
+    void *raw = zsock_resolve (socket);
+    Herald__Publish publish = HERALD__PUBLISH__INIT;
+    publish.corr = corr;
+    Herald__Event event = HERALD__EVENT__INIT;
+    event.id = (char *) id;
+    event.source = "hd_probe";
+    event.type = (char *) type;
+    hd_send_header (raw, HD_CMD_PUBLISH, ZMQ_SNDMORE);
+    hd_send_proto (raw, &publish.base, ZMQ_SNDMORE);
+    hd_send_proto (raw, &event.base, ZMQ_SNDMORE);
+    hd_send_bytes (raw, payload, size, 0);
+}
+
+//  Expect CONFIRM; returns the seq or 0.
+static uint64_t
+s_expect_confirm (zsock_t *socket)
+{
+    hd_frames_t frames;
+    uint64_t seq = 0;
+    if (s_recv (socket, &frames, 3000) == HD_CMD_CONFIRM) {
+        Herald__Confirm *confirm = herald__confirm__unpack (NULL, hd_frames_size (&frames, 1),
+                                                            hd_frames_data (&frames, 1));
+        if (confirm) {
+            seq = confirm->seq;
+            herald__confirm__free_unpacked (confirm, NULL);
+        }
+        hd_frames_close (&frames);
+    }
+    return seq;
+}
+
+static void
+s_send_raw (zsock_t *socket, const char *header, size_t header_size, const void *body,
+            size_t body_size)
+{
+    void *raw = zsock_resolve (socket);
+    hd_send_bytes (raw, header, header_size, body ? ZMQ_SNDMORE : 0);
+    if (body)
+        hd_send_bytes (raw, body, body_size, 0);
+}
+
+static int
+s_errors (const char *endpoint)
+{
+    s_tally_t tally = {0};
+    zsock_t *socket = s_connect (endpoint);
+    void *raw = zsock_resolve (socket);
+
+    s_send_raw (socket, "XY\x01\x01", 4, NULL, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
+             "bad magic -> ERROR(MALFORMED)");
+    s_send_raw (socket, "HD\x07\x01", 4, NULL, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__BAD_VERSION),
+             "version 7 -> ERROR(BAD_VERSION)");
+    s_send_raw (socket, "HD\x01\x55", 4, NULL, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__UNKNOWN_COMMAND),
+             "command 0x55 -> ERROR(UNKNOWN_COMMAND)");
+    s_send_raw (socket, "HD\x01\x01", 4, "\xff\xff\xff", 3);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
+             "PUBLISH with 1 frame -> ERROR(MALFORMED)");
+
+    //  Garbage Event protobuf
+    Herald__Publish publish = HERALD__PUBLISH__INIT;
+    publish.corr = 7;
+    hd_send_header (raw, HD_CMD_PUBLISH, ZMQ_SNDMORE);
+    hd_send_proto (raw, &publish.base, ZMQ_SNDMORE);
+    hd_send_bytes (raw, "\xff\xff\xff\xff\xff", 5, ZMQ_SNDMORE);
+    hd_send_bytes (raw, "x", 1, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__MALFORMED),
+             "garbage Event -> REJECT(MALFORMED)");
+
+    s_publish (socket, "orders.placed", "", "x", 1, 8);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "missing id -> REJECT(INVALID)");
+    s_publish (socket, "orders placed", "id-1", "x", 1, 9);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "type with a space -> REJECT(INVALID)");
+    char long_type[400];
+    memset (long_type, 'a', sizeof long_type - 1);
+    long_type[sizeof long_type - 1] = 0;
+    s_publish (socket, long_type, "id-2", "x", 1, 10);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "type longer than --max-topic -> REJECT(INVALID)");
+    size_t big = 2 * 1024 * 1024;
+    char *payload = calloc (1, big);
+    s_publish (socket, "orders.placed", "id-3", payload, big, 11);
+    free (payload);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__TOO_LARGE),
+             "2 MiB payload -> REJECT(TOO_LARGE)");
+
+    Herald__Settle settle = HERALD__SETTLE__INIT;
+    uint64_t seq = 1;
+    uint32_t attempt = 1;
+    settle.n_seq = settle.n_attempt = 1;
+    settle.seq = &seq;
+    settle.attempt = &attempt;
+    hd_send_command (raw, NULL, 0, HD_CMD_ACK, &settle.base, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__UNKNOWN_PEER),
+             "ACK without a session -> ERROR(UNKNOWN_PEER)");
+    hd_send_command (raw, NULL, 0, HD_CMD_HEARTBEAT, NULL, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__UNKNOWN_PEER),
+             "HEARTBEAT without a session -> ERROR(UNKNOWN_PEER)");
+
+    Herald__Join join = HERALD__JOIN__INIT;
+    join.pool = "bad pool name!";
+    join.filter = "";
+    join.credit = 1;
+    hd_send_command (raw, NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__INVALID),
+             "JOIN with a bad pool name -> ERROR(INVALID)");
+    join.pool = "probe-errors";
+    join.credit = 0;
+    hd_send_command (raw, NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__INVALID),
+             "JOIN with credit 0 -> ERROR(INVALID)");
+    join.credit = 1;
+    join.filter = "a.";
+    hd_send_command (raw, NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    hd_frames_t frames;
+    s_check (&tally, s_recv (socket, &frames, 3000) == HD_CMD_JOINED, "valid JOIN -> JOINED");
+    hd_frames_close (&frames);
+    zsock_t *other = s_connect (endpoint);
+    join.filter = "b.";
+    hd_send_command (zsock_resolve (other), NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    s_check (&tally, s_expect_code (other, HD_CMD_ERROR, HERALD__ERROR_CODE__CONFLICT),
+             "JOIN existing pool with another filter -> ERROR(CONFLICT)");
+    zsock_destroy (&other);
+
+    //  Still serving after all that
+    s_publish (socket, "probe.ok", "ok-1", "x", 1, 12);
+    s_check (&tally, s_expect_confirm (socket) > 0, "valid PUBLISH still confirmed");
+    zsock_destroy (&socket);
+    printf ("errors: %d passed, %d failed\n", tally.passed, tally.failed);
+    return tally.failed ? 1 : 0;
+}
+
+//  Wait for DELIVER; fills seq and attempt. Returns true on success.
+static bool
+s_expect_deliver (zsock_t *socket, uint64_t *seq, uint32_t *attempt, int timeout_ms)
+{
+    hd_frames_t frames;
+    int command = s_recv (socket, &frames, timeout_ms);
+    if (command != HD_CMD_DELIVER) {
+        if (command >= 0)
+            hd_frames_close (&frames);
+        return false;
+    }
+    bool ok = false;
+    Herald__Deliver *deliver =
+        herald__deliver__unpack (NULL, hd_frames_size (&frames, 1), hd_frames_data (&frames, 1));
+    if (deliver && frames.count == 4) {
+        *seq = deliver->seq;
+        *attempt = deliver->attempt;
+        ok = true;
+    }
+    if (deliver)
+        herald__deliver__free_unpacked (deliver, NULL);
+    hd_frames_close (&frames);
+    return ok;
+}
+
+static void
+s_settle (zsock_t *socket, int command, uint64_t seq, uint32_t attempt)
+{
+    Herald__Settle settle = HERALD__SETTLE__INIT;
+    settle.n_seq = settle.n_attempt = 1;
+    settle.seq = &seq;
+    settle.attempt = &attempt;
+    hd_send_command (zsock_resolve (socket), NULL, 0, command, &settle.base, 0);
+}
+
+//  Nothing but heartbeats for timeout_ms?
+static bool
+s_quiet (zsock_t *socket, int timeout_ms)
+{
+    hd_frames_t frames;
+    int command = s_recv (socket, &frames, timeout_ms);
+    if (command >= 0) {
+        printf ("     unexpected %s\n", hd_command_name (command));
+        hd_frames_close (&frames);
+    }
+    return command < 0;
+}
+
+static int
+s_leases (const char *endpoint, const char *pool)
+{
+    s_tally_t tally = {0};
+    zsock_t *worker = s_connect (endpoint);
+    zsock_t *publisher = s_connect (endpoint);
+    Herald__Join join = HERALD__JOIN__INIT;
+    join.pool = (char *) pool;
+    join.filter = "lease.";
+    join.credit = 1;
+    join.name = "probe";
+    hd_send_command (zsock_resolve (worker), NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    hd_frames_t frames;
+    s_check (&tally, s_recv (worker, &frames, 3000) == HD_CMD_JOINED, "JOIN -> JOINED");
+    hd_frames_close (&frames);
+
+    s_publish (publisher, "lease.test", "lease-1", "x", 1, 1);
+    uint64_t published = s_expect_confirm (publisher);
+    s_check (&tally, published > 0, "publish confirmed");
+    uint64_t seq = 0;
+    uint32_t attempt = 0;
+    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000) && seq == published
+                         && attempt == 1,
+             "DELIVER with attempt 1");
+
+    s_settle (worker, HD_CMD_ACK, seq, attempt + 1);
+    s_check (&tally, s_expect_code (worker, HD_CMD_ERROR, HERALD__ERROR_CODE__STALE_TAG),
+             "ACK with a wrong attempt -> ERROR(STALE_TAG)");
+
+    //  NACK with a delay: redelivered with attempt 2 after it
+    Herald__Nack nack = HERALD__NACK__INIT;
+    nack.seq = seq;
+    nack.attempt = attempt;
+    nack.delay_ms = 300;
+    nack.error = "probe says later";
+    int64_t nacked_at = zclock_mono ();
+    hd_send_command (zsock_resolve (worker), NULL, 0, HD_CMD_NACK, &nack.base, 0);
+    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000) && attempt == 2
+                         && zclock_mono () - nacked_at >= 250,
+             "NACK(300ms) -> redelivered after the delay with attempt 2");
+
+    //  PROGRESS keeps the lease alive past ack_wait (400 ms)
+    for (int round = 0; round < 4; round++) {
+        zclock_sleep (150);
+        s_settle (worker, HD_CMD_PROGRESS, seq, attempt);
+    }
+    s_check (&tally, s_quiet (worker, 100), "PROGRESS every 150ms keeps a 400ms lease");
+    //  Then let it expire: redelivered with attempt 3, old tag refused
+    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000) && attempt == 3,
+             "expired lease -> redelivered with attempt 3");
+    s_settle (worker, HD_CMD_ACK, seq, 2);
+    s_check (&tally, s_expect_code (worker, HD_CMD_ERROR, HERALD__ERROR_CODE__STALE_TAG),
+             "ACK of the expired lease -> ERROR(STALE_TAG)");
+    s_settle (worker, HD_CMD_ACK, seq, 3);
+    s_check (&tally, s_quiet (worker, 700), "ACK of the current lease accepted, nothing redelivered");
+    s_settle (worker, HD_CMD_ACK, seq, 3);
+    s_check (&tally, s_expect_code (worker, HD_CMD_ERROR, HERALD__ERROR_CODE__STALE_TAG),
+             "second ACK of the same tag -> ERROR(STALE_TAG)");
+
+    //  TERM: never redelivered
+    s_publish (publisher, "lease.test", "lease-2", "x", 1, 2);
+    s_expect_confirm (publisher);
+    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000), "second event delivered");
+    Herald__Term term = HERALD__TERM__INIT;
+    term.seq = seq;
+    term.attempt = attempt;
+    term.error = "poison";
+    hd_send_command (zsock_resolve (worker), NULL, 0, HD_CMD_TERM, &term.base, 0);
+    s_check (&tally, s_quiet (worker, 1000), "TERM -> not redelivered");
+
+    zsock_destroy (&worker);
+    zsock_destroy (&publisher);
+    printf ("leases: %d passed, %d failed\n", tally.passed, tally.failed);
+    return tally.failed ? 1 : 0;
+}
+
+static int
+s_garbage (const char *endpoint, int count)
+{
+    zsock_t *socket = s_connect (endpoint);
+    void *raw = zsock_resolve (socket);
+    uint64_t state = 0x2545F4914F6CDD1DULL ^ (uint64_t) getpid ();
+    uint8_t buffer[4096];
+    for (int index = 0; index < count; index++) {
+        int frames = 1 + (int) (state % 12);
+        for (int frame = 0; frame < frames; frame++) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            size_t size = state % sizeof buffer;
+            for (size_t byte = 0; byte < size; byte++)
+                buffer[byte] = (uint8_t) (state >> (byte % 56));
+            //  Half the messages carry a valid header so the body parsers get exercised
+            if (frame == 0 && (index & 1)) {
+                static const uint8_t commands[] = {0x01, 0x10, 0x13, 0x14, 0x15, 0x16,
+                                                   0x17, 0x18, 0x20, 0x21, 0x30};
+                hd_header_encode (buffer, commands[state % sizeof commands]);
+                size = HD_HEADER_SIZE;
+            }
+            zmq_send (raw, buffer, size, frame + 1 < frames ? ZMQ_SNDMORE : 0);
+        }
+        //  Drain replies now and then so our own queue does not fill
+        hd_frames_t reply;
+        while (hd_frames_recv (&reply, raw, ZMQ_DONTWAIT) == 0)
+            hd_frames_close (&reply);
+    }
+    zsock_destroy (&socket);
+    socket = s_connect (endpoint);
+    s_publish (socket, "probe.after-garbage", "after-garbage", "x", 1, 1);
+    bool ok = s_expect_confirm (socket) > 0;
+    zsock_destroy (&socket);
+    printf ("%s broker still confirms after %d garbage messages\n", ok ? "PASS" : "FAIL", count);
+    return ok ? 0 : 1;
+}
+
+int
+main (int argc, char **argv)
+{
+    if (argc < 2 || !strcmp (argv[1], "--help")) {
+        printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n");
+        return argc < 2 ? 2 : 0;
+    }
+    const char *endpoint = "tcp://127.0.0.1:7100";
+    const char *pool = "probe";
+    int count = 10000;
+    for (int index = 2; index + 1 < argc; index += 2) {
+        if (!strcmp (argv[index], "--broker"))
+            endpoint = argv[index + 1];
+        else if (!strcmp (argv[index], "--pool"))
+            pool = argv[index + 1];
+        else if (!strcmp (argv[index], "--count"))
+            count = atoi (argv[index + 1]);
+    }
+    if (!strcmp (argv[1], "errors"))
+        return s_errors (endpoint);
+    if (!strcmp (argv[1], "leases"))
+        return s_leases (endpoint, pool);
+    if (!strcmp (argv[1], "garbage"))
+        return s_garbage (endpoint, count);
+    fprintf (stderr, "hd_probe: unknown mode %s\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,208 @@
+/*  herald.h — libherald, the Herald client library.
+
+    Publisher, subscriber, worker and admin clients for a Herald broker.
+    Objects follow czmq conventions: hd_x_new () creates, hd_x_destroy (&x)
+    destroys and nulls the pointer. Functions return 0 / -1 (or a pointer /
+    NULL); hd_x_error () says why. An object is used from one thread at a
+    time, except where a comment says otherwise.
+*/
+#ifndef HERALD_H_INCLUDED
+#define HERALD_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HERALD_DEFAULT_BROKER "tcp://127.0.0.1:7100"
+#define HERALD_DEFAULT_XPUB   "tcp://127.0.0.1:7101"
+
+//  ---------------------------------------------------------------------
+//  Event: the envelope (CloudEvents-aligned) plus an opaque payload.
+
+typedef struct _hd_event_t hd_event_t;
+
+hd_event_t *hd_event_new (const char *type);
+void hd_event_destroy (hd_event_t **self_p);
+//  Deep copy (envelope and payload).
+hd_event_t *hd_event_dup (const hd_event_t *self);
+
+//  Setters copy their argument. They return 0, or -1 on no memory.
+int hd_event_set_id (hd_event_t *self, const char *id);
+int hd_event_set_source (hd_event_t *self, const char *source);
+int hd_event_set_type (hd_event_t *self, const char *type);
+int hd_event_set_subject (hd_event_t *self, const char *subject);
+int hd_event_set_content_type (hd_event_t *self, const char *content_type);
+int hd_event_set_schema_version (hd_event_t *self, const char *schema_version);
+int hd_event_set_partition_key (hd_event_t *self, const char *key);
+int hd_event_set_correlation_id (hd_event_t *self, const char *correlation_id);
+int hd_event_set_causation_id (hd_event_t *self, const char *causation_id);
+int hd_event_set_traceparent (hd_event_t *self, const char *traceparent);
+int hd_event_set_attribute (hd_event_t *self, const char *key, const char *value);
+void hd_event_set_time_us (hd_event_t *self, uint64_t time_us);
+int hd_event_set_payload (hd_event_t *self, const void *data, size_t size);
+
+//  Getters return "" (never NULL) for unset strings.
+const char *hd_event_id (const hd_event_t *self);
+const char *hd_event_source (const hd_event_t *self);
+const char *hd_event_type (const hd_event_t *self);
+const char *hd_event_subject (const hd_event_t *self);
+const char *hd_event_content_type (const hd_event_t *self);
+const char *hd_event_schema_version (const hd_event_t *self);
+const char *hd_event_partition_key (const hd_event_t *self);
+const char *hd_event_correlation_id (const hd_event_t *self);
+const char *hd_event_causation_id (const hd_event_t *self);
+const char *hd_event_traceparent (const hd_event_t *self);
+//  NULL when the attribute is absent.
+const char *hd_event_attribute (const hd_event_t *self, const char *key);
+//  Attributes by position, 0 .. count - 1 (NULL past the end), in the
+//  order they were set or received.
+size_t hd_event_attribute_count (const hd_event_t *self);
+const char *hd_event_attribute_key (const hd_event_t *self, size_t index);
+const char *hd_event_attribute_value (const hd_event_t *self, size_t index);
+uint64_t hd_event_time_us (const hd_event_t *self);
+uint64_t hd_event_seq (const hd_event_t *self);              // broker-set
+uint64_t hd_event_recorded_time_us (const hd_event_t *self); // broker-set
+const void *hd_event_payload (const hd_event_t *self);
+size_t hd_event_payload_size (const hd_event_t *self);
+
+//  Make self a consequence of parent: correlation id = parent's correlation
+//  id (or parent's id when it has none), causation id = parent's id.
+int hd_event_inherit (hd_event_t *self, const hd_event_t *parent);
+
+//  Fill id with a new random id (32 hex characters).
+int hd_event_set_random_id (hd_event_t *self);
+
+//  ---------------------------------------------------------------------
+//  Publisher: asynchronous publish with a window of unconfirmed events.
+//  Unconfirmed events are re-sent with the same id after retry_ms (e.g. when
+//  the broker restarted or the connection dropped); the broker's dedup makes
+//  that safe. REJECT(BACKLOG_FULL) is retried after the broker's retry-after;
+//  other rejections are final and reported to the confirm callback.
+
+typedef struct _hd_publisher_t hd_publisher_t;
+
+typedef struct {
+    bool confirmed;       // false: rejected for good
+    bool duplicate;       // confirmed as a duplicate of an earlier publish
+    uint64_t seq;         // broker seq (the original one for a duplicate)
+    int code;             // error code when rejected (herald.proto ErrorCode)
+    const char *reason;   // rejection text, "" when confirmed
+} hd_confirm_t;
+
+typedef void (hd_confirm_fn) (const hd_event_t *event, const hd_confirm_t *confirm, void *arg);
+
+hd_publisher_t *hd_publisher_new (const char *broker_endpoint, const char *source);
+void hd_publisher_destroy (hd_publisher_t **self_p);
+void hd_publisher_set_window (hd_publisher_t *self, uint32_t window);     // default 1000
+void hd_publisher_set_retry_ms (hd_publisher_t *self, uint32_t retry_ms); // default 3000
+void hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void *arg);
+
+//  Publish *event_p, taking ownership and nulling it on success (on -1 the
+//  caller keeps the event). The event gets a random
+//  id if it has none and the publisher's source if it has none. Blocks while
+//  the window is full, processing confirms, for at most timeout_ms (-1:
+//  forever). Returns 0 once sent, -1 on timeout, invalid event, or interrupt.
+int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms);
+
+//  Process confirms that have arrived, without blocking.
+void hd_publisher_poll (hd_publisher_t *self);
+
+//  Wait until every published event is confirmed or finally rejected.
+//  Returns 0, or -1 on timeout / interrupt.
+int hd_publisher_flush (hd_publisher_t *self, int timeout_ms);
+
+size_t hd_publisher_unconfirmed (hd_publisher_t *self);
+uint64_t hd_publisher_confirmed (hd_publisher_t *self);  // includes duplicates
+uint64_t hd_publisher_duplicates (hd_publisher_t *self);
+uint64_t hd_publisher_rejected (hd_publisher_t *self);   // final rejections
+uint64_t hd_publisher_resent (hd_publisher_t *self);     // retries sent
+const char *hd_publisher_error (hd_publisher_t *self);
+
+//  ---------------------------------------------------------------------
+//  Subscriber: live fan-out, at-most-once. Gaps in each type's sequence are
+//  counted; when a broker endpoint is given the subscriber reports its
+//  counters to the broker every heartbeat (during recv calls).
+
+typedef struct _hd_subscriber_t hd_subscriber_t;
+
+//  broker_endpoint may be NULL (no reports).
+hd_subscriber_t *hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint);
+void hd_subscriber_destroy (hd_subscriber_t **self_p);
+void hd_subscriber_set_name (hd_subscriber_t *self, const char *name);
+//  Subscribe to a type prefix ("" = everything). Returns 0 / -1.
+int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix);
+//  Next event, or NULL on timeout (-1: wait forever) or interrupt. Caller owns it.
+hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms);
+uint64_t hd_subscriber_received (hd_subscriber_t *self);
+uint64_t hd_subscriber_gaps (hd_subscriber_t *self);
+uint64_t hd_subscriber_malformed (hd_subscriber_t *self); // fan-out messages dropped as unreadable
+const char *hd_subscriber_error (hd_subscriber_t *self);
+
+//  ---------------------------------------------------------------------
+//  Worker: a member of a pool. The library's I/O thread talks to the broker
+//  (heartbeats, credit, re-JOIN after the broker forgets it); handler threads
+//  call the handler. Processed ids are remembered so that a redelivered,
+//  already-processed event is acked without calling the handler again.
+
+typedef enum {
+    HD_ACK = 0,   // done: remove the event
+    HD_RETRY = 1, // try again later (hd_delivery_retry_after sets the delay)
+    HD_FAIL = 2   // never retry (TERM)
+} hd_verdict_t;
+
+typedef struct _hd_delivery_t hd_delivery_t;
+typedef struct _hd_worker_t hd_worker_t;
+
+typedef hd_verdict_t (hd_handler_fn) (hd_delivery_t *delivery, void *arg);
+
+//  Valid during the handler call only.
+const hd_event_t *hd_delivery_event (hd_delivery_t *self);
+uint32_t hd_delivery_attempt (hd_delivery_t *self);
+const char *hd_delivery_pool (hd_delivery_t *self);
+//  The lease: broker seq, and how long it runs without PROGRESS.
+uint64_t hd_delivery_seq (hd_delivery_t *self);
+uint32_t hd_delivery_ack_wait_ms (hd_delivery_t *self);
+void hd_delivery_retry_after (hd_delivery_t *self, uint32_t delay_ms);
+void hd_delivery_set_error (hd_delivery_t *self, const char *text);
+//  Extend the lease of a long-running handler (thread-safe). Returns 0 / -1.
+int hd_delivery_progress (hd_delivery_t *self);
+
+hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter);
+void hd_worker_destroy (hd_worker_t **self_p);
+void hd_worker_set_name (hd_worker_t *self, const char *name);
+void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);         // default 10
+void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads);   // default 1
+void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);       // default 100000
+void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);    // default 600000
+
+//  Start the I/O and handler threads. Returns 0 / -1.
+int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
+//  Wait until the broker has accepted the JOIN. Returns 0 / -1 on timeout.
+int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms);
+//  Stop taking events, finish the ones in progress (settling them), LEAVE.
+void hd_worker_stop (hd_worker_t *self);
+//  start, then block until SIGINT/SIGTERM or hd_worker_stop from another thread.
+int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg);
+
+//  Counters (thread-safe reads).
+uint64_t hd_worker_handled (hd_worker_t *self);      // handler calls
+uint64_t hd_worker_skipped (hd_worker_t *self);      // already processed, acked without handler
+uint64_t hd_worker_joins (hd_worker_t *self);        // JOINs accepted (1 + re-registrations)
+uint64_t hd_worker_stale (hd_worker_t *self);        // settles the broker refused as stale
+const char *hd_worker_error (hd_worker_t *self);
+
+//  ---------------------------------------------------------------------
+//  Admin: broker statistics.
+
+//  Ask the broker for STATS; returns a malloc'ed JSON object (caller frees)
+//  or NULL with *error set to a static reason.
+char *hd_admin_stats_json (const char *broker_endpoint, int timeout_ms, const char **error);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
