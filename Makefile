@@ -18,7 +18,8 @@ configure: deps
 	@cmake -S . -B $(BUILD) -DHERALD_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
-	@cmake --build $(BUILD) -j $(JOBS)
+	@MAKEFLAGS= cmake --build $(BUILD) -j $(JOBS) | grep -v -e "^gmake" -e "Entering directory" -e "Leaving directory" || true
+	@test -x $(BUILD)/bin/herald-broker -a -x $(BUILD)/bin/herald -a -x $(BUILD)/bin/herald-worker
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 300 $(CTEST_FLAGS)

@@ -34,6 +34,7 @@ struct _hd_broker_t {
     zhashx_t *sessions; // session key -> hd_session_t (owned)
     zlistx_t *dead;     // sessions to remove at the end of the turn
     zlistx_t *doomed;   // unreachable sessions to end once dispatch is over
+    zlistx_t *disconnected; // sessions whose connection closed, to end after reading it dry
     hd_pool_t **pools;
     bool *pool_dirty;
     size_t pool_count;
@@ -827,12 +828,20 @@ s_handle_message (hd_broker_t *self, hd_frames_t *frames)
 }
 
 //  --------------------------------------------------------------------------
-//  Transport events: a closed connection ends its session at once
+//  Transport events: a closed connection ends its session at once.
+//
+//  Order matters twice. The peer's last messages (final ACKs, LEAVE) are
+//  still queued on the ROUTER when the monitor reports the close, so they
+//  are read before the session ends. And a new connection may reuse the
+//  fd, so only sessions that existed when the close was seen are ended.
 
-static void
-s_drain_monitor (hd_broker_t *self)
+//  Read monitor events; flag the sessions whose connection closed.
+//  Returns how many were flagged.
+static size_t
+s_note_disconnects (hd_broker_t *self)
 {
     void *socket = zsock_resolve (self->monitor);
+    size_t flagged = 0;
     hd_frames_t frames;
     while (hd_frames_recv (&frames, socket, ZMQ_DONTWAIT) == 0) {
         if (frames.count >= 1 && hd_frames_size (&frames, 0) == 6) {
@@ -843,36 +852,53 @@ s_drain_monitor (hd_broker_t *self)
             if (event == ZMQ_EVENT_DISCONNECTED)
                 for (hd_session_t *session = zhashx_first (self->sessions); session;
                      session = zhashx_next (self->sessions))
-                    if (session->fd == fd && !session->dead)
-                        s_session_end (self, session, "disconnected");
+                    if (session->fd == fd && !session->dead && !session->disconnected) {
+                        session->disconnected = true;
+                        zlistx_add_end (self->disconnected, session);
+                        flagged++;
+                    }
         }
         hd_frames_close (&frames);
     }
+    return flagged;
 }
 
-static int
-s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
+static void
+s_end_disconnected (hd_broker_t *self)
 {
-    hd_broker_t *self = arg;
-    s_drain_monitor (self);
-    s_end_turn (self);
-    return 0;
+    hd_session_t *session;
+    while ((session = zlistx_detach (self->disconnected, NULL)))
+        s_session_end (self, session, "disconnected");
 }
 
-static int
-s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
+//  One turn: note closes, read messages (all of them when a close is
+//  pending, else a batch), end the closed sessions, dispatch.
+static void
+s_turn (hd_broker_t *self)
 {
-    hd_broker_t *self = arg;
-    //  Disconnects first, so a reused fd never ends a newer session
-    s_drain_monitor (self);
-    for (int count = 0; count < S_BATCH; count++) {
+    bool closing = s_note_disconnects (self) > 0 || zlistx_size (self->disconnected) > 0;
+    for (int count = 0; closing || count < S_BATCH; count++) {
         hd_frames_t frames;
         if (hd_frames_recv (&frames, self->router_socket, ZMQ_DONTWAIT) == -1)
             break;
         s_handle_message (self, &frames);
         hd_frames_close (&frames);
     }
+    s_end_disconnected (self);
     s_end_turn (self);
+}
+
+static int
+s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    s_turn ((hd_broker_t *) arg);
+    return 0;
+}
+
+static int
+s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    s_turn ((hd_broker_t *) arg);
     return 0;
 }
 
@@ -988,9 +1014,10 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->sessions = zhashx_new ();
     self->dead = zlistx_new ();
     self->doomed = zlistx_new ();
+    self->disconnected = zlistx_new ();
     self->loop = zloop_new ();
     if (!self->router || !self->xpub || !self->store || !self->dedup || !self->sessions
-        || !self->dead || !self->doomed || !self->loop) {
+        || !self->dead || !self->doomed || !self->disconnected || !self->loop) {
         snprintf (error, error_size, "out of memory");
         hd_broker_destroy (&self);
         return NULL;
@@ -1056,6 +1083,7 @@ hd_broker_destroy (hd_broker_t **self_p)
     zhashx_destroy (&self->sessions);
     zlistx_destroy (&self->dead);
     zlistx_destroy (&self->doomed);
+    zlistx_destroy (&self->disconnected);
     hd_fanout_destroy (&self->fanout);
     hd_dedup_destroy (&self->dedup);
     hd_store_destroy (&self->store);

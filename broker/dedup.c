@@ -80,7 +80,9 @@ hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t n
     return entry->seq;
 }
 
-static void
+//  Returns true when the entry was live, false when a later insert of the
+//  same key had already replaced it.
+static bool
 s_drop_oldest (hd_dedup_t *self)
 {
     s_entry_t *entry = self->oldest;
@@ -88,9 +90,11 @@ s_drop_oldest (hd_dedup_t *self)
     if (!self->oldest)
         self->youngest = NULL;
     //  A later insert of the same key replaced the index entry; keep that one
-    if (zhashx_lookup (self->index, entry->key) == entry)
+    bool live = zhashx_lookup (self->index, entry->key) == entry;
+    if (live)
         zhashx_delete (self->index, entry->key);
     free (entry);
+    return live;
 }
 
 int
@@ -98,10 +102,10 @@ hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t 
                  int64_t now)
 {
     hd_dedup_expire (self, now);
-    while (zhashx_size (self->index) >= self->max_entries && self->oldest) {
-        s_drop_oldest (self);
-        self->evicted++;
-    }
+    //  Only live entries count as evicted, not ones already replaced
+    while (zhashx_size (self->index) >= self->max_entries && self->oldest)
+        if (s_drop_oldest (self))
+            self->evicted++;
     size_t key_size = strlen (source) + strlen (id) + 24;
     s_entry_t *entry = malloc (sizeof *entry + key_size);
     if (!entry)

@@ -26,6 +26,7 @@ typedef struct {
     int64_t last_heard;           // monotonic ms of the last message from the peer
     bool dead;                    // ended; the broker removes it at the end of the turn
     bool doomed;                  // found unreachable; ends at the end of the turn
+    bool disconnected;            // its connection closed; ends once its messages are read
     char name[HD_SESSION_NAME_MAX];
     //  Workers
     hd_pool_t *pool;

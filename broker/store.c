@@ -89,12 +89,23 @@ s_grow (hd_store_t *self)
     return 0;
 }
 
+//  An event nobody holds: its frames are taken all the same, and dropped.
+static void
+s_discard (zmq_msg_t *envelope, zmq_msg_t *payload)
+{
+    zmq_msg_close (envelope);
+    zmq_msg_init (envelope);
+    zmq_msg_close (payload);
+    zmq_msg_init (payload);
+}
+
 uint64_t
 hd_store_append (hd_store_t *self, zmq_msg_t *envelope, zmq_msg_t *payload, uint32_t holders)
 {
     uint64_t seq = self->next_seq;
     if (holders == 0 && self->first_seq == seq) {
         //  Nothing is held: the window simply moves on
+        s_discard (envelope, payload);
         self->first_seq++;
         self->next_seq++;
         return seq;
@@ -104,6 +115,7 @@ hd_store_append (hd_store_t *self, zmq_msg_t *envelope, zmq_msg_t *payload, uint
         return 0;
     }
     if (holders == 0) {
+        s_discard (envelope, payload);
         self->slot[seq & (self->capacity - 1)] = NULL;
         self->next_seq++;
         return seq;

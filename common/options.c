@@ -8,6 +8,18 @@
 
 #define HD_OPTIONS_MAX 64
 
+//  number × scale as an int64_t, or -1 when it is NaN, infinite, negative or
+//  too large (the cast would be undefined and gave INT64_MIN).
+static int
+s_scaled (double number, double scale, int64_t *value)
+{
+    double result = number * scale;
+    if (!(result >= 0 && result < 9223372036854775807.0))
+        return -1;
+    *value = (int64_t) result;
+    return 0;
+}
+
 typedef struct {
     char *name;
     char *env_name;
@@ -107,8 +119,7 @@ hd_parse_duration_ms (const char *text, int64_t *value)
         scale = 3600000;
     else
         return -1;
-    *value = (int64_t) (number * scale);
-    return 0;
+    return s_scaled (number, scale, value);
 }
 
 int
@@ -131,8 +142,7 @@ hd_parse_size (const char *text, int64_t *value)
         && !(toupper ((unsigned char) end[1]) == 'I' && toupper ((unsigned char) end[2]) == 'B'
              && end[3] == 0))
         return -1;
-    *value = (int64_t) (number * scale);
-    return 0;
+    return s_scaled (number, scale, value);
 }
 
 static int

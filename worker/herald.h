@@ -86,11 +86,11 @@ int hd_event_set_random_id (hd_event_t *self);
 typedef struct _hd_publisher_t hd_publisher_t;
 
 typedef struct {
-    bool confirmed;       // false: rejected for good
-    bool duplicate;       // confirmed as a duplicate of an earlier publish
-    uint64_t seq;         // broker seq (the original one for a duplicate)
-    int code;             // error code when rejected (herald.proto ErrorCode)
-    const char *reason;   // rejection text, "" when confirmed
+    bool confirmed;     // false: rejected for good
+    bool duplicate;     // confirmed as a duplicate of an earlier publish
+    uint64_t seq;       // broker seq (the original one for a duplicate)
+    int code;           // error code when rejected (herald.proto ErrorCode)
+    const char *reason; // rejection text, "" when confirmed
 } hd_confirm_t;
 
 typedef void (hd_confirm_fn) (const hd_event_t *event, const hd_confirm_t *confirm, void *arg);
@@ -99,6 +99,8 @@ hd_publisher_t *hd_publisher_new (const char *broker_endpoint, const char *sourc
 void hd_publisher_destroy (hd_publisher_t **self_p);
 void hd_publisher_set_window (hd_publisher_t *self, uint32_t window);     // default 1000
 void hd_publisher_set_retry_ms (hd_publisher_t *self, uint32_t retry_ms); // default 3000
+//  fn runs inside publish / poll / flush, once per event, with the event
+//  still valid; it must not call the publisher itself.
 void hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void *arg);
 
 //  Publish *event_p, taking ownership and nulling it on success (on -1 the
@@ -116,10 +118,10 @@ void hd_publisher_poll (hd_publisher_t *self);
 int hd_publisher_flush (hd_publisher_t *self, int timeout_ms);
 
 size_t hd_publisher_unconfirmed (hd_publisher_t *self);
-uint64_t hd_publisher_confirmed (hd_publisher_t *self);  // includes duplicates
+uint64_t hd_publisher_confirmed (hd_publisher_t *self); // includes duplicates
 uint64_t hd_publisher_duplicates (hd_publisher_t *self);
-uint64_t hd_publisher_rejected (hd_publisher_t *self);   // final rejections
-uint64_t hd_publisher_resent (hd_publisher_t *self);     // retries sent
+uint64_t hd_publisher_rejected (hd_publisher_t *self); // final rejections
+uint64_t hd_publisher_resent (hd_publisher_t *self);   // retries sent
 const char *hd_publisher_error (hd_publisher_t *self);
 
 //  ---------------------------------------------------------------------
@@ -174,10 +176,10 @@ int hd_delivery_progress (hd_delivery_t *self);
 hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter);
 void hd_worker_destroy (hd_worker_t **self_p);
 void hd_worker_set_name (hd_worker_t *self, const char *name);
-void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);         // default 10
-void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads);   // default 1
-void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);       // default 100000
-void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);    // default 600000
+void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);       // default 10
+void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
+void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);     // default 100000
+void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default 600000
 
 //  Start the I/O and handler threads. Returns 0 / -1.
 int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
@@ -189,10 +191,10 @@ void hd_worker_stop (hd_worker_t *self);
 int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg);
 
 //  Counters (thread-safe reads).
-uint64_t hd_worker_handled (hd_worker_t *self);      // handler calls
-uint64_t hd_worker_skipped (hd_worker_t *self);      // already processed, acked without handler
-uint64_t hd_worker_joins (hd_worker_t *self);        // JOINs accepted (1 + re-registrations)
-uint64_t hd_worker_stale (hd_worker_t *self);        // settles the broker refused as stale
+uint64_t hd_worker_handled (hd_worker_t *self); // handler calls
+uint64_t hd_worker_skipped (hd_worker_t *self); // already processed, acked without handler
+uint64_t hd_worker_joins (hd_worker_t *self);   // JOINs accepted (1 + re-registrations)
+uint64_t hd_worker_stale (hd_worker_t *self);   // settles the broker refused as stale
 const char *hd_worker_error (hd_worker_t *self);
 
 //  ---------------------------------------------------------------------

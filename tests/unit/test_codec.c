@@ -1,0 +1,475 @@
+/*  Unit tests for common/codec: header, names, whole-message receive and
+    the send helpers, over inproc sockets.
+*/
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "codec.h"
+
+typedef struct {
+    void *context;
+    void *left, *right; // a connected PAIR
+} fixture_t;
+
+static void s_set_timeouts (void *socket)
+{
+    int timeout = 2000; // a broken test fails instead of hanging
+    assert_int_equal (zmq_setsockopt (socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
+    assert_int_equal (zmq_setsockopt (socket, ZMQ_SNDTIMEO, &timeout, sizeof timeout), 0);
+    int linger = 0;
+    assert_int_equal (zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger), 0);
+}
+
+static int s_setup (void **state)
+{
+    static int counter;
+    fixture_t *fixture = calloc (1, sizeof *fixture);
+    assert_non_null (fixture);
+    fixture->context = zmq_ctx_new ();
+    assert_non_null (fixture->context);
+    char endpoint[64];
+    snprintf (endpoint, sizeof endpoint, "inproc://codec-%d", ++counter);
+    fixture->left = zmq_socket (fixture->context, ZMQ_PAIR);
+    fixture->right = zmq_socket (fixture->context, ZMQ_PAIR);
+    s_set_timeouts (fixture->left);
+    s_set_timeouts (fixture->right);
+    assert_int_equal (zmq_bind (fixture->left, endpoint), 0);
+    assert_int_equal (zmq_connect (fixture->right, endpoint), 0);
+    *state = fixture;
+    return 0;
+}
+
+static int s_teardown (void **state)
+{
+    fixture_t *fixture = *state;
+    zmq_close (fixture->left);
+    zmq_close (fixture->right);
+    zmq_ctx_term (fixture->context);
+    free (fixture);
+    return 0;
+}
+
+//  Send frames[0..count-1] as one message
+static void s_send_strings (void *socket, const char **frames, int count)
+{
+    for (int index = 0; index < count; index++)
+        assert_int_equal (zmq_send (socket, frames[index], strlen (frames[index]),
+                                    index < count - 1 ? ZMQ_SNDMORE : 0),
+                          (int)strlen (frames[index]));
+}
+
+static void s_assert_frame (hd_frames_t *frames, int index, const void *data, size_t size)
+{
+    assert_int_equal (hd_frames_size (frames, index), size);
+    assert_non_null (hd_frames_data (frames, index));
+    if (size)
+        assert_memory_equal (hd_frames_data (frames, index), data, size);
+}
+
+//  --------------------------------------------------------------------------
+
+static void test_header_encode_decode (void **state)
+{
+    uint8_t header[HD_HEADER_SIZE];
+    hd_header_encode (header, HD_CMD_DELIVER);
+    assert_int_equal (header[0], 'H');
+    assert_int_equal (header[1], 'D');
+    assert_int_equal (header[2], HD_PROTOCOL_VERSION);
+    assert_int_equal (header[3], 0x12);
+
+    const hd_command_t commands[] = {HD_CMD_PUBLISH, HD_CMD_CONFIRM, HD_CMD_JOIN,
+                                     HD_CMD_ACK,     HD_CMD_STATS,   HD_CMD_ERROR};
+    for (size_t index = 0; index < sizeof commands / sizeof commands[0]; index++) {
+        hd_header_encode (header, commands[index]);
+        int command = -1;
+        assert_int_equal (hd_header_decode (header, sizeof header, &command), 0);
+        assert_int_equal (command, commands[index]);
+    }
+    //  A well-formed header with an unknown code still decodes: the code is
+    //  the caller's business (UNKNOWN_COMMAND)
+    const uint8_t unknown[] = {'H', 'D', 1, 0x55};
+    int command = -1;
+    assert_int_equal (hd_header_decode (unknown, 4, &command), 0);
+    assert_int_equal (command, 0x55);
+    const uint8_t high[] = {'H', 'D', 1, 0xFF};
+    assert_int_equal (hd_header_decode (high, 4, &command), 0);
+    assert_int_equal (command, 0xFF);
+}
+
+static void test_header_decode_errors (void **state)
+{
+    int command = -1;
+    const uint8_t bad_magic_1[] = {'X', 'D', 1, 0x01};
+    const uint8_t bad_magic_2[] = {'H', 'd', 1, 0x01};
+    const uint8_t bad_magic_3[] = {'D', 'H', 1, 0x01};
+    assert_int_equal (hd_header_decode (bad_magic_1, 4, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode (bad_magic_2, 4, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode (bad_magic_3, 4, &command), HERALD__ERROR_CODE__MALFORMED);
+
+    const uint8_t long_header[] = {'H', 'D', 1, 0x01, 0x00};
+    assert_int_equal (hd_header_decode (long_header, 3, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode (long_header, 5, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode (long_header, 1, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode (long_header, 0, &command), HERALD__ERROR_CODE__MALFORMED);
+    assert_int_equal (hd_header_decode ("", 0, &command), HERALD__ERROR_CODE__MALFORMED);
+
+    const uint8_t version_0[] = {'H', 'D', 0, 0x01};
+    const uint8_t version_2[] = {'H', 'D', 2, 0x01};
+    const uint8_t version_ff[] = {'H', 'D', 0xFF, 0x01};
+    assert_int_equal (hd_header_decode (version_0, 4, &command), HERALD__ERROR_CODE__BAD_VERSION);
+    assert_int_equal (hd_header_decode (version_2, 4, &command), HERALD__ERROR_CODE__BAD_VERSION);
+    assert_int_equal (hd_header_decode (version_ff, 4, &command), HERALD__ERROR_CODE__BAD_VERSION);
+    //  Bad magic and bad version: the header is not ours at all
+    const uint8_t both[] = {'Z', 'Z', 9, 0x01};
+    assert_int_equal (hd_header_decode (both, 4, &command), HERALD__ERROR_CODE__MALFORMED);
+    //  Nothing was decoded
+    assert_int_equal (command, -1);
+    assert_int_equal (HERALD__ERROR_CODE__MALFORMED, 1);
+    assert_int_equal (HERALD__ERROR_CODE__BAD_VERSION, 3);
+}
+
+static void test_command_names (void **state)
+{
+    const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {0x01, "PUBLISH"},   {0x02, "CONFIRM"},    {0x03, "REJECT"}, {0x10, "JOIN"},
+        {0x11, "JOINED"},    {0x12, "DELIVER"},    {0x13, "ACK"},    {0x14, "NACK"},
+        {0x15, "TERM"},      {0x16, "PROGRESS"},   {0x17, "CREDIT"}, {0x18, "LEAVE"},
+        {0x20, "HEARTBEAT"}, {0x21, "SUBSCRIBER"}, {0x30, "STATS"},  {0x31, "STATS_REPLY"},
+        {0x7F, "ERROR"},
+    };
+    for (size_t index = 0; index < sizeof names / sizeof names[0]; index++)
+        assert_string_equal (hd_command_name (names[index].code), names[index].name);
+    const int unknown[] = {0, 0x04, 0x19, 0x22, 0x32, 0x7E, 0x80, 0xFF, 0x101, -1};
+    for (size_t index = 0; index < sizeof unknown / sizeof unknown[0]; index++)
+        assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
+}
+
+static void test_error_names (void **state)
+{
+    const char *names[] = {"OK",        "MALFORMED", "UNKNOWN_COMMAND", "BAD_VERSION",
+                           "TOO_LARGE", "INVALID",   "BACKLOG_FULL",    "UNKNOWN_PEER",
+                           "STALE_TAG", "CONFLICT",  "LIMIT",           "INTERNAL"};
+    for (int code = 0; code < (int)(sizeof names / sizeof names[0]); code++)
+        assert_string_equal (hd_error_name (code), names[code]);
+    assert_string_equal (hd_error_name (HERALD__ERROR_CODE__BACKLOG_FULL), "BACKLOG_FULL");
+    assert_string_equal (hd_error_name (12), "UNKNOWN");
+    assert_string_equal (hd_error_name (-1), "UNKNOWN");
+    assert_string_equal (hd_error_name (1000), "UNKNOWN");
+}
+
+static void test_frames_recv_multipart (void **state)
+{
+    fixture_t *fixture = *state;
+    const char *sent[] = {"header", "", "third frame", "4"};
+    s_send_strings (fixture->left, sent, 4);
+
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 4);
+    assert_false (frames.truncated);
+    for (int index = 0; index < 4; index++)
+        s_assert_frame (&frames, index, sent[index], strlen (sent[index]));
+    //  Out of range
+    assert_null (hd_frames_data (&frames, 4));
+    assert_null (hd_frames_data (&frames, -1));
+    assert_null (hd_frames_data (&frames, HD_MAX_FRAMES));
+    assert_int_equal (hd_frames_size (&frames, 4), 0);
+    assert_int_equal (hd_frames_size (&frames, -1), 0);
+    hd_frames_close (&frames);
+    assert_int_equal (frames.count, 0);
+    assert_null (hd_frames_data (&frames, 0));
+    hd_frames_close (&frames); // twice is harmless
+
+    //  Single frame, and exactly HD_MAX_FRAMES frames
+    const char *single[] = {"only"};
+    s_send_strings (fixture->left, single, 1);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 1);
+    assert_false (frames.truncated);
+    s_assert_frame (&frames, 0, "only", 4);
+    hd_frames_close (&frames);
+
+    const char *eight[HD_MAX_FRAMES] = {"0", "1", "2", "3", "4", "5", "6", "7"};
+    s_send_strings (fixture->left, eight, HD_MAX_FRAMES);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, HD_MAX_FRAMES);
+    assert_false (frames.truncated);
+    s_assert_frame (&frames, HD_MAX_FRAMES - 1, "7", 1);
+    hd_frames_close (&frames);
+}
+
+static void test_frames_recv_truncated (void **state)
+{
+    fixture_t *fixture = *state;
+    const char *many[HD_MAX_FRAMES + 3] = {"f0", "f1", "f2", "f3", "f4", "f5",
+                                           "f6", "f7", "f8", "f9", "f10"};
+    s_send_strings (fixture->left, many, HD_MAX_FRAMES + 3);
+    const char *next[] = {"next", "message", "intact"};
+    s_send_strings (fixture->left, next, 3);
+
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_true (frames.truncated);
+    assert_int_equal (frames.count, HD_MAX_FRAMES);
+    for (int index = 0; index < HD_MAX_FRAMES; index++)
+        s_assert_frame (&frames, index, many[index], strlen (many[index]));
+    hd_frames_close (&frames);
+
+    //  The rest was discarded: the next receive gets the next message whole
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_false (frames.truncated);
+    assert_int_equal (frames.count, 3);
+    for (int index = 0; index < 3; index++)
+        s_assert_frame (&frames, index, next[index], strlen (next[index]));
+    hd_frames_close (&frames);
+
+    //  And nothing else is queued
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, ZMQ_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (frames.count, 0);
+}
+
+static void test_frames_recv_would_block (void **state)
+{
+    fixture_t *fixture = *state;
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, ZMQ_DONTWAIT), -1);
+    assert_int_equal (errno, EAGAIN);
+    assert_int_equal (frames.count, 0);
+    assert_false (frames.truncated);
+    hd_frames_close (&frames);
+
+    //  A large frame arrives without trouble
+    size_t size = 1 << 20;
+    char *big = malloc (size);
+    assert_non_null (big);
+    for (size_t index = 0; index < size; index++)
+        big[index] = (char)(index * 7);
+    assert_int_equal (hd_send_header (fixture->left, HD_CMD_PUBLISH, ZMQ_SNDMORE), 0);
+    assert_int_equal (hd_send_bytes (fixture->left, big, size, 0), 0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 2);
+    int command = 0;
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 0), hd_frames_size (&frames, 0), &command), 0);
+    assert_int_equal (command, HD_CMD_PUBLISH);
+    s_assert_frame (&frames, 1, big, size);
+    hd_frames_close (&frames);
+    free (big);
+}
+
+static void test_send_proto_round_trip (void **state)
+{
+    fixture_t *fixture = *state;
+    Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+    confirm.corr = 42;
+    confirm.seq = 1234567890123ULL;
+    confirm.duplicate = true;
+    assert_int_equal (hd_send_proto (fixture->left, &confirm.base, 0), 0);
+
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 1);
+    assert_int_equal (hd_frames_size (&frames, 0), herald__confirm__get_packed_size (&confirm));
+    Herald__Confirm *decoded =
+        herald__confirm__unpack (NULL, hd_frames_size (&frames, 0), hd_frames_data (&frames, 0));
+    assert_non_null (decoded);
+    assert_int_equal (decoded->corr, 42);
+    assert_int_equal (decoded->seq, 1234567890123ULL);
+    assert_true (decoded->duplicate);
+    herald__confirm__free_unpacked (decoded, NULL);
+    hd_frames_close (&frames);
+
+    //  An all-default message packs to an empty frame that still parses
+    Herald__Confirm empty = HERALD__CONFIRM__INIT;
+    assert_int_equal (hd_send_proto (fixture->left, &empty.base, 0), 0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 1);
+    assert_int_equal (hd_frames_size (&frames, 0), 0);
+    decoded =
+        herald__confirm__unpack (NULL, hd_frames_size (&frames, 0), hd_frames_data (&frames, 0));
+    assert_non_null (decoded);
+    assert_int_equal (decoded->seq, 0);
+    assert_false (decoded->duplicate);
+    herald__confirm__free_unpacked (decoded, NULL);
+    hd_frames_close (&frames);
+}
+
+static void test_send_command (void **state)
+{
+    fixture_t *fixture = *state;
+    hd_frames_t frames;
+    int command = 0;
+
+    //  Without body: one frame, the header
+    assert_int_equal (hd_send_command (fixture->left, NULL, 0, HD_CMD_HEARTBEAT, NULL, 0), 0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 1);
+    const uint8_t heartbeat[] = {'H', 'D', 1, 0x20};
+    s_assert_frame (&frames, 0, heartbeat, 4);
+    hd_frames_close (&frames);
+
+    //  With body: header then the packed message
+    Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+    confirm.corr = 7;
+    confirm.seq = 99;
+    assert_int_equal (hd_send_command (fixture->left, NULL, 0, HD_CMD_CONFIRM, &confirm.base, 0),
+                      0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 2);
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 0), hd_frames_size (&frames, 0), &command), 0);
+    assert_int_equal (command, HD_CMD_CONFIRM);
+    Herald__Confirm *decoded =
+        herald__confirm__unpack (NULL, hd_frames_size (&frames, 1), hd_frames_data (&frames, 1));
+    assert_non_null (decoded);
+    assert_int_equal (decoded->corr, 7);
+    assert_int_equal (decoded->seq, 99);
+    assert_false (decoded->duplicate);
+    herald__confirm__free_unpacked (decoded, NULL);
+    hd_frames_close (&frames);
+
+    //  With a routing id it comes first (on a PAIR it arrives as a frame)
+    assert_int_equal (
+        hd_send_command (fixture->left, "peer-1", 6, HD_CMD_CONFIRM, &confirm.base, 0), 0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 3);
+    s_assert_frame (&frames, 0, "peer-1", 6);
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 1), hd_frames_size (&frames, 1), &command), 0);
+    assert_int_equal (command, HD_CMD_CONFIRM);
+    hd_frames_close (&frames);
+
+    //  ZMQ_SNDMORE in flags does not leave the message open: two messages arrive
+    assert_int_equal (hd_send_command (fixture->left, NULL, 0, HD_CMD_STATS, NULL, ZMQ_SNDMORE), 0);
+    assert_int_equal (
+        hd_send_command (fixture->left, NULL, 0, HD_CMD_CONFIRM, &confirm.base, ZMQ_SNDMORE), 0);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 1);
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 0), hd_frames_size (&frames, 0), &command), 0);
+    assert_int_equal (command, HD_CMD_STATS);
+    hd_frames_close (&frames);
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 2);
+    hd_frames_close (&frames);
+}
+
+static void test_send_command_router_dealer (void **state)
+{
+    fixture_t *fixture = *state;
+    void *router = zmq_socket (fixture->context, ZMQ_ROUTER);
+    void *dealer = zmq_socket (fixture->context, ZMQ_DEALER);
+    s_set_timeouts (router);
+    s_set_timeouts (dealer);
+    assert_int_equal (zmq_bind (router, "inproc://codec-router"), 0);
+    assert_int_equal (zmq_connect (dealer, "inproc://codec-router"), 0);
+
+    //  The dealer speaks first; the router sees [routing id][header]
+    assert_int_equal (hd_send_command (dealer, NULL, 0, HD_CMD_STATS, NULL, 0), 0);
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, router, 0), 0);
+    assert_int_equal (frames.count, 2);
+    int command = 0;
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 1), hd_frames_size (&frames, 1), &command), 0);
+    assert_int_equal (command, HD_CMD_STATS);
+
+    //  The router answers that peer by routing id; the dealer sees no id frame
+    Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+    confirm.seq = 5;
+    assert_int_equal (hd_send_command (router, hd_frames_data (&frames, 0),
+                                       hd_frames_size (&frames, 0), HD_CMD_CONFIRM, &confirm.base,
+                                       ZMQ_DONTWAIT),
+                      0);
+    hd_frames_close (&frames);
+    assert_int_equal (hd_frames_recv (&frames, dealer, 0), 0);
+    assert_int_equal (frames.count, 2);
+    assert_int_equal (
+        hd_header_decode (hd_frames_data (&frames, 0), hd_frames_size (&frames, 0), &command), 0);
+    assert_int_equal (command, HD_CMD_CONFIRM);
+    Herald__Confirm *decoded =
+        herald__confirm__unpack (NULL, hd_frames_size (&frames, 1), hd_frames_data (&frames, 1));
+    assert_non_null (decoded);
+    assert_int_equal (decoded->seq, 5);
+    herald__confirm__free_unpacked (decoded, NULL);
+    hd_frames_close (&frames);
+    zmq_close (router);
+    zmq_close (dealer);
+}
+
+static void test_send_msg_and_bytes (void **state)
+{
+    fixture_t *fixture = *state;
+    zmq_msg_t frame;
+    assert_int_equal (zmq_msg_init_size (&frame, 100), 0);
+    memset (zmq_msg_data (&frame), 'm', 100);
+    assert_int_equal (hd_send_bytes (fixture->left, "abc", 3, ZMQ_SNDMORE), 0);
+    assert_int_equal (hd_send_msg (fixture->left, &frame, 0), 0);
+    //  The content was taken
+    assert_int_equal (zmq_msg_size (&frame), 0);
+    zmq_msg_close (&frame);
+
+    hd_frames_t frames;
+    assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
+    assert_int_equal (frames.count, 2);
+    s_assert_frame (&frames, 0, "abc", 3);
+    assert_int_equal (hd_frames_size (&frames, 1), 100);
+    assert_int_equal (((const char *)hd_frames_data (&frames, 1))[99], 'm');
+    hd_frames_close (&frames);
+}
+
+static void test_proto_pack (void **state)
+{
+    Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+    confirm.corr = 1;
+    confirm.seq = 300;
+    size_t size = 0;
+    uint8_t *buffer = hd_proto_pack (&confirm.base, &size);
+    assert_non_null (buffer);
+    assert_int_equal (size, herald__confirm__get_packed_size (&confirm));
+    Herald__Confirm *decoded = herald__confirm__unpack (NULL, size, buffer);
+    assert_non_null (decoded);
+    assert_int_equal (decoded->corr, 1);
+    assert_int_equal (decoded->seq, 300);
+    herald__confirm__free_unpacked (decoded, NULL);
+    free (buffer);
+
+    Herald__Confirm empty = HERALD__CONFIRM__INIT;
+    size = 99;
+    buffer = hd_proto_pack (&empty.base, &size);
+    assert_non_null (buffer);
+    assert_int_equal (size, 0);
+    free (buffer);
+}
+
+int main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_header_encode_decode),
+        cmocka_unit_test (test_header_decode_errors),
+        cmocka_unit_test (test_command_names),
+        cmocka_unit_test (test_error_names),
+        cmocka_unit_test_setup_teardown (test_frames_recv_multipart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_frames_recv_truncated, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_frames_recv_would_block, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_send_proto_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_send_command, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_send_command_router_dealer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_send_msg_and_bytes, s_setup, s_teardown),
+        cmocka_unit_test (test_proto_pack),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,477 @@
+/*  publisher — PUBLISH with a window of unconfirmed events.
+
+    Every unconfirmed event sits on exactly one of two lists: the outbox
+    (to be sent as soon as the socket takes it) or waiting (sent, ordered by
+    the time it is due to be sent again). A reply finds its event by corr in
+    a hash table. Resends keep the corr, so a late reply to the first copy
+    settles the event and the reply to the second finds nothing and is
+    ignored. The socket is ZMQ_IMMEDIATE: while the broker is unreachable,
+    sends fail at once instead of piling copies into a dead pipe, and the
+    events stay in the outbox until a connection is up.
+*/
+#include "herald.h"
+#include "event.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct _s_pending_t s_pending_t;
+typedef struct _s_list_t s_list_t;
+
+struct _s_list_t {
+    s_pending_t *head;
+    s_pending_t *tail;
+};
+
+struct _s_pending_t {
+    s_pending_t *prev;
+    s_pending_t *next;
+    s_list_t *list; // the list holding this entry
+    uint64_t corr;
+    hd_event_t *event;
+    int64_t due_ms; // on waiting: when to send again
+    bool sent;      // sent at least once (a further send is a resend)
+};
+
+struct _hd_publisher_t {
+    zsock_t *socket;
+    char *source;
+    uint32_t window;
+    uint32_t retry_ms;
+    hd_confirm_fn *confirm_fn;
+    void *confirm_arg;
+    zhashx_t *pending; // corr → s_pending_t *
+    s_list_t outbox;
+    s_list_t waiting;
+    uint64_t next_corr;
+    uint64_t confirmed;
+    uint64_t duplicates;
+    uint64_t rejected;
+    uint64_t resent;
+    char error[256];
+};
+
+static void s_list_remove (s_pending_t *entry)
+{
+    s_list_t *list = entry->list;
+    if (!list)
+        return;
+    if (entry->prev)
+        entry->prev->next = entry->next;
+    else
+        list->head = entry->next;
+    if (entry->next)
+        entry->next->prev = entry->prev;
+    else
+        list->tail = entry->prev;
+    entry->prev = entry->next = NULL;
+    entry->list = NULL;
+}
+
+static void s_list_append (s_list_t *list, s_pending_t *entry)
+{
+    s_list_remove (entry);
+    entry->list = list;
+    entry->prev = list->tail;
+    entry->next = NULL;
+    if (list->tail)
+        list->tail->next = entry;
+    else
+        list->head = entry;
+    list->tail = entry;
+}
+
+//  Keeps waiting ordered by due_ms; most entries belong at the tail.
+static void s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
+{
+    s_list_remove (entry);
+    s_pending_t *after = self->waiting.tail;
+    while (after && after->due_ms > entry->due_ms)
+        after = after->prev;
+    entry->list = &self->waiting;
+    entry->prev = after;
+    entry->next = after ? after->next : self->waiting.head;
+    if (entry->next)
+        entry->next->prev = entry;
+    else
+        self->waiting.tail = entry;
+    if (after)
+        after->next = entry;
+    else
+        self->waiting.head = entry;
+}
+
+static void s_set_error (hd_publisher_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    va_end (args);
+}
+
+//  Corr numbers are the keys themselves, stored in the key pointer.
+static size_t s_corr_hash (const void *key)
+{
+    return (size_t)(uintptr_t)key;
+}
+
+static int s_corr_compare (const void *left, const void *right)
+{
+    uintptr_t a = (uintptr_t)left;
+    uintptr_t b = (uintptr_t)right;
+    return a < b ? -1 : a > b;
+}
+
+hd_publisher_t *hd_publisher_new (const char *broker_endpoint, const char *source)
+{
+    hd_publisher_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->window = 1000;
+    self->retry_ms = 3000;
+    self->source = source && *source ? strdup (source) : zsys_hostname ();
+    if (!self->source)
+        self->source = strdup ("herald");
+    self->pending = zhashx_new ();
+    self->socket = zsock_new (ZMQ_DEALER);
+    if (!self->source || !self->pending || !self->socket) {
+        hd_publisher_destroy (&self);
+        return NULL;
+    }
+    zhashx_set_key_hasher (self->pending, s_corr_hash);
+    zhashx_set_key_comparator (self->pending, s_corr_compare);
+    zhashx_set_key_duplicator (self->pending, NULL);
+    zhashx_set_key_destructor (self->pending, NULL);
+    zsock_set_immediate (self->socket, 1);
+    zsock_set_sndhwm (self->socket, 0);
+    if (zsock_connect (self->socket, "%s",
+                       broker_endpoint ? broker_endpoint : HERALD_DEFAULT_BROKER)) {
+        hd_publisher_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void hd_publisher_destroy (hd_publisher_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_publisher_t *self = *self_p;
+    if (self->socket) {
+        //  Unconfirmed events are the caller's loss to decide (flush first);
+        //  do not let them hold up process exit
+        zsock_set_linger (self->socket, 100);
+        zsock_destroy (&self->socket);
+    }
+    if (self->pending) {
+        s_pending_t *entry = zhashx_first (self->pending);
+        while (entry) {
+            hd_event_destroy (&entry->event);
+            free (entry);
+            entry = zhashx_next (self->pending);
+        }
+        zhashx_destroy (&self->pending);
+    }
+    free (self->source);
+    free (self);
+    *self_p = NULL;
+}
+
+void hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
+{
+    self->window = window ? window : 1;
+}
+
+void hd_publisher_set_retry_ms (hd_publisher_t *self, uint32_t retry_ms)
+{
+    self->retry_ms = retry_ms ? retry_ms : 1;
+}
+
+void hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void *arg)
+{
+    self->confirm_fn = fn;
+    self->confirm_arg = arg;
+}
+
+//  Send one PUBLISH without blocking. Returns 0 or -1 (EAGAIN: try later).
+static int s_send (hd_publisher_t *self, s_pending_t *entry)
+{
+    void *handle = zsock_resolve (self->socket);
+    Herald__Publish publish = HERALD__PUBLISH__INIT;
+    publish.corr = entry->corr;
+    if (hd_send_header (handle, HD_CMD_PUBLISH, ZMQ_SNDMORE | ZMQ_DONTWAIT))
+        return -1;
+    //  Once the first frame is in, ZeroMQ takes the rest of the message
+    if (hd_send_proto (handle, &publish.base, ZMQ_SNDMORE) ||
+        hd_event_send (entry->event, handle, 0))
+        return -1;
+    return 0;
+}
+
+static void s_flush_outbox (hd_publisher_t *self)
+{
+    while (self->outbox.head) {
+        s_pending_t *entry = self->outbox.head;
+        if (s_send (self, entry))
+            break;
+        if (entry->sent)
+            self->resent++;
+        entry->sent = true;
+        entry->due_ms = zclock_mono () + self->retry_ms;
+        s_list_append (&self->waiting, entry);
+    }
+}
+
+static void s_move_due (hd_publisher_t *self)
+{
+    int64_t now = zclock_mono ();
+    while (self->waiting.head && self->waiting.head->due_ms <= now)
+        s_list_append (&self->outbox, self->waiting.head);
+}
+
+//  Report the final outcome of entry and forget it.
+static void s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
+{
+    s_list_remove (entry);
+    zhashx_delete (self->pending, (void *)(uintptr_t)entry->corr);
+    if (self->confirm_fn)
+        self->confirm_fn (entry->event, confirm, self->confirm_arg);
+    hd_event_destroy (&entry->event);
+    free (entry);
+}
+
+static void s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
+{
+    s_pending_t *entry = zhashx_lookup (self->pending, (void *)(uintptr_t)body->corr);
+    if (!entry)
+        return; // a reply to an earlier copy of an event already settled
+    self->confirmed++;
+    if (body->duplicate)
+        self->duplicates++;
+    hd_confirm_t confirm = {
+        .confirmed = true, .duplicate = body->duplicate, .seq = body->seq, .reason = ""};
+    s_settle (self, entry, &confirm);
+}
+
+static void s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
+{
+    s_pending_t *entry = zhashx_lookup (self->pending, (void *)(uintptr_t)body->corr);
+    if (!entry)
+        return;
+    if (body->code == HERALD__ERROR_CODE__BACKLOG_FULL) {
+        //  Not a failure: the broker asks us to come back later
+        uint32_t delay = body->retry_after_ms ? body->retry_after_ms : 100;
+        entry->due_ms = zclock_mono () + delay;
+        s_waiting_insert (self, entry);
+        return;
+    }
+    self->rejected++;
+    s_set_error (self, "event %s rejected: %s %s", hd_event_id (entry->event),
+                 hd_error_name (body->code), body->reason ? body->reason : "");
+    hd_confirm_t confirm = {
+        .confirmed = false, .code = body->code, .reason = body->reason ? body->reason : ""};
+    s_settle (self, entry, &confirm);
+}
+
+static void s_on_message (hd_publisher_t *self, hd_frames_t *frames)
+{
+    int command;
+    if (frames->count < 2 ||
+        hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command))
+        return;
+    const uint8_t *data = hd_frames_data (frames, 1);
+    size_t size = hd_frames_size (frames, 1);
+    if (command == HD_CMD_CONFIRM) {
+        Herald__Confirm *body = herald__confirm__unpack (NULL, size, data);
+        if (body) {
+            s_on_confirm (self, body);
+            herald__confirm__free_unpacked (body, NULL);
+        }
+    } else if (command == HD_CMD_REJECT) {
+        Herald__Reject *body = herald__reject__unpack (NULL, size, data);
+        if (body) {
+            s_on_reject (self, body);
+            herald__reject__free_unpacked (body, NULL);
+        }
+    } else if (command == HD_CMD_ERROR) {
+        //  Errors carry no corr; the event concerned will be resent
+        Herald__Error *body = herald__error__unpack (NULL, size, data);
+        if (body && body->code != HERALD__ERROR_CODE__UNKNOWN_PEER)
+            s_set_error (self, "broker error %s: %s", hd_error_name (body->code),
+                         body->reason ? body->reason : "");
+        if (body)
+            herald__error__free_unpacked (body, NULL);
+    }
+}
+
+//  Receive every reply already queued.
+static void s_drain (hd_publisher_t *self)
+{
+    void *handle = zsock_resolve (self->socket);
+    hd_frames_t frames;
+    while (hd_frames_recv (&frames, handle, ZMQ_DONTWAIT) == 0) {
+        s_on_message (self, &frames);
+        hd_frames_close (&frames);
+    }
+}
+
+//  One round: wait up to timeout_ms (-1 forever) for replies or for the
+//  socket to take queued sends, then process. Returns -1 on interrupt.
+static int s_process (hd_publisher_t *self, int timeout_ms)
+{
+    s_move_due (self);
+    s_flush_outbox (self);
+    if (self->waiting.head) {
+        int64_t until_due = self->waiting.head->due_ms - zclock_mono ();
+        if (until_due < 0)
+            until_due = 0;
+        if (timeout_ms < 0 || until_due < timeout_ms)
+            timeout_ms = (int)until_due;
+    }
+    zmq_pollitem_t item = {zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0};
+    if (self->outbox.head)
+        item.events |= ZMQ_POLLOUT;
+    int rc = zmq_poll (&item, 1, timeout_ms);
+    if (zsys_interrupted || (rc == -1 && errno == EINTR)) {
+        s_set_error (self, "interrupted");
+        return -1;
+    }
+    if (rc > 0 && (item.revents & ZMQ_POLLIN))
+        s_drain (self);
+    s_move_due (self);
+    s_flush_outbox (self);
+    return 0;
+}
+
+static int s_remaining (int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t remaining = deadline - zclock_mono ();
+    return remaining > 0 ? (int)remaining : 0;
+}
+
+static uint64_t s_now_us (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+}
+
+static int s_validate (hd_publisher_t *self, hd_event_t *event)
+{
+    const char *type = hd_event_type (event);
+    if (*type == 0) {
+        s_set_error (self, "event has no type");
+        return -1;
+    }
+    for (const unsigned char *c = (const unsigned char *)type; *c; c++)
+        if (*c <= 0x20 || *c == 0x7F) {
+            s_set_error (self, "event type '%s' contains a space or control character", type);
+            return -1;
+        }
+    if (*hd_event_id (event) == 0 && hd_event_set_random_id (event)) {
+        s_set_error (self, "cannot make an event id");
+        return -1;
+    }
+    if (*hd_event_source (event) == 0 && hd_event_set_source (event, self->source)) {
+        s_set_error (self, "out of memory");
+        return -1;
+    }
+    if (hd_event_time_us (event) == 0)
+        hd_event_set_time_us (event, s_now_us ());
+    return 0;
+}
+
+int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms)
+{
+    if (!event_p || !*event_p) {
+        s_set_error (self, "no event");
+        return -1;
+    }
+    if (s_validate (self, *event_p))
+        return -1;
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    while (zhashx_size (self->pending) >= self->window) {
+        int remaining = s_remaining (deadline);
+        if (remaining == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
+            return -1;
+        }
+        if (s_process (self, remaining))
+            return -1;
+    }
+    s_pending_t *entry = calloc (1, sizeof *entry);
+    if (!entry) {
+        s_set_error (self, "out of memory");
+        return -1;
+    }
+    entry->corr = ++self->next_corr;
+    entry->event = *event_p;
+    if (zhashx_insert (self->pending, (void *)(uintptr_t)entry->corr, entry)) {
+        free (entry);
+        s_set_error (self, "out of memory");
+        return -1;
+    }
+    *event_p = NULL;
+    s_list_append (&self->outbox, entry);
+    s_flush_outbox (self);
+    //  Cheap: take replies already here, so callbacks keep pace with publishing
+    s_drain (self);
+    return 0;
+}
+
+void hd_publisher_poll (hd_publisher_t *self)
+{
+    s_drain (self);
+    s_move_due (self);
+    s_flush_outbox (self);
+}
+
+int hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    while (zhashx_size (self->pending) > 0) {
+        int remaining = s_remaining (deadline);
+        if (remaining == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
+            return -1;
+        }
+        if (s_process (self, remaining))
+            return -1;
+    }
+    return 0;
+}
+
+size_t hd_publisher_unconfirmed (hd_publisher_t *self)
+{
+    return zhashx_size (self->pending);
+}
+
+uint64_t hd_publisher_confirmed (hd_publisher_t *self)
+{
+    return self->confirmed;
+}
+
+uint64_t hd_publisher_duplicates (hd_publisher_t *self)
+{
+    return self->duplicates;
+}
+
+uint64_t hd_publisher_rejected (hd_publisher_t *self)
+{
+    return self->rejected;
+}
+
+uint64_t hd_publisher_resent (hd_publisher_t *self)
+{
+    return self->resent;
+}
+
+const char *hd_publisher_error (hd_publisher_t *self)
+{
+    return self->error;
+}

@@ -1,0 +1,235 @@
+/*  seen — bounded, expiring set of processed event identities.
+
+    A hash table finds entries in O(1); the same entries are threaded on a
+    list in insertion order, so both capacity eviction and TTL expiry take
+    from the head without scanning.
+*/
+#include "seen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct _s_entry_t s_entry_t;
+struct _s_entry_t {
+    s_entry_t *prev;
+    s_entry_t *next;
+    int64_t time_ms;
+    hd_key_t key; // last: its data is a flexible array
+};
+
+struct _hd_seen_t {
+    zhashx_t *table; // hd_key_t * → s_entry_t *, entries freed by s_entry_free
+    s_entry_t *oldest;
+    s_entry_t *newest;
+    size_t capacity;
+    int64_t ttl_ms;
+    uint64_t evicted;
+    uint64_t expired;
+};
+
+static size_t s_key_hash (const void *key)
+{
+    //  FNV-1a: fast and spreads short ASCII ids well
+    const hd_key_t *self = key;
+    size_t hash = (size_t)14695981039346656037ULL;
+    for (size_t index = 0; index < self->size; index++) {
+        hash ^= (unsigned char)self->data[index];
+        hash *= (size_t)1099511628211ULL;
+    }
+    return hash;
+}
+
+static int s_key_compare (const void *left, const void *right)
+{
+    const hd_key_t *a = left;
+    const hd_key_t *b = right;
+    if (a->size != b->size)
+        return a->size < b->size ? -1 : 1;
+    return memcmp (a->data, b->data, a->size);
+}
+
+hd_key_t *hd_key_new (const char *source, const char *id)
+{
+    size_t source_size = strlen (source);
+    size_t id_size = strlen (id);
+    hd_key_t *self = malloc (sizeof *self + source_size + 1 + id_size);
+    if (!self)
+        return NULL;
+    self->size = source_size + 1 + id_size;
+    memcpy (self->data, source, source_size);
+    self->data[source_size] = 0;
+    memcpy (self->data + source_size + 1, id, id_size);
+    return self;
+}
+
+void hd_key_table_setup (zhashx_t *table)
+{
+    zhashx_set_key_hasher (table, s_key_hash);
+    zhashx_set_key_comparator (table, s_key_compare);
+    zhashx_set_key_duplicator (table, NULL);
+    zhashx_set_key_destructor (table, NULL);
+}
+
+static void s_entry_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+hd_seen_t *hd_seen_new (size_t capacity, int64_t ttl_ms)
+{
+    hd_seen_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->table = zhashx_new ();
+    if (!self->table) {
+        free (self);
+        return NULL;
+    }
+    hd_key_table_setup (self->table);
+    zhashx_set_destructor (self->table, s_entry_free);
+    self->capacity = capacity ? capacity : 1;
+    self->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
+    return self;
+}
+
+void hd_seen_destroy (hd_seen_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_seen_t *self = *self_p;
+    zhashx_destroy (&self->table);
+    free (self);
+    *self_p = NULL;
+}
+
+static void s_unlink (hd_seen_t *self, s_entry_t *entry)
+{
+    if (entry->prev)
+        entry->prev->next = entry->next;
+    else
+        self->oldest = entry->next;
+    if (entry->next)
+        entry->next->prev = entry->prev;
+    else
+        self->newest = entry->prev;
+    entry->prev = entry->next = NULL;
+}
+
+static void s_append (hd_seen_t *self, s_entry_t *entry)
+{
+    entry->prev = self->newest;
+    entry->next = NULL;
+    if (self->newest)
+        self->newest->next = entry;
+    else
+        self->oldest = entry;
+    self->newest = entry;
+}
+
+//  Unlinks and frees entry (the table's destructor frees it).
+static void s_remove (hd_seen_t *self, s_entry_t *entry)
+{
+    s_unlink (self, entry);
+    zhashx_delete (self->table, &entry->key);
+}
+
+static bool s_is_expired (hd_seen_t *self, s_entry_t *entry, int64_t now_ms)
+{
+    return self->ttl_ms && now_ms - entry->time_ms >= self->ttl_ms;
+}
+
+void hd_seen_expire (hd_seen_t *self, int64_t now_ms)
+{
+    while (self->oldest && s_is_expired (self, self->oldest, now_ms)) {
+        s_remove (self, self->oldest);
+        self->expired++;
+    }
+}
+
+//  Looks up with a stack key when it is small, to keep lookups allocation-free.
+static s_entry_t *s_lookup (hd_seen_t *self, const char *source, const char *id)
+{
+    size_t source_size = strlen (source);
+    size_t id_size = strlen (id);
+    size_t size = source_size + 1 + id_size;
+    union {
+        hd_key_t key;
+        char bytes[sizeof (hd_key_t) + 512];
+    } buffer;
+    hd_key_t *key = size <= 512 ? &buffer.key : hd_key_new (source, id);
+    if (!key)
+        return NULL;
+    if (key == &buffer.key) {
+        key->size = size;
+        memcpy (key->data, source, source_size);
+        key->data[source_size] = 0;
+        memcpy (key->data + source_size + 1, id, id_size);
+    }
+    s_entry_t *entry = zhashx_lookup (self->table, key);
+    if (key != &buffer.key)
+        free (key);
+    return entry;
+}
+
+int hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+{
+    hd_seen_expire (self, now_ms);
+    s_entry_t *entry = s_lookup (self, source, id);
+    if (entry) {
+        s_unlink (self, entry);
+        entry->time_ms = now_ms;
+        s_append (self, entry);
+        return 0;
+    }
+    while (zhashx_size (self->table) >= self->capacity && self->oldest) {
+        s_remove (self, self->oldest);
+        self->evicted++;
+    }
+    hd_key_t *key = hd_key_new (source, id);
+    if (!key)
+        return -1;
+    entry = malloc (sizeof *entry + key->size);
+    if (!entry) {
+        free (key);
+        return -1;
+    }
+    entry->time_ms = now_ms;
+    entry->key.size = key->size;
+    memcpy (entry->key.data, key->data, key->size);
+    free (key);
+    if (zhashx_insert (self->table, &entry->key, entry)) {
+        free (entry);
+        return -1;
+    }
+    s_append (self, entry);
+    return 0;
+}
+
+bool hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+{
+    s_entry_t *entry = s_lookup (self, source, id);
+    if (!entry)
+        return false;
+    if (s_is_expired (self, entry, now_ms)) {
+        //  Entries expire in list order, so everything older goes too
+        hd_seen_expire (self, now_ms);
+        return false;
+    }
+    return true;
+}
+
+size_t hd_seen_size (hd_seen_t *self)
+{
+    return zhashx_size (self->table);
+}
+
+uint64_t hd_seen_evicted (hd_seen_t *self)
+{
+    return self->evicted;
+}
+
+uint64_t hd_seen_expired (hd_seen_t *self)
+{
+    return self->expired;
+}

@@ -1,0 +1,50 @@
+/*  seen — the set of (source, id) pairs a worker has processed, so that a
+    redelivered event can be acked without running its handler again.
+
+    Bounded: past capacity the oldest entry is forgotten, and entries older
+    than ttl_ms are forgotten too. Time is passed in by the caller (any
+    monotonic milliseconds), which keeps the class deterministic to test.
+    Not thread-safe: the worker's I/O thread owns it.
+*/
+#ifndef HD_SEEN_H_INCLUDED
+#define HD_SEEN_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+
+typedef struct _hd_seen_t hd_seen_t;
+
+//  capacity 0 means 1; ttl_ms 0 means entries never expire.
+hd_seen_t *hd_seen_new (size_t capacity, int64_t ttl_ms);
+void hd_seen_destroy (hd_seen_t **self_p);
+
+//  Remember (source, id) as processed at now_ms; an existing entry is
+//  refreshed and becomes the newest. Returns 0, or -1 on no memory.
+int hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms);
+//  True if (source, id) was processed and has not expired by now_ms.
+bool hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms);
+//  Forget entries that expired by now_ms.
+void hd_seen_expire (hd_seen_t *self, int64_t now_ms);
+
+size_t hd_seen_size (hd_seen_t *self);
+uint64_t hd_seen_evicted (hd_seen_t *self); // forgotten for capacity
+uint64_t hd_seen_expired (hd_seen_t *self); // forgotten for age
+
+//  ---------------------------------------------------------------------
+//  Event identity keys: source '\0' id, length-prefixed because the key
+//  holds a NUL. Shared with the worker's table of events in progress.
+
+typedef struct {
+    size_t size;
+    char data[];
+} hd_key_t;
+
+//  New malloc'ed key (free with free ()), or NULL on no memory.
+hd_key_t *hd_key_new (const char *source, const char *id);
+//  Make table hash and compare hd_key_t keys. The table neither copies nor
+//  frees keys: store them inside the items.
+void hd_key_table_setup (zhashx_t *table);
+
+#endif

@@ -1,0 +1,215 @@
+/*  subscriber — live fan-out over SUB, with per-type gap counting
+    (PROTOCOL.md section 7) and optional reports to the broker.
+*/
+#include "herald.h"
+#include "event.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define HD_SUBSCRIBER_REPORT_MS 1000
+
+struct _hd_subscriber_t {
+    zsock_t *sub;
+    zsock_t *reporter; // DEALER to the broker, NULL without a broker endpoint
+    char *name;
+    zhashx_t *last_seq; // type → last type_seq seen, stored in the item pointer
+    uint64_t epoch;
+    bool have_epoch;
+    uint64_t received;
+    uint64_t gaps;
+    uint64_t malformed;
+    int64_t report_due;
+    char error[256];
+};
+
+static void s_set_error (hd_subscriber_t *self, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (self->error, sizeof self->error, format, args);
+    va_end (args);
+}
+
+hd_subscriber_t *hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
+{
+    hd_subscriber_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->sub = zsock_new (ZMQ_SUB);
+    self->last_seq = zhashx_new ();
+    self->name = zsys_hostname ();
+    if (!self->sub || !self->last_seq) {
+        hd_subscriber_destroy (&self);
+        return NULL;
+    }
+    //  type_seq values start at 1, so no stored value is ever NULL
+    zhashx_set_destructor (self->last_seq, NULL);
+    zhashx_set_duplicator (self->last_seq, NULL);
+    if (zsock_connect (self->sub, "%s", xpub_endpoint ? xpub_endpoint : HERALD_DEFAULT_XPUB)) {
+        hd_subscriber_destroy (&self);
+        return NULL;
+    }
+    if (broker_endpoint && *broker_endpoint) {
+        self->reporter = zsock_new (ZMQ_DEALER);
+        if (!self->reporter || zsock_connect (self->reporter, "%s", broker_endpoint)) {
+            hd_subscriber_destroy (&self);
+            return NULL;
+        }
+        //  Reports are snapshots: a stale one queued behind a dead link is worthless
+        zsock_set_sndhwm (self->reporter, 1);
+        self->report_due = zclock_mono () + HD_SUBSCRIBER_REPORT_MS;
+    }
+    return self;
+}
+
+void hd_subscriber_destroy (hd_subscriber_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_subscriber_t *self = *self_p;
+    if (self->sub) {
+        zsock_set_linger (self->sub, 0);
+        zsock_destroy (&self->sub);
+    }
+    if (self->reporter) {
+        zsock_set_linger (self->reporter, 0);
+        zsock_destroy (&self->reporter);
+    }
+    zhashx_destroy (&self->last_seq);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+void hd_subscriber_set_name (hd_subscriber_t *self, const char *name)
+{
+    char *copy = strdup (name ? name : "");
+    if (copy) {
+        free (self->name);
+        self->name = copy;
+    }
+}
+
+int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix)
+{
+    zsock_set_subscribe (self->sub, prefix ? prefix : "");
+    return 0;
+}
+
+static void s_send_report (hd_subscriber_t *self)
+{
+    Herald__SubscriberReport report = HERALD__SUBSCRIBER_REPORT__INIT;
+    report.name = self->name ? self->name : (char *)"";
+    report.received = self->received;
+    report.gaps = self->gaps;
+    hd_send_command (zsock_resolve (self->reporter), NULL, 0, HD_CMD_SUBSCRIBER, &report.base,
+                     ZMQ_DONTWAIT);
+    //  The broker has nothing to tell a reporter we act on; keep the queue empty
+    hd_frames_t frames;
+    while (hd_frames_recv (&frames, zsock_resolve (self->reporter), ZMQ_DONTWAIT) == 0)
+        hd_frames_close (&frames);
+}
+
+//  Account for one message's Fanout header: a jump in type_seq is a loss.
+static void s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fanout)
+{
+    if (!self->have_epoch || fanout->epoch != self->epoch) {
+        zhashx_purge (self->last_seq);
+        self->epoch = fanout->epoch;
+        self->have_epoch = true;
+    }
+    uint64_t last = (uint64_t)(uintptr_t)zhashx_lookup (self->last_seq, type);
+    if (last && fanout->type_seq > last + 1)
+        self->gaps += fanout->type_seq - last - 1;
+    //  The first event of a type sets the baseline: what came before we
+    //  joined was not lost to us
+    if (fanout->type_seq > last && fanout->type_seq)
+        zhashx_update (self->last_seq, type, (void *)(uintptr_t)fanout->type_seq);
+}
+
+//  Decode [type][Fanout][Event][payload]; NULL (counted) on anything else.
+static hd_event_t *s_decode (hd_subscriber_t *self, hd_frames_t *frames)
+{
+    if (frames->count != 4 || frames->truncated) {
+        self->malformed++;
+        return NULL;
+    }
+    Herald__Fanout *fanout =
+        herald__fanout__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
+    hd_event_t *event = fanout ? hd_event_decode (hd_frames_data (frames, 2),
+                                                  hd_frames_size (frames, 2), &frames->frame[3])
+                               : NULL;
+    if (!event) {
+        if (fanout)
+            herald__fanout__free_unpacked (fanout, NULL);
+        self->malformed++;
+        return NULL;
+    }
+    self->received++;
+    s_track_gap (self, hd_event_type (event), fanout);
+    herald__fanout__free_unpacked (fanout, NULL);
+    return event;
+}
+
+hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    void *handle = zsock_resolve (self->sub);
+    while (!zsys_interrupted) {
+        int64_t now = zclock_mono ();
+        if (self->reporter && now >= self->report_due) {
+            s_send_report (self);
+            self->report_due = now + HD_SUBSCRIBER_REPORT_MS;
+        }
+        int64_t wait = deadline < 0 ? -1 : deadline - now;
+        if (deadline >= 0 && wait < 0)
+            wait = 0;
+        if (self->reporter && (wait < 0 || self->report_due - now < wait))
+            wait = self->report_due - now;
+        zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll (&item, 1, (long)wait);
+        if (rc == -1) {
+            if (errno == EINTR)
+                continue; // zsys_interrupted decides
+            s_set_error (self, "poll failed: %s", zmq_strerror (errno));
+            return NULL;
+        }
+        if (rc > 0) {
+            hd_frames_t frames;
+            if (hd_frames_recv (&frames, handle, ZMQ_DONTWAIT) == 0) {
+                hd_event_t *event = s_decode (self, &frames);
+                hd_frames_close (&frames);
+                if (event)
+                    return event;
+            }
+            continue;
+        }
+        if (deadline >= 0 && zclock_mono () >= deadline)
+            return NULL;
+    }
+    s_set_error (self, "interrupted");
+    return NULL;
+}
+
+uint64_t hd_subscriber_received (hd_subscriber_t *self)
+{
+    return self->received;
+}
+
+uint64_t hd_subscriber_gaps (hd_subscriber_t *self)
+{
+    return self->gaps;
+}
+
+uint64_t hd_subscriber_malformed (hd_subscriber_t *self)
+{
+    return self->malformed;
+}
+
+const char *hd_subscriber_error (hd_subscriber_t *self)
+{
+    return self->error;
+}

@@ -1,0 +1,983 @@
+/*  worker — a member of a pool.
+
+    Threads:
+    - the I/O thread owns the DEALER, the table of events in hand (jobs),
+      and the processed-id set (seen). It JOINs, heartbeats, notices broker
+      silence and reconnects, and settles results. Because it never runs
+      user code, a slow handler never makes the worker look dead.
+    - `concurrency` handler threads take jobs from a queue and call the
+      handler.
+    Everything the threads share sits under one mutex: the job queue, the
+      done queue (finished jobs going back to the I/O thread), progress
+      requests, the lease tag of each job, and the session state. Handler
+      threads wake the I/O thread by writing a byte to a pipe that its
+      zmq_poll watches next to the socket.
+
+    Sessions: each loss of the broker's session (UNKNOWN_PEER, silence)
+    starts a new generation. A result whose tag belongs to an earlier
+    generation is not sent (the broker would refuse it as stale): if the
+    event is redelivered while its handler still runs, the redelivery's tag
+    replaces the old one and is settled when the handler finishes.
+*/
+#include "worker.h"
+#include "event.h"
+#include "seen.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum {
+    S_STATE_IDLE,    // not started
+    S_STATE_JOINING, // JOIN sent (or reconnect pending), no session yet
+    S_STATE_ACTIVE,  // JOINED
+    S_STATE_FAILED,  // the broker refused the JOIN for good
+    S_STATE_CLOSED   // LEAVE sent or stopped
+} s_state_t;
+
+#define S_HEARTBEAT_DEFAULT_MS 1000
+#define S_LIVENESS_DEFAULT     3
+#define S_BACKOFF_INITIAL_MS   1000
+#define S_BACKOFF_MAX_MS       32000
+#define S_DRAIN_BATCH          1000
+
+struct _hd_delivery_t {
+    hd_delivery_t *next; // on the job queue or the done queue
+    hd_worker_t *worker;
+    hd_event_t *event;
+    hd_key_t *key; // (source, id); the jobs table's key
+    //  The lease tag: written by the I/O thread under the lock
+    uint64_t seq;
+    uint32_t attempt;
+    uint32_t ack_wait_ms;
+    uint64_t generation;
+    bool running; // taken by a handler thread (under the lock)
+    //  Result: written by the handler thread before it hands the job back
+    hd_verdict_t verdict;
+    uint32_t retry_ms;
+    char *error;
+};
+
+typedef struct _s_progress_t s_progress_t;
+struct _s_progress_t {
+    s_progress_t *next;
+    uint64_t seq;
+    uint32_t attempt;
+    uint64_t generation;
+};
+
+struct _hd_worker_t {
+    //  Configuration, fixed once started
+    char *endpoint;
+    char *pool;
+    char *filter;
+    char *name;
+    uint32_t credit;
+    uint32_t concurrency;
+    size_t seen_capacity;
+    uint32_t seen_ttl_ms;
+    hd_handler_fn *handler;
+    void *handler_arg;
+
+    pthread_t io_thread;
+    pthread_t *handler_threads;
+    uint32_t handler_count;
+    bool started;
+    pthread_mutex_t stop_lock; // serialises hd_worker_stop callers
+    bool stopped;
+
+    int wake[2]; // wake[1] written to wake the I/O thread
+
+    pthread_mutex_t lock;
+    pthread_cond_t jobs_ready;    // handler threads: queue not empty, or exit
+    pthread_cond_t state_changed; // JOINED, FAILED, I/O thread done
+    //  Under lock:
+    hd_delivery_t *queue_head;
+    hd_delivery_t *queue_tail;
+    hd_delivery_t *done_head;
+    hd_delivery_t *done_tail;
+    s_progress_t *progress_head;
+    s_progress_t *progress_tail;
+    bool stop_requested;
+    bool handlers_exit;
+    bool io_done;
+    s_state_t state;
+    uint64_t generation;
+    char error[256];
+
+    atomic_uint_fast64_t handled;
+    atomic_uint_fast64_t skipped;
+    atomic_uint_fast64_t joins;
+    atomic_uint_fast64_t stale;
+};
+
+//  I/O thread state, private to that thread.
+typedef struct {
+    hd_worker_t *worker;
+    zsock_t *dealer;
+    hd_seen_t *seen;
+    zhashx_t *jobs; // hd_key_t * → hd_delivery_t *, queued or running
+    s_state_t state;
+    uint64_t generation;
+    uint32_t heartbeat_ms;
+    uint32_t liveness;
+    uint32_t ack_wait_ms;
+    int64_t last_recv;
+    int64_t last_send;
+    int64_t reconnect_at; // > 0: socket closed, reconnect then
+    uint32_t backoff_ms;
+    bool draining;
+    //  Tags to ACK, sent as one batch per loop turn
+    uint64_t *ack_seq;
+    uint32_t *ack_attempt;
+    size_t ack_count;
+    size_t ack_capacity;
+    //  Tags to PROGRESS, likewise
+    uint64_t *progress_seq;
+    uint32_t *progress_attempt;
+    size_t progress_count;
+    size_t progress_capacity;
+} s_io_t;
+
+static void s_set_error (hd_worker_t *self, const char *format, ...)
+{
+    char text[sizeof self->error];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    pthread_mutex_lock (&self->lock);
+    memcpy (self->error, text, sizeof text);
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void s_wake (hd_worker_t *self)
+{
+    //  A full pipe already means "wake up"; nothing to do on EAGAIN
+    ssize_t rc = write (self->wake[1], "w", 1);
+    (void)rc;
+}
+
+static void s_job_destroy (hd_delivery_t **job_p)
+{
+    if (!job_p || !*job_p)
+        return;
+    hd_delivery_t *job = *job_p;
+    hd_event_destroy (&job->event);
+    free (job->key);
+    free (job->error);
+    free (job);
+    *job_p = NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Delivery: what a handler sees
+
+const hd_event_t *hd_delivery_event (hd_delivery_t *self)
+{
+    return self->event;
+}
+
+uint32_t hd_delivery_attempt (hd_delivery_t *self)
+{
+    pthread_mutex_lock (&self->worker->lock);
+    uint32_t attempt = self->attempt;
+    pthread_mutex_unlock (&self->worker->lock);
+    return attempt;
+}
+
+uint64_t hd_delivery_seq (hd_delivery_t *self)
+{
+    pthread_mutex_lock (&self->worker->lock);
+    uint64_t seq = self->seq;
+    pthread_mutex_unlock (&self->worker->lock);
+    return seq;
+}
+
+uint32_t hd_delivery_ack_wait_ms (hd_delivery_t *self)
+{
+    pthread_mutex_lock (&self->worker->lock);
+    uint32_t ack_wait_ms = self->ack_wait_ms;
+    pthread_mutex_unlock (&self->worker->lock);
+    return ack_wait_ms;
+}
+
+const char *hd_delivery_pool (hd_delivery_t *self)
+{
+    return self->worker->pool;
+}
+
+void hd_delivery_retry_after (hd_delivery_t *self, uint32_t delay_ms)
+{
+    self->retry_ms = delay_ms;
+}
+
+void hd_delivery_set_error (hd_delivery_t *self, const char *text)
+{
+    char *copy = text ? strdup (text) : NULL;
+    free (self->error);
+    self->error = copy;
+}
+
+int hd_delivery_progress (hd_delivery_t *self)
+{
+    hd_worker_t *worker = self->worker;
+    s_progress_t *request = calloc (1, sizeof *request);
+    if (!request)
+        return -1;
+    pthread_mutex_lock (&worker->lock);
+    request->seq = self->seq;
+    request->attempt = self->attempt;
+    request->generation = self->generation;
+    if (worker->progress_tail)
+        worker->progress_tail->next = request;
+    else
+        worker->progress_head = request;
+    worker->progress_tail = request;
+    pthread_mutex_unlock (&worker->lock);
+    s_wake (worker);
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Handler threads
+
+static void *s_handler_thread (void *arg)
+{
+    hd_worker_t *self = arg;
+    pthread_mutex_lock (&self->lock);
+    while (true) {
+        while (!self->queue_head && !self->handlers_exit)
+            pthread_cond_wait (&self->jobs_ready, &self->lock);
+        hd_delivery_t *job = self->queue_head;
+        if (!job)
+            break; // handlers_exit and nothing left
+        self->queue_head = job->next;
+        if (!self->queue_head)
+            self->queue_tail = NULL;
+        job->next = NULL;
+        job->running = true;
+        pthread_mutex_unlock (&self->lock);
+
+        job->verdict = self->handler (job, self->handler_arg);
+        atomic_fetch_add (&self->handled, 1);
+
+        pthread_mutex_lock (&self->lock);
+        if (self->done_tail)
+            self->done_tail->next = job;
+        else
+            self->done_head = job;
+        self->done_tail = job;
+        pthread_mutex_unlock (&self->lock);
+        s_wake (self);
+        pthread_mutex_lock (&self->lock);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  I/O thread
+
+static void s_io_send_command (s_io_t *io, hd_command_t command, const ProtobufCMessage *body)
+{
+    if (!io->dealer)
+        return;
+    //  A send that would block means the broker is unreachable; what we
+    //  lose here (heartbeats, settles) the broker recovers by redelivery
+    hd_send_command (zsock_resolve (io->dealer), NULL, 0, command, body, ZMQ_DONTWAIT);
+    //  Counted as sent even when refused, so a full pipe cannot make the
+    //  heartbeat timer fire in a busy loop
+    io->last_send = zclock_mono ();
+}
+
+static void s_io_set_state (s_io_t *io, s_state_t state)
+{
+    hd_worker_t *self = io->worker;
+    io->state = state;
+    pthread_mutex_lock (&self->lock);
+    self->state = state;
+    self->generation = io->generation;
+    pthread_cond_broadcast (&self->state_changed);
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  Jobs not yet taken by a handler thread are dropped when their lease is
+//  gone (new session, or stopping): the broker redelivers them anyway.
+static void s_io_drop_queued (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    pthread_mutex_lock (&self->lock);
+    hd_delivery_t *job = self->queue_head;
+    self->queue_head = self->queue_tail = NULL;
+    pthread_mutex_unlock (&self->lock);
+    while (job) {
+        hd_delivery_t *next = job->next;
+        zhashx_delete (io->jobs, job->key);
+        s_job_destroy (&job);
+        job = next;
+    }
+}
+
+static void s_io_send_join (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    Herald__Join join = HERALD__JOIN__INIT;
+    join.pool = self->pool;
+    join.filter = self->filter;
+    join.credit = self->credit;
+    join.name = self->name;
+    s_io_send_command (io, HD_CMD_JOIN, &join.base);
+    io->last_recv = zclock_mono (); // the broker gets liveness × 1 s to answer
+}
+
+static void s_io_connect (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    io->reconnect_at = 0;
+    io->dealer = zsock_new (ZMQ_DEALER);
+    if (!io->dealer || zsock_connect (io->dealer, "%s", self->endpoint)) {
+        zsock_destroy (&io->dealer);
+        s_set_error (self, "cannot connect to %s", self->endpoint);
+        io->reconnect_at = zclock_mono () + io->backoff_ms;
+        return;
+    }
+    s_io_set_state (io, S_STATE_JOINING);
+    s_io_send_join (io);
+}
+
+//  The session is gone: nothing in hand can be settled under its tags.
+static void s_io_lose_session (s_io_t *io)
+{
+    io->generation++;
+    io->ack_count = 0;
+    io->progress_count = 0;
+    s_io_drop_queued (io);
+    s_io_set_state (io, S_STATE_JOINING);
+}
+
+static void s_io_disconnect (s_io_t *io)
+{
+    if (io->dealer) {
+        zsock_set_linger (io->dealer, 0);
+        zsock_destroy (&io->dealer);
+    }
+    s_io_lose_session (io);
+    io->reconnect_at = zclock_mono () + io->backoff_ms;
+    io->backoff_ms = io->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : io->backoff_ms * 2;
+}
+
+static int s_tags_push (uint64_t **seqs, uint32_t **attempts, size_t *count, size_t *capacity,
+                        uint64_t seq, uint32_t attempt)
+{
+    if (*count == *capacity) {
+        size_t grown = *capacity ? *capacity * 2 : 64;
+        uint64_t *new_seqs = realloc (*seqs, grown * sizeof **seqs);
+        if (!new_seqs)
+            return -1;
+        *seqs = new_seqs;
+        uint32_t *new_attempts = realloc (*attempts, grown * sizeof **attempts);
+        if (!new_attempts)
+            return -1;
+        *attempts = new_attempts;
+        *capacity = grown;
+    }
+    (*seqs)[*count] = seq;
+    (*attempts)[*count] = attempt;
+    (*count)++;
+    return 0;
+}
+
+static void s_io_queue_ack (s_io_t *io, uint64_t seq, uint32_t attempt)
+{
+    s_tags_push (&io->ack_seq, &io->ack_attempt, &io->ack_count, &io->ack_capacity, seq, attempt);
+}
+
+static void s_io_flush_settles (s_io_t *io)
+{
+    if (io->ack_count && io->state == S_STATE_ACTIVE) {
+        Herald__Settle settle = HERALD__SETTLE__INIT;
+        settle.n_seq = settle.n_attempt = io->ack_count;
+        settle.seq = io->ack_seq;
+        settle.attempt = io->ack_attempt;
+        s_io_send_command (io, HD_CMD_ACK, &settle.base);
+    }
+    io->ack_count = 0;
+    if (io->progress_count && io->state == S_STATE_ACTIVE) {
+        Herald__Settle settle = HERALD__SETTLE__INIT;
+        settle.n_seq = settle.n_attempt = io->progress_count;
+        settle.seq = io->progress_seq;
+        settle.attempt = io->progress_attempt;
+        s_io_send_command (io, HD_CMD_PROGRESS, &settle.base);
+    }
+    io->progress_count = 0;
+}
+
+static void s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
+{
+    hd_worker_t *self = io->worker;
+    if (frames->count != 4)
+        return;
+    Herald__Deliver *deliver =
+        herald__deliver__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
+    if (!deliver)
+        return;
+    hd_event_t *event =
+        hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2), &frames->frame[3]);
+    if (!event && io->state == S_STATE_ACTIVE) {
+        //  No handler can make sense of it, and redelivery will not change it
+        Herald__Term term = HERALD__TERM__INIT;
+        term.seq = deliver->seq;
+        term.attempt = deliver->attempt;
+        term.error = (char *)"worker could not decode the event";
+        s_io_send_command (io, HD_CMD_TERM, &term.base);
+    }
+    hd_key_t *key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
+    if (!key) {
+        hd_event_destroy (&event);
+        herald__deliver__free_unpacked (deliver, NULL);
+        return;
+    }
+    if (hd_event_seq (event) == 0)
+        hd_event_set_seq (event, deliver->seq);
+    uint32_t ack_wait_ms = deliver->ack_wait_ms ? deliver->ack_wait_ms : io->ack_wait_ms;
+
+    hd_delivery_t *job = zhashx_lookup (io->jobs, key);
+    if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ())) {
+        s_io_queue_ack (io, deliver->seq, deliver->attempt);
+        atomic_fetch_add (&self->skipped, 1);
+        hd_event_destroy (&event);
+        free (key);
+    } else if (job) {
+        //  Already in hand: the newest lease is the one to settle
+        pthread_mutex_lock (&self->lock);
+        job->seq = deliver->seq;
+        job->attempt = deliver->attempt;
+        job->ack_wait_ms = ack_wait_ms;
+        job->generation = io->generation;
+        pthread_mutex_unlock (&self->lock);
+        hd_event_destroy (&event);
+        free (key);
+    } else if (io->draining) {
+        //  Stopping: take nothing new; LEAVE hands it back at once
+        hd_event_destroy (&event);
+        free (key);
+    } else {
+        job = calloc (1, sizeof *job);
+        if (!job) {
+            hd_event_destroy (&event);
+            free (key);
+            herald__deliver__free_unpacked (deliver, NULL);
+            return;
+        }
+        job->worker = self;
+        job->event = event;
+        job->key = key;
+        job->seq = deliver->seq;
+        job->attempt = deliver->attempt;
+        job->ack_wait_ms = ack_wait_ms;
+        job->generation = io->generation;
+        zhashx_insert (io->jobs, job->key, job);
+        pthread_mutex_lock (&self->lock);
+        if (self->queue_tail)
+            self->queue_tail->next = job;
+        else
+            self->queue_head = job;
+        self->queue_tail = job;
+        pthread_cond_signal (&self->jobs_ready);
+        pthread_mutex_unlock (&self->lock);
+    }
+    herald__deliver__free_unpacked (deliver, NULL);
+}
+
+static void s_io_on_joined (s_io_t *io, hd_frames_t *frames)
+{
+    hd_worker_t *self = io->worker;
+    Herald__Joined *joined =
+        herald__joined__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
+    if (!joined)
+        return;
+    io->heartbeat_ms = joined->heartbeat_ms ? joined->heartbeat_ms : S_HEARTBEAT_DEFAULT_MS;
+    io->liveness = joined->liveness ? joined->liveness : S_LIVENESS_DEFAULT;
+    if (joined->ack_wait_ms)
+        io->ack_wait_ms = joined->ack_wait_ms;
+    io->backoff_ms = S_BACKOFF_INITIAL_MS;
+    herald__joined__free_unpacked (joined, NULL);
+    if (io->state != S_STATE_ACTIVE)
+        atomic_fetch_add (&self->joins, 1);
+    s_io_set_state (io, S_STATE_ACTIVE);
+}
+
+static void s_io_on_error (s_io_t *io, hd_frames_t *frames)
+{
+    hd_worker_t *self = io->worker;
+    Herald__Error *error =
+        herald__error__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
+    if (!error)
+        return;
+    const char *reason = error->reason ? error->reason : "";
+    switch (error->code) {
+        case HERALD__ERROR_CODE__STALE_TAG:
+            atomic_fetch_add (&self->stale, 1);
+            break;
+        case HERALD__ERROR_CODE__UNKNOWN_PEER:
+            //  Errors for commands sent before our JOIN arrive while JOINING: ignore those
+            if (io->state == S_STATE_ACTIVE && !io->draining) {
+                s_io_lose_session (io);
+                s_io_send_join (io);
+            }
+            break;
+        case HERALD__ERROR_CODE__INTERNAL:
+            if (io->state == S_STATE_JOINING)
+                s_io_disconnect (io); // try again after a backoff
+            break;
+        default:
+            //  The broker names the command it refuses; a refusal while
+            //  joining that names none can only be about the JOIN
+            if (error->command == HD_CMD_JOIN ||
+                (io->state == S_STATE_JOINING && error->command == 0)) {
+                s_set_error (self, "JOIN refused: %s: %s", hd_error_name (error->code), reason);
+                s_io_set_state (io, S_STATE_FAILED);
+            } else
+                s_set_error (self, "broker error %s on %s: %s", hd_error_name (error->code),
+                             hd_command_name ((int)error->command), reason);
+    }
+    herald__error__free_unpacked (error, NULL);
+}
+
+static void s_io_on_message (s_io_t *io, hd_frames_t *frames)
+{
+    int command;
+    if (frames->count < 1 ||
+        hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command))
+        return;
+    switch (command) {
+        case HD_CMD_DELIVER:
+            s_io_on_deliver (io, frames);
+            break;
+        case HD_CMD_JOINED:
+            if (frames->count == 2)
+                s_io_on_joined (io, frames);
+            break;
+        case HD_CMD_ERROR:
+            if (frames->count == 2)
+                s_io_on_error (io, frames);
+            break;
+        default:
+            break; // HEARTBEAT: arriving at all is the point
+    }
+}
+
+//  Settle what the handler threads finished and pass on progress requests.
+static void s_io_take_results (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    pthread_mutex_lock (&self->lock);
+    hd_delivery_t *done = self->done_head;
+    self->done_head = self->done_tail = NULL;
+    s_progress_t *progress = self->progress_head;
+    self->progress_head = self->progress_tail = NULL;
+    pthread_mutex_unlock (&self->lock);
+
+    int64_t now = zclock_mono ();
+    while (done) {
+        hd_delivery_t *job = done;
+        done = job->next;
+        zhashx_delete (io->jobs, job->key);
+        if (job->verdict == HD_ACK)
+            hd_seen_insert (io->seen, hd_event_source (job->event), hd_event_id (job->event), now);
+        //  The tag is only written by this thread, so no lock is needed to read it
+        bool current = job->generation == io->generation && io->state == S_STATE_ACTIVE;
+        if (current && job->verdict == HD_ACK)
+            s_io_queue_ack (io, job->seq, job->attempt);
+        else if (current && job->verdict == HD_RETRY) {
+            Herald__Nack nack = HERALD__NACK__INIT;
+            nack.seq = job->seq;
+            nack.attempt = job->attempt;
+            nack.delay_ms = job->retry_ms;
+            nack.error = job->error ? job->error : (char *)"";
+            s_io_send_command (io, HD_CMD_NACK, &nack.base);
+        } else if (current) {
+            Herald__Term term = HERALD__TERM__INIT;
+            term.seq = job->seq;
+            term.attempt = job->attempt;
+            term.error = job->error ? job->error : (char *)"";
+            s_io_send_command (io, HD_CMD_TERM, &term.base);
+        }
+        s_job_destroy (&job);
+    }
+    while (progress) {
+        s_progress_t *request = progress;
+        progress = request->next;
+        if (request->generation == io->generation)
+            s_tags_push (&io->progress_seq, &io->progress_attempt, &io->progress_count,
+                         &io->progress_capacity, request->seq, request->attempt);
+        free (request);
+    }
+}
+
+static void s_io_check_timers (s_io_t *io)
+{
+    int64_t now = zclock_mono ();
+    if (!io->dealer) {
+        if (!io->draining && io->reconnect_at && now >= io->reconnect_at)
+            s_io_connect (io);
+        return;
+    }
+    //  Before JOINED we have no heartbeat settings yet: assume the defaults
+    uint32_t heartbeat = io->state == S_STATE_ACTIVE ? io->heartbeat_ms : S_HEARTBEAT_DEFAULT_MS;
+    uint32_t liveness = io->state == S_STATE_ACTIVE ? io->liveness : S_LIVENESS_DEFAULT;
+    if (now - io->last_recv > (int64_t)heartbeat * liveness) {
+        s_io_disconnect (io);
+        return;
+    }
+    if (io->state == S_STATE_ACTIVE && now - io->last_send >= heartbeat)
+        s_io_send_command (io, HD_CMD_HEARTBEAT, NULL);
+}
+
+static long s_io_poll_timeout (s_io_t *io)
+{
+    int64_t now = zclock_mono ();
+    int64_t timeout = 1000;
+    if (!io->dealer) {
+        if (io->reconnect_at)
+            timeout = io->reconnect_at - now;
+    } else {
+        uint32_t heartbeat =
+            io->state == S_STATE_ACTIVE ? io->heartbeat_ms : S_HEARTBEAT_DEFAULT_MS;
+        uint32_t liveness = io->state == S_STATE_ACTIVE ? io->liveness : S_LIVENESS_DEFAULT;
+        int64_t silence_at = io->last_recv + (int64_t)heartbeat * liveness + 1;
+        if (silence_at - now < timeout)
+            timeout = silence_at - now;
+        if (io->state == S_STATE_ACTIVE && io->last_send + heartbeat - now < timeout)
+            timeout = io->last_send + heartbeat - now;
+    }
+    return timeout < 0 ? 0 : (long)timeout;
+}
+
+static void *s_io_thread (void *arg)
+{
+    hd_worker_t *self = arg;
+    s_io_t io_state = {0};
+    s_io_t *io = &io_state;
+    io->worker = self;
+    io->heartbeat_ms = S_HEARTBEAT_DEFAULT_MS;
+    io->liveness = S_LIVENESS_DEFAULT;
+    io->ack_wait_ms = 30000;
+    io->backoff_ms = S_BACKOFF_INITIAL_MS;
+    io->seen = hd_seen_new (self->seen_capacity, self->seen_ttl_ms);
+    io->jobs = zhashx_new ();
+    if (!io->seen || !io->jobs) {
+        s_set_error (self, "out of memory");
+        s_io_set_state (io, S_STATE_FAILED);
+    } else {
+        hd_key_table_setup (io->jobs);
+        s_io_connect (io);
+    }
+
+    while (io->state != S_STATE_FAILED) {
+        zmq_pollitem_t items[2] = {
+            {NULL, self->wake[0], ZMQ_POLLIN, 0},
+            {io->dealer ? zsock_resolve (io->dealer) : NULL, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll (items, io->dealer ? 2 : 1, s_io_poll_timeout (io));
+        if (rc == -1 && errno != EINTR)
+            break;
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) {
+            char buffer[256];
+            while (read (self->wake[0], buffer, sizeof buffer) > 0)
+                ;
+        }
+        if (rc > 0 && io->dealer && (items[1].revents & ZMQ_POLLIN)) {
+            hd_frames_t frames;
+            for (int count = 0;
+                 count < S_DRAIN_BATCH && io->dealer && io->state != S_STATE_FAILED &&
+                 hd_frames_recv (&frames, zsock_resolve (io->dealer), ZMQ_DONTWAIT) == 0;
+                 count++) {
+                io->last_recv = zclock_mono ();
+                s_io_on_message (io, &frames);
+                hd_frames_close (&frames);
+            }
+        }
+        s_io_take_results (io);
+
+        pthread_mutex_lock (&self->lock);
+        bool stop = self->stop_requested;
+        pthread_mutex_unlock (&self->lock);
+        if (stop && !io->draining) {
+            io->draining = true;
+            s_io_drop_queued (io);
+        }
+        s_io_flush_settles (io);
+        if (io->draining && zhashx_size (io->jobs) == 0) {
+            if (io->state == S_STATE_ACTIVE)
+                s_io_send_command (io, HD_CMD_LEAVE, NULL);
+            break;
+        }
+        if (io->state != S_STATE_FAILED)
+            s_io_check_timers (io);
+    }
+
+    //  Jobs still running come back on the done queue; hd_worker_stop frees them
+    s_io_drop_queued (io);
+    if (io->dealer) {
+        //  Give the last settles and LEAVE a moment to reach the broker
+        zsock_set_linger (io->dealer, 1000);
+        zsock_destroy (&io->dealer);
+    }
+    hd_seen_destroy (&io->seen);
+    zhashx_destroy (&io->jobs);
+    free (io->ack_seq);
+    free (io->ack_attempt);
+    free (io->progress_seq);
+    free (io->progress_attempt);
+    pthread_mutex_lock (&self->lock);
+    if (self->state != S_STATE_FAILED)
+        self->state = S_STATE_CLOSED;
+    self->io_done = true;
+    pthread_cond_broadcast (&self->state_changed);
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Worker
+
+hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter)
+{
+    hd_worker_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    //  czmq installs its SIGINT/SIGTERM handler here, before any thread starts
+    zsys_init ();
+    self->endpoint = strdup (broker_endpoint ? broker_endpoint : HERALD_DEFAULT_BROKER);
+    self->pool = strdup (pool ? pool : "");
+    self->filter = strdup (filter ? filter : "");
+    self->name = zsys_hostname ();
+    if (!self->name)
+        self->name = strdup ("");
+    self->credit = 10;
+    self->concurrency = 1;
+    self->seen_capacity = 100000;
+    self->seen_ttl_ms = 600000;
+    self->wake[0] = self->wake[1] = -1;
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_mutex_init (&self->stop_lock, NULL);
+    pthread_cond_init (&self->jobs_ready, NULL);
+    //  Waits are timed against the monotonic clock
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->state_changed, &attr);
+    pthread_condattr_destroy (&attr);
+    if (!self->endpoint || !self->pool || !self->filter || !self->name ||
+        pipe2 (self->wake, O_NONBLOCK | O_CLOEXEC)) {
+        hd_worker_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void hd_worker_destroy (hd_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_worker_t *self = *self_p;
+    hd_worker_stop (self);
+    if (self->wake[0] >= 0)
+        close (self->wake[0]);
+    if (self->wake[1] >= 0)
+        close (self->wake[1]);
+    pthread_cond_destroy (&self->jobs_ready);
+    pthread_cond_destroy (&self->state_changed);
+    pthread_mutex_destroy (&self->lock);
+    pthread_mutex_destroy (&self->stop_lock);
+    free (self->handler_threads);
+    free (self->endpoint);
+    free (self->pool);
+    free (self->filter);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+void hd_worker_set_name (hd_worker_t *self, const char *name)
+{
+    char *copy = strdup (name ? name : "");
+    if (copy) {
+        free (self->name);
+        self->name = copy;
+    }
+}
+
+void hd_worker_set_credit (hd_worker_t *self, uint32_t credit)
+{
+    self->credit = credit ? credit : 1;
+}
+
+void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)
+{
+    self->concurrency = threads ? threads : 1;
+}
+
+void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids)
+{
+    self->seen_capacity = ids;
+}
+
+void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms)
+{
+    self->seen_ttl_ms = ttl_ms;
+}
+
+int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
+{
+    if (self->started) {
+        s_set_error (self, "worker already started");
+        return -1;
+    }
+    if (!handler) {
+        s_set_error (self, "no handler");
+        return -1;
+    }
+    self->handler = handler;
+    self->handler_arg = arg;
+    self->handler_threads = calloc (self->concurrency, sizeof (pthread_t));
+    if (!self->handler_threads) {
+        s_set_error (self, "out of memory");
+        return -1;
+    }
+    self->state = S_STATE_JOINING;
+    if (pthread_create (&self->io_thread, NULL, s_io_thread, self)) {
+        s_set_error (self, "cannot start the I/O thread");
+        return -1;
+    }
+    self->started = true;
+    for (uint32_t index = 0; index < self->concurrency; index++) {
+        if (pthread_create (&self->handler_threads[index], NULL, s_handler_thread, self))
+            break;
+        self->handler_count++;
+    }
+    if (self->handler_count == 0) {
+        s_set_error (self, "cannot start handler threads");
+        hd_worker_stop (self);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_deadline (struct timespec *deadline, int timeout_ms)
+{
+    clock_gettime (CLOCK_MONOTONIC, deadline);
+    deadline->tv_sec += timeout_ms / 1000;
+    deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (deadline->tv_nsec >= 1000000000) {
+        deadline->tv_sec++;
+        deadline->tv_nsec -= 1000000000;
+    }
+}
+
+int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
+{
+    if (!self->started)
+        return -1;
+    int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    pthread_mutex_lock (&self->lock);
+    while (self->state != S_STATE_ACTIVE && self->state != S_STATE_FAILED && !self->io_done &&
+           !zsys_interrupted) {
+        int64_t remaining = deadline < 0 ? 100 : deadline - zclock_mono ();
+        if (remaining <= 0)
+            break;
+        //  Wake now and then to notice zsys_interrupted
+        struct timespec until;
+        s_deadline (&until, remaining < 100 ? (int)remaining : 100);
+        pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
+    }
+    int rc = self->state == S_STATE_ACTIVE ? 0 : -1;
+    if (rc && !*self->error)
+        snprintf (self->error, sizeof self->error, "%s", "timed out waiting for JOINED");
+    pthread_mutex_unlock (&self->lock);
+    return rc;
+}
+
+void hd_worker_stop (hd_worker_t *self)
+{
+    pthread_mutex_lock (&self->stop_lock);
+    if (!self->started || self->stopped) {
+        pthread_mutex_unlock (&self->stop_lock);
+        return;
+    }
+    pthread_mutex_lock (&self->lock);
+    self->stop_requested = true;
+    pthread_mutex_unlock (&self->lock);
+    s_wake (self);
+    pthread_join (self->io_thread, NULL);
+
+    pthread_mutex_lock (&self->lock);
+    self->handlers_exit = true;
+    pthread_cond_broadcast (&self->jobs_ready);
+    pthread_mutex_unlock (&self->lock);
+    for (uint32_t index = 0; index < self->handler_count; index++)
+        pthread_join (self->handler_threads[index], NULL);
+
+    //  Only when the I/O thread quit early (JOIN refused) is anything left here
+    while (self->done_head) {
+        hd_delivery_t *job = self->done_head;
+        self->done_head = job->next;
+        s_job_destroy (&job);
+    }
+    self->done_tail = NULL;
+    while (self->progress_head) {
+        s_progress_t *request = self->progress_head;
+        self->progress_head = request->next;
+        free (request);
+    }
+    self->progress_tail = NULL;
+    self->stopped = true;
+    pthread_mutex_unlock (&self->stop_lock);
+}
+
+int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg)
+{
+    if (hd_worker_start (self, handler, arg))
+        return -1;
+    pthread_mutex_lock (&self->lock);
+    while (!self->io_done && !zsys_interrupted) {
+        struct timespec until;
+        s_deadline (&until, 100);
+        pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
+    }
+    int rc = self->state == S_STATE_FAILED ? -1 : 0;
+    pthread_mutex_unlock (&self->lock);
+    hd_worker_stop (self);
+    return rc;
+}
+
+uint64_t hd_worker_handled (hd_worker_t *self)
+{
+    return atomic_load (&self->handled);
+}
+
+uint64_t hd_worker_skipped (hd_worker_t *self)
+{
+    return atomic_load (&self->skipped);
+}
+
+uint64_t hd_worker_joins (hd_worker_t *self)
+{
+    return atomic_load (&self->joins);
+}
+
+uint64_t hd_worker_stale (hd_worker_t *self)
+{
+    return atomic_load (&self->stale);
+}
+
+const char *hd_worker_error (hd_worker_t *self)
+{
+    return self->error;
+}
