@@ -16,8 +16,17 @@
 #include "session.h"
 #include "store.h"
 
-#define S_BATCH        512
-#define S_BODY_MAX     (64 * 1024)
+//  Wall-clock microseconds; zclock_time () only has milliseconds
+static uint64_t
+s_wall_us (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_REALTIME, &now);
+    return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
+}
+
+#define S_BATCH         512
+#define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
 
 struct _hd_broker_t {
@@ -31,9 +40,9 @@ struct _hd_broker_t {
     hd_store_t *store;
     hd_dedup_t *dedup;
     hd_fanout_t *fanout;
-    zhashx_t *sessions; // session key -> hd_session_t (owned)
-    zlistx_t *dead;     // sessions to remove at the end of the turn
-    zlistx_t *doomed;   // unreachable sessions to end once dispatch is over
+    zhashx_t *sessions;     // session key -> hd_session_t (owned)
+    zlistx_t *dead;         // sessions to remove at the end of the turn
+    zlistx_t *doomed;       // unreachable sessions to end once dispatch is over
     zlistx_t *disconnected; // sessions whose connection closed, to end after reading it dry
     hd_pool_t **pools;
     bool *pool_dirty;
@@ -68,8 +77,7 @@ s_send_error (hd_broker_t *self, const void *rid, size_t rid_size, int code, int
 }
 
 static void
-s_send_stale (hd_broker_t *self, hd_session_t *session, int command, uint64_t seq,
-              uint32_t attempt)
+s_send_stale (hd_broker_t *self, hd_session_t *session, int command, uint64_t seq, uint32_t attempt)
 {
     Herald__Error error = HERALD__ERROR__INIT;
     error.code = HERALD__ERROR_CODE__STALE_TAG;
@@ -194,9 +202,9 @@ s_session_create (hd_broker_t *self, hd_session_kind_t kind, hd_frames_t *frames
         return NULL;
     //  The transport fd lets the socket monitor tell us when this peer goes
     int fd = zmq_msg_get (&frames->frame[1], ZMQ_SRCFD);
-    hd_session_t *session = hd_session_new (kind, hd_frames_data (frames, 0),
-                                            hd_frames_size (frames, 0),
-                                            ++self->next_session_number, fd, zclock_mono ());
+    hd_session_t *session =
+        hd_session_new (kind, hd_frames_data (frames, 0), hd_frames_size (frames, 0),
+                        ++self->next_session_number, fd, zclock_mono ());
     if (session && zhashx_insert (self->sessions, session->key, session) != 0)
         hd_session_destroy (&session);
     return session;
@@ -329,6 +337,51 @@ s_stamp_envelope (zmq_msg_t *stamped, zmq_msg_t *original, uint64_t seq, uint64_
     return 0;
 }
 
+//  proto3 strings must be UTF-8; clients in other languages refuse to decode
+//  anything else, so the broker never stores it.
+static bool
+s_valid_utf8 (const char *text)
+{
+    const unsigned char *c = (const unsigned char *) text;
+    while (*c) {
+        int extra = *c < 0x80           ? 0
+                    : (*c >> 5) == 0x6  ? 1
+                    : (*c >> 4) == 0xE  ? 2
+                    : (*c >> 3) == 0x1E ? 3
+                                        : -1;
+        if (extra < 0 || (extra == 1 && *c < 0xC2))
+            return false;
+        uint32_t point = extra == 0 ? *c : *c & (0x3F >> extra);
+        c++;
+        for (int index = 0; index < extra; index++, c++) {
+            if ((*c & 0xC0) != 0x80)
+                return false;
+            point = point << 6 | (*c & 0x3F);
+        }
+        if ((extra == 2 && (point < 0x800 || (point >= 0xD800 && point <= 0xDFFF))) ||
+            (extra == 3 && (point < 0x10000 || point > 0x10FFFF)))
+            return false;
+    }
+    return true;
+}
+
+static bool
+s_event_strings_valid (const Herald__Event *event)
+{
+    const char *fields[] = {
+        event->id,           event->source,         event->type,          event->subject,
+        event->content_type, event->schema_version, event->partition_key, event->correlation_id,
+        event->causation_id, event->traceparent};
+    for (size_t index = 0; index < sizeof fields / sizeof fields[0]; index++)
+        if (fields[index] && !s_valid_utf8 (fields[index]))
+            return false;
+    for (size_t index = 0; index < event->n_attributes; index++)
+        if (!s_valid_utf8 (event->attributes[index]->key) ||
+            !s_valid_utf8 (event->attributes[index]->value))
+            return false;
+    return true;
+}
+
 //  Returns a reason for INVALID, or NULL when the event is acceptable.
 static const char *
 s_check_event (hd_broker_t *self, const Herald__Event *event)
@@ -342,7 +395,10 @@ s_check_event (hd_broker_t *self, const Herald__Event *event)
         return "event id or source is longer than --max-id";
     if (event->partition_key && strlen (event->partition_key) > max_id)
         return "partition key is longer than --max-id";
-    if (!event->type || !s_valid_type (event->type, strlen (event->type), (size_t) self->config.max_topic))
+    if (!s_event_strings_valid (event))
+        return "event strings must be valid UTF-8";
+    if (!event->type ||
+        !s_valid_type (event->type, strlen (event->type), (size_t) self->config.max_topic))
         return "event type must be 1..max-topic bytes without spaces or control characters";
     return NULL;
 }
@@ -352,10 +408,16 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
 {
     const void *rid = hd_frames_data (frames, 0);
     size_t rid_size = hd_frames_size (frames, 0);
-    if (frames->count != 5 || hd_frames_size (frames, 2) > S_BODY_MAX) {
+    if (frames->count != 5) {
         self->malformed++;
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
                       "PUBLISH needs 4 frames: header, Publish, Event, payload");
+        return;
+    }
+    if (hd_frames_size (frames, 2) > S_BODY_MAX) {
+        self->malformed++;
+        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__TOO_LARGE, HD_CMD_PUBLISH,
+                      "Publish body is larger than 64 KiB");
         return;
     }
     Herald__Publish *publish =
@@ -429,7 +491,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     }
     uint64_t seq = hd_store_next_seq (self->store);
     zmq_msg_t envelope;
-    if (s_stamp_envelope (&envelope, &frames->frame[3], seq, (uint64_t) zclock_time () * 1000)) {
+    if (s_stamp_envelope (&envelope, &frames->frame[3], seq, s_wall_us ())) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         herald__event__free_unpacked (event, NULL);
@@ -467,8 +529,8 @@ s_valid_pool_name (const char *name)
     if (size == 0 || size > S_POOL_NAME_MAX)
         return false;
     for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')
-              || *c == '.' || *c == '_' || *c == '-'))
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-'))
             return false;
     return true;
 }
@@ -514,8 +576,8 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
     hd_pool_t *pool = s_pool_lookup (self, join->pool);
     if (!s_valid_pool_name (join->pool))
         code = HERALD__ERROR_CODE__INVALID, reason = "pool name must be 1-128 of [A-Za-z0-9._-]";
-    else if (!s_valid_type (join->filter, strlen (join->filter), (size_t) self->config.max_topic)
-             && *join->filter)
+    else if (!s_valid_type (join->filter, strlen (join->filter), (size_t) self->config.max_topic) &&
+             *join->filter)
         code = HERALD__ERROR_CODE__INVALID, reason = "filter must be a valid type prefix";
     else if (join->credit == 0 || join->credit > (uint64_t) self->config.max_credit)
         code = HERALD__ERROR_CODE__INVALID, reason = "credit must be 1..--max-credit";
@@ -540,13 +602,11 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
             if (!session->member) {
                 s_session_end (self, session, "out of memory");
                 session = NULL;
-            }
-            else
+            } else
                 zsys_info ("worker '%s' joined pool '%s' (session %llu, credit %u)", join->name,
                            join->pool, (unsigned long long) session->number, join->credit);
         }
-    }
-    else if (session)
+    } else if (session)
         hd_pool_set_credit (pool, session->member, join->credit);
     if (!pool || !session) {
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__LIMIT, HD_CMD_JOIN,
@@ -579,8 +639,8 @@ s_worker_session (hd_broker_t *self, hd_frames_t *frames, int command)
         return NULL;
     }
     session->last_heard = zclock_mono ();
-    if (session->kind != HD_SESSION_WORKER && command != HD_CMD_HEARTBEAT
-        && command != HD_CMD_LEAVE) {
+    if (session->kind != HD_SESSION_WORKER && command != HD_CMD_HEARTBEAT &&
+        command != HD_CMD_LEAVE) {
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__CONFLICT, command,
                       "this connection is not a pool worker");
         return NULL;
@@ -926,10 +986,10 @@ s_heartbeat_sessions (hd_broker_t *self, int64_t now)
             s_session_end (self, session, "missed heartbeats");
             continue;
         }
-        if (session->kind == HD_SESSION_WORKER
-            && hd_send_command (self->router_socket, session->routing_id,
-                                session->routing_id_size, HD_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT)
-            && errno == EHOSTUNREACH)
+        if (session->kind == HD_SESSION_WORKER &&
+            hd_send_command (self->router_socket, session->routing_id, session->routing_id_size,
+                             HD_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT) &&
+            errno == EHOSTUNREACH)
             s_session_doom (self, session);
     }
 }
@@ -1016,8 +1076,8 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->doomed = zlistx_new ();
     self->disconnected = zlistx_new ();
     self->loop = zloop_new ();
-    if (!self->router || !self->xpub || !self->store || !self->dedup || !self->sessions
-        || !self->dead || !self->doomed || !self->disconnected || !self->loop) {
+    if (!self->router || !self->xpub || !self->store || !self->dedup || !self->sessions ||
+        !self->dead || !self->doomed || !self->disconnected || !self->loop) {
         snprintf (error, error_size, "out of memory");
         hd_broker_destroy (&self);
         return NULL;
@@ -1035,16 +1095,17 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     //  ZMQ_XPUB_VERBOSER (4.2+): pass unsubscribes up too, so the count stays right
     int verboser = 1;
     zmq_setsockopt (self->xpub_socket, 78, &verboser, sizeof verboser);
-    if (s_bind (self->router, config->router_endpoint, error, error_size)
-        || s_bind (self->xpub, config->xpub_endpoint, error, error_size)) {
+    if (s_bind (self->router, config->router_endpoint, error, error_size) ||
+        s_bind (self->xpub, config->xpub_endpoint, error, error_size)) {
         hd_broker_destroy (&self);
         return NULL;
     }
     char monitor_endpoint[64];
-    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://herald-monitor-%p", (void *) self);
+    snprintf (monitor_endpoint, sizeof monitor_endpoint, "inproc://herald-monitor-%p",
+              (void *) self);
     if (zmq_socket_monitor (self->router_socket, monitor_endpoint,
-                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1
-        || !(self->monitor = zsock_new_pair (monitor_endpoint))) {
+                            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) == -1 ||
+        !(self->monitor = zsock_new_pair (monitor_endpoint))) {
         snprintf (error, error_size, "cannot monitor the ROUTER socket");
         hd_broker_destroy (&self);
         return NULL;
@@ -1097,8 +1158,9 @@ hd_broker_run (hd_broker_t *self)
     zsys_info ("herald-broker serving ROUTER %s, XPUB %s", self->config.router_endpoint,
                self->config.xpub_endpoint);
     zloop_start (self->loop);
-    zsys_info ("herald-broker stopping: published=%llu duplicates=%llu rejected=%llu malformed=%llu",
-               (unsigned long long) self->published, (unsigned long long) self->duplicates,
-               (unsigned long long) self->rejected, (unsigned long long) self->malformed);
+    zsys_info (
+        "herald-broker stopping: published=%llu duplicates=%llu rejected=%llu malformed=%llu",
+        (unsigned long long) self->published, (unsigned long long) self->duplicates,
+        (unsigned long long) self->rejected, (unsigned long long) self->malformed);
     return 0;
 }

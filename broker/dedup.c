@@ -98,8 +98,7 @@ s_drop_oldest (hd_dedup_t *self)
 }
 
 int
-hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq,
-                 int64_t now)
+hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq, int64_t now)
 {
     hd_dedup_expire (self, now);
     //  Only live entries count as evicted, not ones already replaced

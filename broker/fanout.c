@@ -89,10 +89,10 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
     zmq_msg_copy (&envelope_copy, envelope);
     zmq_msg_copy (&payload_copy, payload);
     int rc = -1;
-    if (hd_send_bytes (self->xpub, type, type_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0
-        && hd_send_proto (self->xpub, &fanout.base, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0
-        && hd_send_msg (self->xpub, &envelope_copy, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0
-        && hd_send_msg (self->xpub, &payload_copy, ZMQ_DONTWAIT) == 0)
+    if (hd_send_bytes (self->xpub, type, type_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
+        hd_send_proto (self->xpub, &fanout.base, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
+        hd_send_msg (self->xpub, &envelope_copy, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
+        hd_send_msg (self->xpub, &payload_copy, ZMQ_DONTWAIT) == 0)
         rc = 0;
     zmq_msg_close (&envelope_copy);
     zmq_msg_close (&payload_copy);

@@ -21,8 +21,8 @@ void hd_fanout_destroy (hd_fanout_t **self_p);
 
 //  Send one event to subscribers. envelope and payload stay with the caller
 //  (they are shared, not copied). Returns 0, -1 on a send error.
-int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size,
-                       zmq_msg_t *envelope, zmq_msg_t *payload);
+int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
+                       zmq_msg_t *payload);
 
 //  Read pending (un)subscription messages from the XPUB socket.
 void hd_fanout_read_subscriptions (hd_fanout_t *self);

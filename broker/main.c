@@ -45,8 +45,8 @@ s_options_new (s_settings_t *s)
                     &s->dedup_window);
     hd_options_add (options, "dedup-max", HD_OPT_INT, "1000000", NULL,
                     "most identities remembered; the oldest go first", &s->dedup_max);
-    hd_options_add (options, "max-payload", HD_OPT_SIZE, "1M", NULL,
-                    "largest payload accepted", &s->max_payload);
+    hd_options_add (options, "max-payload", HD_OPT_SIZE, "1M", NULL, "largest payload accepted",
+                    &s->max_payload);
     hd_options_add (options, "max-envelope", HD_OPT_SIZE, "64K", NULL,
                     "largest encoded event envelope accepted", &s->max_envelope);
     hd_options_add (options, "max-topic", HD_OPT_INT, "255", NULL,
@@ -89,8 +89,8 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
         return "--ack-wait must be at least 10ms";
     if (multiplier < 1.0 || jitter < 0.0 || jitter >= 1.0)
         return "--backoff-multiplier must be >= 1 and --backoff-jitter in [0, 1)";
-    if (s->max_pending < 1 || s->max_pools < 1 || s->max_sessions < 1 || s->max_credit < 1
-        || s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 || s->max_types < 1)
+    if (s->max_pending < 1 || s->max_pools < 1 || s->max_sessions < 1 || s->max_credit < 1 ||
+        s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 || s->max_types < 1)
         return "limits must be at least 1";
     if (s->max_topic > 255)
         return "--max-topic is at most 255";

@@ -38,8 +38,8 @@ struct _hd_member_t {
     void *handle;
     uint32_t credit;
     uint32_t inflight;
-    bool listed;  // in the ready ring
-    bool stalled; // a delivery to it failed; wait for a sign of life
+    bool listed;                      // in the ready ring
+    bool stalled;                     // a delivery to it failed; wait for a sign of life
     hd_member_t *prev, *next;         // ready ring
     hd_member_t *all_prev, *all_next; // every member
 };
@@ -285,7 +285,8 @@ hd_pool_new (const char *name, const char *filter, const hd_pool_config_t *confi
     zhashx_set_key_comparator (self->entries, s_seq_compare);
     zhashx_set_key_duplicator (self->entries, NULL);
     zhashx_set_key_destructor (self->entries, NULL);
-    self->random_state = ((uint64_t) (uintptr_t) self) ^ (uint64_t) zclock_usecs () ^ 0x9E3779B97F4A7C15ULL;
+    self->random_state =
+        ((uint64_t) (uintptr_t) self) ^ (uint64_t) zclock_usecs () ^ 0x9E3779B97F4A7C15ULL;
     if (self->random_state == 0)
         self->random_state = 1;
     return self;
@@ -441,7 +442,8 @@ static s_entry_t *
 s_leased_entry (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt)
 {
     s_entry_t *entry = zhashx_lookup (self->entries, S_KEY (seq));
-    if (!entry || entry->state != S_LEASED || entry->member != member || entry->attempt != attempt) {
+    if (!entry || entry->state != S_LEASED || entry->member != member ||
+        entry->attempt != attempt) {
         self->stale++;
         return NULL;
     }
@@ -519,8 +521,7 @@ hd_pool_term (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attem
 }
 
 int
-hd_pool_progress (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt,
-                  int64_t now)
+hd_pool_progress (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt, int64_t now)
 {
     s_entry_t *entry = s_leased_entry (self, member, seq, attempt);
     if (!entry)
@@ -610,8 +611,8 @@ int64_t
 hd_pool_backoff_ms (hd_pool_t *self, uint32_t attempt)
 {
     const hd_pool_config_t *config = &self->config;
-    double delay = (double) config->backoff_initial_ms
-                   * pow (config->backoff_multiplier, attempt > 0 ? attempt - 1 : 0);
+    double delay = (double) config->backoff_initial_ms *
+                   pow (config->backoff_multiplier, attempt > 0 ? attempt - 1 : 0);
     if (delay > (double) config->backoff_max_ms)
         delay = (double) config->backoff_max_ms;
     delay *= 1.0 + config->backoff_jitter * (2.0 * s_random_unit (self) - 1.0);

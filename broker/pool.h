@@ -19,9 +19,9 @@ typedef struct {
     int64_t backoff_initial_ms; // first redelivery delay after a lease expiry or NACK(0)
     int64_t backoff_max_ms;
     double backoff_multiplier;
-    double backoff_jitter;      // 0.2: delay × random factor in [0.8, 1.2]
-    size_t max_pending;         // events held (waiting + in flight) before publishers are refused
-    size_t max_parked;          // terminated events kept aside
+    double backoff_jitter; // 0.2: delay × random factor in [0.8, 1.2]
+    size_t max_pending;    // events held (waiting + in flight) before publishers are refused
+    size_t max_parked;     // terminated events kept aside
 } hd_pool_config_t;
 
 //  Hand seq to the worker behind handle. Return 0 when sent, -1 when the
@@ -80,7 +80,7 @@ int64_t hd_pool_backoff_ms (hd_pool_t *self, uint32_t attempt);
 //  Counters. Strings in stats point into the pool.
 void hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now);
 size_t hd_pool_workers (hd_pool_t *self);
-size_t hd_pool_pending (hd_pool_t *self);   // waiting, ready or delayed
+size_t hd_pool_pending (hd_pool_t *self); // waiting, ready or delayed
 size_t hd_pool_inflight (hd_pool_t *self);
 size_t hd_pool_parked (hd_pool_t *self);
 uint32_t hd_member_inflight (hd_member_t *member);

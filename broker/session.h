@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include "pool.h"
 
-#define HD_ROUTING_ID_MAX 255
-#define HD_SESSION_KEY_MAX (2 * HD_ROUTING_ID_MAX + 1)
+#define HD_ROUTING_ID_MAX   255
+#define HD_SESSION_KEY_MAX  (2 * HD_ROUTING_ID_MAX + 1)
 #define HD_SESSION_NAME_MAX 64
 
 typedef enum { HD_SESSION_WORKER = 1, HD_SESSION_SUBSCRIBER = 2 } hd_session_kind_t;
@@ -22,11 +22,11 @@ typedef struct {
     size_t routing_id_size;
     char key[HD_SESSION_KEY_MAX]; // hex of routing_id: the session table key
     uint64_t number;
-    int fd;                       // transport connection, -1 when unknown
-    int64_t last_heard;           // monotonic ms of the last message from the peer
-    bool dead;                    // ended; the broker removes it at the end of the turn
-    bool doomed;                  // found unreachable; ends at the end of the turn
-    bool disconnected;            // its connection closed; ends once its messages are read
+    int fd;             // transport connection, -1 when unknown
+    int64_t last_heard; // monotonic ms of the last message from the peer
+    bool dead;          // ended; the broker removes it at the end of the turn
+    bool doomed;        // found unreachable; ends at the end of the turn
+    bool disconnected;  // its connection closed; ends once its messages are read
     char name[HD_SESSION_NAME_MAX];
     //  Workers
     hd_pool_t *pool;

@@ -20,7 +20,7 @@ typedef struct {
     uint64_t seq;
     zmq_msg_t envelope; // encoded Event, seq and recorded_time_us included
     zmq_msg_t payload;
-    uint32_t holders;   // pools that still need it
+    uint32_t holders; // pools that still need it
 } hd_record_t;
 
 //  max_bytes bounds what the store holds (envelopes + payloads).

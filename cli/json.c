@@ -5,7 +5,8 @@
 
 //  Length of the well-formed UTF-8 sequence at data (1-4), or 0 if the
 //  bytes there are not one (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
-static size_t s_utf8_sequence (const unsigned char *data, size_t size)
+static size_t
+s_utf8_sequence (const unsigned char *data, size_t size)
 {
     unsigned char lead = data[0];
     if (lead < 0x80)
@@ -38,7 +39,8 @@ static size_t s_utf8_sequence (const unsigned char *data, size_t size)
     return length;
 }
 
-bool cli_utf8_valid (const void *data, size_t size)
+bool
+cli_utf8_valid (const void *data, size_t size)
 {
     const unsigned char *cursor = data;
     while (size > 0) {
@@ -51,9 +53,10 @@ bool cli_utf8_valid (const void *data, size_t size)
     return true;
 }
 
-void cli_json_string (FILE *out, const char *data, size_t size)
+void
+cli_json_string (FILE *out, const char *data, size_t size)
 {
-    const unsigned char *cursor = (const unsigned char *)data;
+    const unsigned char *cursor = (const unsigned char *) data;
     fputc ('"', out);
     while (size > 0) {
         unsigned char byte = *cursor;
@@ -86,12 +89,14 @@ void cli_json_string (FILE *out, const char *data, size_t size)
     fputc ('"', out);
 }
 
-void cli_json_cstring (FILE *out, const char *text)
+void
+cli_json_cstring (FILE *out, const char *text)
 {
     cli_json_string (out, text ? text : "", text ? strlen (text) : 0);
 }
 
-void cli_base64 (FILE *out, const void *data, size_t size)
+void
+cli_base64 (FILE *out, const void *data, size_t size)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

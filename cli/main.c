@@ -27,7 +27,8 @@ static const s_command_t s_commands[] = {
 
 #define S_COMMAND_COUNT (sizeof s_commands / sizeof s_commands[0])
 
-static void s_usage (FILE *stream)
+static void
+s_usage (FILE *stream)
 {
     fprintf (stream, "Usage: herald COMMAND [options] [arguments]\n"
                      "\n"
@@ -48,23 +49,26 @@ static void s_usage (FILE *stream)
 //  SIGINT / SIGTERM set zsys_interrupted, which the library and every
 //  command loop watch. czmq installs the same kind of handler when the
 //  library creates its first socket; this one covers the time before.
-static void s_signal_handler (int signal_value)
+static void
+s_signal_handler (int signal_value)
 {
     zsys_interrupted = 1;
 }
 
-const char *cli_duration_text (int64_t ms, char *buffer, size_t size)
+const char *
+cli_duration_text (int64_t ms, char *buffer, size_t size)
 {
     if (ms % 1000 == 0)
-        snprintf (buffer, size, "%llds", (long long)(ms / 1000));
+        snprintf (buffer, size, "%llds", (long long) (ms / 1000));
     else if (ms < 1000)
-        snprintf (buffer, size, "%lldms", (long long)ms);
+        snprintf (buffer, size, "%lldms", (long long) ms);
     else
-        snprintf (buffer, size, "%.3gs", (double)ms / 1000.0);
+        snprintf (buffer, size, "%.3gs", (double) ms / 1000.0);
     return buffer;
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     if (argc < 2) {
         s_usage (stderr);

@@ -73,8 +73,8 @@ typedef struct {
 //  command-line --attr flags are taken out of argv before it is parsed.
 //  Options that take a value are skipped with their value, so that a value
 //  which happens to be "--attr" is left alone. Returns 0 or -1 (message printed).
-static int s_attributes_extract (s_pub_t *self, int argc, char **argv, int *argc_out,
-                                 char **argv_out)
+static int
+s_attributes_extract (s_pub_t *self, int argc, char **argv, int *argc_out, char **argv_out)
 {
     int out = 0;
     argv_out[out++] = argv[0];
@@ -111,7 +111,8 @@ static int s_attributes_extract (s_pub_t *self, int argc, char **argv, int *argc
 }
 
 //  Split the collected "K=V" texts into key and value (copies).
-static int s_attributes_split (s_pub_t *self)
+static int
+s_attributes_split (s_pub_t *self)
 {
     for (size_t index = 0; index < self->attr_text_count; index++) {
         const char *text = self->attr_texts[index];
@@ -121,7 +122,7 @@ static int s_attributes_split (s_pub_t *self)
             return -1;
         }
         s_attribute_t *attribute = &self->attributes[self->attribute_count++];
-        attribute->key = strndup (text, (size_t)(equals - text));
+        attribute->key = strndup (text, (size_t) (equals - text));
         attribute->value = strdup (equals + 1);
         if (!attribute->key || !attribute->value) {
             fprintf (stderr, "herald pub: out of memory\n");
@@ -131,7 +132,8 @@ static int s_attributes_split (s_pub_t *self)
     return 0;
 }
 
-static void s_attributes_free (s_pub_t *self)
+static void
+s_attributes_free (s_pub_t *self)
 {
     for (size_t index = 0; index < self->attribute_count; index++) {
         free (self->attributes[index].key);
@@ -146,7 +148,8 @@ static void s_attributes_free (s_pub_t *self)
 }
 
 //  Read all of standard input into self->payload. Returns 0 or -1.
-static int s_read_stdin (s_pub_t *self)
+static int
+s_read_stdin (s_pub_t *self)
 {
     size_t capacity = 64 * 1024;
     size_t size = 0;
@@ -179,7 +182,7 @@ static int s_read_stdin (s_pub_t *self)
             free (data);
             return -1;
         }
-        size += (size_t)bytes;
+        size += (size_t) bytes;
     }
     if (!data) {
         fprintf (stderr, "herald pub: out of memory reading stdin\n");
@@ -190,15 +193,17 @@ static int s_read_stdin (s_pub_t *self)
     return 0;
 }
 
-static uint64_t s_now_us (void)
+static uint64_t
+s_now_us (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
-    return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+    return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
 }
 
 //  The event with the given index of this run, or NULL on no memory.
-static hd_event_t *s_event_new (s_pub_t *self, int64_t index)
+static hd_event_t *
+s_event_new (s_pub_t *self, int64_t index)
 {
     hd_event_t *event = hd_event_new (self->topic);
     if (!event)
@@ -208,7 +213,7 @@ static hd_event_t *s_event_new (s_pub_t *self, int64_t index)
         rc |= hd_event_set_id (event, self->id);
     else if (self->id) {
         char id[1024];
-        snprintf (id, sizeof id, "%s-%lld", self->id, (long long)index);
+        snprintf (id, sizeof id, "%s-%lld", self->id, (long long) index);
         rc |= hd_event_set_id (event, id);
     }
     rc |= hd_event_set_source (event, self->source);
@@ -232,7 +237,8 @@ static hd_event_t *s_event_new (s_pub_t *self, int64_t index)
     return event;
 }
 
-static void s_on_confirm (const hd_event_t *event, const hd_confirm_t *confirm, void *arg)
+static void
+s_on_confirm (const hd_event_t *event, const hd_confirm_t *confirm, void *arg)
 {
     s_pub_t *self = arg;
     if (!confirm->confirmed) {
@@ -244,10 +250,11 @@ static void s_on_confirm (const hd_event_t *event, const hd_confirm_t *confirm, 
         self->rejects_shown++;
     } else if (!self->quiet)
         fprintf (stderr, "%s id=%s seq=%llu\n", confirm->duplicate ? "duplicate" : "confirmed",
-                 hd_event_id (event), (unsigned long long)confirm->seq);
+                 hd_event_id (event), (unsigned long long) confirm->seq);
 }
 
-static uint64_t s_settled (hd_publisher_t *publisher)
+static uint64_t
+s_settled (hd_publisher_t *publisher)
 {
     return hd_publisher_confirmed (publisher) + hd_publisher_rejected (publisher);
 }
@@ -255,7 +262,8 @@ static uint64_t s_settled (hd_publisher_t *publisher)
 //  Wait for every outstanding confirm, giving up after timeout_ms (0: never)
 //  without any confirm or rejection arriving. Returns 0, or -1 on timeout or
 //  interrupt.
-static int s_flush (hd_publisher_t *publisher, int64_t timeout_ms)
+static int
+s_flush (hd_publisher_t *publisher, int64_t timeout_ms)
 {
     uint64_t settled = s_settled (publisher);
     int64_t last_progress = zclock_mono ();
@@ -270,7 +278,7 @@ static int s_flush (hd_publisher_t *publisher, int64_t timeout_ms)
             if (remaining < slice)
                 slice = remaining;
         }
-        hd_publisher_flush (publisher, (int)slice);
+        hd_publisher_flush (publisher, (int) slice);
         if (s_settled (publisher) != settled) {
             settled = s_settled (publisher);
             last_progress = zclock_mono ();
@@ -280,23 +288,25 @@ static int s_flush (hd_publisher_t *publisher, int64_t timeout_ms)
 }
 
 //  Wait until event index is due under --rate, processing confirms.
-static void s_pace (s_pub_t *self, hd_publisher_t *publisher, int64_t start_us, int64_t index)
+static void
+s_pace (s_pub_t *self, hd_publisher_t *publisher, int64_t start_us, int64_t index)
 {
     if (self->rate <= 0)
         return;
-    int64_t due = start_us + (int64_t)((double)index * 1e6 / (double)self->rate);
+    int64_t due = start_us + (int64_t) ((double) index * 1e6 / (double) self->rate);
     while (!zsys_interrupted) {
         int64_t now = zclock_usecs ();
         if (now >= due)
             break;
         hd_publisher_poll (publisher);
         int64_t wait = due - now;
-        usleep ((useconds_t)(wait < 10000 ? wait : 10000));
+        usleep ((useconds_t) (wait < 10000 ? wait : 10000));
     }
 }
 
 //  Publish and wait; returns the exit code.
-static int s_run (s_pub_t *self)
+static int
+s_run (s_pub_t *self)
 {
     char duration[32];
     cli_duration_text (self->timeout, duration, sizeof duration);
@@ -305,7 +315,7 @@ static int s_run (s_pub_t *self)
         fprintf (stderr, "herald: cannot connect to broker at %s\n", self->broker);
         return CLI_EXIT_FAILURE;
     }
-    hd_publisher_set_window (publisher, (uint32_t)self->window);
+    hd_publisher_set_window (publisher, (uint32_t) self->window);
     hd_publisher_set_confirm_fn (publisher, s_on_confirm, self);
 
     int64_t timeout_ms = self->timeout > 0 ? self->timeout : -1;
@@ -322,21 +332,22 @@ static int s_run (s_pub_t *self)
             failed = true;
             break;
         }
-        int rc = hd_publisher_publish (publisher, &event, (int)timeout_ms);
+        int rc = hd_publisher_publish (publisher, &event, (int) timeout_ms);
         hd_event_destroy (&event); // still ours if it was not taken
         if (rc) {
             const char *error = hd_publisher_error (publisher);
+            bool window_timeout = strncmp (error, "timed out", 9) == 0;
             if (zsys_interrupted)
-                ;
-            else if (strncmp (error, "timed out", 9) == 0)
+                break; // reported below
+            if (window_timeout)
                 fprintf (stderr,
                          "herald: could not publish event %lld of %lld: broker at %s confirmed "
                          "nothing within %s (%s)\n",
-                         (long long)sent + 1, (long long)self->count, self->broker, duration,
+                         (long long) sent + 1, (long long) self->count, self->broker, duration,
                          error);
             else
                 fprintf (stderr, "herald: could not publish event %lld of %lld: %s\n",
-                         (long long)sent + 1, (long long)self->count, error);
+                         (long long) sent + 1, (long long) self->count, error);
             failed = true;
             break;
         }
@@ -353,37 +364,38 @@ static int s_run (s_pub_t *self)
     uint64_t rejected = hd_publisher_rejected (publisher);
     uint64_t resent = hd_publisher_resent (publisher);
     uint64_t settled = confirmed + rejected;
-    uint64_t unconfirmed = settled < (uint64_t)self->count ? (uint64_t)self->count - settled : 0;
-    printf ("confirmed=%llu duplicates=%llu rejected=%llu", (unsigned long long)confirmed,
-            (unsigned long long)duplicates, (unsigned long long)rejected);
+    uint64_t unconfirmed = settled < (uint64_t) self->count ? (uint64_t) self->count - settled : 0;
+    printf ("confirmed=%llu duplicates=%llu rejected=%llu", (unsigned long long) confirmed,
+            (unsigned long long) duplicates, (unsigned long long) rejected);
     if (unconfirmed)
-        printf (" unconfirmed=%llu", (unsigned long long)unconfirmed);
+        printf (" unconfirmed=%llu", (unsigned long long) unconfirmed);
     printf ("\n");
     fflush (stdout);
     if (resent && !self->quiet)
-        fprintf (stderr, "herald: %llu publishes were re-sent\n", (unsigned long long)resent);
+        fprintf (stderr, "herald: %llu publishes were re-sent\n", (unsigned long long) resent);
     if (rejected)
-        fprintf (stderr, "herald: %llu of %lld events rejected\n", (unsigned long long)rejected,
-                 (long long)self->count);
+        fprintf (stderr, "herald: %llu of %lld events rejected\n", (unsigned long long) rejected,
+                 (long long) self->count);
     if (zsys_interrupted && unconfirmed)
         fprintf (stderr, "herald: interrupted with %llu events unconfirmed\n",
-                 (unsigned long long)unconfirmed);
+                 (unsigned long long) unconfirmed);
     else if (timed_out)
         fprintf (stderr,
                  "herald: %llu of %lld events unconfirmed: broker at %s confirmed nothing "
                  "within %s (unreachable, or a pool's backlog is full)\n",
-                 (unsigned long long)unconfirmed, (long long)self->count, self->broker, duration);
+                 (unsigned long long) unconfirmed, (long long) self->count, self->broker, duration);
     hd_publisher_destroy (&publisher);
     return rejected || unconfirmed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
-int cli_pub (int argc, char **argv)
+int
+cli_pub (int argc, char **argv)
 {
     s_pub_t self = {0};
     int exit_code = CLI_EXIT_USAGE;
-    char **args = calloc ((size_t)argc + 1, sizeof (char *));
-    self.attr_texts = calloc ((size_t)argc + 2, sizeof (char *));
-    self.attributes = calloc ((size_t)argc + 2, sizeof (s_attribute_t));
+    char **args = calloc ((size_t) argc + 1, sizeof (char *));
+    self.attr_texts = calloc ((size_t) argc + 2, sizeof (char *));
+    self.attributes = calloc ((size_t) argc + 2, sizeof (s_attribute_t));
     hd_options_t *options =
         hd_options_new ("herald pub", "[options] TOPIC [DATA|-]", s_description);
     if (!args || !self.attr_texts || !self.attributes || !options) {
@@ -459,7 +471,7 @@ int cli_pub (int argc, char **argv)
         fprintf (stderr, "herald pub: TOPIC must not be empty\n");
         goto done;
     }
-    for (const unsigned char *c = (const unsigned char *)self.topic; *c; c++)
+    for (const unsigned char *c = (const unsigned char *) self.topic; *c; c++)
         if (*c <= 0x20 || *c == 0x7F) {
             fprintf (stderr, "herald pub: TOPIC must not contain spaces or control characters\n");
             goto done;

@@ -27,34 +27,36 @@ typedef struct {
 } s_stat_t;
 
 //  "3d04h05m", "1h02m03s", "4m05s", "12.3s"
-static const char *s_uptime_text (uint64_t ms, char *buffer, size_t size)
+static const char *
+s_uptime_text (uint64_t ms, char *buffer, size_t size)
 {
     uint64_t seconds = ms / 1000;
     if (seconds >= 86400)
-        snprintf (buffer, size, "%llud%02lluh%02llum", (unsigned long long)(seconds / 86400),
-                  (unsigned long long)(seconds % 86400 / 3600),
-                  (unsigned long long)(seconds % 3600 / 60));
+        snprintf (buffer, size, "%llud%02lluh%02llum", (unsigned long long) (seconds / 86400),
+                  (unsigned long long) (seconds % 86400 / 3600),
+                  (unsigned long long) (seconds % 3600 / 60));
     else if (seconds >= 3600)
-        snprintf (buffer, size, "%lluh%02llum%02llus", (unsigned long long)(seconds / 3600),
-                  (unsigned long long)(seconds % 3600 / 60), (unsigned long long)(seconds % 60));
+        snprintf (buffer, size, "%lluh%02llum%02llus", (unsigned long long) (seconds / 3600),
+                  (unsigned long long) (seconds % 3600 / 60), (unsigned long long) (seconds % 60));
     else if (seconds >= 60)
-        snprintf (buffer, size, "%llum%02llus", (unsigned long long)(seconds / 60),
-                  (unsigned long long)(seconds % 60));
+        snprintf (buffer, size, "%llum%02llus", (unsigned long long) (seconds / 60),
+                  (unsigned long long) (seconds % 60));
     else
-        snprintf (buffer, size, "%.1fs", (double)ms / 1000.0);
+        snprintf (buffer, size, "%.1fs", (double) ms / 1000.0);
     return buffer;
 }
 
-static const char *s_bytes_text (uint64_t bytes, char *buffer, size_t size)
+static const char *
+s_bytes_text (uint64_t bytes, char *buffer, size_t size)
 {
     if (bytes < 1024)
-        snprintf (buffer, size, "%llu B", (unsigned long long)bytes);
+        snprintf (buffer, size, "%llu B", (unsigned long long) bytes);
     else if (bytes < 1024 * 1024)
-        snprintf (buffer, size, "%.1f KiB", (double)bytes / 1024.0);
+        snprintf (buffer, size, "%.1f KiB", (double) bytes / 1024.0);
     else if (bytes < 1024ULL * 1024 * 1024)
-        snprintf (buffer, size, "%.1f MiB", (double)bytes / (1024.0 * 1024));
+        snprintf (buffer, size, "%.1f MiB", (double) bytes / (1024.0 * 1024));
     else
-        snprintf (buffer, size, "%.1f GiB", (double)bytes / (1024.0 * 1024 * 1024));
+        snprintf (buffer, size, "%.1f GiB", (double) bytes / (1024.0 * 1024 * 1024));
     return buffer;
 }
 
@@ -66,8 +68,8 @@ static const char *s_headers[S_COLUMNS] = {"POOL",       "FILTER",  "WORKERS",  
 
 //  The cells of one pool row, written into cell[] (each 32 bytes, except the
 //  name and filter which point into the message).
-static void s_pool_cells (const Herald__PoolStats *pool, const char *cell[S_COLUMNS],
-                          char text[][32])
+static void
+s_pool_cells (const Herald__PoolStats *pool, const char *cell[S_COLUMNS], char text[][32])
 {
     cell[0] = pool->name && *pool->name ? pool->name : "-";
     cell[1] = pool->filter && *pool->filter ? pool->filter : "\"\"";
@@ -75,30 +77,31 @@ static void s_pool_cells (const Herald__PoolStats *pool, const char *cell[S_COLU
                                        pool->acked,      pool->delivered, pool->redelivered,
                                        pool->terminated, pool->expired,   pool->oldest_pending_ms};
     for (int column = 2; column < S_COLUMNS; column++) {
-        snprintf (text[column], 32, "%llu", (unsigned long long)numbers[column - 2]);
+        snprintf (text[column], 32, "%llu", (unsigned long long) numbers[column - 2]);
         cell[column] = text[column];
     }
 }
 
-static void s_print_table (const Herald__Stats *stats)
+static void
+s_print_table (const Herald__Stats *stats)
 {
     char uptime[32], store[32];
     printf ("broker   uptime %s  epoch %llu  published %llu  duplicates %llu  rejected %llu  "
             "malformed %llu\n",
             s_uptime_text (stats->uptime_ms, uptime, sizeof uptime),
-            (unsigned long long)stats->epoch, (unsigned long long)stats->published,
-            (unsigned long long)stats->duplicates, (unsigned long long)stats->rejected,
-            (unsigned long long)stats->malformed);
+            (unsigned long long) stats->epoch, (unsigned long long) stats->published,
+            (unsigned long long) stats->duplicates, (unsigned long long) stats->rejected,
+            (unsigned long long) stats->malformed);
     printf ("         publish %.1f/s  deliver %.1f/s  sessions %u  subscribers %u  "
             "subscriptions %u  gaps reported %llu\n",
             stats->publish_rate, stats->deliver_rate, stats->sessions, stats->subscribers,
-            stats->subscriptions, (unsigned long long)stats->subscriber_gaps);
+            stats->subscriptions, (unsigned long long) stats->subscriber_gaps);
     printf ("         store %llu events, %s  dedup entries %llu  fanout sent %llu  "
             "expired sessions %llu\n",
-            (unsigned long long)stats->store_events,
+            (unsigned long long) stats->store_events,
             s_bytes_text (stats->store_bytes, store, sizeof store),
-            (unsigned long long)stats->dedup_entries, (unsigned long long)stats->fanout_sent,
-            (unsigned long long)stats->expired_sessions);
+            (unsigned long long) stats->dedup_entries, (unsigned long long) stats->fanout_sent,
+            (unsigned long long) stats->expired_sessions);
     printf ("\n");
     if (stats->n_pools == 0) {
         printf ("no pools\n");
@@ -118,21 +121,22 @@ static void s_print_table (const Herald__Stats *stats)
     }
     //  Name and filter left-aligned, numbers right-aligned
     for (int column = 0; column < S_COLUMNS; column++)
-        printf ("%s%*s", column ? "  " : "", column < 2 ? -(int)width[column] : (int)width[column],
-                s_headers[column]);
+        printf ("%s%*s", column ? "  " : "",
+                column < 2 ? -(int) width[column] : (int) width[column], s_headers[column]);
     printf ("\n");
     for (size_t index = 0; index < stats->n_pools; index++) {
         s_pool_cells (stats->pools[index], cell, text);
         for (int column = 0; column < S_COLUMNS; column++)
             printf ("%s%*s", column ? "  " : "",
-                    column < 2 ? -(int)width[column] : (int)width[column], cell[column]);
+                    column < 2 ? -(int) width[column] : (int) width[column], cell[column]);
         printf ("\n");
     }
 }
 
 //  Print the library's JSON on one line. JSON strings cannot hold raw line
 //  breaks, so dropping every CR and LF keeps the document intact.
-static void s_print_json (const char *json)
+static void
+s_print_json (const char *json)
 {
     for (const char *cursor = json; *cursor; cursor++)
         if (*cursor != '\n' && *cursor != '\r')
@@ -140,7 +144,8 @@ static void s_print_json (const char *json)
     putchar ('\n');
 }
 
-int cli_stat (int argc, char **argv)
+int
+cli_stat (int argc, char **argv)
 {
     s_stat_t self = {0};
     int exit_code = CLI_EXIT_USAGE;
@@ -180,7 +185,7 @@ int cli_stat (int argc, char **argv)
 
     exit_code = CLI_EXIT_FAILURE;
     const char *error = NULL;
-    Herald__Stats *stats = hd_admin_stats (self.broker, (int)self.timeout, &error);
+    Herald__Stats *stats = hd_admin_stats (self.broker, (int) self.timeout, &error);
     if (!stats) {
         char duration[32];
         if (zsys_interrupted)

@@ -44,26 +44,28 @@ typedef struct {
 
 //  True when payload is text we can print on one line as it is: UTF-8,
 //  no control characters other than tab, except one final newline.
-static bool s_printable (const char *data, size_t size)
+static bool
+s_printable (const char *data, size_t size)
 {
     if (size > 0 && data[size - 1] == '\n')
         size--;
     if (size > 0 && data[size - 1] == '\r')
         size--;
     for (size_t index = 0; index < size; index++) {
-        unsigned char byte = (unsigned char)data[index];
+        unsigned char byte = (unsigned char) data[index];
         if ((byte < 0x20 && byte != '\t') || byte == 0x7F)
             return false;
     }
     return cli_utf8_valid (data, size);
 }
 
-static void s_print_line (const hd_event_t *event)
+static void
+s_print_line (const hd_event_t *event)
 {
     const char *payload = hd_event_payload (event);
     size_t size = hd_event_payload_size (event);
-    printf ("seq=%llu id=%s type=%s", (unsigned long long)hd_event_seq (event), hd_event_id (event),
-            hd_event_type (event));
+    printf ("seq=%llu id=%s type=%s", (unsigned long long) hd_event_seq (event),
+            hd_event_id (event), hd_event_type (event));
     if (size == 0 || !payload) {
         putchar ('\n');
         return;
@@ -76,21 +78,23 @@ static void s_print_line (const hd_event_t *event)
     } else if (size <= S_HEX_MAX) {
         fputs ("hex:", stdout);
         for (size_t index = 0; index < size; index++)
-            printf ("%02x", (unsigned char)payload[index]);
+            printf ("%02x", (unsigned char) payload[index]);
     } else
         printf ("<%zu bytes binary>", size);
     putchar ('\n');
 }
 
-static void s_json_field (const char *name, const char *value)
+static void
+s_json_field (const char *name, const char *value)
 {
     printf (",\"%s\":", name);
     cli_json_cstring (stdout, value);
 }
 
-static void s_print_json (const hd_event_t *event)
+static void
+s_print_json (const hd_event_t *event)
 {
-    printf ("{\"seq\":%llu", (unsigned long long)hd_event_seq (event));
+    printf ("{\"seq\":%llu", (unsigned long long) hd_event_seq (event));
     s_json_field ("id", hd_event_id (event));
     s_json_field ("source", hd_event_source (event));
     s_json_field ("type", hd_event_type (event));
@@ -102,8 +106,8 @@ static void s_print_json (const hd_event_t *event)
     s_json_field ("schema_version", hd_event_schema_version (event));
     s_json_field ("traceparent", hd_event_traceparent (event));
     printf (",\"time_us\":%llu,\"recorded_time_us\":%llu",
-            (unsigned long long)hd_event_time_us (event),
-            (unsigned long long)hd_event_recorded_time_us (event));
+            (unsigned long long) hd_event_time_us (event),
+            (unsigned long long) hd_event_recorded_time_us (event));
     printf (",\"attributes\":{");
     size_t attributes = hd_event_attribute_count (event);
     for (size_t index = 0; index < attributes; index++) {
@@ -130,7 +134,8 @@ static void s_print_json (const hd_event_t *event)
 }
 
 //  Receive and print until done; returns the exit code.
-static int s_run (s_sub_t *self, char **prefixes, int prefix_count)
+static int
+s_run (s_sub_t *self, char **prefixes, int prefix_count)
 {
     const char *broker = self->broker && *self->broker ? self->broker : NULL;
     hd_subscriber_t *subscriber = hd_subscriber_new (self->xpub, broker);
@@ -140,7 +145,7 @@ static int s_run (s_sub_t *self, char **prefixes, int prefix_count)
     }
     char name[64];
     if (!self->name || !*self->name) {
-        snprintf (name, sizeof name, "herald-sub-%d", (int)getpid ());
+        snprintf (name, sizeof name, "herald-sub-%d", (int) getpid ());
         self->name = name;
     }
     hd_subscriber_set_name (subscriber, self->name);
@@ -172,7 +177,7 @@ static int s_run (s_sub_t *self, char **prefixes, int prefix_count)
             if (remaining < wait)
                 wait = remaining;
         }
-        hd_event_t *event = hd_subscriber_recv (subscriber, (int)wait);
+        hd_event_t *event = hd_subscriber_recv (subscriber, (int) wait);
         //  Print what has arrived, then flush before waiting again: no line
         //  ever sits in the buffer while we wait, and a burst costs one write.
         bool done = false;
@@ -183,7 +188,7 @@ static int s_run (s_sub_t *self, char **prefixes, int prefix_count)
             else
                 s_print_line (event);
             hd_event_destroy (&event);
-            done = self->count > 0 && received >= (uint64_t)self->count;
+            done = self->count > 0 && received >= (uint64_t) self->count;
             if (done || ferror (stdout) || zsys_interrupted)
                 break;
             event = hd_subscriber_recv (subscriber, 0);
@@ -199,19 +204,20 @@ static int s_run (s_sub_t *self, char **prefixes, int prefix_count)
         if (done)
             break;
     }
-    if (exit_code == CLI_EXIT_FAILURE && self->count > 0 && received < (uint64_t)self->count) {
+    if (exit_code == CLI_EXIT_FAILURE && self->count > 0 && received < (uint64_t) self->count) {
         char duration[32];
         fprintf (stderr, "herald: %llu of %lld events arrived within %s\n",
-                 (unsigned long long)received, (long long)self->count,
+                 (unsigned long long) received, (long long) self->count,
                  cli_duration_text (self->timeout, duration, sizeof duration));
     }
-    fprintf (stderr, "received=%llu gaps=%llu\n", (unsigned long long)received,
-             (unsigned long long)hd_subscriber_gaps (subscriber));
+    fprintf (stderr, "received=%llu gaps=%llu\n", (unsigned long long) received,
+             (unsigned long long) hd_subscriber_gaps (subscriber));
     hd_subscriber_destroy (&subscriber);
     return exit_code;
 }
 
-int cli_sub (int argc, char **argv)
+int
+cli_sub (int argc, char **argv)
 {
     s_sub_t self = {0};
     int exit_code = CLI_EXIT_USAGE;

@@ -148,8 +148,8 @@ hd_send_msg (void *socket, zmq_msg_t *frame, int flags)
 }
 
 int
-hd_send_command (void *socket, const void *routing_id, size_t routing_id_size,
-                 hd_command_t command, const ProtobufCMessage *body, int flags)
+hd_send_command (void *socket, const void *routing_id, size_t routing_id_size, hd_command_t command,
+                 const ProtobufCMessage *body, int flags)
 {
     int extra = flags & ~ZMQ_SNDMORE;
     if (routing_id && hd_send_bytes (socket, routing_id, routing_id_size, ZMQ_SNDMORE | extra))

@@ -138,9 +138,9 @@ hd_parse_size (const char *text, int64_t *value)
         case 'G': scale = 1024.0 * 1024 * 1024; break;
         default: return -1;
     }
-    if (*end && end[1] && !(toupper ((unsigned char) end[1]) == 'B' && end[2] == 0)
-        && !(toupper ((unsigned char) end[1]) == 'I' && toupper ((unsigned char) end[2]) == 'B'
-             && end[3] == 0))
+    if (*end && end[1] && !(toupper ((unsigned char) end[1]) == 'B' && end[2] == 0) &&
+        !(toupper ((unsigned char) end[1]) == 'I' && toupper ((unsigned char) end[2]) == 'B' &&
+          end[3] == 0))
         return -1;
     return s_scaled (number, scale, value);
 }
@@ -160,11 +160,11 @@ s_parse_int (const char *text, int64_t *value)
 static int
 s_parse_bool (const char *text, bool *value)
 {
-    if (!strcmp (text, "1") || !strcasecmp (text, "true") || !strcasecmp (text, "yes")
-        || !strcasecmp (text, "on"))
+    if (!strcmp (text, "1") || !strcasecmp (text, "true") || !strcasecmp (text, "yes") ||
+        !strcasecmp (text, "on"))
         *value = true;
-    else if (!strcmp (text, "0") || !strcasecmp (text, "false") || !strcasecmp (text, "no")
-             || !strcasecmp (text, "off"))
+    else if (!strcmp (text, "0") || !strcasecmp (text, "false") || !strcasecmp (text, "no") ||
+             !strcasecmp (text, "off"))
         *value = false;
     else
         return -1;
@@ -197,8 +197,8 @@ static s_option_t *
 s_option_find (hd_options_t *self, const char *name, size_t length)
 {
     for (int index = 0; index < self->option_count; index++)
-        if (strlen (self->option[index].name) == length
-            && memcmp (self->option[index].name, name, length) == 0)
+        if (strlen (self->option[index].name) == length &&
+            memcmp (self->option[index].name, name, length) == 0)
             return &self->option[index];
     return NULL;
 }
@@ -215,8 +215,11 @@ s_trim (char *text)
 }
 
 //  Config file lines: "name = value" or "name value"; '#' starts a comment.
+//  A file named by HERALD_CONFIG is shared by every Herald program, so there
+//  keys another program owns are skipped; a file given with --config belongs
+//  to this program and an unknown key is an error.
 static int
-s_load_config (hd_options_t *self, const char *path)
+s_load_config (hd_options_t *self, const char *path, bool shared)
 {
     FILE *file = fopen (path, "r");
     if (!file) {
@@ -241,11 +244,12 @@ s_load_config (hd_options_t *self, const char *path)
             value++;
         s_option_t *option = s_option_find (self, text, name_length);
         if (!option) {
+            if (shared)
+                continue;
             snprintf (self->error, sizeof self->error, "%s:%d: unknown option '%.*s'", path,
                       line_number, (int) name_length, text);
             rc = -1;
-        }
-        else if (option->type == HD_OPT_BOOL && *value == 0)
+        } else if (option->type == HD_OPT_BOOL && *value == 0)
             *(bool *) option->target = true;
         else {
             char where[300];
@@ -257,10 +261,11 @@ s_load_config (hd_options_t *self, const char *path)
     return rc;
 }
 
-//  Find --config in argv or HERALD_CONFIG in the environment.
+//  Find --config in argv, else HERALD_CONFIG in the environment (shared).
 static const char *
-s_config_path (int argc, char **argv)
+s_config_path (int argc, char **argv, bool *shared)
 {
+    *shared = false;
     for (int index = 1; index < argc; index++) {
         if (strcmp (argv[index], "--") == 0)
             break;
@@ -269,6 +274,7 @@ s_config_path (int argc, char **argv)
         if (strncmp (argv[index], "--config=", 9) == 0)
             return argv[index] + 9;
     }
+    *shared = true;
     return getenv ("HERALD_CONFIG");
 }
 
@@ -340,8 +346,9 @@ hd_options_parse (hd_options_t *self, int argc, char **argv)
         if (option->default_value && s_option_set (self, option, option->default_value, "default"))
             return -1;
     }
-    const char *config = s_config_path (argc, argv);
-    if (config && s_load_config (self, config))
+    bool shared;
+    const char *config = s_config_path (argc, argv, &shared);
+    if (config && s_load_config (self, config, shared))
         return -1;
     for (int index = 0; index < self->option_count; index++) {
         s_option_t *option = &self->option[index];

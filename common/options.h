@@ -1,5 +1,6 @@
 /*  options — one table of options per program, filled from (lowest first)
-    defaults, a config file (--config PATH or HERALD_CONFIG), environment
+    defaults, a config file (--config PATH, or HERALD_CONFIG: a file shared by
+    every Herald program, where keys this program lacks are skipped), environment
     variables HERALD_<NAME> and command-line flags --name VALUE / --name=VALUE.
     Arguments that are not options are collected as positionals; "--" ends
     option parsing (everything after it is positional).

@@ -55,8 +55,8 @@ s_recv (zsock_t *socket, hd_frames_t *frames, int timeout_ms)
         if (hd_frames_recv (frames, raw, 0) != 0)
             return -1;
         int command = -1;
-        if (frames->count < 1
-            || hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command)) {
+        if (frames->count < 1 ||
+            hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command)) {
             hd_frames_close (frames);
             return -1;
         }
@@ -76,16 +76,15 @@ s_expect_code (zsock_t *socket, int want_command, int want_code)
         return false;
     int code = -1;
     if (command == HD_CMD_ERROR && frames.count >= 2) {
-        Herald__Error *error = herald__error__unpack (NULL, hd_frames_size (&frames, 1),
-                                                      hd_frames_data (&frames, 1));
+        Herald__Error *error =
+            herald__error__unpack (NULL, hd_frames_size (&frames, 1), hd_frames_data (&frames, 1));
         if (error) {
             code = error->code;
             herald__error__free_unpacked (error, NULL);
         }
-    }
-    else if (command == HD_CMD_REJECT && frames.count >= 2) {
-        Herald__Reject *reject = herald__reject__unpack (NULL, hd_frames_size (&frames, 1),
-                                                         hd_frames_data (&frames, 1));
+    } else if (command == HD_CMD_REJECT && frames.count >= 2) {
+        Herald__Reject *reject =
+            herald__reject__unpack (NULL, hd_frames_size (&frames, 1), hd_frames_data (&frames, 1));
         if (reject) {
             code = reject->code;
             herald__reject__free_unpacked (reject, NULL);
@@ -306,8 +305,8 @@ s_leases (const char *endpoint, const char *pool)
     s_check (&tally, published > 0, "publish confirmed");
     uint64_t seq = 0;
     uint32_t attempt = 0;
-    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000) && seq == published
-                         && attempt == 1,
+    s_check (&tally,
+             s_expect_deliver (worker, &seq, &attempt, 3000) && seq == published && attempt == 1,
              "DELIVER with attempt 1");
 
     s_settle (worker, HD_CMD_ACK, seq, attempt + 1);
@@ -322,8 +321,9 @@ s_leases (const char *endpoint, const char *pool)
     nack.error = "probe says later";
     int64_t nacked_at = zclock_mono ();
     hd_send_command (zsock_resolve (worker), NULL, 0, HD_CMD_NACK, &nack.base, 0);
-    s_check (&tally, s_expect_deliver (worker, &seq, &attempt, 3000) && attempt == 2
-                         && zclock_mono () - nacked_at >= 250,
+    s_check (&tally,
+             s_expect_deliver (worker, &seq, &attempt, 3000) && attempt == 2 &&
+                 zclock_mono () - nacked_at >= 250,
              "NACK(300ms) -> redelivered after the delay with attempt 2");
 
     //  PROGRESS keeps the lease alive past ack_wait (400 ms)
@@ -339,7 +339,8 @@ s_leases (const char *endpoint, const char *pool)
     s_check (&tally, s_expect_code (worker, HD_CMD_ERROR, HERALD__ERROR_CODE__STALE_TAG),
              "ACK of the expired lease -> ERROR(STALE_TAG)");
     s_settle (worker, HD_CMD_ACK, seq, 3);
-    s_check (&tally, s_quiet (worker, 700), "ACK of the current lease accepted, nothing redelivered");
+    s_check (&tally, s_quiet (worker, 700),
+             "ACK of the current lease accepted, nothing redelivered");
     s_settle (worker, HD_CMD_ACK, seq, 3);
     s_check (&tally, s_expect_code (worker, HD_CMD_ERROR, HERALD__ERROR_CODE__STALE_TAG),
              "second ACK of the same tag -> ERROR(STALE_TAG)");

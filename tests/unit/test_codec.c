@@ -20,7 +20,8 @@ typedef struct {
     void *left, *right; // a connected PAIR
 } fixture_t;
 
-static void s_set_timeouts (void *socket)
+static void
+s_set_timeouts (void *socket)
 {
     int timeout = 2000; // a broken test fails instead of hanging
     assert_int_equal (zmq_setsockopt (socket, ZMQ_RCVTIMEO, &timeout, sizeof timeout), 0);
@@ -29,7 +30,8 @@ static void s_set_timeouts (void *socket)
     assert_int_equal (zmq_setsockopt (socket, ZMQ_LINGER, &linger, sizeof linger), 0);
 }
 
-static int s_setup (void **state)
+static int
+s_setup (void **state)
 {
     static int counter;
     fixture_t *fixture = calloc (1, sizeof *fixture);
@@ -48,7 +50,8 @@ static int s_setup (void **state)
     return 0;
 }
 
-static int s_teardown (void **state)
+static int
+s_teardown (void **state)
 {
     fixture_t *fixture = *state;
     zmq_close (fixture->left);
@@ -59,15 +62,17 @@ static int s_teardown (void **state)
 }
 
 //  Send frames[0..count-1] as one message
-static void s_send_strings (void *socket, const char **frames, int count)
+static void
+s_send_strings (void *socket, const char **frames, int count)
 {
     for (int index = 0; index < count; index++)
         assert_int_equal (zmq_send (socket, frames[index], strlen (frames[index]),
                                     index < count - 1 ? ZMQ_SNDMORE : 0),
-                          (int)strlen (frames[index]));
+                          (int) strlen (frames[index]));
 }
 
-static void s_assert_frame (hd_frames_t *frames, int index, const void *data, size_t size)
+static void
+s_assert_frame (hd_frames_t *frames, int index, const void *data, size_t size)
 {
     assert_int_equal (hd_frames_size (frames, index), size);
     assert_non_null (hd_frames_data (frames, index));
@@ -77,7 +82,8 @@ static void s_assert_frame (hd_frames_t *frames, int index, const void *data, si
 
 //  --------------------------------------------------------------------------
 
-static void test_header_encode_decode (void **state)
+static void
+test_header_encode_decode (void **state)
 {
     uint8_t header[HD_HEADER_SIZE];
     hd_header_encode (header, HD_CMD_DELIVER);
@@ -105,7 +111,8 @@ static void test_header_encode_decode (void **state)
     assert_int_equal (command, 0xFF);
 }
 
-static void test_header_decode_errors (void **state)
+static void
+test_header_decode_errors (void **state)
 {
     int command = -1;
     const uint8_t bad_magic_1[] = {'X', 'D', 1, 0x01};
@@ -137,7 +144,8 @@ static void test_header_decode_errors (void **state)
     assert_int_equal (HERALD__ERROR_CODE__BAD_VERSION, 3);
 }
 
-static void test_command_names (void **state)
+static void
+test_command_names (void **state)
 {
     const struct {
         int code;
@@ -156,12 +164,13 @@ static void test_command_names (void **state)
         assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
 }
 
-static void test_error_names (void **state)
+static void
+test_error_names (void **state)
 {
     const char *names[] = {"OK",        "MALFORMED", "UNKNOWN_COMMAND", "BAD_VERSION",
                            "TOO_LARGE", "INVALID",   "BACKLOG_FULL",    "UNKNOWN_PEER",
                            "STALE_TAG", "CONFLICT",  "LIMIT",           "INTERNAL"};
-    for (int code = 0; code < (int)(sizeof names / sizeof names[0]); code++)
+    for (int code = 0; code < (int) (sizeof names / sizeof names[0]); code++)
         assert_string_equal (hd_error_name (code), names[code]);
     assert_string_equal (hd_error_name (HERALD__ERROR_CODE__BACKLOG_FULL), "BACKLOG_FULL");
     assert_string_equal (hd_error_name (12), "UNKNOWN");
@@ -169,7 +178,8 @@ static void test_error_names (void **state)
     assert_string_equal (hd_error_name (1000), "UNKNOWN");
 }
 
-static void test_frames_recv_multipart (void **state)
+static void
+test_frames_recv_multipart (void **state)
 {
     fixture_t *fixture = *state;
     const char *sent[] = {"header", "", "third frame", "4"};
@@ -210,7 +220,8 @@ static void test_frames_recv_multipart (void **state)
     hd_frames_close (&frames);
 }
 
-static void test_frames_recv_truncated (void **state)
+static void
+test_frames_recv_truncated (void **state)
 {
     fixture_t *fixture = *state;
     const char *many[HD_MAX_FRAMES + 3] = {"f0", "f1", "f2", "f3", "f4", "f5",
@@ -241,7 +252,8 @@ static void test_frames_recv_truncated (void **state)
     assert_int_equal (frames.count, 0);
 }
 
-static void test_frames_recv_would_block (void **state)
+static void
+test_frames_recv_would_block (void **state)
 {
     fixture_t *fixture = *state;
     hd_frames_t frames;
@@ -256,7 +268,7 @@ static void test_frames_recv_would_block (void **state)
     char *big = malloc (size);
     assert_non_null (big);
     for (size_t index = 0; index < size; index++)
-        big[index] = (char)(index * 7);
+        big[index] = (char) (index * 7);
     assert_int_equal (hd_send_header (fixture->left, HD_CMD_PUBLISH, ZMQ_SNDMORE), 0);
     assert_int_equal (hd_send_bytes (fixture->left, big, size, 0), 0);
     assert_int_equal (hd_frames_recv (&frames, fixture->right, 0), 0);
@@ -270,7 +282,8 @@ static void test_frames_recv_would_block (void **state)
     free (big);
 }
 
-static void test_send_proto_round_trip (void **state)
+static void
+test_send_proto_round_trip (void **state)
 {
     fixture_t *fixture = *state;
     Herald__Confirm confirm = HERALD__CONFIRM__INIT;
@@ -307,7 +320,8 @@ static void test_send_proto_round_trip (void **state)
     hd_frames_close (&frames);
 }
 
-static void test_send_command (void **state)
+static void
+test_send_command (void **state)
 {
     fixture_t *fixture = *state;
     hd_frames_t frames;
@@ -367,7 +381,8 @@ static void test_send_command (void **state)
     hd_frames_close (&frames);
 }
 
-static void test_send_command_router_dealer (void **state)
+static void
+test_send_command_router_dealer (void **state)
 {
     fixture_t *fixture = *state;
     void *router = zmq_socket (fixture->context, ZMQ_ROUTER);
@@ -410,7 +425,8 @@ static void test_send_command_router_dealer (void **state)
     zmq_close (dealer);
 }
 
-static void test_send_msg_and_bytes (void **state)
+static void
+test_send_msg_and_bytes (void **state)
 {
     fixture_t *fixture = *state;
     zmq_msg_t frame;
@@ -427,11 +443,12 @@ static void test_send_msg_and_bytes (void **state)
     assert_int_equal (frames.count, 2);
     s_assert_frame (&frames, 0, "abc", 3);
     assert_int_equal (hd_frames_size (&frames, 1), 100);
-    assert_int_equal (((const char *)hd_frames_data (&frames, 1))[99], 'm');
+    assert_int_equal (((const char *) hd_frames_data (&frames, 1))[99], 'm');
     hd_frames_close (&frames);
 }
 
-static void test_proto_pack (void **state)
+static void
+test_proto_pack (void **state)
 {
     Herald__Confirm confirm = HERALD__CONFIRM__INIT;
     confirm.corr = 1;
@@ -455,7 +472,8 @@ static void test_proto_pack (void **state)
     free (buffer);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_header_encode_decode),

@@ -11,7 +11,8 @@
 
 #include "dedup.h"
 
-static void test_lookup_miss_and_hit (void **state)
+static void
+test_lookup_miss_and_hit (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
     assert_non_null (dedup);
@@ -41,7 +42,8 @@ static void test_lookup_miss_and_hit (void **state)
     hd_dedup_destroy (&dedup); // harmless
 }
 
-static void test_window_expiry (void **state)
+static void
+test_window_expiry (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
     assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 100), 0);
@@ -67,7 +69,8 @@ static void test_window_expiry (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static void test_insert_after_expiry (void **state)
+static void
+test_insert_after_expiry (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
     assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 0), 0);
@@ -88,7 +91,8 @@ static void test_insert_after_expiry (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static void test_max_entries_evicts_oldest (void **state)
+static void
+test_max_entries_evicts_oldest (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (60000, 3);
     assert_int_equal (hd_dedup_insert (dedup, "s", "1", 1, 0), 0);
@@ -108,7 +112,7 @@ static void test_max_entries_evicts_oldest (void **state)
     for (int index = 5; index <= 10; index++) {
         char id[8];
         snprintf (id, sizeof id, "%d", index);
-        assert_int_equal (hd_dedup_insert (dedup, "s", id, (uint64_t)index, index), 0);
+        assert_int_equal (hd_dedup_insert (dedup, "s", id, (uint64_t) index, index), 0);
     }
     assert_int_equal (hd_dedup_size (dedup), 3);
     assert_int_equal (hd_dedup_evicted (dedup), 7);
@@ -133,7 +137,8 @@ static void test_max_entries_evicts_oldest (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static void test_identity_is_unambiguous (void **state)
+static void
+test_identity_is_unambiguous (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (60000, 100);
     assert_int_equal (hd_dedup_insert (dedup, "ab", "c", 1, 0), 0);
@@ -160,7 +165,8 @@ static void test_identity_is_unambiguous (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static char *s_repeat (char c, size_t length)
+static char *
+s_repeat (char c, size_t length)
 {
     char *text = malloc (length + 1);
     assert_non_null (text);
@@ -169,7 +175,8 @@ static char *s_repeat (char c, size_t length)
     return text;
 }
 
-static void test_long_keys (void **state)
+static void
+test_long_keys (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (60000, 100);
     char *source = s_repeat ('s', 700);
@@ -204,7 +211,8 @@ static void test_long_keys (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static void test_reinsert_same_key (void **state)
+static void
+test_reinsert_same_key (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 2);
     assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 0), 0);
@@ -231,7 +239,7 @@ static void test_reinsert_same_key (void **state)
     //  Re-inserting many times keeps one identity and expires cleanly
     dedup = hd_dedup_new (1000, 10);
     for (int round = 0; round < 50; round++)
-        assert_int_equal (hd_dedup_insert (dedup, "s", "a", (uint64_t)round + 1, round), 0);
+        assert_int_equal (hd_dedup_insert (dedup, "s", "a", (uint64_t) round + 1, round), 0);
     assert_int_equal (hd_dedup_size (dedup), 1);
     assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1048), 50);
     hd_dedup_expire (dedup, 1049);
@@ -241,13 +249,14 @@ static void test_reinsert_same_key (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-static void test_many_entries (void **state)
+static void
+test_many_entries (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (10000, 100000);
     char id[32];
     for (int index = 0; index < 20000; index++) {
         snprintf (id, sizeof id, "event-%d", index);
-        assert_int_equal (hd_dedup_insert (dedup, "bulk", id, (uint64_t)index + 1, index), 0);
+        assert_int_equal (hd_dedup_insert (dedup, "bulk", id, (uint64_t) index + 1, index), 0);
     }
     assert_int_equal (hd_dedup_size (dedup), 10000); // the first 10000 expired on the way
     snprintf (id, sizeof id, "event-%d", 9999);
@@ -258,7 +267,8 @@ static void test_many_entries (void **state)
     hd_dedup_destroy (&dedup);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_lookup_miss_and_hit),

@@ -12,7 +12,7 @@
 
 #include "options.h"
 
-#define ARGC(argv) ((int)(sizeof (argv) / sizeof (argv)[0]))
+#define ARGC(argv) ((int) (sizeof (argv) / sizeof (argv)[0]))
 
 //  Every environment variable a test may set; cleared around each test
 static const char *s_env_names[] = {
@@ -30,13 +30,15 @@ typedef struct {
     char config_path[64];
 } fixture_t;
 
-static void s_clear_env (void)
+static void
+s_clear_env (void)
 {
     for (size_t index = 0; index < sizeof s_env_names / sizeof s_env_names[0]; index++)
         unsetenv (s_env_names[index]);
 }
 
-static int s_setup (void **state)
+static int
+s_setup (void **state)
 {
     s_clear_env ();
     fixture_t *fixture = calloc (1, sizeof *fixture);
@@ -57,7 +59,8 @@ static int s_setup (void **state)
     return 0;
 }
 
-static int s_teardown (void **state)
+static int
+s_teardown (void **state)
 {
     fixture_t *fixture = *state;
     hd_options_destroy (&fixture->options);
@@ -70,7 +73,8 @@ static int s_teardown (void **state)
 }
 
 //  Write text to a fresh temporary file; its path goes into the fixture
-static const char *s_write_config (fixture_t *fixture, const char *text)
+static const char *
+s_write_config (fixture_t *fixture, const char *text)
 {
     if (fixture->config_path[0])
         unlink (fixture->config_path);
@@ -78,12 +82,13 @@ static const char *s_write_config (fixture_t *fixture, const char *text)
     int fd = mkstemp (fixture->config_path);
     assert_true (fd >= 0);
     size_t size = strlen (text);
-    assert_int_equal (write (fd, text, size), (ssize_t)size);
+    assert_int_equal (write (fd, text, size), (ssize_t) size);
     close (fd);
     return fixture->config_path;
 }
 
-static void s_assert_error_mentions (hd_options_t *options, const char *text)
+static void
+s_assert_error_mentions (hd_options_t *options, const char *text)
 {
     const char *error = hd_options_error (options);
     assert_non_null (error);
@@ -93,7 +98,8 @@ static void s_assert_error_mentions (hd_options_t *options, const char *text)
 
 //  --------------------------------------------------------------------------
 
-static void test_defaults (void **state)
+static void
+test_defaults (void **state)
 {
     fixture_t *fixture = *state;
     fixture->verbose = true; // no default: parse leaves it alone
@@ -109,10 +115,11 @@ static void test_defaults (void **state)
     assert_null (hd_options_argv (fixture->options)[0]);
 }
 
-static void test_string_without_default_is_null (void **state)
+static void
+test_string_without_default_is_null (void **state)
 {
     hd_options_t *options = hd_options_new ("prog", NULL, NULL);
-    char *value = (char *)"garbage";
+    char *value = (char *) "garbage";
     hd_options_add (options, "ut-hidden", HD_OPT_STRING, NULL, NULL, "x", &value);
     char *argv[] = {"prog"};
     assert_int_equal (hd_options_parse (options, 1, argv), 0);
@@ -126,7 +133,8 @@ static void test_string_without_default_is_null (void **state)
     hd_options_destroy (&options);
 }
 
-static void test_env_overrides_default (void **state)
+static void
+test_env_overrides_default (void **state)
 {
     fixture_t *fixture = *state;
     setenv ("HERALD_UT_NAME", "from-env", 1);
@@ -143,7 +151,8 @@ static void test_env_overrides_default (void **state)
     assert_true (fixture->verbose);
 }
 
-static void test_env_names (void **state)
+static void
+test_env_names (void **state)
 {
     hd_options_t *options = hd_options_new ("prog", NULL, NULL);
     int64_t custom = 0, hidden = 0;
@@ -169,7 +178,8 @@ static void test_env_names (void **state)
     hd_options_destroy (&options);
 }
 
-static void test_flag_overrides_env (void **state)
+static void
+test_flag_overrides_env (void **state)
 {
     fixture_t *fixture = *state;
     setenv ("HERALD_UT_NAME", "from-env", 1);
@@ -182,7 +192,8 @@ static void test_flag_overrides_env (void **state)
     assert_false (fixture->verbose);
 }
 
-static void test_flag_forms (void **state)
+static void
+test_flag_forms (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog",      "--ut-name=a=b", "--ut-port",   "-5",
@@ -200,7 +211,8 @@ static void test_flag_forms (void **state)
     assert_string_equal (fixture->name, "");
 }
 
-static void test_missing_value (void **state)
+static void
+test_missing_value (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "--ut-port"};
@@ -208,7 +220,8 @@ static void test_missing_value (void **state)
     s_assert_error_mentions (fixture->options, "ut-port");
 }
 
-static void test_config_file (void **state)
+static void
+test_config_file (void **state)
 {
     fixture_t *fixture = *state;
     const char *path = s_write_config (fixture, "# a comment line\n"
@@ -232,7 +245,7 @@ static void test_config_file (void **state)
 
     //  --config PATH form; environment and flags still win over the file
     setenv ("HERALD_UT_PORT", "7300", 1);
-    char *argv2[] = {"prog", "--config", (char *)path, "--ut-wait", "5s", "pos"};
+    char *argv2[] = {"prog", "--config", (char *) path, "--ut-wait", "5s", "pos"};
     assert_int_equal (hd_options_parse (fixture->options, ARGC (argv2), argv2), 0);
     assert_string_equal (fixture->name, "from file");
     assert_int_equal (fixture->port, 7300);
@@ -249,7 +262,8 @@ static void test_config_file (void **state)
     assert_string_equal (fixture->name, "from file");
 }
 
-static void test_config_file_errors (void **state)
+static void
+test_config_file_errors (void **state)
 {
     fixture_t *fixture = *state;
     const char *path = s_write_config (fixture, "ut-port = 1\n"
@@ -273,7 +287,8 @@ static void test_config_file_errors (void **state)
     s_assert_error_mentions (fixture->options, "/nonexistent/herald.conf");
 }
 
-static void test_bool_flags (void **state)
+static void
+test_bool_flags (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "--ut-verbose", "positional"};
@@ -307,7 +322,8 @@ static void test_bool_flags (void **state)
     s_assert_error_mentions (fixture->options, "maybe");
 }
 
-static void test_durations (void **state)
+static void
+test_durations (void **state)
 {
     const struct {
         const char *text;
@@ -342,7 +358,8 @@ static void test_durations (void **state)
     s_assert_error_mentions (fixture->options, "10 years");
 }
 
-static void test_sizes (void **state)
+static void
+test_sizes (void **state)
 {
     const struct {
         const char *text;
@@ -377,7 +394,8 @@ static void test_sizes (void **state)
     s_assert_error_mentions (fixture->options, "lots");
 }
 
-static void test_invalid_values (void **state)
+static void
+test_invalid_values (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "--ut-port=12ab"};
@@ -410,7 +428,8 @@ static void test_invalid_values (void **state)
     hd_options_destroy (&options);
 }
 
-static void test_positionals (void **state)
+static void
+test_positionals (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "first",       "--ut-port", "1",      "-",    "second",
@@ -433,7 +452,8 @@ static void test_positionals (void **state)
     assert_string_equal (hd_options_argv (fixture->options)[0], "only");
 }
 
-static void test_help (void **state)
+static void
+test_help (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "a", "--help", "b"};
@@ -456,7 +476,8 @@ static void test_help (void **state)
     free (text);
 }
 
-static void test_help_short (void **state)
+static void
+test_help_short (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "-h"};
@@ -464,7 +485,8 @@ static void test_help_short (void **state)
     assert_true (hd_options_help_requested (fixture->options));
 }
 
-static void test_unknown_option (void **state)
+static void
+test_unknown_option (void **state)
 {
     fixture_t *fixture = *state;
     char *argv[] = {"prog", "--nope"};
@@ -488,7 +510,8 @@ static void test_unknown_option (void **state)
     s_assert_error_mentions (fixture->options, "--ut-portx");
 }
 
-int main (void)
+int
+main (void)
 {
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
     const struct CMUnitTest tests[] = {

@@ -37,7 +37,8 @@ static int worker_a, worker_b, worker_c;
 #define B (&worker_b)
 #define C (&worker_c)
 
-static int s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
+static int
+s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
 {
     fake_t *fake = arg;
     if (handle == fake->refuse) {
@@ -49,7 +50,8 @@ static int s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
     return 0;
 }
 
-static void s_release (uint64_t seq, void *arg)
+static void
+s_release (uint64_t seq, void *arg)
 {
     fake_t *fake = arg;
     assert_true (fake->released_count < MAX_LOG);
@@ -57,7 +59,8 @@ static void s_release (uint64_t seq, void *arg)
 }
 
 //  Deterministic configuration: no jitter, small round numbers
-static hd_pool_config_t s_config (void)
+static hd_pool_config_t
+s_config (void)
 {
     hd_pool_config_t config;
     hd_pool_config_defaults (&config);
@@ -71,7 +74,8 @@ static hd_pool_config_t s_config (void)
     return config;
 }
 
-static hd_pool_t *s_pool (fake_t *fake, const hd_pool_config_t *config)
+static hd_pool_t *
+s_pool (fake_t *fake, const hd_pool_config_t *config)
 {
     memset (fake, 0, sizeof *fake);
     hd_pool_t *pool = hd_pool_new ("jobs", "jobs.", config, s_deliver, s_release, fake);
@@ -79,14 +83,15 @@ static hd_pool_t *s_pool (fake_t *fake, const hd_pool_config_t *config)
     return pool;
 }
 
-static void s_enqueue_range (hd_pool_t *pool, uint64_t first, uint64_t last, int64_t now)
+static void
+s_enqueue_range (hd_pool_t *pool, uint64_t first, uint64_t last, int64_t now)
 {
     for (uint64_t seq = first; seq <= last; seq++)
         assert_int_equal (hd_pool_enqueue (pool, seq, now), 0);
 }
 
-static void s_assert_delivery (fake_t *fake, size_t index, void *handle, uint64_t seq,
-                               uint32_t attempt)
+static void
+s_assert_delivery (fake_t *fake, size_t index, void *handle, uint64_t seq, uint32_t attempt)
 {
     assert_true (index < fake->delivered_count);
     assert_ptr_equal (fake->delivered[index].handle, handle);
@@ -96,7 +101,8 @@ static void s_assert_delivery (fake_t *fake, size_t index, void *handle, uint64_
 
 //  --------------------------------------------------------------------------
 
-static void test_config_defaults (void **state)
+static void
+test_config_defaults (void **state)
 {
     hd_pool_config_t config;
     hd_pool_config_defaults (&config);
@@ -109,7 +115,8 @@ static void test_config_defaults (void **state)
     assert_true (config.max_parked > 0);
 }
 
-static void test_delivers_only_with_credit (void **state)
+static void
+test_delivers_only_with_credit (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -156,7 +163,8 @@ static void test_delivers_only_with_credit (void **state)
     assert_int_equal (fake.released_count, 0);
 }
 
-static void test_round_robin_order (void **state)
+static void
+test_round_robin_order (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -202,7 +210,8 @@ static void test_round_robin_order (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_credit_limits (void **state)
+static void
+test_credit_limits (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -246,7 +255,8 @@ static void test_credit_limits (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_ack_frees_credit_and_releases_once (void **state)
+static void
+test_ack_frees_credit_and_releases_once (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -288,7 +298,8 @@ static void test_ack_frees_credit_and_releases_once (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_stale_tags (void **state)
+static void
+test_stale_tags (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -353,7 +364,8 @@ static void test_stale_tags (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_nack_with_delay (void **state)
+static void
+test_nack_with_delay (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -393,7 +405,8 @@ static void test_nack_with_delay (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_nack_zero_uses_backoff (void **state)
+static void
+test_nack_zero_uses_backoff (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config (); // 100 ms × 2^(attempt-1), max 1000, no jitter
@@ -424,7 +437,8 @@ static void test_nack_zero_uses_backoff (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_backoff_growth_and_cap (void **state)
+static void
+test_backoff_growth_and_cap (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -449,8 +463,8 @@ static void test_backoff_growth_and_cap (void **state)
     const double base[] = {100, 300, 900, 2700, 5000, 5000, 5000};
     for (uint32_t attempt = 1; attempt <= 7; attempt++) {
         double expected = base[attempt - 1];
-        int64_t low = (int64_t)(expected * 0.75);
-        int64_t high = (int64_t)(expected * 1.25);
+        int64_t low = (int64_t) (expected * 0.75);
+        int64_t high = (int64_t) (expected * 1.25);
         int64_t min = INT64_MAX, max = 0;
         double sum = 0;
         for (int sample = 0; sample < 2000; sample++) {
@@ -460,7 +474,7 @@ static void test_backoff_growth_and_cap (void **state)
                 min = delay;
             if (delay > max)
                 max = delay;
-            sum += (double)delay;
+            sum += (double) delay;
         }
         //  Uniform over the range: both ends are reached and the mean is central
         assert_true (min < expected * 0.80);
@@ -478,7 +492,8 @@ static void test_backoff_growth_and_cap (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_lease_expiry (void **state)
+static void
+test_lease_expiry (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config (); // ack_wait 1000, backoff 100 × 2^(attempt-1)
@@ -526,7 +541,8 @@ static void test_lease_expiry (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_progress_extends_lease (void **state)
+static void
+test_progress_extends_lease (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -563,7 +579,8 @@ static void test_progress_extends_lease (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_leave_releases_leases_at_once (void **state)
+static void
+test_leave_releases_leases_at_once (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -613,7 +630,8 @@ static void test_leave_releases_leases_at_once (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_redelivered_before_fresh (void **state)
+static void
+test_redelivered_before_fresh (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -638,7 +656,8 @@ static void test_redelivered_before_fresh (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_redelivered_in_ready_order (void **state)
+static void
+test_redelivered_in_ready_order (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -664,7 +683,8 @@ static void test_redelivered_in_ready_order (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_deliver_refused_stalls_member (void **state)
+static void
+test_deliver_refused_stalls_member (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -735,7 +755,8 @@ static void test_deliver_refused_stalls_member (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_full_at_max_pending (void **state)
+static void
+test_full_at_max_pending (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -765,7 +786,8 @@ static void test_full_at_max_pending (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_term_parks (void **state)
+static void
+test_term_parks (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -821,7 +843,8 @@ static void test_term_parks (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_term_max_parked_zero (void **state)
+static void
+test_term_max_parked_zero (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -837,7 +860,8 @@ static void test_term_max_parked_zero (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_matches (void **state)
+static void
+test_matches (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -875,7 +899,8 @@ static void test_matches (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_next_wakeup (void **state)
+static void
+test_next_wakeup (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -903,7 +928,8 @@ static void test_next_wakeup (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_stats (void **state)
+static void
+test_stats (void **state)
 {
     fake_t fake;
     hd_pool_config_t config = s_config ();
@@ -964,7 +990,8 @@ static void test_stats (void **state)
     hd_pool_destroy (&pool);
 }
 
-static void test_many_events (void **state)
+static void
+test_many_events (void **state)
 {
     //  Exercise the heap and the table with more than a handful of entries
     fake_t fake;
@@ -977,7 +1004,7 @@ static void test_many_events (void **state)
     fake.delivered_count = 0;
     //  Nack in seq order with delays in reverse order: they come back reversed
     for (uint64_t seq = 1; seq <= 300; seq++)
-        assert_int_equal (hd_pool_nack (pool, a, seq, 1, (int64_t)(1000 - seq), 0), 0);
+        assert_int_equal (hd_pool_nack (pool, a, seq, 1, (int64_t) (1000 - seq), 0), 0);
     assert_int_equal (hd_pool_next_wakeup (pool), 700);
     assert_int_equal (hd_pool_tick (pool, 999), 300);
     assert_int_equal (hd_pool_dispatch (pool, 999), 300);
@@ -990,7 +1017,8 @@ static void test_many_events (void **state)
     hd_pool_destroy (&pool);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_config_defaults),

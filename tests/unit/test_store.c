@@ -12,8 +12,8 @@
 #include "store.h"
 
 //  Append an event whose envelope and payload are the given strings.
-static uint64_t s_append (hd_store_t *store, const char *envelope_text, const char *payload_text,
-                          uint32_t holders)
+static uint64_t
+s_append (hd_store_t *store, const char *envelope_text, const char *payload_text, uint32_t holders)
 {
     zmq_msg_t envelope, payload;
     size_t envelope_size = strlen (envelope_text), payload_size = strlen (payload_text);
@@ -30,8 +30,9 @@ static uint64_t s_append (hd_store_t *store, const char *envelope_text, const ch
     return seq;
 }
 
-static void s_assert_record (hd_store_t *store, uint64_t seq, const char *envelope_text,
-                             const char *payload_text, uint32_t holders)
+static void
+s_assert_record (hd_store_t *store, uint64_t seq, const char *envelope_text,
+                 const char *payload_text, uint32_t holders)
 {
     hd_record_t *record = hd_store_get (store, seq);
     assert_non_null (record);
@@ -44,7 +45,8 @@ static void s_assert_record (hd_store_t *store, uint64_t seq, const char *envelo
         assert_memory_equal (zmq_msg_data (&record->payload), payload_text, strlen (payload_text));
 }
 
-static void test_append_and_get (void **state)
+static void
+test_append_and_get (void **state)
 {
     hd_store_t *store = hd_store_new (1 << 20);
     assert_non_null (store);
@@ -74,7 +76,8 @@ static void test_append_and_get (void **state)
     hd_store_destroy (&store);
 }
 
-static void test_holders_and_release (void **state)
+static void
+test_holders_and_release (void **state)
 {
     hd_store_t *store = hd_store_new (1 << 20);
     assert_int_equal (s_append (store, "abc", "defg", 3), 1);
@@ -105,7 +108,8 @@ static void test_holders_and_release (void **state)
     hd_store_destroy (&store);
 }
 
-static void test_zero_holders (void **state)
+static void
+test_zero_holders (void **state)
 {
     hd_store_t *store = hd_store_new (1 << 20);
     //  Nothing held: the seq is used, nothing is kept
@@ -134,25 +138,26 @@ static void test_zero_holders (void **state)
     hd_store_destroy (&store);
 }
 
-static void test_out_of_order_release (void **state)
+static void
+test_out_of_order_release (void **state)
 {
     hd_store_t *store = hd_store_new (1 << 20);
     char text[32];
     for (int index = 1; index <= 10; index++) {
         snprintf (text, sizeof text, "envelope-%d", index);
-        assert_int_equal (s_append (store, text, "p", 1), (uint64_t)index);
+        assert_int_equal (s_append (store, text, "p", 1), (uint64_t) index);
     }
     const int order[] = {5, 1, 10, 3, 2, 7};
     for (size_t index = 0; index < sizeof order / sizeof order[0]; index++) {
-        hd_store_release (store, (uint64_t)order[index]);
-        assert_null (hd_store_get (store, (uint64_t)order[index]));
+        hd_store_release (store, (uint64_t) order[index]);
+        assert_null (hd_store_get (store, (uint64_t) order[index]));
     }
     assert_int_equal (hd_store_events (store), 4);
     const int kept[] = {4, 6, 8, 9};
     size_t bytes = 0;
     for (size_t index = 0; index < 4; index++) {
         snprintf (text, sizeof text, "envelope-%d", kept[index]);
-        s_assert_record (store, (uint64_t)kept[index], text, "p", 1);
+        s_assert_record (store, (uint64_t) kept[index], text, "p", 1);
         bytes += strlen (text) + 1;
     }
     assert_int_equal (hd_store_bytes (store), bytes);
@@ -161,14 +166,15 @@ static void test_out_of_order_release (void **state)
     assert_int_equal (s_append (store, "next", "", 1), 11);
     s_assert_record (store, 11, "next", "", 1);
     for (size_t index = 0; index < 4; index++)
-        hd_store_release (store, (uint64_t)kept[index]);
+        hd_store_release (store, (uint64_t) kept[index]);
     hd_store_release (store, 11);
     assert_int_equal (hd_store_events (store), 0);
     assert_int_equal (hd_store_bytes (store), 0);
     hd_store_destroy (&store);
 }
 
-static void test_ring_growth (void **state)
+static void
+test_ring_growth (void **state)
 {
     hd_store_t *store = hd_store_new (SIZE_MAX);
     char text[32];
@@ -176,7 +182,7 @@ static void test_ring_growth (void **state)
     assert_int_equal (s_append (store, "first", "payload-one", 1), 1);
     size_t held = 1;
     for (uint64_t seq = 2; seq <= 5001; seq++) {
-        snprintf (text, sizeof text, "e%llu", (unsigned long long)seq);
+        snprintf (text, sizeof text, "e%llu", (unsigned long long) seq);
         assert_int_equal (s_append (store, text, "pp", 1), seq);
         //  Release every third one right away, keep the rest outstanding
         //  (1024, 2048 and 4096, the seqs that move when the ring grows, are kept)
@@ -189,7 +195,7 @@ static void test_ring_growth (void **state)
     s_assert_record (store, 1, "first", "payload-one", 1);
     //  Every held record survived the growth, at its own seq
     for (uint64_t seq = 2; seq <= 5001; seq++) {
-        snprintf (text, sizeof text, "e%llu", (unsigned long long)seq);
+        snprintf (text, sizeof text, "e%llu", (unsigned long long) seq);
         if (seq % 3 == 0)
             assert_null (hd_store_get (store, seq));
         else
@@ -224,7 +230,8 @@ static void test_ring_growth (void **state)
     hd_store_destroy (&store);
 }
 
-static void test_ring_growth_wrapped (void **state)
+static void
+test_ring_growth_wrapped (void **state)
 {
     //  The window starts mid-ring when it has to grow: records that wrapped
     //  around the old ring must all land where the bigger ring looks for them
@@ -235,12 +242,12 @@ static void test_ring_growth_wrapped (void **state)
     }
     char text[32];
     for (uint64_t seq = 701; seq <= 701 + 3000; seq++) {
-        snprintf (text, sizeof text, "w%llu", (unsigned long long)seq);
+        snprintf (text, sizeof text, "w%llu", (unsigned long long) seq);
         assert_int_equal (s_append (store, text, "p", 1), seq);
     }
     assert_int_equal (hd_store_events (store), 3001);
     for (uint64_t seq = 701; seq <= 701 + 3000; seq++) {
-        snprintf (text, sizeof text, "w%llu", (unsigned long long)seq);
+        snprintf (text, sizeof text, "w%llu", (unsigned long long) seq);
         s_assert_record (store, seq, text, "p", 1);
     }
     assert_null (hd_store_get (store, 700));
@@ -258,7 +265,8 @@ static void test_ring_growth_wrapped (void **state)
     hd_store_destroy (&store);
 }
 
-static void test_append_moves_without_copy (void **state)
+static void
+test_append_moves_without_copy (void **state)
 {
     hd_store_t *store = hd_store_new (1 << 20);
     zmq_msg_t envelope, payload;
@@ -277,13 +285,14 @@ static void test_append_moves_without_copy (void **state)
     assert_non_null (record);
     assert_int_equal (zmq_msg_size (&record->payload), 4000);
     assert_ptr_equal (zmq_msg_data (&record->payload), payload_data);
-    assert_int_equal (((char *)zmq_msg_data (&record->payload))[3999], 'p');
-    assert_int_equal (((char *)zmq_msg_data (&record->envelope))[199], 'e');
+    assert_int_equal (((char *) zmq_msg_data (&record->payload))[3999], 'p');
+    assert_int_equal (((char *) zmq_msg_data (&record->envelope))[199], 'e');
     assert_int_equal (hd_store_bytes (store), 4200);
     hd_store_destroy (&store);
 }
 
-static void test_full (void **state)
+static void
+test_full (void **state)
 {
     hd_store_t *store = hd_store_new (100);
     assert_false (hd_store_full (store, 0));
@@ -312,7 +321,8 @@ static void test_full (void **state)
     hd_store_destroy (&store);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_append_and_get),
