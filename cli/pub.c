@@ -57,6 +57,7 @@ typedef struct {
     int64_t window;
     int64_t timeout;
     bool quiet;
+    bool no_inherit;
     //  Arguments
     const char *topic;
     char *payload;
@@ -111,6 +112,24 @@ s_attributes_extract (s_pub_t *self, int argc, char **argv, int *argc_out, char 
 }
 
 //  Split the collected "K=V" texts into key and value (copies).
+//  Run by herald-worker, we are inside a handler: the event being handled
+//  (HERALD_ID, HERALD_CORRELATION_ID) caused what we publish, so our events
+//  carry it as causation id and share its correlation id, as events published
+//  from a libherald handler do with hd_event_inherit.
+static void
+s_inherit_from_handler (s_pub_t *self)
+{
+    const char *parent_id = getenv ("HERALD_ID");
+    if (self->no_inherit || !parent_id || !*parent_id || !getenv ("HERALD_POOL"))
+        return;
+    const char *parent_correlation = getenv ("HERALD_CORRELATION_ID");
+    if (!self->causation_id || !*self->causation_id)
+        self->causation_id = (char *) parent_id;
+    if (!self->correlation_id || !*self->correlation_id)
+        self->correlation_id =
+            (char *) (parent_correlation && *parent_correlation ? parent_correlation : parent_id);
+}
+
 static int
 s_attributes_split (s_pub_t *self)
 {
@@ -433,6 +452,10 @@ cli_pub (int argc, char **argv)
                     &self.timeout);
     hd_options_add (options, "quiet", HD_OPT_BOOL, "false", "",
                     "no per-event lines on stderr (rejections are still shown)", &self.quiet);
+    hd_options_add (options, "no-inherit", HD_OPT_BOOL, "false", "",
+                    "inside a herald-worker handler, do not take the handled event's ids as "
+                    "causation and correlation ids",
+                    &self.no_inherit);
 
     int args_count = 0;
     if (s_attributes_extract (&self, argc, argv, &args_count, args))
@@ -454,6 +477,7 @@ cli_pub (int argc, char **argv)
     }
     if (s_attributes_split (&self))
         goto done;
+    s_inherit_from_handler (&self);
 
     int positional = hd_options_argc (options);
     char **positionals = hd_options_argv (options);

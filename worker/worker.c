@@ -45,6 +45,7 @@ typedef enum {
 #define S_BACKOFF_INITIAL_MS   1000
 #define S_BACKOFF_MAX_MS       32000
 #define S_DRAIN_BATCH          1000
+#define S_STOP_GRACE_DEFAULT   30000
 
 struct _hd_delivery_t {
     hd_delivery_t *next; // on the job queue or the done queue
@@ -81,6 +82,7 @@ struct _hd_worker_t {
     uint32_t concurrency;
     size_t seen_capacity;
     uint32_t seen_ttl_ms;
+    int stop_grace_ms; // -1: hd_worker_stop waits for handlers forever
     hd_handler_fn *handler;
     void *handler_arg;
 
@@ -106,6 +108,9 @@ struct _hd_worker_t {
     bool stop_requested;
     bool handlers_exit;
     bool io_done;
+    uint32_t handlers_alive; // handler threads not yet returned
+    bool destroyed;          // hd_worker_destroy ran: last handler thread frees
+    int64_t stop_deadline;   // > 0: when hd_worker_stop stops waiting for handlers
     s_state_t state;
     uint64_t generation;
     char error[256];
@@ -129,6 +134,7 @@ typedef struct {
     uint32_t ack_wait_ms;
     int64_t last_recv;
     int64_t last_send;
+    uint32_t credit_sent; // credit of the last JOIN or CREDIT sent
     int64_t reconnect_at; // > 0: socket closed, reconnect then
     uint32_t backoff_ms;
     bool draining;
@@ -219,7 +225,18 @@ void hd_delivery_retry_after (hd_delivery_t *self, uint32_t delay_ms)
 
 void hd_delivery_set_error (hd_delivery_t *self, const char *text)
 {
-    char *copy = text ? strdup (text) : NULL;
+    //  NACK and TERM bodies must fit in 64 KiB: keep the start of a long
+    //  text, cut at a UTF-8 character boundary
+    char *copy = NULL;
+    if (text) {
+        size_t size = strnlen (text, HD_WORKER_ERROR_MAX + 1);
+        if (size > HD_WORKER_ERROR_MAX) {
+            size = HD_WORKER_ERROR_MAX;
+            while (size > 0 && ((unsigned char)text[size] & 0xC0) == 0x80)
+                size--;
+        }
+        copy = strndup (text, size);
+    }
     free (self->error);
     self->error = copy;
 }
@@ -330,10 +347,20 @@ static void s_io_send_join (s_io_t *io)
     Herald__Join join = HERALD__JOIN__INIT;
     join.pool = self->pool;
     join.filter = self->filter;
-    join.credit = self->credit;
+    pthread_mutex_lock (&self->lock);
+    join.credit = self->credit; // hd_worker_set_credit may change it any time
+    pthread_mutex_unlock (&self->lock);
+    io->credit_sent = join.credit;
     join.name = self->name;
     s_io_send_command (io, HD_CMD_JOIN, &join.base);
     io->last_recv = zclock_mono (); // the broker gets liveness × 1 s to answer
+}
+
+//  Reconnect after the current backoff, which doubles up to 32 s
+static void s_io_schedule_reconnect (s_io_t *io)
+{
+    io->reconnect_at = zclock_mono () + io->backoff_ms;
+    io->backoff_ms = io->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : io->backoff_ms * 2;
 }
 
 static void s_io_connect (s_io_t *io)
@@ -344,7 +371,7 @@ static void s_io_connect (s_io_t *io)
     if (!io->dealer || zsock_connect (io->dealer, "%s", self->endpoint)) {
         zsock_destroy (&io->dealer);
         s_set_error (self, "cannot connect to %s", self->endpoint);
-        io->reconnect_at = zclock_mono () + io->backoff_ms;
+        s_io_schedule_reconnect (io);
         return;
     }
     s_io_set_state (io, S_STATE_JOINING);
@@ -368,8 +395,7 @@ static void s_io_disconnect (s_io_t *io)
         zsock_destroy (&io->dealer);
     }
     s_io_lose_session (io);
-    io->reconnect_at = zclock_mono () + io->backoff_ms;
-    io->backoff_ms = io->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : io->backoff_ms * 2;
+    s_io_schedule_reconnect (io);
 }
 
 static int s_tags_push (uint64_t **seqs, uint32_t **attempts, size_t *count, size_t *capacity,
@@ -398,24 +424,63 @@ static void s_io_queue_ack (s_io_t *io, uint64_t seq, uint32_t attempt)
     s_tags_push (&io->ack_seq, &io->ack_attempt, &io->ack_count, &io->ack_capacity, seq, attempt);
 }
 
+int hd_worker_send_settles (void *socket, int command, const uint64_t *seq,
+                            const uint32_t *attempt, size_t count, int flags)
+{
+    int messages = 0;
+    for (size_t offset = 0; offset < count; offset += HD_WORKER_SETTLE_BATCH) {
+        size_t batch = count - offset;
+        if (batch > HD_WORKER_SETTLE_BATCH)
+            batch = HD_WORKER_SETTLE_BATCH;
+        Herald__Settle settle = HERALD__SETTLE__INIT;
+        settle.n_seq = settle.n_attempt = batch;
+        settle.seq = (uint64_t *)seq + offset;
+        settle.attempt = (uint32_t *)attempt + offset;
+        if (hd_send_command (socket, NULL, 0, (hd_command_t)command, &settle.base, flags))
+            return -1;
+        messages++;
+    }
+    return messages;
+}
+
+//  A body over 64 KiB is refused whole (TOO_LARGE): batches are cut to fit
+static void s_io_send_settles (s_io_t *io, hd_command_t command, const uint64_t *seq,
+                               const uint32_t *attempt, size_t count)
+{
+    if (!io->dealer || count == 0)
+        return;
+    hd_worker_send_settles (zsock_resolve (io->dealer), command, seq, attempt, count,
+                            ZMQ_DONTWAIT);
+    io->last_send = zclock_mono ();
+}
+
 static void s_io_flush_settles (s_io_t *io)
 {
-    if (io->ack_count && io->state == S_STATE_ACTIVE) {
-        Herald__Settle settle = HERALD__SETTLE__INIT;
-        settle.n_seq = settle.n_attempt = io->ack_count;
-        settle.seq = io->ack_seq;
-        settle.attempt = io->ack_attempt;
-        s_io_send_command (io, HD_CMD_ACK, &settle.base);
+    if (io->state == S_STATE_ACTIVE) {
+        s_io_send_settles (io, HD_CMD_ACK, io->ack_seq, io->ack_attempt, io->ack_count);
+        s_io_send_settles (io, HD_CMD_PROGRESS, io->progress_seq, io->progress_attempt,
+                           io->progress_count);
     }
     io->ack_count = 0;
-    if (io->progress_count && io->state == S_STATE_ACTIVE) {
-        Herald__Settle settle = HERALD__SETTLE__INIT;
-        settle.n_seq = settle.n_attempt = io->progress_count;
-        settle.seq = io->progress_seq;
-        settle.attempt = io->progress_attempt;
-        s_io_send_command (io, HD_CMD_PROGRESS, &settle.base);
-    }
     io->progress_count = 0;
+}
+
+//  hd_worker_set_credit after start: tell the broker (a JOIN in flight
+//  carries the old value, so this runs again once JOINED)
+static void s_io_sync_credit (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    if (io->state != S_STATE_ACTIVE)
+        return;
+    pthread_mutex_lock (&self->lock);
+    uint32_t credit = self->credit;
+    pthread_mutex_unlock (&self->lock);
+    if (credit == io->credit_sent)
+        return;
+    Herald__Credit body = HERALD__CREDIT__INIT;
+    body.credit = credit;
+    s_io_send_command (io, HD_CMD_CREDIT, &body.base);
+    io->credit_sent = credit;
 }
 
 static void s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
@@ -644,6 +709,13 @@ static long s_io_poll_timeout (s_io_t *io)
 {
     int64_t now = zclock_mono ();
     int64_t timeout = 1000;
+    if (io->draining) {
+        pthread_mutex_lock (&io->worker->lock);
+        int64_t stop_deadline = io->worker->stop_deadline;
+        pthread_mutex_unlock (&io->worker->lock);
+        if (stop_deadline > 0 && stop_deadline - now < timeout)
+            timeout = stop_deadline - now;
+    }
     if (!io->dealer) {
         if (io->reconnect_at)
             timeout = io->reconnect_at - now;
@@ -707,13 +779,18 @@ static void *s_io_thread (void *arg)
 
         pthread_mutex_lock (&self->lock);
         bool stop = self->stop_requested;
+        int64_t stop_deadline = self->stop_deadline;
         pthread_mutex_unlock (&self->lock);
         if (stop && !io->draining) {
             io->draining = true;
             s_io_drop_queued (io);
         }
         s_io_flush_settles (io);
-        if (io->draining && zhashx_size (io->jobs) == 0) {
+        s_io_sync_credit (io);
+        //  Past the stop grace period, handlers still running are left
+        //  behind: LEAVE hands their events to other workers
+        if (io->draining && (zhashx_size (io->jobs) == 0 ||
+                             (stop_deadline > 0 && zclock_mono () >= stop_deadline))) {
             if (io->state == S_STATE_ACTIVE)
                 s_io_send_command (io, HD_CMD_LEAVE, NULL);
             break;
@@ -816,7 +893,12 @@ void hd_worker_set_name (hd_worker_t *self, const char *name)
 
 void hd_worker_set_credit (hd_worker_t *self, uint32_t credit)
 {
+    pthread_mutex_lock (&self->lock);
     self->credit = credit ? credit : 1;
+    bool started = self->started;
+    pthread_mutex_unlock (&self->lock);
+    if (started)
+        s_wake (self); // the I/O thread sends CREDIT
 }
 
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)

@@ -190,6 +190,29 @@ s_errors (const char *endpoint)
     s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__TOO_LARGE),
              "2 MiB payload -> REJECT(TOO_LARGE)");
 
+    s_publish (socket, "orders.placed", "bad-\xff\xfe-utf8", "x", 1, 12);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "id that is not UTF-8 -> REJECT(INVALID)");
+    //  A Publish body over 64 KiB (an unknown field the parser would skip)
+    size_t body_size = 70 * 1024;
+    uint8_t *body = calloc (1, body_size);
+    body[0] = (15 << 3) | 2; // field 15, length-delimited
+    size_t length = body_size - 4;
+    body[1] = (uint8_t) (length | 0x80);
+    body[2] = (uint8_t) ((length >> 7) | 0x80);
+    body[3] = (uint8_t) (length >> 14);
+    Herald__Event valid = HERALD__EVENT__INIT;
+    valid.id = "id-4";
+    valid.source = "hd_probe";
+    valid.type = "orders.placed";
+    hd_send_header (raw, HD_CMD_PUBLISH, ZMQ_SNDMORE);
+    hd_send_bytes (raw, body, body_size, ZMQ_SNDMORE);
+    hd_send_proto (raw, &valid.base, ZMQ_SNDMORE);
+    hd_send_bytes (raw, "x", 1, 0);
+    free (body);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__TOO_LARGE),
+             "70 KiB Publish body -> ERROR(TOO_LARGE)");
+
     Herald__Settle settle = HERALD__SETTLE__INIT;
     uint64_t seq = 1;
     uint32_t attempt = 1;

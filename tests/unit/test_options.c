@@ -285,6 +285,19 @@ test_config_file_errors (void **state)
     char *argv2[] = {"prog", "--config", "/nonexistent/herald.conf"};
     assert_int_equal (hd_options_parse (fixture->options, ARGC (argv2), argv2), -1);
     s_assert_error_mentions (fixture->options, "/nonexistent/herald.conf");
+
+    //  A file shared through HERALD_CONFIG may hold other programs' keys:
+    //  they are skipped, while bad values for our own keys are still errors
+    path = s_write_config (fixture, "router = tcp://*:7100\nut-port = 9\n");
+    setenv ("HERALD_CONFIG", path, 1);
+    char *argv3[] = {"prog"};
+    assert_int_equal (hd_options_parse (fixture->options, ARGC (argv3), argv3), 0);
+    assert_int_equal (fixture->port, 9);
+    path = s_write_config (fixture, "router = x\nut-port = nine\n");
+    setenv ("HERALD_CONFIG", path, 1);
+    assert_int_equal (hd_options_parse (fixture->options, ARGC (argv3), argv3), -1);
+    s_assert_error_mentions (fixture->options, "ut-port");
+    unsetenv ("HERALD_CONFIG");
 }
 
 static void
