@@ -176,7 +176,9 @@ int hd_delivery_progress (hd_delivery_t *self);
 hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter);
 void hd_worker_destroy (hd_worker_t **self_p);
 void hd_worker_set_name (hd_worker_t *self, const char *name);
-void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);       // default 10
+//  Credit: events held at once (default 10). May be called after start,
+//  from any thread: the worker then sends CREDIT to the broker.
+void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);     // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default 600000
@@ -185,7 +187,17 @@ void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default
 int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
 //  Wait until the broker has accepted the JOIN. Returns 0 / -1 on timeout.
 int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms);
+//  How long hd_worker_stop waits for running handlers (default 30000 ms;
+//  -1: forever). Handlers still running then are left behind: the worker
+//  LEAVEs (their events go to other workers), hd_worker_stop returns and
+//  their results are dropped. Such a handler runs on in its detached thread
+//  until it returns, so its arg must stay valid until then; the worker's
+//  memory is freed by whichever of hd_worker_destroy and the last handler
+//  comes last.
+void hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms);
+
 //  Stop taking events, finish the ones in progress (settling them), LEAVE.
+//  Waits at most the stop grace period for handlers (see above).
 void hd_worker_stop (hd_worker_t *self);
 //  start, then block until SIGINT/SIGTERM or hd_worker_stop from another thread.
 int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg);

@@ -221,7 +221,8 @@ static void s_flush_outbox (hd_publisher_t *self)
             self->resent++;
         entry->sent = true;
         entry->due_ms = zclock_mono () + self->retry_ms;
-        s_list_append (&self->waiting, entry);
+        //  Not always the tail: a BACKLOG_FULL retry-after may be due later
+        s_waiting_insert (self, entry);
     }
 }
 
@@ -395,14 +396,14 @@ int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeou
     if (s_validate (self, *event_p))
         return -1;
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    //  Replies that already arrived count even with timeout 0
     while (zhashx_size (self->pending) >= self->window) {
-        int remaining = s_remaining (deadline);
-        if (remaining == 0) {
+        if (s_process (self, s_remaining (deadline)))
+            return -1;
+        if (zhashx_size (self->pending) >= self->window && s_remaining (deadline) == 0) {
             s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
             return -1;
         }
-        if (s_process (self, remaining))
-            return -1;
     }
     s_pending_t *entry = calloc (1, sizeof *entry);
     if (!entry) {
@@ -435,13 +436,12 @@ int hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     while (zhashx_size (self->pending) > 0) {
-        int remaining = s_remaining (deadline);
-        if (remaining == 0) {
+        if (s_process (self, s_remaining (deadline)))
+            return -1;
+        if (zhashx_size (self->pending) > 0 && s_remaining (deadline) == 0) {
             s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
             return -1;
         }
-        if (s_process (self, remaining))
-            return -1;
     }
     return 0;
 }

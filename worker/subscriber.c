@@ -54,12 +54,14 @@ hd_subscriber_t *hd_subscriber_new (const char *xpub_endpoint, const char *broke
     }
     if (broker_endpoint && *broker_endpoint) {
         self->reporter = zsock_new (ZMQ_DEALER);
+        //  Reports are snapshots: a stale one queued behind a dead link is
+        //  worthless. Set before connect: a pipe keeps the HWM it began with.
+        if (self->reporter)
+            zsock_set_sndhwm (self->reporter, 1);
         if (!self->reporter || zsock_connect (self->reporter, "%s", broker_endpoint)) {
             hd_subscriber_destroy (&self);
             return NULL;
         }
-        //  Reports are snapshots: a stale one queued behind a dead link is worthless
-        zsock_set_sndhwm (self->reporter, 1);
         self->report_due = zclock_mono () + HD_SUBSCRIBER_REPORT_MS;
     }
     return self;

@@ -264,6 +264,8 @@ int hd_delivery_progress (hd_delivery_t *self)
 //  ---------------------------------------------------------------------
 //  Handler threads
 
+static void s_worker_free (hd_worker_t *self);
+
 static void *s_handler_thread (void *arg)
 {
     hd_worker_t *self = arg;
@@ -294,7 +296,14 @@ static void *s_handler_thread (void *arg)
         s_wake (self);
         pthread_mutex_lock (&self->lock);
     }
+    //  A thread hd_worker_stop gave up on may outlive hd_worker_destroy:
+    //  the last one out frees the worker
+    self->handlers_alive--;
+    pthread_cond_broadcast (&self->state_changed);
+    bool last_out = self->destroyed && self->handlers_alive == 0;
     pthread_mutex_unlock (&self->lock);
+    if (last_out)
+        s_worker_free (self);
     return NULL;
 }
 
@@ -841,6 +850,7 @@ hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const
     self->concurrency = 1;
     self->seen_capacity = 100000;
     self->seen_ttl_ms = 600000;
+    self->stop_grace_ms = S_STOP_GRACE_DEFAULT;
     self->wake[0] = self->wake[1] = -1;
     pthread_mutex_init (&self->lock, NULL);
     pthread_mutex_init (&self->stop_lock, NULL);
@@ -859,12 +869,40 @@ hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const
     return self;
 }
 
+static void s_free_results (hd_worker_t *self)
+{
+    while (self->done_head) {
+        hd_delivery_t *job = self->done_head;
+        self->done_head = job->next;
+        s_job_destroy (&job);
+    }
+    self->done_tail = NULL;
+    while (self->progress_head) {
+        s_progress_t *request = self->progress_head;
+        self->progress_head = request->next;
+        free (request);
+    }
+    self->progress_tail = NULL;
+}
+
 void hd_worker_destroy (hd_worker_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     hd_worker_t *self = *self_p;
+    *self_p = NULL;
     hd_worker_stop (self);
+    pthread_mutex_lock (&self->lock);
+    self->destroyed = true;
+    bool free_now = self->handlers_alive == 0;
+    pthread_mutex_unlock (&self->lock);
+    if (free_now)
+        s_worker_free (self);
+}
+
+static void s_worker_free (hd_worker_t *self)
+{
+    s_free_results (self);
     if (self->wake[0] >= 0)
         close (self->wake[0]);
     if (self->wake[1] >= 0)
@@ -879,7 +917,6 @@ void hd_worker_destroy (hd_worker_t **self_p)
     free (self->filter);
     free (self->name);
     free (self);
-    *self_p = NULL;
 }
 
 void hd_worker_set_name (hd_worker_t *self, const char *name)
@@ -916,6 +953,13 @@ void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms)
     self->seen_ttl_ms = ttl_ms;
 }
 
+void hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms)
+{
+    pthread_mutex_lock (&self->lock);
+    self->stop_grace_ms = grace_ms < 0 ? -1 : grace_ms;
+    pthread_mutex_unlock (&self->lock);
+}
+
 int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
 {
     if (self->started) {
@@ -938,10 +982,19 @@ int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
         s_set_error (self, "cannot start the I/O thread");
         return -1;
     }
+    pthread_mutex_lock (&self->lock);
     self->started = true;
+    pthread_mutex_unlock (&self->lock);
     for (uint32_t index = 0; index < self->concurrency; index++) {
-        if (pthread_create (&self->handler_threads[index], NULL, s_handler_thread, self))
+        pthread_mutex_lock (&self->lock);
+        self->handlers_alive++;
+        pthread_mutex_unlock (&self->lock);
+        if (pthread_create (&self->handler_threads[index], NULL, s_handler_thread, self)) {
+            pthread_mutex_lock (&self->lock);
+            self->handlers_alive--;
+            pthread_mutex_unlock (&self->lock);
             break;
+        }
         self->handler_count++;
     }
     if (self->handler_count == 0) {
@@ -995,6 +1048,8 @@ void hd_worker_stop (hd_worker_t *self)
     }
     pthread_mutex_lock (&self->lock);
     self->stop_requested = true;
+    int64_t deadline = self->stop_grace_ms < 0 ? 0 : zclock_mono () + self->stop_grace_ms;
+    self->stop_deadline = deadline > 0 ? deadline : 0;
     pthread_mutex_unlock (&self->lock);
     s_wake (self);
     pthread_join (self->io_thread, NULL);
@@ -1002,23 +1057,33 @@ void hd_worker_stop (hd_worker_t *self)
     pthread_mutex_lock (&self->lock);
     self->handlers_exit = true;
     pthread_cond_broadcast (&self->jobs_ready);
+    //  The I/O thread waited for the handlers up to the deadline; the last
+    //  ones may be returning just now
+    while (self->handlers_alive > 0) {
+        int64_t remaining = deadline > 0 ? deadline - zclock_mono () : 100;
+        if (remaining <= 0)
+            break;
+        struct timespec until;
+        s_deadline (&until, remaining < 100 ? (int)remaining : 100);
+        pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
+    }
+    bool abandon = self->handlers_alive > 0;
+    if (abandon)
+        snprintf (self->error, sizeof self->error,
+                  "%u handler(s) still running after the stop grace period: left behind",
+                  (unsigned)self->handlers_alive);
     pthread_mutex_unlock (&self->lock);
-    for (uint32_t index = 0; index < self->handler_count; index++)
-        pthread_join (self->handler_threads[index], NULL);
+    for (uint32_t index = 0; index < self->handler_count; index++) {
+        if (abandon)
+            pthread_detach (self->handler_threads[index]);
+        else
+            pthread_join (self->handler_threads[index], NULL);
+    }
 
-    //  Only when the I/O thread quit early (JOIN refused) is anything left here
-    while (self->done_head) {
-        hd_delivery_t *job = self->done_head;
-        self->done_head = job->next;
-        s_job_destroy (&job);
-    }
-    self->done_tail = NULL;
-    while (self->progress_head) {
-        s_progress_t *request = self->progress_head;
-        self->progress_head = request->next;
-        free (request);
-    }
-    self->progress_tail = NULL;
+    //  Results nobody will settle: the I/O thread is gone
+    pthread_mutex_lock (&self->lock);
+    s_free_results (self);
+    pthread_mutex_unlock (&self->lock);
     self->stopped = true;
     pthread_mutex_unlock (&self->stop_lock);
 }
