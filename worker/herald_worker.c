@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +32,60 @@
 #define S_LAST_LINE  512
 
 extern char **environ;
+
+//  Commands running now, so that the ones still running when the worker
+//  gives up waiting for them at stop can be killed (their events go to
+//  other workers once we LEAVE).
+static pthread_mutex_t s_children_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t s_children[1024]; // at most --concurrency entries are in use
+static bool s_children_closed; // no new commands: we are exiting
+
+//  Returns false when we are exiting and pid was killed at once.
+static bool s_child_add (pid_t pid)
+{
+    pthread_mutex_lock (&s_children_lock);
+    bool added = false;
+    for (size_t index = 0; !s_children_closed && index < 1024 && !added; index++)
+        if (s_children[index] == 0) {
+            s_children[index] = pid;
+            added = true;
+        }
+    pthread_mutex_unlock (&s_children_lock);
+    return added;
+}
+
+static void s_child_remove (pid_t pid)
+{
+    pthread_mutex_lock (&s_children_lock);
+    for (size_t index = 0; index < 1024; index++)
+        if (s_children[index] == pid)
+            s_children[index] = 0;
+    pthread_mutex_unlock (&s_children_lock);
+}
+
+static void s_children_kill (void)
+{
+    pthread_mutex_lock (&s_children_lock);
+    s_children_closed = true;
+    for (size_t index = 0; index < 1024; index++)
+        if (s_children[index] > 0) {
+            kill (-s_children[index], SIGKILL);
+            kill (s_children[index], SIGKILL);
+        }
+    pthread_mutex_unlock (&s_children_lock);
+}
+
+//  A descriptor that polls readable when the child exits (Linux 5.3+), or -1:
+//  then exits are noticed by polling waitpid every 50 ms.
+static int s_pidfd_open (pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall (SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
 
 typedef struct {
     char **command; // argv of the command, NULL-terminated
@@ -217,6 +273,12 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
         goto cleanup;
     }
 
+    if (!s_child_add (pid)) {
+        //  Exiting: s_children_kill may already have run, so kill it ourselves
+        kill (-pid, SIGKILL);
+        kill (pid, SIGKILL);
+    }
+    int exit_fd = s_pidfd_open (pid);
     fcntl (in_pipe[1], F_SETFL, O_NONBLOCK);
     const char *payload = hd_event_payload (event);
     size_t payload_size = hd_event_payload_size (event);
@@ -231,11 +293,10 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
     uint32_t ack_wait_ms = hd_delivery_ack_wait_ms (delivery);
     bool exited = false;
     while (!exited) {
-        struct pollfd fds[2] = {{err_pipe[0], POLLIN, 0}, {in_pipe[1], POLLOUT, 0}};
-        int count = in_pipe[1] >= 0 ? 2 : 1;
-        if (err_pipe[0] < 0)
-            fds[0].fd = -1;
-        poll (fds, (nfds_t)count, 50);
+        //  Negative descriptors are ignored by poll
+        struct pollfd fds[3] = {
+            {err_pipe[0], POLLIN, 0}, {in_pipe[1], POLLOUT, 0}, {exit_fd, POLLIN, 0}};
+        poll (fds, 3, 50);
         if (err_pipe[0] >= 0 && (fds[0].revents & (POLLIN | POLLHUP))) {
             char buffer[4096];
             ssize_t got = read (err_pipe[0], buffer, sizeof buffer);
@@ -264,11 +325,19 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
             exited = true;
             break;
         }
+        if (done == -1 && errno == ECHILD) {
+            //  Reaped elsewhere (SIGCHLD ignored?): the exit status is lost
+            snprintf (outcome->error, sizeof outcome->error, "lost the exit status of %s",
+                      app->command[0]);
+            outcome->failed = true;
+            break;
+        }
         int64_t now = zclock_mono ();
         if (app->timeout_ms > 0 && now - started >= app->timeout_ms) {
             kill (-pid, SIGKILL);
             kill (pid, SIGKILL);
-            waitpid (pid, &outcome->status, 0);
+            while (waitpid (pid, &outcome->status, 0) == -1 && errno == EINTR)
+                ;
             outcome->timed_out = true;
             break;
         }
@@ -277,6 +346,9 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
             last_progress = now;
         }
     }
+    s_child_remove (pid);
+    if (exit_fd >= 0)
+        close (exit_fd);
     //  Pick up what the command wrote just before it exited
     if (err_pipe[0] >= 0) {
         fcntl (err_pipe[0], F_SETFL, O_NONBLOCK);
@@ -290,7 +362,9 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
     }
     const char *last = s_tail_last (&tail);
     const char *separator = *last ? ": " : "";
-    if (outcome->timed_out)
+    if (outcome->failed)
+        ; // error already set
+    else if (outcome->timed_out)
         snprintf (outcome->error, sizeof outcome->error, "timeout after %" PRId64 " ms%s%s",
                   app->timeout_ms, separator, last);
     else if (WIFEXITED (outcome->status))
