@@ -63,16 +63,20 @@ static void s_child_remove (pid_t pid)
     pthread_mutex_unlock (&s_children_lock);
 }
 
-static void s_children_kill (void)
+//  Returns how many were still running.
+static int s_children_kill (void)
 {
+    int killed = 0;
     pthread_mutex_lock (&s_children_lock);
     s_children_closed = true;
     for (size_t index = 0; index < 1024; index++)
         if (s_children[index] > 0) {
             kill (-s_children[index], SIGKILL);
             kill (s_children[index], SIGKILL);
+            killed++;
         }
     pthread_mutex_unlock (&s_children_lock);
+    return killed;
 }
 
 //  A descriptor that polls readable when the child exits (Linux 5.3+), or -1:
@@ -453,6 +457,7 @@ int main (int argc, char **argv)
     int64_t timeout_ms = 0;
     int64_t seen_capacity = 0;
     int64_t seen_ttl_ms = 0;
+    int64_t stop_grace_ms = 0;
     bool verbose = false;
     hd_options_t *options = hd_options_new (
         "herald-worker", "--pool NAME [options] -- COMMAND [ARGS...]",
@@ -465,7 +470,8 @@ int main (int argc, char **argv)
         "any other exit or a signal ends it (TERM, to the pool's dead-letter queue) with\n"
         "\"exit N\" / \"signal N\" and the command's last stderr line as the error.\n"
         "Long commands extend their lease automatically. SIGINT/SIGTERM: finish\n"
-        "running commands, settle them, leave the pool.");
+        "running commands, settle them, leave the pool; commands still running after\n"
+        "--stop-grace are killed (their events go back to the pool).");
     hd_options_add (options, "broker", HD_OPT_STRING, HERALD_DEFAULT_BROKER, NULL,
                     "broker command endpoint", &broker);
     hd_options_add (options, "pool", HD_OPT_STRING, NULL, NULL, "pool to join (required)", &pool);
@@ -484,6 +490,8 @@ int main (int argc, char **argv)
                     "processed event ids remembered to skip redeliveries", &seen_capacity);
     hd_options_add (options, "seen-ttl", HD_OPT_DURATION, "10m", NULL,
                     "how long a processed event id is remembered", &seen_ttl_ms);
+    hd_options_add (options, "stop-grace", HD_OPT_DURATION, "30s", NULL,
+                    "at stop, how long running commands may take to finish", &stop_grace_ms);
     hd_options_add (options, "verbose", HD_OPT_BOOL, "false", NULL,
                     "log one line per event to stderr", &verbose);
     int exit_code = 0;
@@ -507,6 +515,8 @@ int main (int argc, char **argv)
         usage_error = "--concurrency must be 1 to 1024";
     else if (seen_capacity < 1 || seen_ttl_ms > UINT32_MAX)
         usage_error = "--seen-capacity must be at least 1 and --seen-ttl under 49 days";
+    else if (stop_grace_ms < 0 || stop_grace_ms > INT32_MAX)
+        usage_error = "--stop-grace must be under 24 days";
     if (usage_error) {
         fprintf (stderr, "herald-worker: %s (see --help)\n", usage_error);
         exit_code = 2;
@@ -535,6 +545,7 @@ int main (int argc, char **argv)
     hd_worker_set_concurrency (worker, (uint32_t)concurrency);
     hd_worker_set_seen_capacity (worker, (size_t)seen_capacity);
     hd_worker_set_seen_ttl_ms (worker, (uint32_t)seen_ttl_ms);
+    hd_worker_set_stop_grace_ms (worker, (int)stop_grace_ms);
     if (verbose)
         fprintf (stderr, "herald-worker: pool %s filter '%s' at %s, running %s\n", pool, filter,
                  broker, app.command[0]);
@@ -544,7 +555,14 @@ int main (int argc, char **argv)
     } else if (verbose)
         fprintf (stderr, "herald-worker: stopped after %" PRIu64 " events (%" PRIu64 " skipped)\n",
                  hd_worker_handled (worker), hd_worker_skipped (worker));
+    //  Commands past the grace period: the pool has their events back
+    int left_behind = s_children_kill ();
+    if (left_behind)
+        fprintf (stderr, "herald-worker: killed %d command(s) still running at stop\n",
+                 left_behind);
     hd_worker_destroy (&worker);
+    if (left_behind)
+        return exit_code; // their threads still read app (the options' argv): keep it
 done:
     hd_options_destroy (&options);
     return exit_code;
