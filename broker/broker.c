@@ -25,6 +25,7 @@ s_wall_us (void)
     return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
 }
 
+#define S_REPORT_MS     1000 // subscribers' report interval (PROTOCOL.md section 7)
 #define S_BATCH         512
 #define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
@@ -977,11 +978,16 @@ static void
 s_heartbeat_sessions (hd_broker_t *self, int64_t now)
 {
     int64_t silence_limit = self->config.heartbeat_ms * self->config.liveness;
+    //  Subscribers report once a second whatever our heartbeat is
+    int64_t reporter_limit =
+        (self->config.heartbeat_ms > S_REPORT_MS ? self->config.heartbeat_ms : S_REPORT_MS) *
+        self->config.liveness;
     for (hd_session_t *session = zhashx_first (self->sessions); session;
          session = zhashx_next (self->sessions)) {
         if (session->dead)
             continue;
-        if (now - session->last_heard > silence_limit) {
+        int64_t limit = session->kind == HD_SESSION_SUBSCRIBER ? reporter_limit : silence_limit;
+        if (now - session->last_heard > limit) {
             self->expired_sessions++;
             s_session_end (self, session, "missed heartbeats");
             continue;

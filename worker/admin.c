@@ -9,7 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-Herald__Stats *hd_admin_stats (const char *endpoint, int timeout_ms, const char **error)
+Herald__Stats *
+hd_admin_stats (const char *endpoint, int timeout_ms, const char **error)
 {
     const char *dummy;
     if (!error)
@@ -37,7 +38,7 @@ Herald__Stats *hd_admin_stats (const char *endpoint, int timeout_ms, const char 
     while (!stats) {
         long wait = -1;
         if (deadline >= 0) {
-            wait = (long)(deadline - zclock_mono ());
+            wait = (long) (deadline - zclock_mono ());
             if (wait <= 0)
                 break;
         }
@@ -85,7 +86,8 @@ typedef struct {
     bool failed;
 } s_buffer_t;
 
-static void s_append (s_buffer_t *buffer, const char *format, ...)
+static void
+s_append (s_buffer_t *buffer, const char *format, ...)
 {
     if (buffer->failed)
         return;
@@ -100,8 +102,8 @@ static void s_append (s_buffer_t *buffer, const char *format, ...)
         va_end (args);
         return;
     }
-    if (buffer->size + (size_t)needed + 1 > buffer->capacity) {
-        size_t capacity = (buffer->capacity ? buffer->capacity * 2 : 1024) + (size_t)needed;
+    if (buffer->size + (size_t) needed + 1 > buffer->capacity) {
+        size_t capacity = (buffer->capacity ? buffer->capacity * 2 : 1024) + (size_t) needed;
         char *grown = realloc (buffer->data, capacity);
         if (!grown) {
             buffer->failed = true;
@@ -112,36 +114,23 @@ static void s_append (s_buffer_t *buffer, const char *format, ...)
         buffer->capacity = capacity;
     }
     vsnprintf (buffer->data + buffer->size, buffer->capacity - buffer->size, format, args);
-    buffer->size += (size_t)needed;
+    buffer->size += (size_t) needed;
     va_end (args);
 }
 
-static void s_append_string (s_buffer_t *buffer, const char *text)
+static void
+s_append_string (s_buffer_t *buffer, const char *text)
 {
     s_append (buffer, "\"");
-    for (const unsigned char *c = (const unsigned char *)(text ? text : ""); *c; c++) {
+    for (const unsigned char *c = (const unsigned char *) (text ? text : ""); *c; c++) {
         switch (*c) {
-            case '"':
-                s_append (buffer, "\\\"");
-                break;
-            case '\\':
-                s_append (buffer, "\\\\");
-                break;
-            case '\n':
-                s_append (buffer, "\\n");
-                break;
-            case '\r':
-                s_append (buffer, "\\r");
-                break;
-            case '\t':
-                s_append (buffer, "\\t");
-                break;
-            case '\b':
-                s_append (buffer, "\\b");
-                break;
-            case '\f':
-                s_append (buffer, "\\f");
-                break;
+            case '"': s_append (buffer, "\\\""); break;
+            case '\\': s_append (buffer, "\\\\"); break;
+            case '\n': s_append (buffer, "\\n"); break;
+            case '\r': s_append (buffer, "\\r"); break;
+            case '\t': s_append (buffer, "\\t"); break;
+            case '\b': s_append (buffer, "\\b"); break;
+            case '\f': s_append (buffer, "\\f"); break;
             default:
                 if (*c < 0x20 || *c == 0x7F)
                     s_append (buffer, "\\u%04x", *c);
@@ -153,12 +142,14 @@ static void s_append_string (s_buffer_t *buffer, const char *text)
 }
 
 //  JSON has no NaN or infinity
-static double s_finite (double value)
+static double
+s_finite (double value)
 {
     return isfinite (value) ? value : 0.0;
 }
 
-char *hd_admin_stats_to_json (const Herald__Stats *stats)
+char *
+hd_admin_stats_to_json (const Herald__Stats *stats)
 {
     s_buffer_t buffer = {0};
     s_append (&buffer,
@@ -169,14 +160,14 @@ char *hd_admin_stats_to_json (const Herald__Stats *stats)
               ",\"store_events\":%" PRIu64 ",\"store_bytes\":%" PRIu64 ",\"sessions\":%" PRIu32
               ",\"publish_rate\":%.3f,\"deliver_rate\":%.3f,\"dedup_entries\":%" PRIu64
               ",\"expired_sessions\":%" PRIu64 ",\"pools\":[",
-              (uint64_t)stats->uptime_ms, (uint64_t)stats->epoch, (uint64_t)stats->published,
-              (uint64_t)stats->duplicates, (uint64_t)stats->rejected, (uint64_t)stats->malformed,
-              (uint32_t)stats->subscribers, (uint32_t)stats->subscriptions,
-              (uint64_t)stats->subscriber_gaps, (uint64_t)stats->subscriber_gaps,
-              (uint64_t)stats->fanout_sent, (uint64_t)stats->store_events,
-              (uint64_t)stats->store_bytes, (uint32_t)stats->sessions,
+              (uint64_t) stats->uptime_ms, (uint64_t) stats->epoch, (uint64_t) stats->published,
+              (uint64_t) stats->duplicates, (uint64_t) stats->rejected, (uint64_t) stats->malformed,
+              (uint32_t) stats->subscribers, (uint32_t) stats->subscriptions,
+              (uint64_t) stats->subscriber_gaps, (uint64_t) stats->subscriber_gaps,
+              (uint64_t) stats->fanout_sent, (uint64_t) stats->store_events,
+              (uint64_t) stats->store_bytes, (uint32_t) stats->sessions,
               s_finite (stats->publish_rate), s_finite (stats->deliver_rate),
-              (uint64_t)stats->dedup_entries, (uint64_t)stats->expired_sessions);
+              (uint64_t) stats->dedup_entries, (uint64_t) stats->expired_sessions);
     for (size_t index = 0; index < stats->n_pools; index++) {
         const Herald__PoolStats *pool = stats->pools[index];
         s_append (&buffer, "%s{\"name\":", index ? "," : "");
@@ -188,10 +179,10 @@ char *hd_admin_stats_to_json (const Herald__Stats *stats)
                   ",\"acked\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"redelivered\":%" PRIu64
                   ",\"terminated\":%" PRIu64 ",\"nacked\":%" PRIu64 ",\"expired\":%" PRIu64
                   ",\"stale\":%" PRIu64 ",\"oldest_pending_ms\":%" PRIu64 "}",
-                  (uint32_t)pool->workers, (uint64_t)pool->pending, (uint64_t)pool->inflight,
-                  (uint64_t)pool->acked, (uint64_t)pool->delivered, (uint64_t)pool->redelivered,
-                  (uint64_t)pool->terminated, (uint64_t)pool->nacked, (uint64_t)pool->expired,
-                  (uint64_t)pool->stale, (uint64_t)pool->oldest_pending_ms);
+                  (uint32_t) pool->workers, (uint64_t) pool->pending, (uint64_t) pool->inflight,
+                  (uint64_t) pool->acked, (uint64_t) pool->delivered, (uint64_t) pool->redelivered,
+                  (uint64_t) pool->terminated, (uint64_t) pool->nacked, (uint64_t) pool->expired,
+                  (uint64_t) pool->stale, (uint64_t) pool->oldest_pending_ms);
     }
     s_append (&buffer, "]}");
     if (buffer.failed) {
@@ -201,7 +192,8 @@ char *hd_admin_stats_to_json (const Herald__Stats *stats)
     return buffer.data;
 }
 
-char *hd_admin_stats_json (const char *broker_endpoint, int timeout_ms, const char **error)
+char *
+hd_admin_stats_json (const char *broker_endpoint, int timeout_ms, const char **error)
 {
     Herald__Stats *stats = hd_admin_stats (broker_endpoint, timeout_ms, error);
     if (!stats)

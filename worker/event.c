@@ -22,7 +22,8 @@ struct _hd_event_t {
     zmq_msg_t payload;
 };
 
-static hd_event_t *s_event_wrap (Herald__Event *envelope)
+static hd_event_t *
+s_event_wrap (Herald__Event *envelope)
 {
     hd_event_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -32,7 +33,8 @@ static hd_event_t *s_event_wrap (Herald__Event *envelope)
     return self;
 }
 
-hd_event_t *hd_event_new (const char *type)
+hd_event_t *
+hd_event_new (const char *type)
 {
     Herald__Event *envelope = malloc (sizeof *envelope);
     if (!envelope)
@@ -50,7 +52,8 @@ hd_event_t *hd_event_new (const char *type)
     return self;
 }
 
-void hd_event_destroy (hd_event_t **self_p)
+void
+hd_event_destroy (hd_event_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -61,7 +64,8 @@ void hd_event_destroy (hd_event_t **self_p)
     *self_p = NULL;
 }
 
-hd_event_t *hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
+hd_event_t *
+hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
 {
     Herald__Event *unpacked = herald__event__unpack (NULL, size, envelope);
     if (!unpacked)
@@ -76,19 +80,22 @@ hd_event_t *hd_event_decode (const void *envelope, size_t size, zmq_msg_t *paylo
     return self;
 }
 
-uint8_t *hd_event_encode (const hd_event_t *self, size_t *size_p)
+uint8_t *
+hd_event_encode (const hd_event_t *self, size_t *size_p)
 {
     return hd_proto_pack (&self->envelope->base, size_p);
 }
 
 //  The payload is logically const; zmq_msg_copy only bumps a reference count.
-static int s_payload_share (const hd_event_t *self, zmq_msg_t *copy)
+static int
+s_payload_share (const hd_event_t *self, zmq_msg_t *copy)
 {
     zmq_msg_init (copy);
-    return zmq_msg_copy (copy, (zmq_msg_t *)&self->payload);
+    return zmq_msg_copy (copy, (zmq_msg_t *) &self->payload);
 }
 
-int hd_event_send (const hd_event_t *self, void *socket, int flags)
+int
+hd_event_send (const hd_event_t *self, void *socket, int flags)
 {
     zmq_msg_t payload;
     if (s_payload_share (self, &payload)) {
@@ -104,7 +111,8 @@ int hd_event_send (const hd_event_t *self, void *socket, int flags)
     return rc;
 }
 
-hd_event_t *hd_event_dup (const hd_event_t *self)
+hd_event_t *
+hd_event_dup (const hd_event_t *self)
 {
     if (!self)
         return NULL;
@@ -121,16 +129,18 @@ hd_event_t *hd_event_dup (const hd_event_t *self)
     return copy;
 }
 
-Herald__Event *hd_event_envelope (hd_event_t *self)
+Herald__Event *
+hd_event_envelope (hd_event_t *self)
 {
     return self->envelope;
 }
 
 //  Unset strings point at protobuf_c_empty_string, which the protobuf-c
 //  destructor knows not to free.
-static int s_set_string (char **field, const char *value)
+static int
+s_set_string (char **field, const char *value)
 {
-    char *copy = (char *)protobuf_c_empty_string;
+    char *copy = (char *) protobuf_c_empty_string;
     if (value && *value) {
         copy = strdup (value);
         if (!copy)
@@ -142,63 +152,74 @@ static int s_set_string (char **field, const char *value)
     return 0;
 }
 
-static const char *s_get_string (const char *field)
+static const char *
+s_get_string (const char *field)
 {
     return field ? field : "";
 }
 
-int hd_event_set_id (hd_event_t *self, const char *id)
+int
+hd_event_set_id (hd_event_t *self, const char *id)
 {
     return s_set_string (&self->envelope->id, id);
 }
 
-int hd_event_set_source (hd_event_t *self, const char *source)
+int
+hd_event_set_source (hd_event_t *self, const char *source)
 {
     return s_set_string (&self->envelope->source, source);
 }
 
-int hd_event_set_type (hd_event_t *self, const char *type)
+int
+hd_event_set_type (hd_event_t *self, const char *type)
 {
     return s_set_string (&self->envelope->type, type);
 }
 
-int hd_event_set_subject (hd_event_t *self, const char *subject)
+int
+hd_event_set_subject (hd_event_t *self, const char *subject)
 {
     return s_set_string (&self->envelope->subject, subject);
 }
 
-int hd_event_set_content_type (hd_event_t *self, const char *content_type)
+int
+hd_event_set_content_type (hd_event_t *self, const char *content_type)
 {
     return s_set_string (&self->envelope->content_type, content_type);
 }
 
-int hd_event_set_schema_version (hd_event_t *self, const char *schema_version)
+int
+hd_event_set_schema_version (hd_event_t *self, const char *schema_version)
 {
     return s_set_string (&self->envelope->schema_version, schema_version);
 }
 
-int hd_event_set_partition_key (hd_event_t *self, const char *key)
+int
+hd_event_set_partition_key (hd_event_t *self, const char *key)
 {
     return s_set_string (&self->envelope->partition_key, key);
 }
 
-int hd_event_set_correlation_id (hd_event_t *self, const char *correlation_id)
+int
+hd_event_set_correlation_id (hd_event_t *self, const char *correlation_id)
 {
     return s_set_string (&self->envelope->correlation_id, correlation_id);
 }
 
-int hd_event_set_causation_id (hd_event_t *self, const char *causation_id)
+int
+hd_event_set_causation_id (hd_event_t *self, const char *causation_id)
 {
     return s_set_string (&self->envelope->causation_id, causation_id);
 }
 
-int hd_event_set_traceparent (hd_event_t *self, const char *traceparent)
+int
+hd_event_set_traceparent (hd_event_t *self, const char *traceparent)
 {
     return s_set_string (&self->envelope->traceparent, traceparent);
 }
 
-static Herald__Event__AttributesEntry *s_attribute_find (const hd_event_t *self, const char *key,
-                                                         size_t *index_p)
+static Herald__Event__AttributesEntry *
+s_attribute_find (const hd_event_t *self, const char *key, size_t *index_p)
 {
     for (size_t index = 0; index < self->envelope->n_attributes; index++) {
         Herald__Event__AttributesEntry *entry = self->envelope->attributes[index];
@@ -211,7 +232,8 @@ static Herald__Event__AttributesEntry *s_attribute_find (const hd_event_t *self,
     return NULL;
 }
 
-int hd_event_set_attribute (hd_event_t *self, const char *key, const char *value)
+int
+hd_event_set_attribute (hd_event_t *self, const char *key, const char *value)
 {
     if (!key)
         return -1;
@@ -248,17 +270,20 @@ int hd_event_set_attribute (hd_event_t *self, const char *key, const char *value
     return 0;
 }
 
-void hd_event_set_time_us (hd_event_t *self, uint64_t time_us)
+void
+hd_event_set_time_us (hd_event_t *self, uint64_t time_us)
 {
     self->envelope->time_us = time_us;
 }
 
-void hd_event_set_seq (hd_event_t *self, uint64_t seq)
+void
+hd_event_set_seq (hd_event_t *self, uint64_t seq)
 {
     self->envelope->seq = seq;
 }
 
-int hd_event_set_payload (hd_event_t *self, const void *data, size_t size)
+int
+hd_event_set_payload (hd_event_t *self, const void *data, size_t size)
 {
     zmq_msg_t payload;
     if (zmq_msg_init_size (&payload, size))
@@ -272,107 +297,127 @@ int hd_event_set_payload (hd_event_t *self, const void *data, size_t size)
     return 0;
 }
 
-const char *hd_event_id (const hd_event_t *self)
+const char *
+hd_event_id (const hd_event_t *self)
 {
     return s_get_string (self->envelope->id);
 }
 
-const char *hd_event_source (const hd_event_t *self)
+const char *
+hd_event_source (const hd_event_t *self)
 {
     return s_get_string (self->envelope->source);
 }
 
-const char *hd_event_type (const hd_event_t *self)
+const char *
+hd_event_type (const hd_event_t *self)
 {
     return s_get_string (self->envelope->type);
 }
 
-const char *hd_event_subject (const hd_event_t *self)
+const char *
+hd_event_subject (const hd_event_t *self)
 {
     return s_get_string (self->envelope->subject);
 }
 
-const char *hd_event_content_type (const hd_event_t *self)
+const char *
+hd_event_content_type (const hd_event_t *self)
 {
     return s_get_string (self->envelope->content_type);
 }
 
-const char *hd_event_schema_version (const hd_event_t *self)
+const char *
+hd_event_schema_version (const hd_event_t *self)
 {
     return s_get_string (self->envelope->schema_version);
 }
 
-const char *hd_event_partition_key (const hd_event_t *self)
+const char *
+hd_event_partition_key (const hd_event_t *self)
 {
     return s_get_string (self->envelope->partition_key);
 }
 
-const char *hd_event_correlation_id (const hd_event_t *self)
+const char *
+hd_event_correlation_id (const hd_event_t *self)
 {
     return s_get_string (self->envelope->correlation_id);
 }
 
-const char *hd_event_causation_id (const hd_event_t *self)
+const char *
+hd_event_causation_id (const hd_event_t *self)
 {
     return s_get_string (self->envelope->causation_id);
 }
 
-const char *hd_event_traceparent (const hd_event_t *self)
+const char *
+hd_event_traceparent (const hd_event_t *self)
 {
     return s_get_string (self->envelope->traceparent);
 }
 
-const char *hd_event_attribute (const hd_event_t *self, const char *key)
+const char *
+hd_event_attribute (const hd_event_t *self, const char *key)
 {
     Herald__Event__AttributesEntry *entry = key ? s_attribute_find (self, key, NULL) : NULL;
     return entry ? s_get_string (entry->value) : NULL;
 }
 
-size_t hd_event_attribute_count (const hd_event_t *self)
+size_t
+hd_event_attribute_count (const hd_event_t *self)
 {
     return self->envelope->n_attributes;
 }
 
-const char *hd_event_attribute_key (const hd_event_t *self, size_t index)
+const char *
+hd_event_attribute_key (const hd_event_t *self, size_t index)
 {
     return index < self->envelope->n_attributes
                ? s_get_string (self->envelope->attributes[index]->key)
                : NULL;
 }
 
-const char *hd_event_attribute_value (const hd_event_t *self, size_t index)
+const char *
+hd_event_attribute_value (const hd_event_t *self, size_t index)
 {
     return index < self->envelope->n_attributes
                ? s_get_string (self->envelope->attributes[index]->value)
                : NULL;
 }
 
-uint64_t hd_event_time_us (const hd_event_t *self)
+uint64_t
+hd_event_time_us (const hd_event_t *self)
 {
     return self->envelope->time_us;
 }
 
-uint64_t hd_event_seq (const hd_event_t *self)
+uint64_t
+hd_event_seq (const hd_event_t *self)
 {
     return self->envelope->seq;
 }
 
-uint64_t hd_event_recorded_time_us (const hd_event_t *self)
+uint64_t
+hd_event_recorded_time_us (const hd_event_t *self)
 {
     return self->envelope->recorded_time_us;
 }
 
-const void *hd_event_payload (const hd_event_t *self)
+const void *
+hd_event_payload (const hd_event_t *self)
 {
-    return zmq_msg_data ((zmq_msg_t *)&self->payload);
+    return zmq_msg_data ((zmq_msg_t *) &self->payload);
 }
 
-size_t hd_event_payload_size (const hd_event_t *self)
+size_t
+hd_event_payload_size (const hd_event_t *self)
 {
     return zmq_msg_size (&self->payload);
 }
 
-int hd_event_inherit (hd_event_t *self, const hd_event_t *parent)
+int
+hd_event_inherit (hd_event_t *self, const hd_event_t *parent)
 {
     const char *correlation = hd_event_correlation_id (parent);
     if (*correlation == 0)
@@ -390,7 +435,8 @@ int hd_event_inherit (hd_event_t *self, const hd_event_t *parent)
     return rc;
 }
 
-int hd_event_set_random_id (hd_event_t *self)
+int
+hd_event_set_random_id (hd_event_t *self)
 {
     uint8_t bytes[16];
     size_t filled = 0;
@@ -401,7 +447,7 @@ int hd_event_set_random_id (hd_event_t *self)
                 continue;
             return -1;
         }
-        filled += (size_t)got;
+        filled += (size_t) got;
     }
     char text[sizeof bytes * 2 + 1];
     for (size_t index = 0; index < sizeof bytes; index++)

@@ -41,7 +41,8 @@ static pid_t s_children[1024]; // at most --concurrency entries are in use
 static bool s_children_closed; // no new commands: we are exiting
 
 //  Returns false when we are exiting and pid was killed at once.
-static bool s_child_add (pid_t pid)
+static bool
+s_child_add (pid_t pid)
 {
     pthread_mutex_lock (&s_children_lock);
     bool added = false;
@@ -54,7 +55,8 @@ static bool s_child_add (pid_t pid)
     return added;
 }
 
-static void s_child_remove (pid_t pid)
+static void
+s_child_remove (pid_t pid)
 {
     pthread_mutex_lock (&s_children_lock);
     for (size_t index = 0; index < 1024; index++)
@@ -64,7 +66,8 @@ static void s_child_remove (pid_t pid)
 }
 
 //  Returns how many were still running.
-static int s_children_kill (void)
+static int
+s_children_kill (void)
 {
     int killed = 0;
     pthread_mutex_lock (&s_children_lock);
@@ -81,12 +84,13 @@ static int s_children_kill (void)
 
 //  A descriptor that polls readable when the child exits (Linux 5.3+), or -1:
 //  then exits are noticed by polling waitpid every 50 ms.
-static int s_pidfd_open (pid_t pid)
+static int
+s_pidfd_open (pid_t pid)
 {
 #ifdef SYS_pidfd_open
-    return (int)syscall (SYS_pidfd_open, pid, 0);
+    return (int) syscall (SYS_pidfd_open, pid, 0);
 #else
-    (void)pid;
+    (void) pid;
     return -1;
 #endif
 }
@@ -104,7 +108,8 @@ typedef struct {
     size_t capacity;
 } s_env_t;
 
-static int s_env_add (s_env_t *env, char *item)
+static int
+s_env_add (s_env_t *env, char *item)
 {
     if (!item)
         return -1;
@@ -123,7 +128,8 @@ static int s_env_add (s_env_t *env, char *item)
     return 0;
 }
 
-static int s_env_set (s_env_t *env, const char *name, const char *format, ...)
+static int
+s_env_set (s_env_t *env, const char *name, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
@@ -138,7 +144,8 @@ static int s_env_set (s_env_t *env, const char *name, const char *format, ...)
     return rc < 0 ? -1 : s_env_add (env, item);
 }
 
-static void s_env_free (s_env_t *env)
+static void
+s_env_free (s_env_t *env)
 {
     for (size_t index = 0; index < env->count; index++)
         free (env->items[index]);
@@ -147,7 +154,8 @@ static void s_env_free (s_env_t *env)
 
 //  Our own HERALD_* variables replace any inherited ones, so a command
 //  never sees a value from another event or a parent worker.
-static bool s_env_inherited (const char *item)
+static bool
+s_env_inherited (const char *item)
 {
     static const char *const names[] = {"HERALD_ID=",           "HERALD_SOURCE=",
                                         "HERALD_TYPE=",         "HERALD_SUBJECT=",
@@ -162,7 +170,8 @@ static bool s_env_inherited (const char *item)
     return true;
 }
 
-static int s_env_build (s_env_t *env, hd_delivery_t *delivery)
+static int
+s_env_build (s_env_t *env, hd_delivery_t *delivery)
 {
     const hd_event_t *event = hd_delivery_event (delivery);
     for (char **item = environ; *item; item++)
@@ -185,9 +194,10 @@ static int s_env_build (s_env_t *env, hd_delivery_t *delivery)
         //  Environment names are portable only as [A-Z0-9_]
         const char *key = hd_event_attribute_key (event, index);
         char name[300];
-        size_t length = (size_t)snprintf (name, sizeof name, "HERALD_ATTR_");
+        size_t length = (size_t) snprintf (name, sizeof name, "HERALD_ATTR_");
         for (const char *c = key; *c && length < sizeof name - 1; c++)
-            name[length++] = isalnum ((unsigned char)*c) ? (char)toupper ((unsigned char)*c) : '_';
+            name[length++] =
+                isalnum ((unsigned char) *c) ? (char) toupper ((unsigned char) *c) : '_';
         name[length] = 0;
         rc |= s_env_set (env, name, "%s", hd_event_attribute_value (event, index));
     }
@@ -201,7 +211,8 @@ typedef struct {
     size_t current_size;
 } s_tail_t;
 
-static void s_tail_feed (s_tail_t *tail, const char *data, size_t size)
+static void
+s_tail_feed (s_tail_t *tail, const char *data, size_t size)
 {
     for (size_t index = 0; index < size; index++) {
         char c = data[index];
@@ -216,7 +227,8 @@ static void s_tail_feed (s_tail_t *tail, const char *data, size_t size)
     }
 }
 
-static const char *s_tail_last (s_tail_t *tail)
+static const char *
+s_tail_last (s_tail_t *tail)
 {
     if (tail->current_size) {
         memcpy (tail->line, tail->current, tail->current_size);
@@ -233,7 +245,8 @@ typedef struct {
     char error[S_LAST_LINE + 64];
 } s_outcome_t;
 
-static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
+static void
+s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
 {
     const hd_event_t *event = hd_delivery_event (delivery);
     s_env_t env = {0};
@@ -305,10 +318,10 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
             char buffer[4096];
             ssize_t got = read (err_pipe[0], buffer, sizeof buffer);
             if (got > 0) {
-                s_tail_feed (&tail, buffer, (size_t)got);
+                s_tail_feed (&tail, buffer, (size_t) got);
                 //  The command's stderr stays visible, as if it were inherited
-                ssize_t ignored = write (STDERR_FILENO, buffer, (size_t)got);
-                (void)ignored;
+                ssize_t ignored = write (STDERR_FILENO, buffer, (size_t) got);
+                (void) ignored;
             } else if (got == 0) {
                 close (err_pipe[0]);
                 err_pipe[0] = -1;
@@ -317,7 +330,7 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
         if (in_pipe[1] >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t sent = write (in_pipe[1], payload + written, payload_size - written);
             if (sent > 0)
-                written += (size_t)sent;
+                written += (size_t) sent;
             //  EPIPE: the command does not read its input, which is its business
             if ((sent < 0 && errno != EAGAIN && errno != EINTR) || written == payload_size) {
                 close (in_pipe[1]);
@@ -359,9 +372,9 @@ static void s_run (s_app_t *app, hd_delivery_t *delivery, s_outcome_t *outcome)
         char buffer[4096];
         ssize_t got;
         while ((got = read (err_pipe[0], buffer, sizeof buffer)) > 0) {
-            s_tail_feed (&tail, buffer, (size_t)got);
-            ssize_t ignored = write (STDERR_FILENO, buffer, (size_t)got);
-            (void)ignored;
+            s_tail_feed (&tail, buffer, (size_t) got);
+            ssize_t ignored = write (STDERR_FILENO, buffer, (size_t) got);
+            (void) ignored;
         }
     }
     const char *last = s_tail_last (&tail);
@@ -388,7 +401,8 @@ cleanup:
     s_env_free (&env);
 }
 
-static hd_verdict_t s_handler (hd_delivery_t *delivery, void *arg)
+static hd_verdict_t
+s_handler (hd_delivery_t *delivery, void *arg)
 {
     s_app_t *app = arg;
     int64_t started = zclock_mono ();
@@ -424,7 +438,8 @@ static hd_verdict_t s_handler (hd_delivery_t *delivery, void *arg)
 }
 
 //  The command must exist now, not fail on every event later.
-static bool s_command_found (const char *command)
+static bool
+s_command_found (const char *command)
 {
     if (strchr (command, '/'))
         return access (command, X_OK) == 0;
@@ -434,7 +449,7 @@ static bool s_command_found (const char *command)
     while (*path) {
         size_t length = strcspn (path, ":");
         char candidate[4096];
-        snprintf (candidate, sizeof candidate, "%.*s/%s", (int)length, length ? path : ".",
+        snprintf (candidate, sizeof candidate, "%.*s/%s", (int) length, length ? path : ".",
                   command);
         struct stat info;
         if (stat (candidate, &info) == 0 && S_ISREG (info.st_mode) && access (candidate, X_OK) == 0)
@@ -446,7 +461,8 @@ static bool s_command_found (const char *command)
     return false;
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     char *broker = NULL;
     char *pool = NULL;
@@ -541,11 +557,11 @@ int main (int argc, char **argv)
     }
     if (name)
         hd_worker_set_name (worker, name);
-    hd_worker_set_credit (worker, (uint32_t)credit);
-    hd_worker_set_concurrency (worker, (uint32_t)concurrency);
-    hd_worker_set_seen_capacity (worker, (size_t)seen_capacity);
-    hd_worker_set_seen_ttl_ms (worker, (uint32_t)seen_ttl_ms);
-    hd_worker_set_stop_grace_ms (worker, (int)stop_grace_ms);
+    hd_worker_set_credit (worker, (uint32_t) credit);
+    hd_worker_set_concurrency (worker, (uint32_t) concurrency);
+    hd_worker_set_seen_capacity (worker, (size_t) seen_capacity);
+    hd_worker_set_seen_ttl_ms (worker, (uint32_t) seen_ttl_ms);
+    hd_worker_set_stop_grace_ms (worker, (int) stop_grace_ms);
     if (verbose)
         fprintf (stderr, "herald-worker: pool %s filter '%s' at %s, running %s\n", pool, filter,
                  broker, app.command[0]);

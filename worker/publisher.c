@@ -54,7 +54,8 @@ struct _hd_publisher_t {
     char error[256];
 };
 
-static void s_list_remove (s_pending_t *entry)
+static void
+s_list_remove (s_pending_t *entry)
 {
     s_list_t *list = entry->list;
     if (!list)
@@ -71,7 +72,8 @@ static void s_list_remove (s_pending_t *entry)
     entry->list = NULL;
 }
 
-static void s_list_append (s_list_t *list, s_pending_t *entry)
+static void
+s_list_append (s_list_t *list, s_pending_t *entry)
 {
     s_list_remove (entry);
     entry->list = list;
@@ -85,7 +87,8 @@ static void s_list_append (s_list_t *list, s_pending_t *entry)
 }
 
 //  Keeps waiting ordered by due_ms; most entries belong at the tail.
-static void s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
+static void
+s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
 {
     s_list_remove (entry);
     s_pending_t *after = self->waiting.tail;
@@ -104,7 +107,8 @@ static void s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
         self->waiting.head = entry;
 }
 
-static void s_set_error (hd_publisher_t *self, const char *format, ...)
+static void
+s_set_error (hd_publisher_t *self, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
@@ -113,19 +117,22 @@ static void s_set_error (hd_publisher_t *self, const char *format, ...)
 }
 
 //  Corr numbers are the keys themselves, stored in the key pointer.
-static size_t s_corr_hash (const void *key)
+static size_t
+s_corr_hash (const void *key)
 {
-    return (size_t)(uintptr_t)key;
+    return (size_t) (uintptr_t) key;
 }
 
-static int s_corr_compare (const void *left, const void *right)
+static int
+s_corr_compare (const void *left, const void *right)
 {
-    uintptr_t a = (uintptr_t)left;
-    uintptr_t b = (uintptr_t)right;
+    uintptr_t a = (uintptr_t) left;
+    uintptr_t b = (uintptr_t) right;
     return a < b ? -1 : a > b;
 }
 
-hd_publisher_t *hd_publisher_new (const char *broker_endpoint, const char *source)
+hd_publisher_t *
+hd_publisher_new (const char *broker_endpoint, const char *source)
 {
     hd_publisher_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -155,7 +162,8 @@ hd_publisher_t *hd_publisher_new (const char *broker_endpoint, const char *sourc
     return self;
 }
 
-void hd_publisher_destroy (hd_publisher_t **self_p)
+void
+hd_publisher_destroy (hd_publisher_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -180,24 +188,28 @@ void hd_publisher_destroy (hd_publisher_t **self_p)
     *self_p = NULL;
 }
 
-void hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
+void
+hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
 {
     self->window = window ? window : 1;
 }
 
-void hd_publisher_set_retry_ms (hd_publisher_t *self, uint32_t retry_ms)
+void
+hd_publisher_set_retry_ms (hd_publisher_t *self, uint32_t retry_ms)
 {
     self->retry_ms = retry_ms ? retry_ms : 1;
 }
 
-void hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void *arg)
+void
+hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void *arg)
 {
     self->confirm_fn = fn;
     self->confirm_arg = arg;
 }
 
 //  Send one PUBLISH without blocking. Returns 0 or -1 (EAGAIN: try later).
-static int s_send (hd_publisher_t *self, s_pending_t *entry)
+static int
+s_send (hd_publisher_t *self, s_pending_t *entry)
 {
     void *handle = zsock_resolve (self->socket);
     Herald__Publish publish = HERALD__PUBLISH__INIT;
@@ -211,7 +223,8 @@ static int s_send (hd_publisher_t *self, s_pending_t *entry)
     return 0;
 }
 
-static void s_flush_outbox (hd_publisher_t *self)
+static void
+s_flush_outbox (hd_publisher_t *self)
 {
     while (self->outbox.head) {
         s_pending_t *entry = self->outbox.head;
@@ -226,7 +239,8 @@ static void s_flush_outbox (hd_publisher_t *self)
     }
 }
 
-static void s_move_due (hd_publisher_t *self)
+static void
+s_move_due (hd_publisher_t *self)
 {
     int64_t now = zclock_mono ();
     while (self->waiting.head && self->waiting.head->due_ms <= now)
@@ -234,19 +248,21 @@ static void s_move_due (hd_publisher_t *self)
 }
 
 //  Report the final outcome of entry and forget it.
-static void s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
+static void
+s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 {
     s_list_remove (entry);
-    zhashx_delete (self->pending, (void *)(uintptr_t)entry->corr);
+    zhashx_delete (self->pending, (void *) (uintptr_t) entry->corr);
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
     free (entry);
 }
 
-static void s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
+static void
+s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, (void *)(uintptr_t)body->corr);
+    s_pending_t *entry = zhashx_lookup (self->pending, (void *) (uintptr_t) body->corr);
     if (!entry)
         return; // a reply to an earlier copy of an event already settled
     self->confirmed++;
@@ -257,9 +273,10 @@ static void s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
     s_settle (self, entry, &confirm);
 }
 
-static void s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
+static void
+s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, (void *)(uintptr_t)body->corr);
+    s_pending_t *entry = zhashx_lookup (self->pending, (void *) (uintptr_t) body->corr);
     if (!entry)
         return;
     if (body->code == HERALD__ERROR_CODE__BACKLOG_FULL) {
@@ -277,7 +294,8 @@ static void s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
     s_settle (self, entry, &confirm);
 }
 
-static void s_on_message (hd_publisher_t *self, hd_frames_t *frames)
+static void
+s_on_message (hd_publisher_t *self, hd_frames_t *frames)
 {
     int command;
     if (frames->count < 2 ||
@@ -309,7 +327,8 @@ static void s_on_message (hd_publisher_t *self, hd_frames_t *frames)
 }
 
 //  Receive every reply already queued.
-static void s_drain (hd_publisher_t *self)
+static void
+s_drain (hd_publisher_t *self)
 {
     void *handle = zsock_resolve (self->socket);
     hd_frames_t frames;
@@ -321,7 +340,8 @@ static void s_drain (hd_publisher_t *self)
 
 //  One round: wait up to timeout_ms (-1 forever) for replies or for the
 //  socket to take queued sends, then process. Returns -1 on interrupt.
-static int s_process (hd_publisher_t *self, int timeout_ms)
+static int
+s_process (hd_publisher_t *self, int timeout_ms)
 {
     s_move_due (self);
     s_flush_outbox (self);
@@ -330,7 +350,7 @@ static int s_process (hd_publisher_t *self, int timeout_ms)
         if (until_due < 0)
             until_due = 0;
         if (timeout_ms < 0 || until_due < timeout_ms)
-            timeout_ms = (int)until_due;
+            timeout_ms = (int) until_due;
     }
     zmq_pollitem_t item = {zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0};
     if (self->outbox.head)
@@ -347,29 +367,32 @@ static int s_process (hd_publisher_t *self, int timeout_ms)
     return 0;
 }
 
-static int s_remaining (int64_t deadline)
+static int
+s_remaining (int64_t deadline)
 {
     if (deadline < 0)
         return -1;
     int64_t remaining = deadline - zclock_mono ();
-    return remaining > 0 ? (int)remaining : 0;
+    return remaining > 0 ? (int) remaining : 0;
 }
 
-static uint64_t s_now_us (void)
+static uint64_t
+s_now_us (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_REALTIME, &now);
-    return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+    return (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
 }
 
-static int s_validate (hd_publisher_t *self, hd_event_t *event)
+static int
+s_validate (hd_publisher_t *self, hd_event_t *event)
 {
     const char *type = hd_event_type (event);
     if (*type == 0) {
         s_set_error (self, "event has no type");
         return -1;
     }
-    for (const unsigned char *c = (const unsigned char *)type; *c; c++)
+    for (const unsigned char *c = (const unsigned char *) type; *c; c++)
         if (*c <= 0x20 || *c == 0x7F) {
             s_set_error (self, "event type '%s' contains a space or control character", type);
             return -1;
@@ -387,7 +410,8 @@ static int s_validate (hd_publisher_t *self, hd_event_t *event)
     return 0;
 }
 
-int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms)
+int
+hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms)
 {
     if (!event_p || !*event_p) {
         s_set_error (self, "no event");
@@ -412,7 +436,7 @@ int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeou
     }
     entry->corr = ++self->next_corr;
     entry->event = *event_p;
-    if (zhashx_insert (self->pending, (void *)(uintptr_t)entry->corr, entry)) {
+    if (zhashx_insert (self->pending, (void *) (uintptr_t) entry->corr, entry)) {
         free (entry);
         s_set_error (self, "out of memory");
         return -1;
@@ -425,14 +449,16 @@ int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeou
     return 0;
 }
 
-void hd_publisher_poll (hd_publisher_t *self)
+void
+hd_publisher_poll (hd_publisher_t *self)
 {
     s_drain (self);
     s_move_due (self);
     s_flush_outbox (self);
 }
 
-int hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
+int
+hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     while (zhashx_size (self->pending) > 0) {
@@ -446,32 +472,38 @@ int hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
     return 0;
 }
 
-size_t hd_publisher_unconfirmed (hd_publisher_t *self)
+size_t
+hd_publisher_unconfirmed (hd_publisher_t *self)
 {
     return zhashx_size (self->pending);
 }
 
-uint64_t hd_publisher_confirmed (hd_publisher_t *self)
+uint64_t
+hd_publisher_confirmed (hd_publisher_t *self)
 {
     return self->confirmed;
 }
 
-uint64_t hd_publisher_duplicates (hd_publisher_t *self)
+uint64_t
+hd_publisher_duplicates (hd_publisher_t *self)
 {
     return self->duplicates;
 }
 
-uint64_t hd_publisher_rejected (hd_publisher_t *self)
+uint64_t
+hd_publisher_rejected (hd_publisher_t *self)
 {
     return self->rejected;
 }
 
-uint64_t hd_publisher_resent (hd_publisher_t *self)
+uint64_t
+hd_publisher_resent (hd_publisher_t *self)
 {
     return self->resent;
 }
 
-const char *hd_publisher_error (hd_publisher_t *self)
+const char *
+hd_publisher_error (hd_publisher_t *self)
 {
     return self->error;
 }

@@ -27,19 +27,21 @@ struct _hd_seen_t {
     uint64_t expired;
 };
 
-static size_t s_key_hash (const void *key)
+static size_t
+s_key_hash (const void *key)
 {
     //  FNV-1a: fast and spreads short ASCII ids well
     const hd_key_t *self = key;
-    size_t hash = (size_t)14695981039346656037ULL;
+    size_t hash = (size_t) 14695981039346656037ULL;
     for (size_t index = 0; index < self->size; index++) {
-        hash ^= (unsigned char)self->data[index];
-        hash *= (size_t)1099511628211ULL;
+        hash ^= (unsigned char) self->data[index];
+        hash *= (size_t) 1099511628211ULL;
     }
     return hash;
 }
 
-static int s_key_compare (const void *left, const void *right)
+static int
+s_key_compare (const void *left, const void *right)
 {
     const hd_key_t *a = left;
     const hd_key_t *b = right;
@@ -48,7 +50,8 @@ static int s_key_compare (const void *left, const void *right)
     return memcmp (a->data, b->data, a->size);
 }
 
-hd_key_t *hd_key_new (const char *source, const char *id)
+hd_key_t *
+hd_key_new (const char *source, const char *id)
 {
     size_t source_size = strlen (source);
     size_t id_size = strlen (id);
@@ -62,7 +65,8 @@ hd_key_t *hd_key_new (const char *source, const char *id)
     return self;
 }
 
-void hd_key_table_setup (zhashx_t *table)
+void
+hd_key_table_setup (zhashx_t *table)
 {
     zhashx_set_key_hasher (table, s_key_hash);
     zhashx_set_key_comparator (table, s_key_compare);
@@ -70,13 +74,15 @@ void hd_key_table_setup (zhashx_t *table)
     zhashx_set_key_destructor (table, NULL);
 }
 
-static void s_entry_free (void **item_p)
+static void
+s_entry_free (void **item_p)
 {
     free (*item_p);
     *item_p = NULL;
 }
 
-hd_seen_t *hd_seen_new (size_t capacity, int64_t ttl_ms)
+hd_seen_t *
+hd_seen_new (size_t capacity, int64_t ttl_ms)
 {
     hd_seen_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -93,7 +99,8 @@ hd_seen_t *hd_seen_new (size_t capacity, int64_t ttl_ms)
     return self;
 }
 
-void hd_seen_destroy (hd_seen_t **self_p)
+void
+hd_seen_destroy (hd_seen_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -103,7 +110,8 @@ void hd_seen_destroy (hd_seen_t **self_p)
     *self_p = NULL;
 }
 
-static void s_unlink (hd_seen_t *self, s_entry_t *entry)
+static void
+s_unlink (hd_seen_t *self, s_entry_t *entry)
 {
     if (entry->prev)
         entry->prev->next = entry->next;
@@ -116,7 +124,8 @@ static void s_unlink (hd_seen_t *self, s_entry_t *entry)
     entry->prev = entry->next = NULL;
 }
 
-static void s_append (hd_seen_t *self, s_entry_t *entry)
+static void
+s_append (hd_seen_t *self, s_entry_t *entry)
 {
     entry->prev = self->newest;
     entry->next = NULL;
@@ -128,18 +137,21 @@ static void s_append (hd_seen_t *self, s_entry_t *entry)
 }
 
 //  Unlinks and frees entry (the table's destructor frees it).
-static void s_remove (hd_seen_t *self, s_entry_t *entry)
+static void
+s_remove (hd_seen_t *self, s_entry_t *entry)
 {
     s_unlink (self, entry);
     zhashx_delete (self->table, &entry->key);
 }
 
-static bool s_is_expired (hd_seen_t *self, s_entry_t *entry, int64_t now_ms)
+static bool
+s_is_expired (hd_seen_t *self, s_entry_t *entry, int64_t now_ms)
 {
     return self->ttl_ms && now_ms - entry->time_ms >= self->ttl_ms;
 }
 
-void hd_seen_expire (hd_seen_t *self, int64_t now_ms)
+void
+hd_seen_expire (hd_seen_t *self, int64_t now_ms)
 {
     while (self->oldest && s_is_expired (self, self->oldest, now_ms)) {
         s_remove (self, self->oldest);
@@ -148,7 +160,8 @@ void hd_seen_expire (hd_seen_t *self, int64_t now_ms)
 }
 
 //  Looks up with a stack key when it is small, to keep lookups allocation-free.
-static s_entry_t *s_lookup (hd_seen_t *self, const char *source, const char *id)
+static s_entry_t *
+s_lookup (hd_seen_t *self, const char *source, const char *id)
 {
     size_t source_size = strlen (source);
     size_t id_size = strlen (id);
@@ -172,7 +185,8 @@ static s_entry_t *s_lookup (hd_seen_t *self, const char *source, const char *id)
     return entry;
 }
 
-int hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+int
+hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
 {
     hd_seen_expire (self, now_ms);
     s_entry_t *entry = s_lookup (self, source, id);
@@ -206,7 +220,8 @@ int hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t
     return 0;
 }
 
-bool hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+bool
+hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
 {
     s_entry_t *entry = s_lookup (self, source, id);
     if (!entry)
@@ -219,17 +234,20 @@ bool hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int6
     return true;
 }
 
-size_t hd_seen_size (hd_seen_t *self)
+size_t
+hd_seen_size (hd_seen_t *self)
 {
     return zhashx_size (self->table);
 }
 
-uint64_t hd_seen_evicted (hd_seen_t *self)
+uint64_t
+hd_seen_evicted (hd_seen_t *self)
 {
     return self->evicted;
 }
 
-uint64_t hd_seen_expired (hd_seen_t *self)
+uint64_t
+hd_seen_expired (hd_seen_t *self)
 {
     return self->expired;
 }

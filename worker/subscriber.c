@@ -25,7 +25,8 @@ struct _hd_subscriber_t {
     char error[256];
 };
 
-static void s_set_error (hd_subscriber_t *self, const char *format, ...)
+static void
+s_set_error (hd_subscriber_t *self, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
@@ -33,7 +34,8 @@ static void s_set_error (hd_subscriber_t *self, const char *format, ...)
     va_end (args);
 }
 
-hd_subscriber_t *hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
+hd_subscriber_t *
+hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
 {
     hd_subscriber_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -67,7 +69,8 @@ hd_subscriber_t *hd_subscriber_new (const char *xpub_endpoint, const char *broke
     return self;
 }
 
-void hd_subscriber_destroy (hd_subscriber_t **self_p)
+void
+hd_subscriber_destroy (hd_subscriber_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -86,7 +89,8 @@ void hd_subscriber_destroy (hd_subscriber_t **self_p)
     *self_p = NULL;
 }
 
-void hd_subscriber_set_name (hd_subscriber_t *self, const char *name)
+void
+hd_subscriber_set_name (hd_subscriber_t *self, const char *name)
 {
     char *copy = strdup (name ? name : "");
     if (copy) {
@@ -95,16 +99,18 @@ void hd_subscriber_set_name (hd_subscriber_t *self, const char *name)
     }
 }
 
-int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix)
+int
+hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix)
 {
     zsock_set_subscribe (self->sub, prefix ? prefix : "");
     return 0;
 }
 
-static void s_send_report (hd_subscriber_t *self)
+static void
+s_send_report (hd_subscriber_t *self)
 {
     Herald__SubscriberReport report = HERALD__SUBSCRIBER_REPORT__INIT;
-    report.name = self->name ? self->name : (char *)"";
+    report.name = self->name ? self->name : (char *) "";
     report.received = self->received;
     report.gaps = self->gaps;
     hd_send_command (zsock_resolve (self->reporter), NULL, 0, HD_CMD_SUBSCRIBER, &report.base,
@@ -116,24 +122,26 @@ static void s_send_report (hd_subscriber_t *self)
 }
 
 //  Account for one message's Fanout header: a jump in type_seq is a loss.
-static void s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fanout)
+static void
+s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fanout)
 {
     if (!self->have_epoch || fanout->epoch != self->epoch) {
         zhashx_purge (self->last_seq);
         self->epoch = fanout->epoch;
         self->have_epoch = true;
     }
-    uint64_t last = (uint64_t)(uintptr_t)zhashx_lookup (self->last_seq, type);
+    uint64_t last = (uint64_t) (uintptr_t) zhashx_lookup (self->last_seq, type);
     if (last && fanout->type_seq > last + 1)
         self->gaps += fanout->type_seq - last - 1;
     //  The first event of a type sets the baseline: what came before we
     //  joined was not lost to us
     if (fanout->type_seq > last && fanout->type_seq)
-        zhashx_update (self->last_seq, type, (void *)(uintptr_t)fanout->type_seq);
+        zhashx_update (self->last_seq, type, (void *) (uintptr_t) fanout->type_seq);
 }
 
 //  Decode [type][Fanout][Event][payload]; NULL (counted) on anything else.
-static hd_event_t *s_decode (hd_subscriber_t *self, hd_frames_t *frames)
+static hd_event_t *
+s_decode (hd_subscriber_t *self, hd_frames_t *frames)
 {
     if (frames->count != 4 || frames->truncated) {
         self->malformed++;
@@ -156,7 +164,8 @@ static hd_event_t *s_decode (hd_subscriber_t *self, hd_frames_t *frames)
     return event;
 }
 
-hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
+hd_event_t *
+hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     void *handle = zsock_resolve (self->sub);
@@ -172,7 +181,7 @@ hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
         if (self->reporter && (wait < 0 || self->report_due - now < wait))
             wait = self->report_due - now;
         zmq_pollitem_t item = {handle, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, (long)wait);
+        int rc = zmq_poll (&item, 1, (long) wait);
         if (rc == -1) {
             if (errno == EINTR)
                 continue; // zsys_interrupted decides
@@ -196,22 +205,26 @@ hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
     return NULL;
 }
 
-uint64_t hd_subscriber_received (hd_subscriber_t *self)
+uint64_t
+hd_subscriber_received (hd_subscriber_t *self)
 {
     return self->received;
 }
 
-uint64_t hd_subscriber_gaps (hd_subscriber_t *self)
+uint64_t
+hd_subscriber_gaps (hd_subscriber_t *self)
 {
     return self->gaps;
 }
 
-uint64_t hd_subscriber_malformed (hd_subscriber_t *self)
+uint64_t
+hd_subscriber_malformed (hd_subscriber_t *self)
 {
     return self->malformed;
 }
 
-const char *hd_subscriber_error (hd_subscriber_t *self)
+const char *
+hd_subscriber_error (hd_subscriber_t *self)
 {
     return self->error;
 }

@@ -150,7 +150,8 @@ typedef struct {
     size_t progress_capacity;
 } s_io_t;
 
-static void s_set_error (hd_worker_t *self, const char *format, ...)
+static void
+s_set_error (hd_worker_t *self, const char *format, ...)
 {
     char text[sizeof self->error];
     va_list args;
@@ -162,14 +163,16 @@ static void s_set_error (hd_worker_t *self, const char *format, ...)
     pthread_mutex_unlock (&self->lock);
 }
 
-static void s_wake (hd_worker_t *self)
+static void
+s_wake (hd_worker_t *self)
 {
     //  A full pipe already means "wake up"; nothing to do on EAGAIN
     ssize_t rc = write (self->wake[1], "w", 1);
-    (void)rc;
+    (void) rc;
 }
 
-static void s_job_destroy (hd_delivery_t **job_p)
+static void
+s_job_destroy (hd_delivery_t **job_p)
 {
     if (!job_p || !*job_p)
         return;
@@ -184,12 +187,14 @@ static void s_job_destroy (hd_delivery_t **job_p)
 //  ---------------------------------------------------------------------
 //  Delivery: what a handler sees
 
-const hd_event_t *hd_delivery_event (hd_delivery_t *self)
+const hd_event_t *
+hd_delivery_event (hd_delivery_t *self)
 {
     return self->event;
 }
 
-uint32_t hd_delivery_attempt (hd_delivery_t *self)
+uint32_t
+hd_delivery_attempt (hd_delivery_t *self)
 {
     pthread_mutex_lock (&self->worker->lock);
     uint32_t attempt = self->attempt;
@@ -197,7 +202,8 @@ uint32_t hd_delivery_attempt (hd_delivery_t *self)
     return attempt;
 }
 
-uint64_t hd_delivery_seq (hd_delivery_t *self)
+uint64_t
+hd_delivery_seq (hd_delivery_t *self)
 {
     pthread_mutex_lock (&self->worker->lock);
     uint64_t seq = self->seq;
@@ -205,7 +211,8 @@ uint64_t hd_delivery_seq (hd_delivery_t *self)
     return seq;
 }
 
-uint32_t hd_delivery_ack_wait_ms (hd_delivery_t *self)
+uint32_t
+hd_delivery_ack_wait_ms (hd_delivery_t *self)
 {
     pthread_mutex_lock (&self->worker->lock);
     uint32_t ack_wait_ms = self->ack_wait_ms;
@@ -213,17 +220,20 @@ uint32_t hd_delivery_ack_wait_ms (hd_delivery_t *self)
     return ack_wait_ms;
 }
 
-const char *hd_delivery_pool (hd_delivery_t *self)
+const char *
+hd_delivery_pool (hd_delivery_t *self)
 {
     return self->worker->pool;
 }
 
-void hd_delivery_retry_after (hd_delivery_t *self, uint32_t delay_ms)
+void
+hd_delivery_retry_after (hd_delivery_t *self, uint32_t delay_ms)
 {
     self->retry_ms = delay_ms;
 }
 
-void hd_delivery_set_error (hd_delivery_t *self, const char *text)
+void
+hd_delivery_set_error (hd_delivery_t *self, const char *text)
 {
     //  NACK and TERM bodies must fit in 64 KiB: keep the start of a long
     //  text, cut at a UTF-8 character boundary
@@ -232,7 +242,7 @@ void hd_delivery_set_error (hd_delivery_t *self, const char *text)
         size_t size = strnlen (text, HD_WORKER_ERROR_MAX + 1);
         if (size > HD_WORKER_ERROR_MAX) {
             size = HD_WORKER_ERROR_MAX;
-            while (size > 0 && ((unsigned char)text[size] & 0xC0) == 0x80)
+            while (size > 0 && ((unsigned char) text[size] & 0xC0) == 0x80)
                 size--;
         }
         copy = strndup (text, size);
@@ -241,7 +251,8 @@ void hd_delivery_set_error (hd_delivery_t *self, const char *text)
     self->error = copy;
 }
 
-int hd_delivery_progress (hd_delivery_t *self)
+int
+hd_delivery_progress (hd_delivery_t *self)
 {
     hd_worker_t *worker = self->worker;
     s_progress_t *request = calloc (1, sizeof *request);
@@ -266,7 +277,8 @@ int hd_delivery_progress (hd_delivery_t *self)
 
 static void s_worker_free (hd_worker_t *self);
 
-static void *s_handler_thread (void *arg)
+static void *
+s_handler_thread (void *arg)
 {
     hd_worker_t *self = arg;
     pthread_mutex_lock (&self->lock);
@@ -310,7 +322,8 @@ static void *s_handler_thread (void *arg)
 //  ---------------------------------------------------------------------
 //  I/O thread
 
-static void s_io_send_command (s_io_t *io, hd_command_t command, const ProtobufCMessage *body)
+static void
+s_io_send_command (s_io_t *io, hd_command_t command, const ProtobufCMessage *body)
 {
     if (!io->dealer)
         return;
@@ -322,7 +335,8 @@ static void s_io_send_command (s_io_t *io, hd_command_t command, const ProtobufC
     io->last_send = zclock_mono ();
 }
 
-static void s_io_set_state (s_io_t *io, s_state_t state)
+static void
+s_io_set_state (s_io_t *io, s_state_t state)
 {
     hd_worker_t *self = io->worker;
     io->state = state;
@@ -335,7 +349,8 @@ static void s_io_set_state (s_io_t *io, s_state_t state)
 
 //  Jobs not yet taken by a handler thread are dropped when their lease is
 //  gone (new session, or stopping): the broker redelivers them anyway.
-static void s_io_drop_queued (s_io_t *io)
+static void
+s_io_drop_queued (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
     pthread_mutex_lock (&self->lock);
@@ -350,7 +365,8 @@ static void s_io_drop_queued (s_io_t *io)
     }
 }
 
-static void s_io_send_join (s_io_t *io)
+static void
+s_io_send_join (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
     Herald__Join join = HERALD__JOIN__INIT;
@@ -366,13 +382,15 @@ static void s_io_send_join (s_io_t *io)
 }
 
 //  Reconnect after the current backoff, which doubles up to 32 s
-static void s_io_schedule_reconnect (s_io_t *io)
+static void
+s_io_schedule_reconnect (s_io_t *io)
 {
     io->reconnect_at = zclock_mono () + io->backoff_ms;
     io->backoff_ms = io->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : io->backoff_ms * 2;
 }
 
-static void s_io_connect (s_io_t *io)
+static void
+s_io_connect (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
     io->reconnect_at = 0;
@@ -388,7 +406,8 @@ static void s_io_connect (s_io_t *io)
 }
 
 //  The session is gone: nothing in hand can be settled under its tags.
-static void s_io_lose_session (s_io_t *io)
+static void
+s_io_lose_session (s_io_t *io)
 {
     io->generation++;
     io->ack_count = 0;
@@ -397,7 +416,8 @@ static void s_io_lose_session (s_io_t *io)
     s_io_set_state (io, S_STATE_JOINING);
 }
 
-static void s_io_disconnect (s_io_t *io)
+static void
+s_io_disconnect (s_io_t *io)
 {
     if (io->dealer) {
         zsock_set_linger (io->dealer, 0);
@@ -407,8 +427,9 @@ static void s_io_disconnect (s_io_t *io)
     s_io_schedule_reconnect (io);
 }
 
-static int s_tags_push (uint64_t **seqs, uint32_t **attempts, size_t *count, size_t *capacity,
-                        uint64_t seq, uint32_t attempt)
+static int
+s_tags_push (uint64_t **seqs, uint32_t **attempts, size_t *count, size_t *capacity, uint64_t seq,
+             uint32_t attempt)
 {
     if (*count == *capacity) {
         size_t grown = *capacity ? *capacity * 2 : 64;
@@ -428,13 +449,15 @@ static int s_tags_push (uint64_t **seqs, uint32_t **attempts, size_t *count, siz
     return 0;
 }
 
-static void s_io_queue_ack (s_io_t *io, uint64_t seq, uint32_t attempt)
+static void
+s_io_queue_ack (s_io_t *io, uint64_t seq, uint32_t attempt)
 {
     s_tags_push (&io->ack_seq, &io->ack_attempt, &io->ack_count, &io->ack_capacity, seq, attempt);
 }
 
-int hd_worker_send_settles (void *socket, int command, const uint64_t *seq,
-                            const uint32_t *attempt, size_t count, int flags)
+int
+hd_worker_send_settles (void *socket, int command, const uint64_t *seq, const uint32_t *attempt,
+                        size_t count, int flags)
 {
     int messages = 0;
     for (size_t offset = 0; offset < count; offset += HD_WORKER_SETTLE_BATCH) {
@@ -443,9 +466,9 @@ int hd_worker_send_settles (void *socket, int command, const uint64_t *seq,
             batch = HD_WORKER_SETTLE_BATCH;
         Herald__Settle settle = HERALD__SETTLE__INIT;
         settle.n_seq = settle.n_attempt = batch;
-        settle.seq = (uint64_t *)seq + offset;
-        settle.attempt = (uint32_t *)attempt + offset;
-        if (hd_send_command (socket, NULL, 0, (hd_command_t)command, &settle.base, flags))
+        settle.seq = (uint64_t *) seq + offset;
+        settle.attempt = (uint32_t *) attempt + offset;
+        if (hd_send_command (socket, NULL, 0, (hd_command_t) command, &settle.base, flags))
             return -1;
         messages++;
     }
@@ -453,17 +476,18 @@ int hd_worker_send_settles (void *socket, int command, const uint64_t *seq,
 }
 
 //  A body over 64 KiB is refused whole (TOO_LARGE): batches are cut to fit
-static void s_io_send_settles (s_io_t *io, hd_command_t command, const uint64_t *seq,
-                               const uint32_t *attempt, size_t count)
+static void
+s_io_send_settles (s_io_t *io, hd_command_t command, const uint64_t *seq, const uint32_t *attempt,
+                   size_t count)
 {
     if (!io->dealer || count == 0)
         return;
-    hd_worker_send_settles (zsock_resolve (io->dealer), command, seq, attempt, count,
-                            ZMQ_DONTWAIT);
+    hd_worker_send_settles (zsock_resolve (io->dealer), command, seq, attempt, count, ZMQ_DONTWAIT);
     io->last_send = zclock_mono ();
 }
 
-static void s_io_flush_settles (s_io_t *io)
+static void
+s_io_flush_settles (s_io_t *io)
 {
     if (io->state == S_STATE_ACTIVE) {
         s_io_send_settles (io, HD_CMD_ACK, io->ack_seq, io->ack_attempt, io->ack_count);
@@ -476,7 +500,8 @@ static void s_io_flush_settles (s_io_t *io)
 
 //  hd_worker_set_credit after start: tell the broker (a JOIN in flight
 //  carries the old value, so this runs again once JOINED)
-static void s_io_sync_credit (s_io_t *io)
+static void
+s_io_sync_credit (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
     if (io->state != S_STATE_ACTIVE)
@@ -492,7 +517,8 @@ static void s_io_sync_credit (s_io_t *io)
     io->credit_sent = credit;
 }
 
-static void s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
+static void
+s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
 {
     hd_worker_t *self = io->worker;
     if (frames->count != 4)
@@ -501,14 +527,21 @@ static void s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
         herald__deliver__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
     if (!deliver)
         return;
+    if (deliver->seq == 0 || deliver->attempt == 0) {
+        //  Not a lease any broker hands out: nothing to settle
+        herald__deliver__free_unpacked (deliver, NULL);
+        return;
+    }
     hd_event_t *event =
         hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2), &frames->frame[3]);
+    if (event && (*hd_event_id (event) == 0 || *hd_event_type (event) == 0))
+        hd_event_destroy (&event); // the broker never accepts such an event
     if (!event && io->state == S_STATE_ACTIVE) {
         //  No handler can make sense of it, and redelivery will not change it
         Herald__Term term = HERALD__TERM__INIT;
         term.seq = deliver->seq;
         term.attempt = deliver->attempt;
-        term.error = (char *)"worker could not decode the event";
+        term.error = (char *) "worker could not decode the event";
         s_io_send_command (io, HD_CMD_TERM, &term.base);
     }
     hd_key_t *key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
@@ -569,7 +602,8 @@ static void s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
     herald__deliver__free_unpacked (deliver, NULL);
 }
 
-static void s_io_on_joined (s_io_t *io, hd_frames_t *frames)
+static void
+s_io_on_joined (s_io_t *io, hd_frames_t *frames)
 {
     hd_worker_t *self = io->worker;
     Herald__Joined *joined =
@@ -587,7 +621,8 @@ static void s_io_on_joined (s_io_t *io, hd_frames_t *frames)
     s_io_set_state (io, S_STATE_ACTIVE);
 }
 
-static void s_io_on_error (s_io_t *io, hd_frames_t *frames)
+static void
+s_io_on_error (s_io_t *io, hd_frames_t *frames)
 {
     hd_worker_t *self = io->worker;
     Herald__Error *error =
@@ -596,9 +631,7 @@ static void s_io_on_error (s_io_t *io, hd_frames_t *frames)
         return;
     const char *reason = error->reason ? error->reason : "";
     switch (error->code) {
-        case HERALD__ERROR_CODE__STALE_TAG:
-            atomic_fetch_add (&self->stale, 1);
-            break;
+        case HERALD__ERROR_CODE__STALE_TAG: atomic_fetch_add (&self->stale, 1); break;
         case HERALD__ERROR_CODE__UNKNOWN_PEER:
             //  Errors for commands sent before our JOIN arrive while JOINING: ignore those
             if (io->state == S_STATE_ACTIVE && !io->draining) {
@@ -619,21 +652,20 @@ static void s_io_on_error (s_io_t *io, hd_frames_t *frames)
                 s_io_set_state (io, S_STATE_FAILED);
             } else
                 s_set_error (self, "broker error %s on %s: %s", hd_error_name (error->code),
-                             hd_command_name ((int)error->command), reason);
+                             hd_command_name ((int) error->command), reason);
     }
     herald__error__free_unpacked (error, NULL);
 }
 
-static void s_io_on_message (s_io_t *io, hd_frames_t *frames)
+static void
+s_io_on_message (s_io_t *io, hd_frames_t *frames)
 {
     int command;
     if (frames->count < 1 ||
         hd_header_decode (hd_frames_data (frames, 0), hd_frames_size (frames, 0), &command))
         return;
     switch (command) {
-        case HD_CMD_DELIVER:
-            s_io_on_deliver (io, frames);
-            break;
+        case HD_CMD_DELIVER: s_io_on_deliver (io, frames); break;
         case HD_CMD_JOINED:
             if (frames->count == 2)
                 s_io_on_joined (io, frames);
@@ -642,13 +674,13 @@ static void s_io_on_message (s_io_t *io, hd_frames_t *frames)
             if (frames->count == 2)
                 s_io_on_error (io, frames);
             break;
-        default:
-            break; // HEARTBEAT: arriving at all is the point
+        default: break; // HEARTBEAT: arriving at all is the point
     }
 }
 
 //  Settle what the handler threads finished and pass on progress requests.
-static void s_io_take_results (s_io_t *io)
+static void
+s_io_take_results (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
     pthread_mutex_lock (&self->lock);
@@ -674,13 +706,13 @@ static void s_io_take_results (s_io_t *io)
             nack.seq = job->seq;
             nack.attempt = job->attempt;
             nack.delay_ms = job->retry_ms;
-            nack.error = job->error ? job->error : (char *)"";
+            nack.error = job->error ? job->error : (char *) "";
             s_io_send_command (io, HD_CMD_NACK, &nack.base);
         } else if (current) {
             Herald__Term term = HERALD__TERM__INIT;
             term.seq = job->seq;
             term.attempt = job->attempt;
-            term.error = job->error ? job->error : (char *)"";
+            term.error = job->error ? job->error : (char *) "";
             s_io_send_command (io, HD_CMD_TERM, &term.base);
         }
         s_job_destroy (&job);
@@ -695,7 +727,8 @@ static void s_io_take_results (s_io_t *io)
     }
 }
 
-static void s_io_check_timers (s_io_t *io)
+static void
+s_io_check_timers (s_io_t *io)
 {
     int64_t now = zclock_mono ();
     if (!io->dealer) {
@@ -706,7 +739,7 @@ static void s_io_check_timers (s_io_t *io)
     //  Before JOINED we have no heartbeat settings yet: assume the defaults
     uint32_t heartbeat = io->state == S_STATE_ACTIVE ? io->heartbeat_ms : S_HEARTBEAT_DEFAULT_MS;
     uint32_t liveness = io->state == S_STATE_ACTIVE ? io->liveness : S_LIVENESS_DEFAULT;
-    if (now - io->last_recv > (int64_t)heartbeat * liveness) {
+    if (now - io->last_recv > (int64_t) heartbeat * liveness) {
         s_io_disconnect (io);
         return;
     }
@@ -714,7 +747,8 @@ static void s_io_check_timers (s_io_t *io)
         s_io_send_command (io, HD_CMD_HEARTBEAT, NULL);
 }
 
-static long s_io_poll_timeout (s_io_t *io)
+static long
+s_io_poll_timeout (s_io_t *io)
 {
     int64_t now = zclock_mono ();
     int64_t timeout = 1000;
@@ -732,16 +766,17 @@ static long s_io_poll_timeout (s_io_t *io)
         uint32_t heartbeat =
             io->state == S_STATE_ACTIVE ? io->heartbeat_ms : S_HEARTBEAT_DEFAULT_MS;
         uint32_t liveness = io->state == S_STATE_ACTIVE ? io->liveness : S_LIVENESS_DEFAULT;
-        int64_t silence_at = io->last_recv + (int64_t)heartbeat * liveness + 1;
+        int64_t silence_at = io->last_recv + (int64_t) heartbeat * liveness + 1;
         if (silence_at - now < timeout)
             timeout = silence_at - now;
         if (io->state == S_STATE_ACTIVE && io->last_send + heartbeat - now < timeout)
             timeout = io->last_send + heartbeat - now;
     }
-    return timeout < 0 ? 0 : (long)timeout;
+    return timeout < 0 ? 0 : (long) timeout;
 }
 
-static void *s_io_thread (void *arg)
+static void *
+s_io_thread (void *arg)
 {
     hd_worker_t *self = arg;
     s_io_t io_state = {0};
@@ -833,7 +868,8 @@ static void *s_io_thread (void *arg)
 //  ---------------------------------------------------------------------
 //  Worker
 
-hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter)
+hd_worker_t *
+hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter)
 {
     hd_worker_t *self = calloc (1, sizeof *self);
     if (!self)
@@ -869,7 +905,8 @@ hd_worker_t *hd_worker_new (const char *broker_endpoint, const char *pool, const
     return self;
 }
 
-static void s_free_results (hd_worker_t *self)
+static void
+s_free_results (hd_worker_t *self)
 {
     while (self->done_head) {
         hd_delivery_t *job = self->done_head;
@@ -885,7 +922,8 @@ static void s_free_results (hd_worker_t *self)
     self->progress_tail = NULL;
 }
 
-void hd_worker_destroy (hd_worker_t **self_p)
+void
+hd_worker_destroy (hd_worker_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -900,7 +938,8 @@ void hd_worker_destroy (hd_worker_t **self_p)
         s_worker_free (self);
 }
 
-static void s_worker_free (hd_worker_t *self)
+static void
+s_worker_free (hd_worker_t *self)
 {
     s_free_results (self);
     if (self->wake[0] >= 0)
@@ -919,7 +958,8 @@ static void s_worker_free (hd_worker_t *self)
     free (self);
 }
 
-void hd_worker_set_name (hd_worker_t *self, const char *name)
+void
+hd_worker_set_name (hd_worker_t *self, const char *name)
 {
     char *copy = strdup (name ? name : "");
     if (copy) {
@@ -928,7 +968,8 @@ void hd_worker_set_name (hd_worker_t *self, const char *name)
     }
 }
 
-void hd_worker_set_credit (hd_worker_t *self, uint32_t credit)
+void
+hd_worker_set_credit (hd_worker_t *self, uint32_t credit)
 {
     pthread_mutex_lock (&self->lock);
     self->credit = credit ? credit : 1;
@@ -938,29 +979,34 @@ void hd_worker_set_credit (hd_worker_t *self, uint32_t credit)
         s_wake (self); // the I/O thread sends CREDIT
 }
 
-void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)
+void
+hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)
 {
     self->concurrency = threads ? threads : 1;
 }
 
-void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids)
+void
+hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids)
 {
     self->seen_capacity = ids;
 }
 
-void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms)
+void
+hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms)
 {
     self->seen_ttl_ms = ttl_ms;
 }
 
-void hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms)
+void
+hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms)
 {
     pthread_mutex_lock (&self->lock);
     self->stop_grace_ms = grace_ms < 0 ? -1 : grace_ms;
     pthread_mutex_unlock (&self->lock);
 }
 
-int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
+int
+hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
 {
     if (self->started) {
         s_set_error (self, "worker already started");
@@ -1005,18 +1051,20 @@ int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     return 0;
 }
 
-static void s_deadline (struct timespec *deadline, int timeout_ms)
+static void
+s_deadline (struct timespec *deadline, int timeout_ms)
 {
     clock_gettime (CLOCK_MONOTONIC, deadline);
     deadline->tv_sec += timeout_ms / 1000;
-    deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    deadline->tv_nsec += (long) (timeout_ms % 1000) * 1000000;
     if (deadline->tv_nsec >= 1000000000) {
         deadline->tv_sec++;
         deadline->tv_nsec -= 1000000000;
     }
 }
 
-int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
+int
+hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
 {
     if (!self->started)
         return -1;
@@ -1029,7 +1077,7 @@ int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
             break;
         //  Wake now and then to notice zsys_interrupted
         struct timespec until;
-        s_deadline (&until, remaining < 100 ? (int)remaining : 100);
+        s_deadline (&until, remaining < 100 ? (int) remaining : 100);
         pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
     }
     int rc = self->state == S_STATE_ACTIVE ? 0 : -1;
@@ -1039,7 +1087,8 @@ int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
     return rc;
 }
 
-void hd_worker_stop (hd_worker_t *self)
+void
+hd_worker_stop (hd_worker_t *self)
 {
     pthread_mutex_lock (&self->stop_lock);
     if (!self->started || self->stopped) {
@@ -1064,14 +1113,14 @@ void hd_worker_stop (hd_worker_t *self)
         if (remaining <= 0)
             break;
         struct timespec until;
-        s_deadline (&until, remaining < 100 ? (int)remaining : 100);
+        s_deadline (&until, remaining < 100 ? (int) remaining : 100);
         pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
     }
     bool abandon = self->handlers_alive > 0;
     if (abandon)
         snprintf (self->error, sizeof self->error,
                   "%u handler(s) still running after the stop grace period: left behind",
-                  (unsigned)self->handlers_alive);
+                  (unsigned) self->handlers_alive);
     pthread_mutex_unlock (&self->lock);
     for (uint32_t index = 0; index < self->handler_count; index++) {
         if (abandon)
@@ -1088,7 +1137,8 @@ void hd_worker_stop (hd_worker_t *self)
     pthread_mutex_unlock (&self->stop_lock);
 }
 
-int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg)
+int
+hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg)
 {
     if (hd_worker_start (self, handler, arg))
         return -1;
@@ -1104,27 +1154,32 @@ int hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     return rc;
 }
 
-uint64_t hd_worker_handled (hd_worker_t *self)
+uint64_t
+hd_worker_handled (hd_worker_t *self)
 {
     return atomic_load (&self->handled);
 }
 
-uint64_t hd_worker_skipped (hd_worker_t *self)
+uint64_t
+hd_worker_skipped (hd_worker_t *self)
 {
     return atomic_load (&self->skipped);
 }
 
-uint64_t hd_worker_joins (hd_worker_t *self)
+uint64_t
+hd_worker_joins (hd_worker_t *self)
 {
     return atomic_load (&self->joins);
 }
 
-uint64_t hd_worker_stale (hd_worker_t *self)
+uint64_t
+hd_worker_stale (hd_worker_t *self)
 {
     return atomic_load (&self->stale);
 }
 
-const char *hd_worker_error (hd_worker_t *self)
+const char *
+hd_worker_error (hd_worker_t *self)
 {
     return self->error;
 }

@@ -21,7 +21,7 @@
 //  Send count tags as [header][Settle] messages of at most
 //  HD_WORKER_SETTLE_BATCH tags each. command is HD_CMD_ACK or
 //  HD_CMD_PROGRESS; flags as for zmq_send. Returns messages sent, or -1.
-int hd_worker_send_settles (void *socket, int command, const uint64_t *seq,
-                            const uint32_t *attempt, size_t count, int flags);
+int hd_worker_send_settles (void *socket, int command, const uint64_t *seq, const uint32_t *attempt,
+                            size_t count, int flags);
 
 #endif

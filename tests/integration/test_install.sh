@@ -30,11 +30,14 @@ int main (void)
     return ok ? 0 : 1;
 }
 C
+# A sanitizer build of the library needs its runtime in the consumer too
+SANITIZE=""
+nm "$ROOT/lib/libherald.a" 2>/dev/null | grep -q __asan_ && SANITIZE="-fsanitize=address,undefined"
 export PKG_CONFIG_SYSROOT_DIR="$WORK/root" PKG_CONFIG_PATH="$ROOT/lib/pkgconfig"
-cc "$WORK/consumer.c" -o "$WORK/consumer-shared" $(pkg-config --cflags --libs herald) ||
+cc $SANITIZE "$WORK/consumer.c" -o "$WORK/consumer-shared" $(pkg-config --cflags --libs herald) ||
     fail "cannot build against the shared library"
 LD_LIBRARY_PATH="$ROOT/lib" "$WORK/consumer-shared" | grep -q "consumer ok" || fail "shared run"
-cc "$WORK/consumer.c" -o "$WORK/consumer-static" $(pkg-config --cflags herald) "$ROOT/lib/libherald.a" \
+cc $SANITIZE "$WORK/consumer.c" -o "$WORK/consumer-static" $(pkg-config --cflags herald) "$ROOT/lib/libherald.a" \
     $(pkg-config --libs-only-l --static herald | sed 's/-lherald//') ||
     fail "cannot build against the static library"
 "$WORK/consumer-static" | grep -q "consumer ok" || fail "static run"

@@ -25,7 +25,8 @@ typedef struct {
     zframe_t *event; // PUBLISH: the Event frame
 } fake_msg_t;
 
-static void fake_broker_start (fake_broker_t *self)
+static void
+fake_broker_start (fake_broker_t *self)
 {
     static int counter;
     memset (self, 0, sizeof *self);
@@ -36,23 +37,26 @@ static void fake_broker_start (fake_broker_t *self)
     zsock_set_linger (self->router, 0);
     int rc = zsock_bind (self->router, "%s", self->endpoint);
     assert (rc == 0);
-    (void)rc;
+    (void) rc;
 }
 
-static void fake_broker_stop (fake_broker_t *self)
+static void
+fake_broker_stop (fake_broker_t *self)
 {
     zframe_destroy (&self->peer);
     zsock_destroy (&self->router);
 }
 
-static void fake_msg_free (fake_msg_t *msg)
+static void
+fake_msg_free (fake_msg_t *msg)
 {
     zmsg_destroy (&msg->msg);
     msg->body = msg->event = NULL;
 }
 
 //  Next message from a client within timeout_ms; false on timeout.
-static bool fake_broker_recv (fake_broker_t *self, fake_msg_t *out, int timeout_ms)
+static bool
+fake_broker_recv (fake_broker_t *self, fake_msg_t *out, int timeout_ms)
 {
     memset (out, 0, sizeof *out);
     zpoller_t *poller = zpoller_new (self->router, NULL);
@@ -76,12 +80,13 @@ static bool fake_broker_recv (fake_broker_t *self, fake_msg_t *out, int timeout_
 }
 
 //  Wait for a message with command, dropping others (HEARTBEATs, ...).
-static bool fake_broker_expect (fake_broker_t *self, int command, fake_msg_t *out, int timeout_ms)
+static bool
+fake_broker_expect (fake_broker_t *self, int command, fake_msg_t *out, int timeout_ms)
 {
     int64_t deadline = zclock_mono () + timeout_ms;
     while (true) {
         int64_t remaining = deadline - zclock_mono ();
-        if (remaining <= 0 || !fake_broker_recv (self, out, (int)remaining))
+        if (remaining <= 0 || !fake_broker_recv (self, out, (int) remaining))
             return false;
         if (out->command == command)
             return true;
@@ -90,8 +95,8 @@ static bool fake_broker_expect (fake_broker_t *self, int command, fake_msg_t *ou
 }
 
 //  Send raw frames (after the routing id) to the last client heard.
-static void fake_broker_send_frames (fake_broker_t *self, int count, const void **data,
-                                     const size_t *sizes)
+static void
+fake_broker_send_frames (fake_broker_t *self, int count, const void **data, const size_t *sizes)
 {
     assert (self->peer);
     zmsg_t *msg = zmsg_new ();
@@ -102,13 +107,14 @@ static void fake_broker_send_frames (fake_broker_t *self, int count, const void 
 }
 
 //  Send [header][body][extra frames...] to the last client heard.
-static void fake_broker_send (fake_broker_t *self, int command, const ProtobufCMessage *body,
-                              int extra_count, const void **extra, const size_t *extra_sizes)
+static void
+fake_broker_send (fake_broker_t *self, int command, const ProtobufCMessage *body, int extra_count,
+                  const void **extra, const size_t *extra_sizes)
 {
     const void *data[8];
     size_t sizes[8];
     uint8_t header[HD_HEADER_SIZE];
-    hd_header_encode (header, (hd_command_t)command);
+    hd_header_encode (header, (hd_command_t) command);
     data[0] = header;
     sizes[0] = sizeof header;
     int count = 1;

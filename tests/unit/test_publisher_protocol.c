@@ -1,0 +1,239 @@
+/*  Publisher against a scripted broker (fake_broker.h): resend timing after
+    BACKLOG_FULL, same corr and id on resend, final rejections, and
+    publish / flush with a zero timeout. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "fake_broker.h"
+#include "herald.h"
+
+#define WAIT_MS 5000
+
+typedef struct {
+    uint64_t corr;
+    char id[64];
+} s_publish_t;
+
+//  Decode a PUBLISH the fake broker received.
+static s_publish_t
+s_parse_publish (fake_msg_t *msg)
+{
+    s_publish_t out = {0};
+    assert_int_equal (msg->command, HD_CMD_PUBLISH);
+    assert_non_null (msg->event);
+    Herald__Publish *publish =
+        herald__publish__unpack (NULL, zframe_size (msg->body), zframe_data (msg->body));
+    Herald__Event *event =
+        herald__event__unpack (NULL, zframe_size (msg->event), zframe_data (msg->event));
+    assert_non_null (publish);
+    assert_non_null (event);
+    out.corr = publish->corr;
+    snprintf (out.id, sizeof out.id, "%s", event->id);
+    herald__publish__free_unpacked (publish, NULL);
+    herald__event__free_unpacked (event, NULL);
+    return out;
+}
+
+static s_publish_t
+s_expect_publish (fake_broker_t *broker)
+{
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (broker, HD_CMD_PUBLISH, &msg, WAIT_MS));
+    s_publish_t out = s_parse_publish (&msg);
+    fake_msg_free (&msg);
+    return out;
+}
+
+static void
+s_publish (hd_publisher_t *publisher, const char *id)
+{
+    hd_event_t *event = hd_event_new ("t.x");
+    hd_event_set_id (event, id);
+    assert_int_equal (hd_publisher_publish (publisher, &event, 0), 0);
+    assert_null (event);
+}
+
+static void
+s_confirm (fake_broker_t *broker, uint64_t corr, uint64_t seq)
+{
+    Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+    confirm.corr = corr;
+    confirm.seq = seq;
+    fake_broker_send (broker, HD_CMD_CONFIRM, &confirm.base, 0, NULL, NULL);
+}
+
+static void
+s_reject (fake_broker_t *broker, uint64_t corr, int code, uint32_t retry_after_ms)
+{
+    Herald__Reject reject = HERALD__REJECT__INIT;
+    reject.corr = corr;
+    reject.code = code;
+    reject.reason = (char *) "test";
+    reject.retry_after_ms = retry_after_ms;
+    fake_broker_send (broker, HD_CMD_REJECT, &reject.base, 0, NULL, NULL);
+}
+
+//  Drive the publisher until the fake broker gets a PUBLISH; returns it
+//  and how long it took, or fails at the deadline.
+static s_publish_t
+s_pump_until_publish (hd_publisher_t *publisher, fake_broker_t *broker, int64_t *elapsed_ms)
+{
+    int64_t started = zclock_mono ();
+    while (zclock_mono () - started < WAIT_MS) {
+        hd_publisher_flush (publisher, 10);
+        fake_msg_t msg;
+        if (fake_broker_recv (broker, &msg, 0)) {
+            if (msg.command == HD_CMD_PUBLISH) {
+                s_publish_t out = s_parse_publish (&msg);
+                fake_msg_free (&msg);
+                *elapsed_ms = zclock_mono () - started;
+                return out;
+            }
+            fake_msg_free (&msg);
+        }
+    }
+    fail_msg ("no PUBLISH within %d ms", WAIT_MS);
+    return (s_publish_t){0};
+}
+
+typedef struct {
+    int calls;
+    bool confirmed;
+    int code;
+    char id[64];
+} s_outcome_t;
+
+static void
+s_on_confirm (const hd_event_t *event, const hd_confirm_t *confirm, void *arg)
+{
+    s_outcome_t *outcome = arg;
+    outcome->calls++;
+    outcome->confirmed = confirm->confirmed;
+    outcome->code = confirm->code;
+    snprintf (outcome->id, sizeof outcome->id, "%s", hd_event_id (event));
+}
+
+//  An event waiting a long BACKLOG_FULL retry-after must not hold back the
+//  resend of events sent after it (the waiting list must stay ordered).
+static void
+test_backlog_retry_does_not_delay_others (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    assert_non_null (publisher);
+    hd_publisher_set_retry_ms (publisher, 200);
+    s_outcome_t outcome = {0};
+    hd_publisher_set_confirm_fn (publisher, s_on_confirm, &outcome);
+
+    s_publish (publisher, "first");
+    s_publish (publisher, "slow");
+    s_publish_t first = s_expect_publish (&broker);
+    s_publish_t slow = s_expect_publish (&broker);
+    assert_string_equal (slow.id, "slow");
+    s_reject (&broker, slow.corr, HERALD__ERROR_CODE__BACKLOG_FULL, 3000);
+    s_confirm (&broker, first.corr, 1);
+    //  Replies come in order: once "first" is confirmed, the reject was read
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (outcome.calls < 1 && zclock_mono () < deadline)
+        hd_publisher_flush (publisher, 10);
+    assert_int_equal (outcome.calls, 1);
+
+    s_publish (publisher, "next");
+    s_publish_t next = s_expect_publish (&broker);
+    assert_string_equal (next.id, "next");
+    int64_t elapsed;
+    s_publish_t resend = s_pump_until_publish (publisher, &broker, &elapsed);
+    //  "next" is resent after retry_ms (200 ms), long before "slow" (3 s)
+    assert_string_equal (resend.id, "next");
+    assert_true (resend.corr == next.corr); // same corr, so a late reply still matches
+    assert_true (elapsed < 1500);
+    assert_int_equal (hd_publisher_resent (publisher), 1);
+
+    s_confirm (&broker, next.corr, 2);
+    s_confirm (&broker, next.corr, 2); // the reply to the copy finds nothing
+    deadline = zclock_mono () + WAIT_MS;
+    while (outcome.calls < 2 && zclock_mono () < deadline)
+        hd_publisher_flush (publisher, 10);
+    assert_int_equal (outcome.calls, 2);
+    assert_string_equal (outcome.id, "next");
+    assert_int_equal (hd_publisher_unconfirmed (publisher), 1);
+    assert_int_equal (hd_publisher_confirmed (publisher), 2);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
+//  Timeout 0 still takes replies that already arrived: publish into a full
+//  window succeeds once its confirm is in, and flush (0) reports done.
+static void
+test_zero_timeout_processes_replies (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    hd_publisher_set_window (publisher, 1);
+    s_publish (publisher, "one");
+    s_publish_t one = s_expect_publish (&broker);
+    s_confirm (&broker, one.corr, 1);
+
+    hd_event_t *event = hd_event_new ("t.x");
+    hd_event_set_id (event, "two");
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    int rc = -1;
+    while (rc && zclock_mono () < deadline)
+        if ((rc = hd_publisher_publish (publisher, &event, 0)) != 0)
+            zclock_sleep (1);
+    assert_int_equal (rc, 0);
+    assert_null (event);
+
+    s_publish_t two = s_expect_publish (&broker);
+    assert_string_equal (two.id, "two");
+    s_confirm (&broker, two.corr, 2);
+    deadline = zclock_mono () + WAIT_MS;
+    rc = -1;
+    while (rc && zclock_mono () < deadline)
+        if ((rc = hd_publisher_flush (publisher, 0)) != 0)
+            zclock_sleep (1);
+    assert_int_equal (rc, 0);
+    assert_int_equal (hd_publisher_confirmed (publisher), 2);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
+//  A rejection other than BACKLOG_FULL is final and reported once.
+static void
+test_final_rejection (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    s_outcome_t outcome = {0};
+    hd_publisher_set_confirm_fn (publisher, s_on_confirm, &outcome);
+    s_publish (publisher, "bad");
+    s_publish_t bad = s_expect_publish (&broker);
+    s_reject (&broker, bad.corr, HERALD__ERROR_CODE__INVALID, 0);
+    assert_int_equal (hd_publisher_flush (publisher, WAIT_MS), 0);
+    assert_int_equal (outcome.calls, 1);
+    assert_false (outcome.confirmed);
+    assert_int_equal (outcome.code, HERALD__ERROR_CODE__INVALID);
+    assert_int_equal (hd_publisher_rejected (publisher), 1);
+    assert_int_equal (hd_publisher_unconfirmed (publisher), 0);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_backlog_retry_does_not_delay_others),
+        cmocka_unit_test (test_zero_timeout_processes_replies),
+        cmocka_unit_test (test_final_rejection),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

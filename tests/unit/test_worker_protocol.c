@@ -1,0 +1,444 @@
+/*  Worker against a scripted broker (fake_broker.h): what the library puts
+    on the wire for settles, credit, re-JOIN, stop, redeliveries and bad
+    input. Every wait polls with a deadline. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "fake_broker.h"
+#include "herald.h"
+#include "worker.h"
+
+#define WAIT_MS 5000
+
+//  ---------------------------------------------------------------------
+//  A handler the tests steer: it records calls and can be held at a gate.
+
+typedef struct {
+    atomic_int calls;
+    atomic_int returned;
+    atomic_bool gate_closed; // handler waits while true
+    atomic_bool inside;      // handler is running
+    hd_verdict_t verdict;
+    const char *error; // set with hd_delivery_set_error when not NULL
+    char last_id[64];
+} s_handler_t;
+
+static hd_verdict_t
+s_handler (hd_delivery_t *delivery, void *arg)
+{
+    s_handler_t *self = arg;
+    atomic_fetch_add (&self->calls, 1);
+    snprintf (self->last_id, sizeof self->last_id, "%s",
+              hd_event_id (hd_delivery_event (delivery)));
+    atomic_store (&self->inside, true);
+    while (atomic_load (&self->gate_closed))
+        zclock_sleep (1);
+    if (self->error)
+        hd_delivery_set_error (delivery, self->error);
+    atomic_store (&self->inside, false);
+    atomic_fetch_add (&self->returned, 1);
+    return self->verdict;
+}
+
+static bool
+s_wait_flag (atomic_bool *flag, bool value)
+{
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (atomic_load (flag) != value)
+        if (zclock_mono () > deadline)
+            return false;
+        else
+            zclock_sleep (1);
+    return true;
+}
+
+static bool
+s_wait_int (atomic_int *counter, int value)
+{
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (atomic_load (counter) < value)
+        if (zclock_mono () > deadline)
+            return false;
+        else
+            zclock_sleep (1);
+    return true;
+}
+
+//  ---------------------------------------------------------------------
+//  Protocol helpers
+
+static void
+s_send_joined (fake_broker_t *broker, uint32_t heartbeat_ms)
+{
+    Herald__Joined joined = HERALD__JOINED__INIT;
+    joined.pool = (char *) "p";
+    joined.heartbeat_ms = heartbeat_ms;
+    joined.liveness = 3;
+    joined.ack_wait_ms = 30000;
+    joined.session = 1;
+    fake_broker_send (broker, HD_CMD_JOINED, &joined.base, 0, NULL, NULL);
+}
+
+//  Start a worker on broker and complete its JOIN.
+static hd_worker_t *
+s_worker_joined (fake_broker_t *broker, s_handler_t *handler)
+{
+    hd_worker_t *worker = hd_worker_new (broker->endpoint, "p", "");
+    assert_non_null (worker);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    assert_int_equal (hd_worker_start (worker, s_handler, handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    return worker;
+}
+
+static void
+s_deliver (fake_broker_t *broker, uint64_t seq, uint32_t attempt, const char *id)
+{
+    Herald__Deliver deliver = HERALD__DELIVER__INIT;
+    deliver.seq = seq;
+    deliver.attempt = attempt;
+    deliver.ack_wait_ms = 30000;
+    Herald__Event event = HERALD__EVENT__INIT;
+    event.id = (char *) id;
+    event.source = (char *) "test";
+    event.type = (char *) "t.x";
+    size_t event_size;
+    uint8_t *packed = hd_proto_pack (&event.base, &event_size);
+    const void *extra[2] = {packed, "payload"};
+    size_t sizes[2] = {event_size, 7};
+    fake_broker_send (broker, HD_CMD_DELIVER, &deliver.base, 2, extra, sizes);
+    free (packed);
+}
+
+//  Wait for an ACK carrying tag (seq, attempt); false if another tag of
+//  seq came first or nothing did.
+static bool
+s_expect_ack (fake_broker_t *broker, uint64_t seq, uint32_t attempt)
+{
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    fake_msg_t msg;
+    while (zclock_mono () < deadline &&
+           fake_broker_expect (broker, HD_CMD_ACK, &msg, (int) (deadline - zclock_mono ()))) {
+        Herald__Settle *settle =
+            herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+        assert_non_null (settle);
+        int found = 0; // 1: right tag, -1: wrong attempt
+        for (size_t index = 0; index < settle->n_seq; index++)
+            if (settle->seq[index] == seq)
+                found = settle->attempt[index] == attempt ? 1 : -1;
+        herald__settle__free_unpacked (settle, NULL);
+        fake_msg_free (&msg);
+        if (found)
+            return found == 1;
+    }
+    return false;
+}
+
+//  ---------------------------------------------------------------------
+//  Tests
+
+//  A big ACK batch must be split: the broker refuses a body over 64 KiB
+//  whole (TOO_LARGE), which would lose every tag in it.
+static void
+test_settle_batches_fit_body_limit (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    zsock_t *dealer = zsock_new_dealer (broker.endpoint);
+    assert_non_null (dealer);
+    enum { COUNT = 10000 };
+    uint64_t *seq = malloc (COUNT * sizeof *seq);
+    uint32_t *attempt = malloc (COUNT * sizeof *attempt);
+    for (size_t index = 0; index < COUNT; index++) {
+        seq[index] = UINT64_MAX - index; // the longest varints
+        attempt[index] = UINT32_MAX;
+    }
+    int messages =
+        hd_worker_send_settles (zsock_resolve (dealer), HD_CMD_ACK, seq, attempt, COUNT, 0);
+    assert_true (messages > 1);
+    size_t total = 0;
+    for (int index = 0; index < messages; index++) {
+        fake_msg_t msg;
+        assert_true (fake_broker_expect (&broker, HD_CMD_ACK, &msg, WAIT_MS));
+        assert_true (zframe_size (msg.body) <= 64 * 1024);
+        Herald__Settle *settle =
+            herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+        assert_non_null (settle);
+        assert_int_equal (settle->n_seq, settle->n_attempt);
+        for (size_t tag = 0; tag < settle->n_seq; tag++)
+            assert_true (settle->seq[tag] == seq[total + tag]);
+        total += settle->n_seq;
+        herald__settle__free_unpacked (settle, NULL);
+        fake_msg_free (&msg);
+    }
+    assert_int_equal (total, COUNT);
+    free (seq);
+    free (attempt);
+    zsock_destroy (&dealer);
+    fake_broker_stop (&broker);
+}
+
+//  hd_worker_set_credit after start reaches the broker as CREDIT.
+static void
+test_credit_after_start (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    hd_worker_set_credit (worker, 42);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_CREDIT, &msg, WAIT_MS));
+    Herald__Credit *credit =
+        herald__credit__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (credit);
+    assert_int_equal (credit->credit, 42);
+    herald__credit__free_unpacked (credit, NULL);
+    fake_msg_free (&msg);
+    //  A later JOIN (after UNKNOWN_PEER) carries the new credit
+    Herald__Error error = HERALD__ERROR__INIT;
+    error.code = HERALD__ERROR_CODE__UNKNOWN_PEER;
+    error.command = HD_CMD_HEARTBEAT;
+    fake_broker_send (&broker, HD_CMD_ERROR, &error.base, 0, NULL, NULL);
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    Herald__Join *join =
+        herald__join__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (join);
+    assert_int_equal (join->credit, 42);
+    herald__join__free_unpacked (join, NULL);
+    fake_msg_free (&msg);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  UNKNOWN_PEER: JOIN again; old results are not sent under the old session.
+static void
+test_unknown_peer_rejoins (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    Herald__Error error = HERALD__ERROR__INIT;
+    error.code = HERALD__ERROR_CODE__UNKNOWN_PEER;
+    error.command = HD_CMD_ACK;
+    fake_broker_send (&broker, HD_CMD_ERROR, &error.base, 0, NULL, NULL);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (hd_worker_joins (worker) < 2 && zclock_mono () < deadline)
+        zclock_sleep (1);
+    assert_int_equal (hd_worker_joins (worker), 2);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  Processed-id memory: a redelivered, processed event is acked without
+//  the handler; one redelivered while its handler runs is not run twice
+//  and is settled under the newest tag.
+static void
+test_redelivery_runs_handler_once (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+
+    s_deliver (&broker, 1, 1, "a");
+    assert_true (s_expect_ack (&broker, 1, 1));
+    s_deliver (&broker, 1, 2, "a");
+    assert_true (s_expect_ack (&broker, 1, 2));
+    assert_int_equal (atomic_load (&handler.calls), 1);
+    assert_int_equal (hd_worker_skipped (worker), 1);
+
+    atomic_store (&handler.gate_closed, true);
+    s_deliver (&broker, 2, 1, "b");
+    assert_true (s_wait_flag (&handler.inside, true));
+    s_deliver (&broker, 2, 2, "b");
+    //  Replies come in order: once "a" is acked again, "b"'s redelivery was seen
+    s_deliver (&broker, 1, 3, "a");
+    assert_true (s_expect_ack (&broker, 1, 3));
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 2, 2));
+    assert_int_equal (atomic_load (&handler.calls), 2);
+    assert_int_equal (hd_worker_handled (worker), 2);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  Nothing a broker sends may crash the worker; it keeps working after.
+static void
+test_malformed_input_is_survived (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+
+    uint8_t deliver_header[4], joined_header[4], error_header[4], bad_version[4];
+    hd_header_encode (deliver_header, HD_CMD_DELIVER);
+    hd_header_encode (joined_header, HD_CMD_JOINED);
+    hd_header_encode (error_header, HD_CMD_ERROR);
+    hd_header_encode (bad_version, HD_CMD_DELIVER);
+    bad_version[2] = 9;
+    const char garbage[] = "\xff\xff\xff\xff\x0f\x80";
+    Herald__Deliver deliver = HERALD__DELIVER__INIT;
+    deliver.seq = 7;
+    deliver.attempt = 1;
+    size_t deliver_size;
+    uint8_t *deliver_packed = hd_proto_pack (&deliver.base, &deliver_size);
+    struct {
+        int count;
+        const void *data[10];
+        size_t sizes[10];
+    } cases[] = {
+        {1, {""}, {0}},
+        {1, {"HD"}, {2}},
+        {1, {deliver_header}, {4}},
+        {2, {deliver_header, garbage}, {4, sizeof garbage}},
+        {4, {deliver_header, garbage, garbage, ""}, {4, sizeof garbage, sizeof garbage, 0}},
+        {4, {deliver_header, "", "", ""}, {4, 0, 0, 0}},
+        {4, {bad_version, deliver_packed, "", ""}, {4, deliver_size, 0, 0}},
+        {10,
+         {deliver_header, deliver_packed, "", "", "", "", "", "", "", ""},
+         {4, deliver_size, 0, 0, 0, 0, 0, 0, 0, 0}},
+        {1, {joined_header}, {4}},
+        {2, {joined_header, garbage}, {4, sizeof garbage}},
+        {3, {joined_header, "", ""}, {4, 0, 0}},
+        {1, {error_header}, {4}},
+        {2, {error_header, garbage}, {4, sizeof garbage}},
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++)
+        fake_broker_send_frames (&broker, cases[index].count, cases[index].data,
+                                 cases[index].sizes);
+    //  A DELIVER whose Event does not parse is terminated, not retried forever
+    const void *bad_event[2] = {garbage, "x"};
+    size_t bad_sizes[2] = {sizeof garbage, 1};
+    fake_broker_send (&broker, HD_CMD_DELIVER, &deliver.base, 2, bad_event, bad_sizes);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_TERM, &msg, WAIT_MS));
+    Herald__Term *term =
+        herald__term__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (term);
+    assert_int_equal (term->seq, 7);
+    herald__term__free_unpacked (term, NULL);
+    fake_msg_free (&msg);
+    free (deliver_packed);
+
+    s_deliver (&broker, 8, 1, "good");
+    assert_true (s_expect_ack (&broker, 8, 1));
+    assert_string_equal (handler.last_id, "good");
+    assert_int_equal (atomic_load (&handler.calls), 1);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  A handler's long error text must not push the NACK over 64 KiB (the
+//  broker would refuse it and the retry request would be lost).
+static void
+test_long_error_text_fits (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    size_t size = 200 * 1024;
+    char *text = malloc (size + 1);
+    memset (text, 'e', size);
+    text[size] = 0;
+    s_handler_t handler = {.verdict = HD_RETRY, .error = text};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    s_deliver (&broker, 3, 1, "n");
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_NACK, &msg, WAIT_MS));
+    assert_true (zframe_size (msg.body) <= 64 * 1024);
+    Herald__Nack *nack =
+        herald__nack__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (nack);
+    assert_int_equal (nack->seq, 3);
+    assert_true (strlen (nack->error) > 0 && strlen (nack->error) <= HD_WORKER_ERROR_MAX);
+    herald__nack__free_unpacked (nack, NULL);
+    fake_msg_free (&msg);
+    hd_worker_destroy (&worker);
+    free (text);
+    fake_broker_stop (&broker);
+}
+
+typedef struct {
+    hd_worker_t *worker;
+    atomic_bool done;
+} s_stopper_t;
+
+static void *
+s_stopper (void *arg)
+{
+    s_stopper_t *stopper = arg;
+    hd_worker_stop (stopper->worker);
+    atomic_store (&stopper->done, true);
+    return NULL;
+}
+
+//  A handler that never returns must not hold hd_worker_stop forever:
+//  after the grace period the worker LEAVEs and stop returns; the handler,
+//  when it finally returns, finds its worker still valid (ASan checks).
+static void
+test_stop_grace_with_hung_handler (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    atomic_store (&handler.gate_closed, true);
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    hd_worker_set_stop_grace_ms (worker, 200);
+    s_deliver (&broker, 5, 1, "hung");
+    assert_true (s_wait_flag (&handler.inside, true));
+
+    s_stopper_t stopper = {.worker = worker};
+    pthread_t thread;
+    int64_t started = zclock_mono ();
+    assert_int_equal (pthread_create (&thread, NULL, s_stopper, &stopper), 0);
+    bool returned = s_wait_flag (&stopper.done, true);
+    if (!returned) {
+        //  Unblock it so the test can end, then fail
+        atomic_store (&handler.gate_closed, false);
+        pthread_join (thread, NULL);
+        fail_msg ("hd_worker_stop still waiting for a hung handler after %d ms", WAIT_MS);
+    }
+    pthread_join (thread, NULL);
+    assert_true (zclock_mono () - started < 2000);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_LEAVE, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    assert_non_null (strstr (hd_worker_error (worker), "grace"));
+    hd_worker_destroy (&worker);
+    //  The handler returns after its worker was destroyed
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_wait_int (&handler.returned, 1));
+    fake_broker_stop (&broker);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_settle_batches_fit_body_limit),
+        cmocka_unit_test (test_credit_after_start),
+        cmocka_unit_test (test_unknown_peer_rejoins),
+        cmocka_unit_test (test_redelivery_runs_handler_once),
+        cmocka_unit_test (test_malformed_input_is_survived),
+        cmocka_unit_test (test_long_error_text_fits),
+        cmocka_unit_test (test_stop_grace_with_hung_handler),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
