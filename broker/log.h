@@ -1,0 +1,106 @@
+/*  log — the durable event log: fixed-size segment files of CRC32C-framed
+    records in a data directory, an in-memory index per segment, and a hot
+    cache of recent records so live delivery rarely reads the disk.
+
+    Appends are buffered; hd_log_flush writes them and, per the fsync policy,
+    fdatasyncs once for everything appended since the last flush (group
+    commit). Nothing appended is confirmed to anyone before that flush.
+
+    On-disk format (little-endian), see docs/OPERATIONS.md:
+      segment file  <dir>/<first seq, 20 digits>.seg
+      segment head  8 bytes "HDLOG001", u64 first_seq
+      record        u32 size (bytes after this field), u32 crc32c (of the
+                    bytes after the crc), u64 seq, u64 recorded_us,
+                    u32 key_hash, u16 type_size, u32 envelope_size,
+                    type bytes, envelope bytes, payload bytes
+*/
+#ifndef HD_LOG_H_INCLUDED
+#define HD_LOG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+typedef enum { HD_FSYNC_ALWAYS, HD_FSYNC_INTERVAL, HD_FSYNC_NEVER } hd_fsync_t;
+
+typedef struct {
+    const char *directory; // created if missing
+    size_t segment_size;   // bytes; a record larger than this gets a segment of its own
+    hd_fsync_t fsync;
+    int64_t fsync_interval_ms; // for HD_FSYNC_INTERVAL
+    bool skip_corrupt;         // recovery skips corrupt records inside the log (loss reported)
+    size_t cache_bytes;        // recent records kept in memory for reads
+} hd_log_config_t;
+
+//  What recovery found. detail is a human sentence for the log and errors.
+typedef struct {
+    uint64_t records; // records indexed
+    uint64_t segments;
+    uint64_t truncated_bytes; // torn or corrupt tail removed from the last segment
+    uint64_t skipped_records; // lost inside the log (only with skip_corrupt)
+    uint64_t skipped_bytes;
+    int64_t elapsed_us;
+    char detail[256];
+} hd_log_recovery_t;
+
+typedef struct _hd_log_t hd_log_t;
+
+void hd_log_config_defaults (hd_log_config_t *config);
+
+//  Open (creating) the log and recover it. Returns NULL and writes why into
+//  error, e.g. corruption inside the log without skip_corrupt.
+hd_log_t *hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *error,
+                       size_t error_size);
+void hd_log_destroy (hd_log_t **self_p);
+
+//  First seq still in the log (== next when empty), and the next seq to append.
+uint64_t hd_log_first_seq (hd_log_t *self);
+uint64_t hd_log_next_seq (hd_log_t *self);
+//  Bytes on disk (all segments), including appended but unflushed bytes.
+uint64_t hd_log_bytes (hd_log_t *self);
+
+//  Append the record for hd_log_next_seq (). The frames are shared with the
+//  cache (zmq_msg_copy), not consumed. type must be 1..255 bytes. Returns the
+//  seq, or 0 with errno set.
+uint64_t hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
+                        uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload);
+
+//  Make everything appended so far durable according to the policy: write,
+//  then fdatasync (always; interval: when due; never: not at all). Returns
+//  0, or -1 with errno set (ENOSPC, EIO): then every record appended since
+//  the previous successful flush is removed again (next_seq rolls back) and
+//  the files are as they were before those appends.
+int hd_log_flush (hd_log_t *self, int64_t now_ms);
+//  Appended records not yet written by a flush.
+size_t hd_log_unflushed (hd_log_t *self);
+//  For HD_FSYNC_INTERVAL: true when written data waits for an fdatasync that is due.
+bool hd_log_sync_due (hd_log_t *self, int64_t now_ms);
+
+//  Read record seq into two new messages (the caller closes them). Returns
+//  0, or -1 with errno ENOENT (not in the log) or EIO.
+int hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload);
+
+//  Index lookups without reading the disk. Return false when seq is not in
+//  the log.
+bool hd_log_meta (hd_log_t *self, uint64_t seq, uint32_t *type_id, uint32_t *key_hash);
+//  The interned type of a type id ("" when unknown); ids are stable while
+//  the log is open, not across restarts.
+const char *hd_log_type_name (hd_log_t *self, uint32_t type_id);
+uint32_t hd_log_type_count (hd_log_t *self);
+
+//  First seq whose recorded time is >= time_us (next_seq when none).
+uint64_t hd_log_seq_at_time (hd_log_t *self, uint64_t time_us);
+
+//  Retention: delete whole closed segments (never the one being written)
+//  that are older than max_age_us (by their last record) or that make the
+//  log larger than max_bytes (oldest first), but only segments whose last
+//  seq is below keep_from_seq unless hard is true. 0 disables a bound.
+//  Returns the number of records deleted; first_seq moves up.
+uint64_t hd_log_retain (hd_log_t *self, uint64_t keep_from_seq, uint64_t max_age_us,
+                        uint64_t max_bytes, bool hard, uint64_t now_us);
+
+//  32-bit hash of a partition key (0 for an empty key) as stored in records.
+uint32_t hd_log_key_hash (const char *key, size_t size);
+
+#endif
