@@ -8,13 +8,18 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include "codec.h"
 #include "dedup.h"
 #include "fanout.h"
 #include "session.h"
-#include "store.h"
+#include "journal.h"
+#include "log.h"
+#include "state.pb-c.h"
 
 //  Wall-clock microseconds; zclock_time () only has milliseconds
 static uint64_t
@@ -30,6 +35,19 @@ s_wall_us (void)
 #define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
 
+//  A publish appended to the log this turn, waiting for the flush
+typedef struct {
+    uint8_t rid[HD_ROUTING_ID_MAX];
+    size_t rid_size;
+    uint64_t corr;
+    uint64_t seq;
+    char *source, *id; // to forget the identity again if the flush fails
+    char type[256];
+    size_t type_size;
+    zmq_msg_t envelope; // shared with the log's cache, for the fan-out
+    zmq_msg_t payload;
+} s_pending_t;
+
 struct _hd_broker_t {
     hd_broker_config_t config;
     zsock_t *router;
@@ -38,7 +56,10 @@ struct _hd_broker_t {
     void *router_socket; // raw libzmq handles of the above
     void *xpub_socket;
     zloop_t *loop;
-    hd_store_t *store;
+    hd_log_t *log;
+    hd_journal_t *journal;
+    int lock_fd;     // flock on the data directory
+    bool recovering; // replaying the journal: pools must not journal again
     hd_dedup_t *dedup;
     hd_fanout_t *fanout;
     zhashx_t *sessions;     // session key -> hd_session_t (owned)
@@ -48,6 +69,11 @@ struct _hd_broker_t {
     hd_pool_t **pools;
     bool *pool_dirty;
     size_t pool_count;
+    uint32_t next_pool_id;
+    s_pending_t *pending; // this turn's publishes, confirmed once the log is flushed
+    size_t pending_count;
+    uint8_t *pack_buffer; // journal records are packed here
+    size_t pack_capacity;
     uint64_t epoch;
     uint64_t next_session_number;
     int64_t started;
@@ -55,6 +81,8 @@ struct _hd_broker_t {
     //  Counters
     uint64_t published, duplicates, rejected, malformed, expired_sessions;
     uint64_t confirms_dropped, retired_gaps, deliveries;
+    uint64_t fsyncs, storage_rejects, recovered_events, recovery_ms;
+    int64_t last_retention;
     //  Rates, refreshed every second
     int64_t rate_time;
     uint64_t rate_published, rate_deliveries;
@@ -153,7 +181,7 @@ s_session_end (hd_broker_t *self, hd_session_t *session, const char *why)
                    session->kind == HD_SESSION_WORKER ? "worker" : "subscriber", session->name,
                    why);
     if (session->member) {
-        hd_pool_leave (session->pool, &session->member);
+        hd_pool_leave (session->pool, &session->member, zclock_mono ());
         s_mark_pool_dirty (self, session->pool);
     }
     if (session->kind == HD_SESSION_SUBSCRIBER)
@@ -230,28 +258,26 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
     hd_session_t *session = handle;
     if (session->dead || session->doomed)
         return -1;
-    hd_record_t *record = hd_store_get (self->store, seq);
-    if (!record) {
-        //  Cannot happen while pools hold their events; say so loudly
-        zsys_error ("store has no record for seq %llu", (unsigned long long) seq);
+    zmq_msg_t envelope, payload;
+    if (hd_log_read (self->log, seq, &envelope, &payload) != 0) {
+        //  Retention took it, or the disk failed: the pool keeps it for now
+        zsys_error ("cannot read seq %llu from the log: %s", (unsigned long long) seq,
+                    strerror (errno));
         return -1;
     }
     Herald__Deliver deliver = HERALD__DELIVER__INIT;
     deliver.seq = seq;
     deliver.attempt = attempt;
-    deliver.ack_wait_ms = (uint32_t) self->config.pool.ack_wait_ms;
+    deliver.ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
     void *socket = self->router_socket;
     if (hd_send_bytes (socket, session->routing_id, session->routing_id_size,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT)) {
         if (errno == EHOSTUNREACH)
             s_session_doom (self, session);
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
         return -1;
     }
-    zmq_msg_t envelope, payload;
-    zmq_msg_init (&envelope);
-    zmq_msg_init (&payload);
-    zmq_msg_copy (&envelope, &record->envelope);
-    zmq_msg_copy (&payload, &record->payload);
     //  After the routing frame went out, the rest of the message cannot fail
     hd_send_header (socket, HD_CMD_DELIVER, ZMQ_SNDMORE);
     hd_send_proto (socket, &deliver.base, ZMQ_SNDMORE);
@@ -263,11 +289,79 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
     return 0;
 }
 
-static void
-s_release (uint64_t seq, void *arg)
+//  Pool hooks onto the log
+
+static bool
+s_log_meta (void *arg, uint64_t seq, uint32_t *type_id, uint32_t *key_hash)
+{
+    return hd_log_meta (((hd_broker_t *) arg)->log, seq, type_id, key_hash);
+}
+
+static const char *
+s_log_type_name (void *arg, uint32_t type_id)
+{
+    return hd_log_type_name (((hd_broker_t *) arg)->log, type_id);
+}
+
+//  Pools see only what is flushed: an unflushed append may still be rolled back
+static uint64_t
+s_log_end (void *arg)
 {
     hd_broker_t *self = arg;
-    hd_store_release (self->store, seq);
+    return hd_log_next_seq (self->log) - hd_log_unflushed (self->log);
+}
+
+static void
+s_log_describe (void *arg, uint64_t seq, char **id, char **type)
+{
+    hd_broker_t *self = arg;
+    zmq_msg_t envelope, payload;
+    if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
+        return;
+    Herald__Event *event =
+        herald__event__unpack (NULL, zmq_msg_size (&envelope), zmq_msg_data (&envelope));
+    if (event) {
+        *id = strdup (event->id);
+        *type = strdup (event->type);
+        herald__event__free_unpacked (event, NULL);
+    }
+    zmq_msg_close (&envelope);
+    zmq_msg_close (&payload);
+}
+
+//  A pool's state change goes to the journal, flushed with this turn's appends
+static void
+s_journal_record (void *arg, const Herald__StateOp *op)
+{
+    hd_broker_t *self = arg;
+    if (self->recovering)
+        return;
+    size_t size = protobuf_c_message_get_packed_size (&op->base);
+    if (size > self->pack_capacity) {
+        uint8_t *buffer = realloc (self->pack_buffer, size * 2);
+        if (!buffer) {
+            zsys_error ("out of memory journaling a pool change");
+            return;
+        }
+        self->pack_buffer = buffer;
+        self->pack_capacity = size * 2;
+    }
+    protobuf_c_message_pack (&op->base, self->pack_buffer);
+    if (hd_journal_append (self->journal, self->pack_buffer, size) != 0)
+        zsys_error ("cannot journal a pool change: %s", strerror (errno));
+}
+
+static void
+s_pool_hooks (hd_broker_t *self, hd_pool_hooks_t *hooks)
+{
+    memset (hooks, 0, sizeof *hooks);
+    hooks->meta = s_log_meta;
+    hooks->type_name = s_log_type_name;
+    hooks->log_end = s_log_end;
+    hooks->deliver = s_deliver;
+    hooks->record = s_journal_record;
+    hooks->describe = s_log_describe;
+    hooks->arg = self;
 }
 
 static void
@@ -283,9 +377,12 @@ s_dispatch_dirty (hd_broker_t *self)
 
 //  Hand out what became ready; sessions that died doing so give their
 //  leases back, which may make more ready.
+static void s_commit (hd_broker_t *self);
+
 static void
 s_end_turn (hd_broker_t *self)
 {
+    s_commit (self);
     do
         s_dispatch_dirty (self);
     while (s_reap_sessions (self) > 0);
@@ -466,13 +563,9 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     }
     //  Which pools take it, and can they?
     size_t type_size = strlen (event->type);
-    hd_pool_t *matched[self->pool_count + 1];
-    uint32_t holders = 0;
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
-        if (!hd_pool_matches (pool, event->type, type_size))
-            continue;
-        if (hd_pool_full (pool)) {
+        if (hd_pool_matches (pool, event->type, type_size) && hd_pool_full (pool)) {
             char reason[200];
             snprintf (reason, sizeof reason, "pool '%s' holds --max-pending events",
                       hd_pool_name (pool));
@@ -481,43 +574,105 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
             herald__event__free_unpacked (event, NULL);
             return;
         }
-        matched[holders++] = pool;
     }
-    size_t bytes = hd_frames_size (frames, 3) + hd_frames_size (frames, 4);
-    if (holders && hd_store_full (self->store, bytes)) {
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__BACKLOG_FULL,
-                       "store holds --max-store-bytes", (uint32_t) self->config.retry_after_ms);
+    size_t bytes = hd_frames_size (frames, 3) + hd_frames_size (frames, 4) + 64;
+    if (self->config.max_disk &&
+        hd_log_bytes (self->log) + bytes > (uint64_t) self->config.max_disk) {
+        self->storage_rejects++;
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE,
+                       "the log is at its disk quota (--max-disk)",
+                       (uint32_t) self->config.retry_after_ms);
         herald__event__free_unpacked (event, NULL);
         return;
     }
-    uint64_t seq = hd_store_next_seq (self->store);
-    zmq_msg_t envelope;
-    if (s_stamp_envelope (&envelope, &frames->frame[3], seq, s_wall_us ())) {
+    if (self->pending_count == S_BATCH)
+        s_commit (self); // a long drain (a peer closing): commit what we have
+    s_pending_t *pending = &self->pending[self->pending_count];
+    uint64_t seq = hd_log_next_seq (self->log);
+    zmq_msg_init (&pending->payload);
+    zmq_msg_copy (&pending->payload, &frames->frame[4]);
+    if (s_stamp_envelope (&pending->envelope, &frames->frame[3], seq, s_wall_us ())) {
+        zmq_msg_close (&pending->payload);
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         herald__event__free_unpacked (event, NULL);
         return;
     }
-    //  Fan-out first, while the frames are still ours to share
-    if (hd_fanout_subscriptions (self->fanout) > 0)
-        hd_fanout_publish (self->fanout, event->type, type_size, &envelope, &frames->frame[4]);
-    if (hd_store_append (self->store, &envelope, &frames->frame[4], holders) != seq) {
-        zmq_msg_close (&envelope);
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
+    const char *key = event->partition_key ? event->partition_key : "";
+    if (hd_log_append (self->log, s_wall_us (), event->type, type_size,
+                       hd_log_key_hash (key, strlen (key)), &pending->envelope,
+                       &pending->payload) != seq) {
+        zmq_msg_close (&pending->envelope);
+        zmq_msg_close (&pending->payload);
+        self->storage_rejects++;
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE, strerror (errno),
                        (uint32_t) self->config.retry_after_ms);
         herald__event__free_unpacked (event, NULL);
         return;
     }
-    zmq_msg_close (&envelope);
-    for (uint32_t index = 0; index < holders; index++) {
-        if (hd_pool_enqueue (matched[index], seq, now) != 0)
-            hd_store_release (self->store, seq); // out of memory: this pool cannot hold it
-        s_mark_pool_dirty (self, matched[index]);
-    }
+    //  Remembered now so a second copy in this same turn is a duplicate too,
+    //  and counted in the pools now so --max-pending holds within a turn
     hd_dedup_insert (self->dedup, event->source, event->id, seq, now);
-    self->published++;
-    s_send_confirm (self, rid, rid_size, corr, seq, false);
+    for (size_t index = 0; index < self->pool_count; index++)
+        if (hd_pool_matches (self->pools[index], event->type, type_size))
+            hd_pool_notify (self->pools[index], seq);
+    memcpy (pending->rid, rid, rid_size);
+    pending->rid_size = rid_size;
+    pending->corr = corr;
+    pending->seq = seq;
+    pending->source = strdup (event->source);
+    pending->id = strdup (event->id);
+    memcpy (pending->type, event->type, type_size);
+    pending->type_size = type_size;
+    self->pending_count++;
     herald__event__free_unpacked (event, NULL);
+}
+
+//  Group commit: one flush (and fdatasync, per policy) of the log and the
+//  journal for every change of this turn; only then do publishers get their
+//  CONFIRMs and subscribers and pools see the events. If the disk refuses,
+//  the turn's appends are rolled back and their publishers get STORAGE.
+static void
+s_commit (hd_broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    int log_rc = hd_log_flush (self->log, now);
+    int log_errno = errno;
+    if (hd_journal_flush (self->journal, now) != 0)
+        zsys_error ("cannot write the pool journal: %s", strerror (errno));
+    if (self->pending_count && log_rc == 0 && self->config.fsync == HD_FSYNC_ALWAYS)
+        self->fsyncs++;
+    for (size_t index = 0; index < self->pending_count; index++) {
+        s_pending_t *pending = &self->pending[index];
+        if (log_rc == 0) {
+            for (size_t pool = 0; pool < self->pool_count; pool++)
+                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
+                    self->pool_dirty[pool] = true;
+            if (hd_fanout_subscriptions (self->fanout) > 0)
+                hd_fanout_publish (self->fanout, pending->type, pending->type_size,
+                                   &pending->envelope, &pending->payload);
+            self->published++;
+            s_send_confirm (self, pending->rid, pending->rid_size, pending->corr, pending->seq,
+                            false);
+        } else {
+            hd_dedup_remove (self->dedup, pending->source, pending->id);
+            for (size_t pool = 0; pool < self->pool_count; pool++)
+                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
+                    hd_pool_forget (self->pools[pool], pending->seq);
+            self->storage_rejects++;
+            s_send_reject (self, pending->rid, pending->rid_size, pending->corr,
+                           HERALD__ERROR_CODE__STORAGE, strerror (log_errno),
+                           (uint32_t) self->config.retry_after_ms);
+        }
+        zmq_msg_close (&pending->envelope);
+        zmq_msg_close (&pending->payload);
+        free (pending->source);
+        free (pending->id);
+    }
+    if (log_rc != 0)
+        zsys_error ("log write failed, %zu publishes refused: %s", self->pending_count,
+                    strerror (log_errno));
+    self->pending_count = 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -536,8 +691,9 @@ s_valid_pool_name (const char *name)
     return true;
 }
 
+//  A pool from its definition (new, or recovered from the journal).
 static hd_pool_t *
-s_pool_create (hd_broker_t *self, const char *name, const char *filter)
+s_pool_add (hd_broker_t *self, const Herald__PoolDef *def)
 {
     hd_pool_t **pools = realloc (self->pools, (self->pool_count + 1) * sizeof *pools);
     if (!pools)
@@ -547,13 +703,116 @@ s_pool_create (hd_broker_t *self, const char *name, const char *filter)
     if (!dirty)
         return NULL;
     self->pool_dirty = dirty;
-    hd_pool_t *pool = hd_pool_new (name, filter, &self->config.pool, s_deliver, s_release, self);
+    hd_pool_config_t config = self->config.pool;
+    const Herald__PoolOptions *options = def->options;
+    if (options) {
+        config.ordered = options->ordered;
+        config.max_deliver = options->max_deliver;
+        config.ack_wait_ms = options->ack_wait_ms;
+        config.backoff_initial_ms = options->backoff_initial_ms;
+        config.backoff_max_ms = options->backoff_max_ms;
+        config.backoff_multiplier = options->backoff_multiplier;
+        config.backoff_jitter = options->backoff_jitter;
+    }
+    hd_pool_hooks_t hooks;
+    s_pool_hooks (self, &hooks);
+    hd_pool_t *pool =
+        hd_pool_new (def->id, def->name, def->filter, &config, def->start_seq, &hooks);
     if (!pool)
         return NULL;
     self->pools[self->pool_count] = pool;
     self->pool_dirty[self->pool_count] = false;
     self->pool_count++;
-    zsys_info ("pool '%s' created with filter '%s'", name, filter);
+    if (def->id >= self->next_pool_id)
+        self->next_pool_id = def->id + 1;
+    return pool;
+}
+
+//  The broker's defaults with what the JOIN asked for on top.
+static void
+s_resolve_options (hd_broker_t *self, const Herald__PoolOptions *asked,
+                   Herald__PoolOptions *options)
+{
+    const hd_pool_config_t *defaults = &self->config.pool;
+    herald__pool_options__init (options);
+    options->ordered = asked && asked->ordered;
+    options->max_deliver = asked && asked->max_deliver ? asked->max_deliver : defaults->max_deliver;
+    options->ack_wait_ms =
+        asked && asked->ack_wait_ms ? asked->ack_wait_ms : (uint32_t) defaults->ack_wait_ms;
+    options->backoff_initial_ms = asked && asked->backoff_initial_ms
+                                      ? asked->backoff_initial_ms
+                                      : (uint32_t) defaults->backoff_initial_ms;
+    options->backoff_max_ms = asked && asked->backoff_max_ms ? asked->backoff_max_ms
+                                                             : (uint32_t) defaults->backoff_max_ms;
+    options->backoff_multiplier = asked && asked->backoff_multiplier > 0
+                                      ? asked->backoff_multiplier
+                                      : defaults->backoff_multiplier;
+    options->backoff_jitter =
+        asked && asked->backoff_jitter > 0 ? asked->backoff_jitter : defaults->backoff_jitter;
+}
+
+//  Why the JOIN's options disagree with an existing pool's, or NULL.
+static const char *
+s_options_conflict (hd_pool_t *pool, const Herald__PoolOptions *asked)
+{
+    if (!asked)
+        return NULL;
+    const hd_pool_config_t *config = hd_pool_config (pool);
+    if (asked->ordered && !config->ordered)
+        return "pool exists and is not ordered";
+    if (asked->max_deliver && asked->max_deliver != config->max_deliver)
+        return "pool exists with another max_deliver";
+    if (asked->ack_wait_ms && asked->ack_wait_ms != (uint32_t) config->ack_wait_ms)
+        return "pool exists with another ack_wait";
+    if (asked->backoff_initial_ms &&
+        asked->backoff_initial_ms != (uint32_t) config->backoff_initial_ms)
+        return "pool exists with another backoff";
+    return NULL;
+}
+
+static uint64_t
+s_start_seq (hd_broker_t *self, const Herald__PoolOptions *asked)
+{
+    uint64_t first = hd_log_first_seq (self->log), end = s_log_end (self);
+    const Herald__StartPosition *start = asked ? asked->start : NULL;
+    if (!start)
+        return end;
+    switch (start->from_case) {
+        case HERALD__START_POSITION__FROM_EARLIEST: return first;
+        case HERALD__START_POSITION__FROM_SEQ:
+            return start->seq < first ? first : start->seq > end ? end : start->seq;
+        case HERALD__START_POSITION__FROM_TIME_US: {
+            uint64_t seq = hd_log_seq_at_time (self->log, start->time_us);
+            return seq > end ? end : seq;
+        }
+        default: return end;
+    }
+}
+
+static hd_pool_t *
+s_pool_create (hd_broker_t *self, const char *name, const char *filter,
+               const Herald__PoolOptions *asked)
+{
+    Herald__PoolOptions options;
+    s_resolve_options (self, asked, &options);
+    Herald__PoolDef def = HERALD__POOL_DEF__INIT;
+    def.id = self->next_pool_id;
+    def.name = (char *) name;
+    def.filter = (char *) filter;
+    def.options = &options;
+    def.start_seq = s_start_seq (self, asked);
+    hd_pool_t *pool = s_pool_add (self, &def);
+    if (!pool)
+        return NULL;
+    Herald__StateOp op = HERALD__STATE_OP__INIT;
+    op.pool = def.id;
+    op.op_case = HERALD__STATE_OP__OP_CREATE;
+    op.create = &def;
+    s_journal_record (self, &op);
+    hd_pool_recovered (pool, zclock_mono ()); // counts a backlog it starts with
+    zsys_info ("pool '%s' created: filter '%s'%s, max_deliver %u, from seq %llu", name, filter,
+               options.ordered ? ", ordered" : "", options.max_deliver,
+               (unsigned long long) def.start_seq);
     return pool;
 }
 
@@ -584,6 +843,8 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
         code = HERALD__ERROR_CODE__INVALID, reason = "credit must be 1..--max-credit";
     else if (pool && strcmp (hd_pool_filter (pool), join->filter) != 0)
         code = HERALD__ERROR_CODE__CONFLICT, reason = "pool exists with another filter";
+    else if (pool && s_options_conflict (pool, join->options))
+        code = HERALD__ERROR_CODE__CONFLICT, reason = s_options_conflict (pool, join->options);
     else if (session && (session->kind != HD_SESSION_WORKER || session->pool != pool))
         code = HERALD__ERROR_CODE__CONFLICT, reason = "this connection is registered otherwise";
     else if (!pool && self->pool_count >= (size_t) self->config.max_pools)
@@ -594,7 +855,7 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
         return;
     }
     if (!pool)
-        pool = s_pool_create (self, join->pool, join->filter);
+        pool = s_pool_create (self, join->pool, join->filter, join->options);
     if (pool && !session) {
         session = s_session_create (self, HD_SESSION_WORKER, frames);
         if (session) {
@@ -620,7 +881,7 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
     joined.pool = join->pool;
     joined.heartbeat_ms = (uint32_t) self->config.heartbeat_ms;
     joined.liveness = (uint32_t) self->config.liveness;
-    joined.ack_wait_ms = (uint32_t) self->config.pool.ack_wait_ms;
+    joined.ack_wait_ms = (uint32_t) hd_pool_config (pool)->ack_wait_ms;
     joined.session = session->number;
     hd_send_command (self->router_socket, rid, rid_size, HD_CMD_JOINED, &joined.base, ZMQ_DONTWAIT);
     s_mark_pool_dirty (self, pool);
@@ -712,7 +973,7 @@ s_on_nack (hd_broker_t *self, hd_frames_t *frames)
         return;
     }
     if (hd_pool_nack (session->pool, session->member, nack->seq, nack->attempt, nack->delay_ms,
-                      zclock_mono ()))
+                      nack->error, zclock_mono ()))
         s_send_stale (self, session, HD_CMD_NACK, nack->seq, nack->attempt);
     herald__nack__free_unpacked (nack, NULL);
     hd_pool_wake (session->pool, session->member);
@@ -731,7 +992,8 @@ s_on_term (hd_broker_t *self, hd_frames_t *frames)
         s_malformed_body (self, frames, HD_CMD_TERM);
         return;
     }
-    if (hd_pool_term (session->pool, session->member, term->seq, term->attempt))
+    if (hd_pool_term (session->pool, session->member, term->seq, term->attempt, term->error,
+                      zclock_mono ()))
         s_send_stale (self, session, HD_CMD_TERM, term->seq, term->attempt);
     else if (self->config.verbose)
         zsys_info ("pool '%s' terminated seq %llu: %s", hd_pool_name (session->pool),
@@ -824,8 +1086,23 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
             stats.subscriber_gaps += session->gaps;
         }
     stats.fanout_sent = hd_fanout_sent (self->fanout);
-    stats.store_events = hd_store_events (self->store);
-    stats.store_bytes = hd_store_bytes (self->store);
+    uint64_t first = hd_log_first_seq (self->log), next = hd_log_next_seq (self->log);
+    stats.store_events = next - first;
+    stats.store_bytes = hd_log_bytes (self->log);
+    stats.log_first_seq = first;
+    stats.log_next_seq = next;
+    stats.log_bytes = hd_log_bytes (self->log);
+    char fsync[48];
+    if (self->config.fsync == HD_FSYNC_INTERVAL)
+        snprintf (fsync, sizeof fsync, "interval=%lld", (long long) self->config.fsync_interval_ms);
+    else
+        snprintf (fsync, sizeof fsync, "%s",
+                  self->config.fsync == HD_FSYNC_ALWAYS ? "always" : "never");
+    stats.fsync = fsync;
+    stats.fsyncs = self->fsyncs;
+    stats.storage_rejects = self->storage_rejects;
+    stats.recovered_events = self->recovered_events;
+    stats.recovery_ms = self->recovery_ms;
     stats.sessions = (uint32_t) zhashx_size (self->sessions);
     stats.publish_rate = self->publish_rate;
     stats.deliver_rate = self->deliver_rate;
@@ -845,6 +1122,162 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
                      HD_CMD_STATS_REPLY, &stats.base, ZMQ_DONTWAIT);
     free (pool_stats);
     free (pool_list);
+}
+
+//  --------------------------------------------------------------------------
+//  Dead-letter queues (admin: no session needed)
+
+//  Decode a DlqRequest and find its pool; NULL after answering an error.
+static hd_pool_t *
+s_dlq_request (hd_broker_t *self, hd_frames_t *frames, int command, Herald__DlqRequest **request_p)
+{
+    const void *rid = hd_frames_data (frames, 0);
+    size_t rid_size = hd_frames_size (frames, 0);
+    if (!s_body_fits (self, frames, command))
+        return NULL;
+    Herald__DlqRequest *request =
+        herald__dlq_request__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    if (!request) {
+        s_malformed_body (self, frames, command);
+        return NULL;
+    }
+    hd_pool_t *pool = s_pool_lookup (self, request->pool);
+    if (!pool) {
+        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__NOT_FOUND, command, "no such pool");
+        herald__dlq_request__free_unpacked (request, NULL);
+        return NULL;
+    }
+    *request_p = request;
+    return pool;
+}
+
+static void
+s_on_dlq_list (hd_broker_t *self, hd_frames_t *frames)
+{
+    Herald__DlqRequest *request;
+    hd_pool_t *pool = s_dlq_request (self, frames, HD_CMD_DLQ_LIST, &request);
+    if (!pool)
+        return;
+    size_t limit = request->limit ? request->limit : 1000;
+    if (limit > 10000)
+        limit = 10000; // one reply stays well under a frame's sane size
+    const Herald__DlqEntry **entries = calloc (limit + 1, sizeof *entries);
+    Herald__DlqList list = HERALD__DLQ_LIST__INIT;
+    if (entries) {
+        list.n_entries = hd_pool_dlq_list (pool, request->from_seq, entries, limit);
+        list.entries = (Herald__DlqEntry **) entries;
+    }
+    list.total = hd_pool_dlq_size (pool);
+    hd_send_command (self->router_socket, hd_frames_data (frames, 0), hd_frames_size (frames, 0),
+                     HD_CMD_DLQ_LIST_REPLY, &list.base, ZMQ_DONTWAIT);
+    free (entries);
+    herald__dlq_request__free_unpacked (request, NULL);
+}
+
+static void
+s_on_dlq_show (hd_broker_t *self, hd_frames_t *frames)
+{
+    Herald__DlqRequest *request;
+    hd_pool_t *pool = s_dlq_request (self, frames, HD_CMD_DLQ_SHOW, &request);
+    if (!pool)
+        return;
+    const void *rid = hd_frames_data (frames, 0);
+    size_t rid_size = hd_frames_size (frames, 0);
+    uint64_t seq = request->n_seqs ? request->seqs[0] : request->from_seq;
+    const Herald__DlqEntry *entry = hd_pool_dlq_get (pool, seq);
+    zmq_msg_t envelope, payload;
+    if (!entry)
+        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__NOT_FOUND, HD_CMD_DLQ_SHOW,
+                      "no such entry in the pool's DLQ");
+    else if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
+        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__NOT_FOUND, HD_CMD_DLQ_SHOW,
+                      "the event is no longer in the log");
+    else {
+        void *socket = self->router_socket;
+        if (hd_send_bytes (socket, rid, rid_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0) {
+            hd_send_header (socket, HD_CMD_DLQ_EVENT, ZMQ_SNDMORE);
+            hd_send_proto (socket, &entry->base, ZMQ_SNDMORE);
+            hd_send_msg (socket, &envelope, ZMQ_SNDMORE);
+            hd_send_msg (socket, &payload, 0);
+        }
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
+    }
+    herald__dlq_request__free_unpacked (request, NULL);
+}
+
+static void
+s_on_dlq_change (hd_broker_t *self, hd_frames_t *frames, int command)
+{
+    Herald__DlqRequest *request;
+    hd_pool_t *pool = s_dlq_request (self, frames, command, &request);
+    if (!pool)
+        return;
+    Herald__DlqDone done = HERALD__DLQ_DONE__INIT;
+    done.count = command == HD_CMD_DLQ_REPLAY ? hd_pool_dlq_replay (pool, request, zclock_mono ())
+                                              : hd_pool_dlq_purge (pool, request);
+    zsys_info ("pool '%s': %llu DLQ entries %s", hd_pool_name (pool),
+               (unsigned long long) done.count,
+               command == HD_CMD_DLQ_REPLAY ? "replayed" : "purged");
+    s_mark_pool_dirty (self, pool);
+    hd_send_command (self->router_socket, hd_frames_data (frames, 0), hd_frames_size (frames, 0),
+                     HD_CMD_DLQ_DONE, &done.base, ZMQ_DONTWAIT);
+    herald__dlq_request__free_unpacked (request, NULL);
+}
+
+//  --------------------------------------------------------------------------
+//  History for subscribers: one page of events per REPLAY
+
+#define S_REPLAY_SCAN_MAX 100000 // seqs looked at per page, so a page never takes long
+
+static void
+s_on_replay (hd_broker_t *self, hd_frames_t *frames)
+{
+    if (!s_body_fits (self, frames, HD_CMD_REPLAY))
+        return;
+    Herald__Replay *replay =
+        herald__replay__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    if (!replay) {
+        s_malformed_body (self, frames, HD_CMD_REPLAY);
+        return;
+    }
+    const void *rid = hd_frames_data (frames, 0);
+    size_t rid_size = hd_frames_size (frames, 0);
+    void *socket = self->router_socket;
+    uint64_t first = hd_log_first_seq (self->log), end = s_log_end (self);
+    uint64_t seq =
+        replay->from_seq ? replay->from_seq : hd_log_seq_at_time (self->log, replay->from_time_us);
+    if (seq < first)
+        seq = first;
+    size_t limit = replay->limit ? replay->limit : 1000;
+    size_t prefix_size = strlen (replay->prefix);
+    size_t sent = 0, scanned = 0;
+    for (; seq < end && sent < limit && scanned < S_REPLAY_SCAN_MAX; seq++, scanned++) {
+        uint32_t type_id, key_hash;
+        if (!hd_log_meta (self->log, seq, &type_id, &key_hash))
+            continue;
+        const char *type = hd_log_type_name (self->log, type_id);
+        if (strncmp (type, replay->prefix, prefix_size) != 0)
+            continue;
+        zmq_msg_t envelope, payload;
+        if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
+            continue;
+        if (hd_send_bytes (socket, rid, rid_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0) {
+            hd_send_header (socket, HD_CMD_REPLAY_EVENT, ZMQ_SNDMORE);
+            hd_send_msg (socket, &envelope, ZMQ_SNDMORE);
+            hd_send_msg (socket, &payload, 0);
+        }
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
+        sent++;
+    }
+    Herald__ReplayEnd replay_end = HERALD__REPLAY_END__INIT;
+    replay_end.corr = replay->corr;
+    replay_end.next_seq = seq;
+    replay_end.end_seq = end;
+    replay_end.first_seq = first;
+    hd_send_command (socket, rid, rid_size, HD_CMD_REPLAY_END, &replay_end.base, ZMQ_DONTWAIT);
+    herald__replay__free_unpacked (replay, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -881,6 +1314,11 @@ s_handle_message (hd_broker_t *self, hd_frames_t *frames)
         case HD_CMD_LEAVE: s_on_heartbeat (self, frames, command); break;
         case HD_CMD_SUBSCRIBER: s_on_subscriber (self, frames); break;
         case HD_CMD_STATS: s_on_stats (self, frames); break;
+        case HD_CMD_DLQ_LIST: s_on_dlq_list (self, frames); break;
+        case HD_CMD_DLQ_SHOW: s_on_dlq_show (self, frames); break;
+        case HD_CMD_DLQ_REPLAY:
+        case HD_CMD_DLQ_PURGE: s_on_dlq_change (self, frames, command); break;
+        case HD_CMD_REPLAY: s_on_replay (self, frames); break;
         default:
             self->malformed++;
             s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__UNKNOWN_COMMAND, command,
@@ -1000,6 +1438,67 @@ s_heartbeat_sessions (hd_broker_t *self, int64_t now)
     }
 }
 
+//  Write every pool's state as one checkpoint; the journal starts again.
+static int
+s_checkpoint (hd_broker_t *self)
+{
+    Herald__Checkpoint checkpoint = HERALD__CHECKPOINT__INIT;
+    Herald__PoolState *states = calloc (self->pool_count + 1, sizeof *states);
+    Herald__PoolState **list = calloc (self->pool_count + 1, sizeof *list);
+    int rc = -1;
+    if (states && list) {
+        for (size_t index = 0; index < self->pool_count; index++) {
+            hd_pool_export (self->pools[index], &states[index]);
+            list[index] = &states[index];
+        }
+        checkpoint.n_pools = self->pool_count;
+        checkpoint.pools = list;
+        checkpoint.next_pool_id = self->next_pool_id;
+        size_t size;
+        uint8_t *blob = hd_proto_pack (&checkpoint.base, &size);
+        //  The log first: the checkpoint may speak of events just appended
+        if (blob && hd_log_flush (self->log, zclock_mono ()) == 0)
+            rc = hd_journal_checkpoint (self->journal, blob, size);
+        free (blob);
+        for (size_t index = 0; index < self->pool_count; index++)
+            hd_pool_export_free (&states[index]);
+    }
+    free (states);
+    free (list);
+    if (rc != 0)
+        zsys_error ("checkpoint failed: %s", strerror (errno));
+    return rc;
+}
+
+//  Retention: delete whole segments older than --retention-age or past
+//  --retention-bytes, never what a pool still needs unless --retention-hard.
+static void
+s_retain (hd_broker_t *self)
+{
+    if (!self->config.retention_age_ms && !self->config.retention_bytes)
+        return;
+    uint64_t keep_from = s_log_end (self);
+    for (size_t index = 0; index < self->pool_count; index++) {
+        uint64_t floor = hd_pool_floor (self->pools[index]);
+        if (floor < keep_from)
+            keep_from = floor;
+    }
+    uint64_t deleted = hd_log_retain (
+        self->log, keep_from, (uint64_t) self->config.retention_age_ms * 1000,
+        (uint64_t) self->config.retention_bytes, self->config.retention_hard, s_wall_us ());
+    if (deleted == 0)
+        return;
+    uint64_t first = hd_log_first_seq (self->log);
+    zsys_info ("retention deleted %llu events; the log now starts at seq %llu",
+               (unsigned long long) deleted, (unsigned long long) first);
+    for (size_t index = 0; index < self->pool_count; index++)
+        if (hd_pool_floor (self->pools[index]) < first) {
+            hd_pool_log_truncated (self->pools[index], first);
+            zsys_warning ("pool '%s' lost events to --retention-hard",
+                          hd_pool_name (self->pools[index]));
+        }
+}
+
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
@@ -1023,6 +1522,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         self->rate_deliveries = self->deliveries;
         self->rate_time = now;
     }
+    if (now - self->last_retention >= 1000) {
+        self->last_retention = now;
+        s_retain (self);
+    }
+    if (hd_journal_bytes (self->journal) >= (uint64_t) self->config.checkpoint_bytes)
+        s_checkpoint (self);
     s_end_turn (self);
     return 0;
 }
@@ -1043,7 +1548,12 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->max_envelope = 64 * 1024;
     config->max_topic = 255;
     config->max_id = 256;
-    config->max_store_bytes = 1024LL * 1024 * 1024;
+    config->data_dir = "./herald-data";
+    config->fsync = HD_FSYNC_ALWAYS;
+    config->fsync_interval_ms = 100;
+    config->segment_size = 64 * 1024 * 1024;
+    config->cache_bytes = 64 * 1024 * 1024;
+    config->checkpoint_bytes = 64 * 1024 * 1024;
     config->max_pools = 1000;
     config->max_sessions = 100000;
     config->max_credit = 10000;
@@ -1064,6 +1574,145 @@ s_bind (zsock_t *socket, const char *endpoint, char *error, size_t error_size)
     return 0;
 }
 
+//  --------------------------------------------------------------------------
+//  Recovery: the log, then the pools (checkpoint + journal), then the dedup
+//  window from the log's recent records.
+
+static hd_pool_t *
+s_pool_by_id (hd_broker_t *self, uint32_t id)
+{
+    for (size_t index = 0; index < self->pool_count; index++)
+        if (hd_pool_id (self->pools[index]) == id)
+            return self->pools[index];
+    return NULL;
+}
+
+static int
+s_replay_state (const void *data, size_t size, bool is_checkpoint, void *arg)
+{
+    hd_broker_t *self = arg;
+    if (is_checkpoint) {
+        Herald__Checkpoint *checkpoint = herald__checkpoint__unpack (NULL, size, data);
+        if (!checkpoint)
+            return -1;
+        for (size_t index = 0; index < checkpoint->n_pools; index++) {
+            Herald__PoolState *state = checkpoint->pools[index];
+            hd_pool_t *pool = state->def ? s_pool_add (self, state->def) : NULL;
+            if (pool)
+                hd_pool_restore (pool, state);
+        }
+        if (checkpoint->next_pool_id > self->next_pool_id)
+            self->next_pool_id = checkpoint->next_pool_id;
+        herald__checkpoint__free_unpacked (checkpoint, NULL);
+        return 0;
+    }
+    Herald__StateOp *op = herald__state_op__unpack (NULL, size, data);
+    if (!op)
+        return -1;
+    if (op->op_case == HERALD__STATE_OP__OP_CREATE) {
+        if (op->create && !s_pool_by_id (self, op->create->id))
+            s_pool_add (self, op->create);
+    } else {
+        hd_pool_t *pool = s_pool_by_id (self, op->pool);
+        if (pool)
+            hd_pool_apply (pool, op);
+    }
+    herald__state_op__free_unpacked (op, NULL);
+    return 0;
+}
+
+//  Identities published within the dedup window, so that a publisher that
+//  retries after a crash still gets "duplicate" with the original seq.
+static void
+s_rebuild_dedup (hd_broker_t *self)
+{
+    uint64_t now_us = s_wall_us ();
+    int64_t now = zclock_mono ();
+    uint64_t window_us = (uint64_t) self->config.dedup_window_ms * 1000;
+    uint64_t from = hd_log_seq_at_time (self->log, now_us > window_us ? now_us - window_us : 0);
+    uint64_t end = hd_log_next_seq (self->log);
+    if (end - from > (uint64_t) self->config.dedup_max)
+        from = end - (uint64_t) self->config.dedup_max;
+    for (uint64_t seq = from; seq < end; seq++) {
+        zmq_msg_t envelope, payload;
+        if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
+            continue;
+        Herald__Event *event =
+            herald__event__unpack (NULL, zmq_msg_size (&envelope), zmq_msg_data (&envelope));
+        if (event) {
+            uint64_t age_ms =
+                now_us > event->recorded_time_us ? (now_us - event->recorded_time_us) / 1000 : 0;
+            hd_dedup_insert (self->dedup, event->source, event->id, seq, now - (int64_t) age_ms);
+            herald__event__free_unpacked (event, NULL);
+        }
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
+    }
+}
+
+static int
+s_recover (hd_broker_t *self, char *error, size_t error_size)
+{
+    const hd_broker_config_t *config = &self->config;
+    int64_t started = zclock_usecs ();
+    if (zsys_dir_create ("%s", config->data_dir) != 0) {
+        snprintf (error, error_size, "cannot create data directory %s: %s", config->data_dir,
+                  strerror (errno));
+        return -1;
+    }
+    char path[4096];
+    //  Two brokers on one data directory would corrupt it: the first one wins
+    snprintf (path, sizeof path, "%s/lock", config->data_dir);
+    self->lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->lock_fd == -1 || flock (self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+        snprintf (error, error_size, "data directory %s is in use by another broker (%s)",
+                  config->data_dir, strerror (errno));
+        return -1;
+    }
+    hd_log_config_t log_config;
+    hd_log_config_defaults (&log_config);
+    snprintf (path, sizeof path, "%s/log", config->data_dir);
+    log_config.directory = path;
+    log_config.segment_size = (size_t) config->segment_size;
+    log_config.fsync = config->fsync;
+    log_config.fsync_interval_ms = config->fsync_interval_ms;
+    log_config.skip_corrupt = config->skip_corrupt;
+    log_config.cache_bytes = (size_t) config->cache_bytes;
+    hd_log_recovery_t log_report;
+    self->log = hd_log_open (&log_config, &log_report, error, error_size);
+    if (!self->log)
+        return -1;
+    zsys_info ("log: %llu events in %llu segments, seqs %llu..%llu (%s)",
+               (unsigned long long) log_report.records, (unsigned long long) log_report.segments,
+               (unsigned long long) hd_log_first_seq (self->log),
+               (unsigned long long) hd_log_next_seq (self->log), log_report.detail);
+    if (log_report.truncated_bytes || log_report.skipped_records)
+        zsys_warning ("log recovery removed %llu torn bytes at the end and skipped %llu corrupt "
+                      "records",
+                      (unsigned long long) log_report.truncated_bytes,
+                      (unsigned long long) log_report.skipped_records);
+    snprintf (path, sizeof path, "%s/state", config->data_dir);
+    hd_journal_recovery_t journal_report;
+    self->recovering = true;
+    self->journal =
+        hd_journal_open (path, config->fsync, config->fsync_interval_ms, config->skip_corrupt,
+                         s_replay_state, self, &journal_report, error, error_size);
+    self->recovering = false;
+    if (!self->journal)
+        return -1;
+    int64_t now = zclock_mono ();
+    for (size_t index = 0; index < self->pool_count; index++)
+        hd_pool_recovered (self->pools[index], now);
+    s_rebuild_dedup (self);
+    self->recovered_events = log_report.records;
+    self->recovery_ms = (uint64_t) (zclock_usecs () - started) / 1000;
+    zsys_info ("recovered %zu pools and %zu dedup entries in %llu ms (journal: %llu records%s)",
+               self->pool_count, hd_dedup_size (self->dedup),
+               (unsigned long long) self->recovery_ms, (unsigned long long) journal_report.records,
+               journal_report.checkpoint_found ? ", from a checkpoint" : "");
+    return 0;
+}
+
 hd_broker_t *
 hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
 {
@@ -1072,23 +1721,28 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
         snprintf (error, error_size, "out of memory");
         return NULL;
     }
+    self->lock_fd = -1;
     self->config = *config;
     self->router = zsock_new (ZMQ_ROUTER);
     self->xpub = zsock_new (ZMQ_XPUB);
-    self->store = hd_store_new ((size_t) config->max_store_bytes);
+    self->pending = calloc (S_BATCH, sizeof *self->pending);
     self->dedup = hd_dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
     self->sessions = zhashx_new ();
     self->dead = zlistx_new ();
     self->doomed = zlistx_new ();
     self->disconnected = zlistx_new ();
     self->loop = zloop_new ();
-    if (!self->router || !self->xpub || !self->store || !self->dedup || !self->sessions ||
+    if (!self->router || !self->xpub || !self->pending || !self->dedup || !self->sessions ||
         !self->dead || !self->doomed || !self->disconnected || !self->loop) {
         snprintf (error, error_size, "out of memory");
         hd_broker_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->sessions, s_session_free);
+    if (s_recover (self, error, error_size) != 0) {
+        hd_broker_destroy (&self);
+        return NULL;
+    }
     self->router_socket = zsock_resolve (self->router);
     self->xpub_socket = zsock_resolve (self->xpub);
     zsock_set_router_mandatory (self->router, 1);
@@ -1138,6 +1792,9 @@ hd_broker_destroy (hd_broker_t **self_p)
         return;
     hd_broker_t *self = *self_p;
     zloop_destroy (&self->loop);
+    //  Pools are still alive here: their state goes into the checkpoint
+    if (self->journal && self->log && s_checkpoint (self) == 0)
+        zsys_info ("state checkpointed for a fast restart");
     if (self->router_socket && self->monitor)
         zmq_socket_monitor (self->router_socket, NULL, 0);
     zsock_destroy (&self->monitor);
@@ -1153,7 +1810,12 @@ hd_broker_destroy (hd_broker_t **self_p)
     zlistx_destroy (&self->disconnected);
     hd_fanout_destroy (&self->fanout);
     hd_dedup_destroy (&self->dedup);
-    hd_store_destroy (&self->store);
+    hd_journal_destroy (&self->journal);
+    hd_log_destroy (&self->log);
+    if (self->lock_fd != -1)
+        close (self->lock_fd);
+    free (self->pending);
+    free (self->pack_buffer);
     free (self);
     *self_p = NULL;
 }

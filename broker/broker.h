@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "log.h"
 #include "pool.h"
 
 typedef struct {
@@ -19,7 +20,6 @@ typedef struct {
     int64_t max_envelope;
     int64_t max_topic;
     int64_t max_id;
-    int64_t max_store_bytes;
     int64_t max_pools;
     int64_t max_sessions;
     int64_t max_credit;
@@ -28,14 +28,27 @@ typedef struct {
     int64_t retry_after_ms;
     int64_t tick_ms;
     bool verbose;
-    hd_pool_config_t pool;
+    hd_pool_config_t pool; // defaults for new pools
+    //  Storage
+    const char *data_dir;
+    hd_fsync_t fsync;
+    int64_t fsync_interval_ms;
+    int64_t segment_size;
+    int64_t cache_bytes;
+    bool skip_corrupt;
+    int64_t retention_age_ms; // 0: keep by age forever
+    int64_t retention_bytes;  // 0: no size bound
+    bool retention_hard;      // delete even what pools still need (counted as lost)
+    int64_t max_disk;         // log bytes before PUBLISH gets STORAGE (0: no quota)
+    int64_t checkpoint_bytes; // journal size that triggers a checkpoint
 } hd_broker_config_t;
 
 typedef struct _hd_broker_t hd_broker_t;
 
 void hd_broker_config_defaults (hd_broker_config_t *config);
 
-//  Binds the endpoints. Returns NULL and writes why into error.
+//  Recovers the data directory, then binds the endpoints. Returns NULL and
+//  writes why into error.
 hd_broker_t *hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size);
 void hd_broker_destroy (hd_broker_t **self_p);
 

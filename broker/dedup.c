@@ -128,6 +128,23 @@ hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t 
     return 0;
 }
 
+int
+hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id)
+{
+    char stack_key[512];
+    size_t size = strlen (source) + strlen (id) + 24;
+    char *key = size <= sizeof stack_key ? stack_key : malloc (size);
+    if (!key)
+        return -1;
+    s_make_key (key, source, id);
+    //  The FIFO entry stays until it expires; it no longer owns the index slot
+    int rc = zhashx_lookup (self->index, key) ? 0 : -1;
+    zhashx_delete (self->index, key);
+    if (key != stack_key)
+        free (key);
+    return rc;
+}
+
 void
 hd_dedup_expire (hd_dedup_t *self, int64_t now)
 {

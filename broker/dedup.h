@@ -22,6 +22,9 @@ uint64_t hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, 
 int hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq,
                      int64_t now);
 
+//  Forget (source, id) now: its publish was rolled back. Returns 0, -1 when absent.
+int hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id);
+
 //  Forget entries older than the window.
 void hd_dedup_expire (hd_dedup_t *self, int64_t now);
 

@@ -52,6 +52,8 @@ void hd_log_config_defaults (hd_log_config_t *config);
 //  error, e.g. corruption inside the log without skip_corrupt.
 hd_log_t *hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *error,
                        size_t error_size);
+//  Flushes (and syncs, unless HD_FSYNC_NEVER) what is still buffered, then
+//  closes the log.
 void hd_log_destroy (hd_log_t **self_p);
 
 //  First seq still in the log (== next when empty), and the next seq to append.
@@ -72,7 +74,7 @@ uint64_t hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, 
 //  the previous successful flush is removed again (next_seq rolls back) and
 //  the files are as they were before those appends.
 int hd_log_flush (hd_log_t *self, int64_t now_ms);
-//  Appended records not yet written by a flush.
+//  Appended records not yet written by a flush (a count of records).
 size_t hd_log_unflushed (hd_log_t *self);
 //  For HD_FSYNC_INTERVAL: true when written data waits for an fdatasync that is due.
 bool hd_log_sync_due (hd_log_t *self, int64_t now_ms);
@@ -84,8 +86,9 @@ int hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *p
 //  Index lookups without reading the disk. Return false when seq is not in
 //  the log.
 bool hd_log_meta (hd_log_t *self, uint64_t seq, uint32_t *type_id, uint32_t *key_hash);
-//  The interned type of a type id ("" when unknown); ids are stable while
-//  the log is open, not across restarts.
+//  The interned type of a type id ("" when unknown); ids are 0 ..
+//  hd_log_type_count () - 1, stable while the log is open, not across
+//  restarts.
 const char *hd_log_type_name (hd_log_t *self, uint32_t type_id);
 uint32_t hd_log_type_count (hd_log_t *self);
 
@@ -102,5 +105,14 @@ uint64_t hd_log_retain (hd_log_t *self, uint64_t keep_from_seq, uint64_t max_age
 
 //  32-bit hash of a partition key (0 for an empty key) as stored in records.
 uint32_t hd_log_key_hash (const char *key, size_t size);
+
+//  Test hooks, to exercise failure handling: after skip more successful
+//  writes (resp. fdatasyncs, directory fsyncs included) the next one fails
+//  with errno error; a failing write first writes half its bytes, as a
+//  filling disk does. 0 disarms.
+void hd_log_set_fail_write (hd_log_t *self, int error, unsigned skip);
+void hd_log_set_fail_sync (hd_log_t *self, int error, unsigned skip);
+//  fdatasync and directory fsync calls made so far (tests, metrics).
+uint64_t hd_log_syncs (hd_log_t *self);
 
 #endif

@@ -1,6 +1,7 @@
 /*  herald-broker — parse options, run the broker until SIGINT/SIGTERM. */
 #include <czmq.h>
 #include <stdio.h>
+#include <string.h>
 #include "broker.h"
 #include "options.h"
 
@@ -8,10 +9,14 @@ typedef struct {
     char *router;
     char *xpub;
     int64_t heartbeat, liveness, dedup_window, dedup_max, max_payload, max_envelope, max_topic;
-    int64_t max_id, max_pending, max_store_bytes, max_pools, max_sessions, max_credit, max_types;
-    int64_t sub_hwm, ack_wait, backoff_initial, backoff_max, max_parked, retry_after;
+    int64_t max_id, max_pending, max_pools, max_sessions, max_credit, max_types;
+    int64_t sub_hwm, ack_wait, backoff_initial, backoff_max, retry_after;
     char *backoff_multiplier, *backoff_jitter;
     bool verbose;
+    char *data_dir, *fsync;
+    int64_t segment_size, cache_size, retention_age, retention_bytes, max_disk, max_deliver;
+    int64_t max_dlq, checkpoint_bytes;
+    bool skip_corrupt, retention_hard;
 } s_settings_t;
 
 static hd_options_t *
@@ -53,14 +58,43 @@ s_options_new (s_settings_t *s)
                     "longest event type (topic) in bytes", &s->max_topic);
     hd_options_add (options, "max-id", HD_OPT_INT, "256", NULL,
                     "longest id, source and partition key in bytes", &s->max_id);
-    hd_options_add (options, "max-pending", HD_OPT_INT, "100000", NULL,
+    hd_options_add (options, "max-pending", HD_OPT_INT, "1000000", NULL,
                     "events a pool may hold before PUBLISH is refused (BACKLOG_FULL)",
                     &s->max_pending);
-    hd_options_add (options, "max-parked", HD_OPT_INT, "10000", NULL,
-                    "terminated events kept aside per pool", &s->max_parked);
-    hd_options_add (options, "max-store-bytes", HD_OPT_SIZE, "1G", NULL,
-                    "bytes of events held for pools before PUBLISH is refused",
-                    &s->max_store_bytes);
+    hd_options_add (options, "data-dir", HD_OPT_STRING, "./herald-data", NULL,
+                    "directory of the event log (log/) and the pools' state (state/)",
+                    &s->data_dir);
+    hd_options_add (options, "fsync", HD_OPT_STRING, "always", NULL,
+                    "always: CONFIRM only after fdatasync; interval=MS: sync at most every MS, "
+                    "confirm before; never: leave it to the OS (see docs/OPERATIONS.md)",
+                    &s->fsync);
+    hd_options_add (options, "segment-size", HD_OPT_SIZE, "64M", NULL,
+                    "size of one log segment file", &s->segment_size);
+    hd_options_add (options, "cache-size", HD_OPT_SIZE, "64M", NULL,
+                    "recent events kept in memory for delivery", &s->cache_size);
+    hd_options_add (options, "skip-corrupt", HD_OPT_BOOL, NULL, NULL,
+                    "start even when the log is corrupt before its end (the loss is reported)",
+                    &s->skip_corrupt);
+    hd_options_add (options, "retention-age", HD_OPT_DURATION, "0", NULL,
+                    "delete log segments older than this once every pool passed them (0: keep)",
+                    &s->retention_age);
+    hd_options_add (options, "retention-bytes", HD_OPT_SIZE, "0", NULL,
+                    "delete the oldest segments past this size once every pool passed them (0: "
+                    "no bound)",
+                    &s->retention_bytes);
+    hd_options_add (options, "retention-hard", HD_OPT_BOOL, NULL, NULL,
+                    "apply retention even to events pools have not settled (counted as lost)",
+                    &s->retention_hard);
+    hd_options_add (options, "max-disk", HD_OPT_SIZE, "0", NULL,
+                    "log size at which PUBLISH is refused with STORAGE (0: until the disk is full)",
+                    &s->max_disk);
+    hd_options_add (options, "max-deliver", HD_OPT_INT, "5", NULL,
+                    "default attempts before an event goes to its pool's DLQ", &s->max_deliver);
+    hd_options_add (options, "max-dlq", HD_OPT_INT, "100000", NULL,
+                    "DLQ entries kept per pool; the oldest are dropped past it", &s->max_dlq);
+    hd_options_add (options, "checkpoint-bytes", HD_OPT_SIZE, "64M", NULL,
+                    "journal size that triggers a checkpoint of the pools' state",
+                    &s->checkpoint_bytes);
     hd_options_add (options, "max-pools", HD_OPT_INT, "1000", NULL, "most pools", &s->max_pools);
     hd_options_add (options, "max-sessions", HD_OPT_INT, "100000", NULL,
                     "most worker and subscriber sessions", &s->max_sessions);
@@ -92,9 +126,26 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
     if (s->max_pending < 1 || s->max_pools < 1 || s->max_sessions < 1 || s->max_credit < 1 ||
         s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 || s->max_types < 1)
         return "limits must be at least 1";
+    if (s->max_deliver < 0 || s->segment_size < 4096)
+        return "--max-deliver must be >= 0 (0: unlimited) and --segment-size at least 4K";
     if (s->max_topic > 255)
         return "--max-topic is at most 255";
     return NULL;
+}
+
+static int
+s_parse_fsync (const char *text, hd_fsync_t *fsync, int64_t *interval_ms)
+{
+    if (strcmp (text, "always") == 0)
+        *fsync = HD_FSYNC_ALWAYS;
+    else if (strcmp (text, "never") == 0)
+        *fsync = HD_FSYNC_NEVER;
+    else if (strncmp (text, "interval=", 9) == 0 &&
+             hd_parse_duration_ms (text + 9, interval_ms) == 0 && *interval_ms > 0)
+        *fsync = HD_FSYNC_INTERVAL;
+    else
+        return -1;
+    return 0;
 }
 
 int
@@ -138,7 +189,6 @@ main (int argc, char **argv)
     config.max_envelope = settings.max_envelope;
     config.max_topic = settings.max_topic;
     config.max_id = settings.max_id;
-    config.max_store_bytes = settings.max_store_bytes;
     config.max_pools = settings.max_pools;
     config.max_sessions = settings.max_sessions;
     config.max_credit = settings.max_credit;
@@ -152,7 +202,22 @@ main (int argc, char **argv)
     config.pool.backoff_multiplier = multiplier;
     config.pool.backoff_jitter = jitter;
     config.pool.max_pending = (size_t) settings.max_pending;
-    config.pool.max_parked = (size_t) settings.max_parked;
+    config.pool.max_deliver = (uint32_t) settings.max_deliver;
+    config.pool.max_dlq = (size_t) settings.max_dlq;
+    config.data_dir = settings.data_dir;
+    config.segment_size = settings.segment_size;
+    config.cache_bytes = settings.cache_size;
+    config.skip_corrupt = settings.skip_corrupt;
+    config.retention_age_ms = settings.retention_age;
+    config.retention_bytes = settings.retention_bytes;
+    config.retention_hard = settings.retention_hard;
+    config.max_disk = settings.max_disk;
+    config.checkpoint_bytes = settings.checkpoint_bytes;
+    if (s_parse_fsync (settings.fsync, &config.fsync, &config.fsync_interval_ms) != 0) {
+        fprintf (stderr, "herald-broker: --fsync must be always, never or interval=MS\n");
+        hd_options_destroy (&options);
+        return 2;
+    }
 
     //  zsys_init installs czmq's SIGINT/SIGTERM handler; zloop ends on it
     zsys_init ();

@@ -1,11 +1,15 @@
-/*  pool — scheduler of one consumer group.
+/*  pool — scheduler of one consumer group over the event log.
 
-    Every event the pool holds is an entry in exactly one place:
-    - the retry list (ready, delivered before: goes first) or the fresh list,
+    Events the pool has not looked at yet are the log between its cursor
+    and the log's end; `ahead` counts the matching ones. An event becomes an
+    entry when the cursor passes it, and stays one until it is acked or
+    dead-lettered. Each entry is in exactly one place:
+    - the retry list (ready to go out again; served before new events),
     - the delayed heap (waiting for its NACK delay or backoff),
-    - the lease list (leased to a member; ordered by deadline, because every
-      lease has the same length and PROGRESS moves an entry to the tail),
-    - the parked list (terminated, kept aside).
+    - the lease list (leased; ordered by deadline, because every lease has
+      the same length and PROGRESS moves an entry to the tail),
+    - an ordered pool's key queue (blocked behind the key's holder),
+    - nowhere yet (S_IDLE), while recovery rebuilds the pool.
     Members with free credit wait in a FIFO ring, so the worker that has
     waited longest gets the next event.
 */
@@ -16,15 +20,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { S_READY, S_DELAYED, S_LEASED, S_PARKED } s_state_t;
+typedef enum { S_IDLE, S_READY, S_DELAYED, S_LEASED, S_BLOCKED } s_state_t;
 
 typedef struct s_entry {
     uint64_t seq;
     uint32_t attempt; // deliveries made so far
+    uint32_t key_hash;
     uint8_t state;
-    hd_member_t *member; // leaseholder
-    int64_t deadline;    // lease expiry, or when a delayed entry is due
+    hd_member_t *member;
+    int64_t deadline;
     int64_t enqueued;
+    char *error; // last NACK error text
     struct s_entry *prev, *next;
     size_t heap_index;
 } s_entry_t;
@@ -34,34 +40,53 @@ typedef struct {
     size_t size;
 } s_list_t;
 
+//  Ordered pools: the event of a key now in play, and the ones behind it.
+typedef struct {
+    s_entry_t *holder;
+    s_list_t blocked;
+} s_key_t;
+
+typedef struct {
+    Herald__DlqEntry entry;
+    void *handle; // in dlq_order
+} s_dead_t;
+
 struct _hd_member_t {
     void *handle;
     uint32_t credit;
     uint32_t inflight;
-    bool listed;                      // in the ready ring
-    bool stalled;                     // a delivery to it failed; wait for a sign of life
-    hd_member_t *prev, *next;         // ready ring
-    hd_member_t *all_prev, *all_next; // every member
+    bool listed;
+    bool stalled;
+    hd_member_t *prev, *next;
+    hd_member_t *all_prev, *all_next;
 };
 
 struct _hd_pool_t {
+    uint32_t id;
     char *name;
     char *filter;
     size_t filter_size;
     hd_pool_config_t config;
-    hd_pool_deliver_fn *deliver;
-    hd_pool_release_fn *release;
-    void *arg;
+    hd_pool_hooks_t hooks;
+    uint64_t start_seq;
+    uint64_t cursor;
+    uint64_t ahead;   // matching events at or past the cursor
+    uint8_t *matches; // per type id: 0 unknown, 1 matches, 2 does not
+    size_t matches_size;
     zhashx_t *entries; // seq -> s_entry_t
-    s_list_t retry, fresh, leases, parked;
+    zhashx_t *keys;    // key hash -> s_key_t
+    size_t blocked;
+    zhashx_t *dead;       // seq -> s_dead_t
+    zlistx_t *dead_order; // s_dead_t, oldest first
+    s_list_t retry, leases;
     s_entry_t **heap;
     size_t heap_size, heap_capacity;
     hd_member_t *ready_head, *ready_tail;
     hd_member_t *members;
     size_t member_count;
     uint64_t random_state;
-    //  Counters
     uint64_t acked, delivered, redelivered, terminated, nacked, expired, stale;
+    uint64_t dead_lettered, dlq_dropped, lost;
 };
 
 //  --------------------------------------------------------------------------
@@ -106,6 +131,27 @@ s_list_remove (s_list_t *list, s_entry_t *entry)
         list->tail = entry->prev;
     entry->prev = entry->next = NULL;
     list->size--;
+}
+
+//  Insert keeping seq order (blocked queues; usually at the tail).
+static void
+s_list_insert_sorted (s_list_t *list, s_entry_t *entry)
+{
+    s_entry_t *after = list->tail;
+    while (after && after->seq > entry->seq)
+        after = after->prev;
+    if (!after) {
+        s_list_prepend (list, entry);
+        return;
+    }
+    entry->prev = after;
+    entry->next = after->next;
+    if (after->next)
+        after->next->prev = entry;
+    else
+        list->tail = entry;
+    after->next = entry;
+    list->size++;
 }
 
 //  --------------------------------------------------------------------------
@@ -185,11 +231,24 @@ s_heap_pop (hd_pool_t *self)
     return top;
 }
 
+static void
+s_heap_remove (hd_pool_t *self, s_entry_t *entry)
+{
+    size_t index = entry->heap_index;
+    self->heap_size--;
+    if (index < self->heap_size) {
+        self->heap[index] = self->heap[self->heap_size];
+        self->heap[index]->heap_index = index;
+        s_heap_up (self, index);
+        s_heap_down (self, self->heap[index]->heap_index);
+    }
+}
+
 //  --------------------------------------------------------------------------
-//  Seq-keyed table: keys are the seq values themselves
+//  Tables keyed by integers: the key is the value itself
 
 static size_t
-s_seq_hash (const void *key)
+s_int_hash (const void *key)
 {
     uint64_t value = (uint64_t) (uintptr_t) key;
     value ^= value >> 33;
@@ -199,13 +258,26 @@ s_seq_hash (const void *key)
 }
 
 static int
-s_seq_compare (const void *a, const void *b)
+s_int_compare (const void *a, const void *b)
 {
     uintptr_t x = (uintptr_t) a, y = (uintptr_t) b;
     return x < y ? -1 : x > y;
 }
 
-#define S_KEY(seq) ((void *) (uintptr_t) (seq))
+#define S_KEY(value) ((void *) (uintptr_t) (value))
+
+static zhashx_t *
+s_int_table_new (void)
+{
+    zhashx_t *table = zhashx_new ();
+    if (table) {
+        zhashx_set_key_hasher (table, s_int_hash);
+        zhashx_set_key_comparator (table, s_int_compare);
+        zhashx_set_key_duplicator (table, NULL);
+        zhashx_set_key_destructor (table, NULL);
+    }
+    return table;
+}
 
 //  --------------------------------------------------------------------------
 //  Members
@@ -240,12 +312,285 @@ s_ready_remove (hd_pool_t *self, hd_member_t *member)
     member->listed = false;
 }
 
-//  Put member back in the ring if it may take more.
 static void
 s_member_refresh (hd_pool_t *self, hd_member_t *member)
 {
     if (!member->listed && !member->stalled && member->inflight < member->credit)
         s_ready_push (self, member);
+}
+
+//  --------------------------------------------------------------------------
+//  Journal records
+
+static void
+s_record (hd_pool_t *self, Herald__StateOp *op)
+{
+    op->pool = self->id;
+    if (self->hooks.record)
+        self->hooks.record (self->hooks.arg, op);
+}
+
+static void
+s_record_seq (hd_pool_t *self, Herald__StateOp__OpCase which, uint64_t seq, uint32_t attempt,
+              const char *error)
+{
+    Herald__StateOp op = HERALD__STATE_OP__INIT;
+    op.op_case = which;
+    switch (which) {
+        case HERALD__STATE_OP__OP_DELIVER: op.deliver = seq; break;
+        case HERALD__STATE_OP__OP_ACK: op.ack = seq; break;
+        case HERALD__STATE_OP__OP_REVIVE: op.revive = seq; break;
+        case HERALD__STATE_OP__OP_PURGE: op.purge = seq; break;
+        case HERALD__STATE_OP__OP_SKIP: op.skip = seq; break;
+        case HERALD__STATE_OP__OP_NACK: op.nack = seq; break;
+        default: return;
+    }
+    op.attempt = attempt;
+    op.error = (char *) (error ? error : "");
+    s_record (self, &op);
+}
+
+//  --------------------------------------------------------------------------
+//  Entries
+
+static s_entry_t *
+s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)
+{
+    s_entry_t *entry = calloc (1, sizeof *entry);
+    if (!entry)
+        return NULL;
+    entry->seq = seq;
+    entry->attempt = attempt;
+    entry->state = S_IDLE;
+    entry->enqueued = now;
+    if (zhashx_insert (self->entries, S_KEY (seq), entry) != 0) {
+        free (entry);
+        return NULL;
+    }
+    return entry;
+}
+
+//  Take entry out of whatever list holds it (not out of the table).
+static void
+s_entry_unlink (hd_pool_t *self, s_entry_t *entry)
+{
+    switch (entry->state) {
+        case S_READY: s_list_remove (&self->retry, entry); break;
+        case S_DELAYED: s_heap_remove (self, entry); break;
+        case S_LEASED: {
+            hd_member_t *member = entry->member;
+            s_list_remove (&self->leases, entry);
+            entry->member = NULL;
+            member->inflight--;
+            s_member_refresh (self, member);
+            break;
+        }
+        case S_BLOCKED: {
+            s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+            if (key)
+                s_list_remove (&key->blocked, entry);
+            self->blocked--;
+            break;
+        }
+        default: break;
+    }
+    entry->state = S_IDLE;
+}
+
+static void
+s_entry_ready (hd_pool_t *self, s_entry_t *entry, bool first)
+{
+    entry->state = S_READY;
+    if (first)
+        s_list_prepend (&self->retry, entry);
+    else
+        s_list_append (&self->retry, entry);
+}
+
+//  Ordered pools: entry is done with; the next event of its key may go.
+static void
+s_key_release (hd_pool_t *self, s_entry_t *entry)
+{
+    if (!self->config.ordered || entry->key_hash == 0)
+        return;
+    s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+    if (!key || key->holder != entry)
+        return;
+    s_entry_t *next = key->blocked.head;
+    if (next) {
+        s_list_remove (&key->blocked, next);
+        self->blocked--;
+        key->holder = next;
+        s_entry_ready (self, next, false);
+    } else
+        zhashx_delete (self->keys, S_KEY (entry->key_hash)); // the destructor frees key
+}
+
+//  Ordered pools: entry wants to go; it may only if its key is free.
+//  Returns true when it was queued behind the key's holder instead.
+static bool
+s_key_block (hd_pool_t *self, s_entry_t *entry)
+{
+    if (!self->config.ordered || entry->key_hash == 0)
+        return false;
+    s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+    if (!key) {
+        key = calloc (1, sizeof *key);
+        if (!key || zhashx_insert (self->keys, S_KEY (entry->key_hash), key) != 0) {
+            free (key);
+            return false; // out of memory: deliver rather than lose it
+        }
+    }
+    if (!key->holder || key->holder == entry) {
+        key->holder = entry;
+        return false;
+    }
+    if (key->holder->seq > entry->seq) {
+        //  An older event (a DLQ replay) goes before the holder's followers,
+        //  and the holder, not yet delivered, waits behind it
+        s_entry_t *holder = key->holder;
+        if (holder->state == S_READY) {
+            s_list_remove (&self->retry, holder);
+            holder->state = S_BLOCKED;
+            s_list_insert_sorted (&key->blocked, holder);
+            self->blocked++;
+            key->holder = entry;
+            return false;
+        }
+    }
+    entry->state = S_BLOCKED;
+    s_list_insert_sorted (&key->blocked, entry);
+    self->blocked++;
+    return true;
+}
+
+static void
+s_entry_free (hd_pool_t *self, s_entry_t *entry)
+{
+    zhashx_delete (self->entries, S_KEY (entry->seq));
+    free (entry->error);
+    free (entry);
+}
+
+//  --------------------------------------------------------------------------
+//  Dead-letter queue
+
+static void
+s_dead_free (s_dead_t *dead)
+{
+    free (dead->entry.id);
+    free (dead->entry.type);
+    free (dead->entry.error);
+    free (dead);
+}
+
+static void
+s_dead_insert (hd_pool_t *self, s_dead_t *dead)
+{
+    s_dead_t *old = zhashx_lookup (self->dead, S_KEY (dead->entry.seq));
+    if (old) {
+        zlistx_delete (self->dead_order, old->handle);
+        zhashx_delete (self->dead, S_KEY (old->entry.seq));
+        s_dead_free (old);
+    }
+    zhashx_insert (self->dead, S_KEY (dead->entry.seq), dead);
+    dead->handle = zlistx_add_end (self->dead_order, dead);
+    while (self->config.max_dlq && zhashx_size (self->dead) > self->config.max_dlq) {
+        s_dead_t *oldest = zlistx_first (self->dead_order);
+        zlistx_delete (self->dead_order, oldest->handle);
+        zhashx_delete (self->dead, S_KEY (oldest->entry.seq));
+        s_record_seq (self, HERALD__STATE_OP__OP_PURGE, oldest->entry.seq, 0, NULL);
+        s_dead_free (oldest);
+        self->dlq_dropped++;
+    }
+}
+
+static s_dead_t *
+s_dead_copy (const Herald__DlqEntry *source)
+{
+    s_dead_t *dead = calloc (1, sizeof *dead);
+    if (!dead)
+        return NULL;
+    herald__dlq_entry__init (&dead->entry);
+    dead->entry.seq = source->seq;
+    dead->entry.reason = source->reason;
+    dead->entry.attempts = source->attempts;
+    dead->entry.time_us = source->time_us;
+    dead->entry.id = strdup (source->id ? source->id : "");
+    dead->entry.type = strdup (source->type ? source->type : "");
+    dead->entry.error = strdup (source->error ? source->error : "");
+    return dead;
+}
+
+//  Move entry to the DLQ: it leaves the pool's flow for good.
+static void
+s_entry_bury (hd_pool_t *self, s_entry_t *entry, Herald__DlqReason reason, const char *error)
+{
+    Herald__DlqEntry record = HERALD__DLQ_ENTRY__INIT;
+    char *id = NULL, *type = NULL;
+    if (self->hooks.describe)
+        self->hooks.describe (self->hooks.arg, entry->seq, &id, &type);
+    record.seq = entry->seq;
+    record.id = id ? id : "";
+    record.type = type ? type : "";
+    record.reason = reason;
+    record.attempts = entry->attempt;
+    record.error = (char *) (error && *error ? error : entry->error ? entry->error : "");
+    record.time_us = (uint64_t) zclock_time () * 1000;
+    Herald__StateOp op = HERALD__STATE_OP__INIT;
+    op.op_case = HERALD__STATE_OP__OP_DEAD;
+    op.dead = &record;
+    s_record (self, &op);
+    s_dead_t *dead = s_dead_copy (&record);
+    free (id);
+    free (type);
+    if (dead)
+        s_dead_insert (self, dead);
+    self->dead_lettered++;
+    s_entry_unlink (self, entry);
+    s_key_release (self, entry);
+    s_entry_free (self, entry);
+}
+
+//  Retention may remove a leased event (hd_pool_log_truncated keeps the
+//  lease): once the lease ends without an ACK the event can never go out
+//  again, so it is lost rather than retried (which would stall every worker).
+static bool
+s_entry_gone (hd_pool_t *self, s_entry_t *entry)
+{
+    uint32_t type_id, key_hash;
+    if (self->hooks.meta (self->hooks.arg, entry->seq, &type_id, &key_hash))
+        return false;
+    s_entry_unlink (self, entry);
+    s_key_release (self, entry);
+    s_entry_free (self, entry);
+    self->lost++;
+    return true;
+}
+
+//  A delivery failed (NACK, lease expiry, worker lost): deliver again after
+//  delay_ms, or bury it when it has used its last attempt.
+static void
+s_entry_fail (hd_pool_t *self, s_entry_t *entry, int64_t delay_ms, const char *error, int64_t now)
+{
+    if (s_entry_gone (self, entry))
+        return;
+    if (error && *error) {
+        free (entry->error);
+        entry->error = strdup (error);
+    }
+    if (self->config.max_deliver && entry->attempt >= self->config.max_deliver) {
+        s_entry_bury (self, entry, HERALD__DLQ_REASON__MAX_DELIVER, error);
+        return;
+    }
+    if (delay_ms <= 0) {
+        s_entry_ready (self, entry, false);
+        return;
+    }
+    entry->state = S_DELAYED;
+    entry->deadline = now + delay_ms;
+    if (s_heap_push (self, entry) != 0)
+        s_entry_ready (self, entry, false); // no memory for the heap: go again now
 }
 
 //  --------------------------------------------------------------------------
@@ -258,33 +603,44 @@ hd_pool_config_defaults (hd_pool_config_t *config)
     config->backoff_max_ms = 60000;
     config->backoff_multiplier = 2.0;
     config->backoff_jitter = 0.2;
-    config->max_pending = 100000;
-    config->max_parked = 10000;
+    config->max_deliver = 5;
+    config->ordered = false;
+    config->max_pending = 1000000;
+    config->max_dlq = 100000;
+    config->max_blocked = 100000;
+}
+
+static void
+s_key_free (void **item)
+{
+    free (*item);
+    *item = NULL;
 }
 
 hd_pool_t *
-hd_pool_new (const char *name, const char *filter, const hd_pool_config_t *config,
-             hd_pool_deliver_fn *deliver, hd_pool_release_fn *release, void *arg)
+hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_config_t *config,
+             uint64_t start_seq, const hd_pool_hooks_t *hooks)
 {
     hd_pool_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    self->id = id;
     self->name = strdup (name);
     self->filter = strdup (filter);
     self->filter_size = strlen (filter);
     self->config = *config;
-    self->deliver = deliver;
-    self->release = release;
-    self->arg = arg;
-    self->entries = zhashx_new ();
-    if (!self->name || !self->filter || !self->entries) {
+    self->hooks = *hooks;
+    self->start_seq = self->cursor = start_seq;
+    self->entries = s_int_table_new ();
+    self->keys = s_int_table_new ();
+    self->dead = s_int_table_new ();
+    self->dead_order = zlistx_new ();
+    if (!self->name || !self->filter || !self->entries || !self->keys || !self->dead ||
+        !self->dead_order) {
         hd_pool_destroy (&self);
         return NULL;
     }
-    zhashx_set_key_hasher (self->entries, s_seq_hash);
-    zhashx_set_key_comparator (self->entries, s_seq_compare);
-    zhashx_set_key_duplicator (self->entries, NULL);
-    zhashx_set_key_destructor (self->entries, NULL);
+    zhashx_set_destructor (self->keys, s_key_free);
     self->random_state =
         ((uint64_t) (uintptr_t) self) ^ (uint64_t) zclock_usecs () ^ 0x9E3779B97F4A7C15ULL;
     if (self->random_state == 0)
@@ -300,20 +656,36 @@ hd_pool_destroy (hd_pool_t **self_p)
     hd_pool_t *self = *self_p;
     if (self->entries) {
         for (s_entry_t *entry = zhashx_first (self->entries); entry;
-             entry = zhashx_next (self->entries))
+             entry = zhashx_next (self->entries)) {
+            free (entry->error);
             free (entry);
+        }
         zhashx_destroy (&self->entries);
     }
+    zhashx_destroy (&self->keys);
+    if (self->dead) {
+        for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+            s_dead_free (dead);
+        zhashx_destroy (&self->dead);
+    }
+    zlistx_destroy (&self->dead_order);
     while (self->members) {
         hd_member_t *member = self->members;
         self->members = member->all_next;
         free (member);
     }
+    free (self->matches);
     free (self->heap);
     free (self->name);
     free (self->filter);
     free (self);
     *self_p = NULL;
+}
+
+uint32_t
+hd_pool_id (hd_pool_t *self)
+{
+    return self->id;
 }
 
 const char *
@@ -328,33 +700,63 @@ hd_pool_filter (hd_pool_t *self)
     return self->filter;
 }
 
+const hd_pool_config_t *
+hd_pool_config (hd_pool_t *self)
+{
+    return &self->config;
+}
+
 bool
 hd_pool_matches (hd_pool_t *self, const char *type, size_t type_size)
 {
     return type_size >= self->filter_size && memcmp (type, self->filter, self->filter_size) == 0;
 }
 
+static bool
+s_type_matches (hd_pool_t *self, uint32_t type_id)
+{
+    if (type_id >= self->matches_size) {
+        size_t size = (size_t) type_id * 2 + 16;
+        uint8_t *matches = realloc (self->matches, size);
+        if (!matches) {
+            const char *type = self->hooks.type_name (self->hooks.arg, type_id);
+            return hd_pool_matches (self, type, strlen (type));
+        }
+        memset (matches + self->matches_size, 0, size - self->matches_size);
+        self->matches = matches;
+        self->matches_size = size;
+    }
+    if (self->matches[type_id] == 0) {
+        const char *type = self->hooks.type_name (self->hooks.arg, type_id);
+        self->matches[type_id] = hd_pool_matches (self, type, strlen (type)) ? 1 : 2;
+    }
+    return self->matches[type_id] == 1;
+}
+
+size_t
+hd_pool_pending (hd_pool_t *self)
+{
+    return self->retry.size + self->heap_size + self->blocked + (size_t) self->ahead;
+}
+
 bool
 hd_pool_full (hd_pool_t *self)
 {
-    return zhashx_size (self->entries) - self->parked.size >= self->config.max_pending;
+    return hd_pool_pending (self) + self->leases.size >= self->config.max_pending;
 }
 
-int
-hd_pool_enqueue (hd_pool_t *self, uint64_t seq, int64_t now)
+void
+hd_pool_notify (hd_pool_t *self, uint64_t seq)
 {
-    s_entry_t *entry = calloc (1, sizeof *entry);
-    if (!entry)
-        return -1;
-    entry->seq = seq;
-    entry->state = S_READY;
-    entry->enqueued = now;
-    if (zhashx_insert (self->entries, S_KEY (seq), entry) != 0) {
-        free (entry); // already held: a programmer error upstream, but harmless
-        return -1;
-    }
-    s_list_append (&self->fresh, entry);
-    return 0;
+    if (seq >= self->cursor)
+        self->ahead++;
+}
+
+void
+hd_pool_forget (hd_pool_t *self, uint64_t seq)
+{
+    if (seq >= self->cursor && self->ahead > 0)
+        self->ahead--;
 }
 
 hd_member_t *
@@ -391,40 +793,24 @@ hd_pool_wake (hd_pool_t *self, hd_member_t *member)
     s_member_refresh (self, member);
 }
 
-//  Take entry off its lease and give the member's credit back.
-static void
-s_lease_end (hd_pool_t *self, s_entry_t *entry)
-{
-    hd_member_t *member = entry->member;
-    s_list_remove (&self->leases, entry);
-    entry->member = NULL;
-    member->inflight--;
-    s_member_refresh (self, member);
-}
-
 void
-hd_pool_leave (hd_pool_t *self, hd_member_t **member_p)
+hd_pool_leave (hd_pool_t *self, hd_member_t **member_p, int64_t now)
 {
     hd_member_t *member = *member_p;
     if (!member)
         return;
     //  Its leases go back first in line, oldest first
-    s_entry_t *entry = self->leases.head;
     s_list_t released = {0};
+    s_entry_t *entry = self->leases.head;
     while (entry) {
         s_entry_t *next = entry->next;
         if (entry->member == member) {
             s_list_remove (&self->leases, entry);
             entry->member = NULL;
-            entry->state = S_READY;
+            entry->state = S_IDLE;
             s_list_append (&released, entry);
         }
         entry = next;
-    }
-    while (released.tail) {
-        s_entry_t *last = released.tail;
-        s_list_remove (&released, last);
-        s_list_prepend (&self->retry, last);
     }
     s_ready_remove (self, member);
     if (member->all_prev)
@@ -436,6 +822,17 @@ hd_pool_leave (hd_pool_t *self, hd_member_t **member_p)
     self->member_count--;
     free (member);
     *member_p = NULL;
+    while (released.tail) {
+        s_entry_t *last = released.tail;
+        s_list_remove (&released, last);
+        if (s_entry_gone (self, last))
+            continue;
+        if (self->config.max_deliver && last->attempt >= self->config.max_deliver)
+            s_entry_bury (self, last, HERALD__DLQ_REASON__MAX_DELIVER,
+                          "worker lost while holding the event");
+        else
+            s_entry_ready (self, last, true);
+    }
 }
 
 static s_entry_t *
@@ -450,73 +847,45 @@ s_leased_entry (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t att
     return entry;
 }
 
-static void
-s_entry_forget (hd_pool_t *self, s_entry_t *entry)
-{
-    uint64_t seq = entry->seq;
-    zhashx_delete (self->entries, S_KEY (seq));
-    free (entry);
-    self->release (seq, self->arg);
-}
-
 int
 hd_pool_ack (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt)
 {
     s_entry_t *entry = s_leased_entry (self, member, seq, attempt);
     if (!entry)
         return -1;
-    s_lease_end (self, entry);
+    s_entry_unlink (self, entry);
     self->acked++;
-    s_entry_forget (self, entry);
+    s_record_seq (self, HERALD__STATE_OP__OP_ACK, seq, attempt, NULL);
+    s_key_release (self, entry);
+    s_entry_free (self, entry);
     return 0;
-}
-
-//  Put entry in the delayed heap, or straight back in line when delay <= 0.
-static void
-s_entry_delay (hd_pool_t *self, s_entry_t *entry, int64_t delay_ms, int64_t now)
-{
-    if (delay_ms <= 0) {
-        entry->state = S_READY;
-        s_list_append (&self->retry, entry);
-        return;
-    }
-    entry->state = S_DELAYED;
-    entry->deadline = now + delay_ms;
-    if (s_heap_push (self, entry) != 0) {
-        //  No memory for the heap: deliver again now rather than lose it
-        entry->state = S_READY;
-        s_list_append (&self->retry, entry);
-    }
 }
 
 int
 hd_pool_nack (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt,
-              int64_t delay_ms, int64_t now)
+              int64_t delay_ms, const char *error, int64_t now)
 {
     s_entry_t *entry = s_leased_entry (self, member, seq, attempt);
     if (!entry)
         return -1;
-    s_lease_end (self, entry);
+    s_entry_unlink (self, entry);
     self->nacked++;
-    s_entry_delay (self, entry, delay_ms > 0 ? delay_ms : hd_pool_backoff_ms (self, attempt), now);
+    if (error && *error)
+        s_record_seq (self, HERALD__STATE_OP__OP_NACK, seq, attempt, error);
+    s_entry_fail (self, entry, delay_ms > 0 ? delay_ms : hd_pool_backoff_ms (self, attempt), error,
+                  now);
     return 0;
 }
 
 int
-hd_pool_term (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt)
+hd_pool_term (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt,
+              const char *error, int64_t now)
 {
     s_entry_t *entry = s_leased_entry (self, member, seq, attempt);
     if (!entry)
         return -1;
-    s_lease_end (self, entry);
     self->terminated++;
-    entry->state = S_PARKED;
-    s_list_append (&self->parked, entry);
-    if (self->parked.size > self->config.max_parked) {
-        s_entry_t *oldest = self->parked.head;
-        s_list_remove (&self->parked, oldest);
-        s_entry_forget (self, oldest);
-    }
+    s_entry_bury (self, entry, HERALD__DLQ_REASON__TERMINATED, error);
     return 0;
 }
 
@@ -532,24 +901,61 @@ hd_pool_progress (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t a
     return 0;
 }
 
+//  Next event from the log the pool has not looked at, as a new entry, or
+//  NULL when there is none (or an ordered pool has too many blocked).
+static s_entry_t *
+s_take_fresh (hd_pool_t *self, int64_t now)
+{
+    uint64_t end = self->hooks.log_end (self->hooks.arg);
+    while (self->cursor < end) {
+        if (self->config.ordered && self->blocked >= self->config.max_blocked)
+            return NULL;
+        uint64_t seq = self->cursor;
+        uint32_t type_id, key_hash;
+        bool present = self->hooks.meta (self->hooks.arg, seq, &type_id, &key_hash);
+        if (!present || !s_type_matches (self, type_id)) {
+            self->cursor++;
+            continue;
+        }
+        s_entry_t *entry = s_entry_new (self, seq, 0, now);
+        if (!entry)
+            return NULL; // out of memory: try again later
+        self->cursor++;
+        if (self->ahead)
+            self->ahead--;
+        entry->key_hash = key_hash;
+        if (!s_key_block (self, entry))
+            return entry;
+        //  Blocked: the cursor is past it, so the journal must know it
+        s_record_seq (self, HERALD__STATE_OP__OP_DELIVER, seq, 0, NULL);
+    }
+    return NULL;
+}
+
 size_t
 hd_pool_dispatch (hd_pool_t *self, int64_t now)
 {
     size_t count = 0;
-    while (self->ready_head && (self->retry.size || self->fresh.size)) {
+    while (self->ready_head) {
+        s_entry_t *entry = self->retry.head;
+        if (entry)
+            s_list_remove (&self->retry, entry);
+        else if (!(entry = s_take_fresh (self, now)))
+            break;
+        entry->state = S_IDLE;
         hd_member_t *member = self->ready_head;
         s_ready_remove (self, member);
-        s_list_t *line = self->retry.size ? &self->retry : &self->fresh;
-        s_entry_t *entry = line->head;
-        s_list_remove (line, entry);
         entry->attempt++;
-        if (self->deliver (member->handle, entry->seq, entry->attempt, self->arg) != 0) {
-            //  The worker can't take it: keep the event first in line
+        if (self->hooks.deliver (member->handle, entry->seq, entry->attempt, self->hooks.arg) !=
+            0) {
             entry->attempt--;
-            s_list_prepend (&self->retry, entry);
+            if (entry->attempt == 0) // the cursor is past it: journal it as taken
+                s_record_seq (self, HERALD__STATE_OP__OP_DELIVER, entry->seq, 0, NULL);
+            s_entry_ready (self, entry, true);
             member->stalled = true;
             continue;
         }
+        s_record_seq (self, HERALD__STATE_OP__OP_DELIVER, entry->seq, entry->attempt, NULL);
         entry->state = S_LEASED;
         entry->member = member;
         entry->deadline = now + self->config.ack_wait_ms;
@@ -570,15 +976,15 @@ hd_pool_tick (hd_pool_t *self, int64_t now)
     size_t ready = 0;
     while (self->leases.head && self->leases.head->deadline <= now) {
         s_entry_t *entry = self->leases.head;
-        s_lease_end (self, entry);
+        s_entry_unlink (self, entry);
         self->expired++;
-        s_entry_delay (self, entry, hd_pool_backoff_ms (self, entry->attempt), now);
-        ready += entry->state == S_READY;
+        s_entry_fail (self, entry, hd_pool_backoff_ms (self, entry->attempt),
+                      "lease expired (no ACK within ack_wait)", now);
+        ready++;
     }
     while (self->heap_size && self->heap[0]->deadline <= now) {
         s_entry_t *entry = s_heap_pop (self);
-        entry->state = S_READY;
-        s_list_append (&self->retry, entry);
+        s_entry_ready (self, entry, false);
         ready++;
     }
     return ready;
@@ -619,6 +1025,397 @@ hd_pool_backoff_ms (hd_pool_t *self, uint32_t attempt)
     return delay < 1 ? 1 : (int64_t) delay;
 }
 
+//  --------------------------------------------------------------------------
+//  Dead-letter queue
+
+size_t
+hd_pool_dlq_size (hd_pool_t *self)
+{
+    return zhashx_size (self->dead);
+}
+
+const Herald__DlqEntry *
+hd_pool_dlq_get (hd_pool_t *self, uint64_t seq)
+{
+    s_dead_t *dead = zhashx_lookup (self->dead, S_KEY (seq));
+    return dead ? &dead->entry : NULL;
+}
+
+static int
+s_compare_dead (const void *a, const void *b)
+{
+    uint64_t x = (*(const Herald__DlqEntry *const *) a)->seq;
+    uint64_t y = (*(const Herald__DlqEntry *const *) b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+size_t
+hd_pool_dlq_list (hd_pool_t *self, uint64_t from_seq, const Herald__DlqEntry **entries,
+                  size_t limit)
+{
+    size_t total = zhashx_size (self->dead), count = 0;
+    const Herald__DlqEntry **all = malloc ((total + 1) * sizeof *all);
+    if (!all)
+        return 0;
+    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+        if (dead->entry.seq >= from_seq)
+            all[count++] = &dead->entry;
+    qsort (all, count, sizeof *all, s_compare_dead);
+    if (count > limit)
+        count = limit;
+    memcpy (entries, all, count * sizeof *all);
+    free (all);
+    return count;
+}
+
+static bool
+s_selected (const Herald__DlqRequest *request, uint64_t seq)
+{
+    if (request->all)
+        return true;
+    for (size_t index = 0; index < request->n_seqs; index++)
+        if (request->seqs[index] == seq)
+            return true;
+    if (request->n_seqs == 0 && request->from_seq)
+        return seq >= request->from_seq && (request->to_seq == 0 || seq <= request->to_seq);
+    return false;
+}
+
+//  Collect the selected DLQ seqs first: the table changes as we act on them.
+static size_t
+s_dlq_select (hd_pool_t *self, const Herald__DlqRequest *request, uint64_t **seqs_p)
+{
+    size_t count = 0;
+    uint64_t *seqs = malloc ((zhashx_size (self->dead) + 1) * sizeof *seqs);
+    if (!seqs)
+        return 0;
+    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+        if (s_selected (request, dead->entry.seq))
+            seqs[count++] = dead->entry.seq;
+    *seqs_p = seqs;
+    return count;
+}
+
+static void
+s_dead_remove (hd_pool_t *self, uint64_t seq)
+{
+    s_dead_t *dead = zhashx_lookup (self->dead, S_KEY (seq));
+    if (!dead)
+        return;
+    zlistx_delete (self->dead_order, dead->handle);
+    zhashx_delete (self->dead, S_KEY (seq));
+    s_dead_free (dead);
+}
+
+//  A DLQ entry comes back as a pool entry whose attempts start again.
+static s_entry_t *
+s_revive (hd_pool_t *self, uint64_t seq, int64_t now)
+{
+    s_dead_remove (self, seq);
+    if (zhashx_lookup (self->entries, S_KEY (seq)))
+        return NULL;
+    return s_entry_new (self, seq, 0, now);
+}
+
+size_t
+hd_pool_dlq_replay (hd_pool_t *self, const Herald__DlqRequest *request, int64_t now)
+{
+    uint64_t *seqs = NULL;
+    size_t count = s_dlq_select (self, request, &seqs);
+    for (size_t index = 0; index < count; index++) {
+        s_record_seq (self, HERALD__STATE_OP__OP_REVIVE, seqs[index], 0, NULL);
+        s_entry_t *entry = s_revive (self, seqs[index], now);
+        if (!entry)
+            continue;
+        uint32_t type_id;
+        if (!self->hooks.meta (self->hooks.arg, entry->seq, &type_id, &entry->key_hash)) {
+            s_entry_free (self, entry); // no longer in the log
+            self->lost++;
+            continue;
+        }
+        if (!s_key_block (self, entry))
+            s_entry_ready (self, entry, false);
+    }
+    free (seqs);
+    return count;
+}
+
+size_t
+hd_pool_dlq_purge (hd_pool_t *self, const Herald__DlqRequest *request)
+{
+    uint64_t *seqs = NULL;
+    size_t count = s_dlq_select (self, request, &seqs);
+    for (size_t index = 0; index < count; index++) {
+        s_record_seq (self, HERALD__STATE_OP__OP_PURGE, seqs[index], 0, NULL);
+        s_dead_remove (self, seqs[index]);
+    }
+    free (seqs);
+    return count;
+}
+
+//  --------------------------------------------------------------------------
+//  Retention
+
+//  Matching events from the cursor to the end of the log, from its index
+static uint64_t
+s_count_ahead (hd_pool_t *self)
+{
+    uint64_t end = self->hooks.log_end (self->hooks.arg), ahead = 0;
+    for (uint64_t seq = self->cursor; seq < end; seq++) {
+        uint32_t type_id, key_hash;
+        if (self->hooks.meta (self->hooks.arg, seq, &type_id, &key_hash) &&
+            s_type_matches (self, type_id))
+            ahead++;
+    }
+    return ahead;
+}
+
+uint64_t
+hd_pool_floor (hd_pool_t *self)
+{
+    uint64_t floor = self->cursor;
+    for (s_entry_t *entry = zhashx_first (self->entries); entry;
+         entry = zhashx_next (self->entries))
+        if (entry->seq < floor)
+            floor = entry->seq;
+    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+        if (dead->entry.seq < floor)
+            floor = dead->entry.seq;
+    return floor;
+}
+
+void
+hd_pool_log_truncated (hd_pool_t *self, uint64_t first_seq)
+{
+    //  Entries and DLQ entries whose events are gone
+    uint64_t *gone =
+        malloc ((zhashx_size (self->entries) + zhashx_size (self->dead) + 1) * sizeof *gone);
+    size_t count = 0;
+    if (gone) {
+        for (s_entry_t *entry = zhashx_first (self->entries); entry;
+             entry = zhashx_next (self->entries))
+            if (entry->seq < first_seq && entry->state != S_LEASED)
+                gone[count++] = entry->seq;
+        for (size_t index = 0; index < count; index++) {
+            s_entry_t *entry = zhashx_lookup (self->entries, S_KEY (gone[index]));
+            s_entry_unlink (self, entry);
+            s_key_release (self, entry);
+            s_entry_free (self, entry);
+            self->lost++;
+        }
+        count = 0;
+        for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+            if (dead->entry.seq < first_seq)
+                gone[count++] = dead->entry.seq;
+        for (size_t index = 0; index < count; index++) {
+            //  Journaled, or a restart would bring the entry back
+            s_record_seq (self, HERALD__STATE_OP__OP_PURGE, gone[index], 0, NULL);
+            s_dead_remove (self, gone[index]);
+            self->lost++;
+        }
+        free (gone);
+    }
+    if (self->cursor < first_seq) {
+        //  Matching events skipped over are lost too: what the backlog still
+        //  in the log no longer counts (the skipped seqs may not all match)
+        uint64_t before = self->ahead;
+        self->cursor = first_seq;
+        self->ahead = s_count_ahead (self);
+        self->lost += before > self->ahead ? before - self->ahead : 0;
+        s_record_seq (self, HERALD__STATE_OP__OP_SKIP, first_seq, 0, NULL);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Recovery and checkpoints
+
+void
+hd_pool_apply (hd_pool_t *self, const Herald__StateOp *op)
+{
+    s_entry_t *entry;
+    switch (op->op_case) {
+        case HERALD__STATE_OP__OP_DELIVER:
+            entry = zhashx_lookup (self->entries, S_KEY (op->deliver));
+            if (!entry)
+                entry = s_entry_new (self, op->deliver, 0, 0);
+            if (entry && op->attempt > 0) { // attempt 0: taken from the log, not sent
+                entry->attempt = op->attempt;
+                self->delivered++;
+                if (op->attempt > 1)
+                    self->redelivered++;
+            }
+            if (self->cursor <= op->deliver)
+                self->cursor = op->deliver + 1;
+            break;
+        case HERALD__STATE_OP__OP_ACK:
+            entry = zhashx_lookup (self->entries, S_KEY (op->ack));
+            if (entry) {
+                s_entry_free (self, entry);
+                self->acked++;
+            }
+            break;
+        case HERALD__STATE_OP__OP_NACK:
+            entry = zhashx_lookup (self->entries, S_KEY (op->nack));
+            if (entry && op->error && *op->error) {
+                free (entry->error);
+                entry->error = strdup (op->error);
+            }
+            break;
+        case HERALD__STATE_OP__OP_DEAD:
+            if (!op->dead)
+                break;
+            entry = zhashx_lookup (self->entries, S_KEY (op->dead->seq));
+            if (entry)
+                s_entry_free (self, entry);
+            s_dead_t *dead = s_dead_copy (op->dead);
+            if (dead)
+                s_dead_insert (self, dead);
+            self->dead_lettered++;
+            if (op->dead->reason == HERALD__DLQ_REASON__TERMINATED)
+                self->terminated++;
+            break;
+        case HERALD__STATE_OP__OP_REVIVE: s_revive (self, op->revive, 0); break;
+        case HERALD__STATE_OP__OP_PURGE: s_dead_remove (self, op->purge); break;
+        case HERALD__STATE_OP__OP_SKIP:
+            if (self->cursor < op->skip)
+                self->cursor = op->skip;
+            break;
+        default: break;
+    }
+}
+
+void
+hd_pool_restore (hd_pool_t *self, const Herald__PoolState *state)
+{
+    self->cursor = state->cursor;
+    for (size_t index = 0; index < state->n_entries; index++) {
+        const Herald__EntryState *source = state->entries[index];
+        s_entry_t *entry = s_entry_new (self, source->seq, source->attempt, 0);
+        if (entry && source->error && *source->error)
+            entry->error = strdup (source->error);
+    }
+    for (size_t index = 0; index < state->n_dlq; index++) {
+        s_dead_t *dead = s_dead_copy (state->dlq[index]);
+        if (dead)
+            s_dead_insert (self, dead);
+    }
+    self->acked = state->acked;
+    self->delivered = state->delivered;
+    self->redelivered = state->redelivered;
+    self->terminated = state->terminated;
+    self->dead_lettered = state->dead_lettered;
+    self->lost = state->lost;
+}
+
+static int
+s_compare_entries (const void *a, const void *b)
+{
+    uint64_t x = (*(s_entry_t *const *) a)->seq, y = (*(s_entry_t *const *) b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+void
+hd_pool_recovered (hd_pool_t *self, int64_t now)
+{
+    size_t count = 0;
+    s_entry_t **entries = malloc ((zhashx_size (self->entries) + 1) * sizeof *entries);
+    if (entries) {
+        for (s_entry_t *entry = zhashx_first (self->entries); entry;
+             entry = zhashx_next (self->entries))
+            if (entry->state == S_IDLE)
+                entries[count++] = entry;
+        qsort (entries, count, sizeof *entries, s_compare_entries);
+        for (size_t index = 0; index < count; index++) {
+            s_entry_t *entry = entries[index];
+            uint32_t type_id;
+            entry->enqueued = now;
+            if (!self->hooks.meta (self->hooks.arg, entry->seq, &type_id, &entry->key_hash)) {
+                s_entry_free (self, entry);
+                self->lost++;
+                continue;
+            }
+            if (!s_key_block (self, entry))
+                s_entry_ready (self, entry, false);
+        }
+        free (entries);
+    }
+    //  The backlog past the cursor, from the log's index
+    self->ahead = s_count_ahead (self);
+}
+
+void
+hd_pool_export (hd_pool_t *self, Herald__PoolState *state)
+{
+    herald__pool_state__init (state);
+    Herald__PoolDef *def = calloc (1, sizeof *def);
+    Herald__PoolOptions *options = calloc (1, sizeof *options);
+    if (!def || !options) {
+        free (def);
+        free (options);
+        return;
+    }
+    herald__pool_def__init (def);
+    herald__pool_options__init (options);
+    def->id = self->id;
+    def->name = self->name;
+    def->filter = self->filter;
+    def->start_seq = self->start_seq;
+    options->ordered = self->config.ordered;
+    options->max_deliver = self->config.max_deliver;
+    options->ack_wait_ms = (uint32_t) self->config.ack_wait_ms;
+    options->backoff_initial_ms = (uint32_t) self->config.backoff_initial_ms;
+    options->backoff_max_ms = (uint32_t) self->config.backoff_max_ms;
+    options->backoff_multiplier = self->config.backoff_multiplier;
+    options->backoff_jitter = self->config.backoff_jitter;
+    def->options = options;
+    state->def = def;
+    state->cursor = self->cursor;
+    size_t entry_count = zhashx_size (self->entries);
+    state->entries = calloc (entry_count + 1, sizeof *state->entries);
+    Herald__EntryState *entry_states = calloc (entry_count + 1, sizeof *entry_states);
+    if (state->entries && entry_states) {
+        for (s_entry_t *entry = zhashx_first (self->entries); entry;
+             entry = zhashx_next (self->entries)) {
+            Herald__EntryState *out = &entry_states[state->n_entries];
+            herald__entry_state__init (out);
+            out->seq = entry->seq;
+            out->attempt = entry->attempt;
+            out->error = entry->error ? entry->error : "";
+            state->entries[state->n_entries++] = out;
+        }
+        if (state->n_entries == 0)
+            free (entry_states); // export_free finds the block through entries[0]
+    } else
+        free (entry_states);
+    size_t dead_count = zhashx_size (self->dead);
+    state->dlq = calloc (dead_count + 1, sizeof *state->dlq);
+    if (state->dlq)
+        for (s_dead_t *dead = zlistx_first (self->dead_order); dead;
+             dead = zlistx_next (self->dead_order))
+            state->dlq[state->n_dlq++] = &dead->entry;
+    state->acked = self->acked;
+    state->delivered = self->delivered;
+    state->redelivered = self->redelivered;
+    state->terminated = self->terminated;
+    state->dead_lettered = self->dead_lettered;
+    state->lost = self->lost;
+}
+
+void
+hd_pool_export_free (Herald__PoolState *state)
+{
+    if (state->def)
+        free (state->def->options);
+    free (state->def);
+    if (state->entries && state->n_entries)
+        free (state->entries[0]); // the EntryState array, allocated as one block
+    free (state->entries);
+    free (state->dlq);
+    herald__pool_state__init (state);
+}
+
+//  --------------------------------------------------------------------------
+
 void
 hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now)
 {
@@ -635,10 +1432,18 @@ hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now)
     stats->nacked = self->nacked;
     stats->expired = self->expired;
     stats->stale = self->stale;
+    stats->dlq = zhashx_size (self->dead);
+    stats->ordered = self->config.ordered;
+    stats->max_deliver = self->config.max_deliver;
+    stats->cursor = self->cursor;
+    stats->floor = hd_pool_floor (self);
+    stats->lost = self->lost;
+    stats->blocked = self->blocked;
+    stats->dlq_dropped = self->dlq_dropped;
     int64_t oldest = now;
     for (s_entry_t *entry = zhashx_first (self->entries); entry;
          entry = zhashx_next (self->entries))
-        if (entry->state != S_PARKED && entry->enqueued < oldest)
+        if (entry->enqueued < oldest)
             oldest = entry->enqueued;
     stats->oldest_pending_ms = (uint64_t) (now - oldest);
 }
@@ -650,21 +1455,15 @@ hd_pool_workers (hd_pool_t *self)
 }
 
 size_t
-hd_pool_pending (hd_pool_t *self)
-{
-    return self->retry.size + self->fresh.size + self->heap_size;
-}
-
-size_t
 hd_pool_inflight (hd_pool_t *self)
 {
     return self->leases.size;
 }
 
-size_t
-hd_pool_parked (hd_pool_t *self)
+uint64_t
+hd_pool_cursor (hd_pool_t *self)
 {
-    return self->parked.size;
+    return self->cursor;
 }
 
 uint32_t

@@ -23,6 +23,7 @@ static const s_command_t s_commands[] = {
     {"pub", cli_pub, "publish events and wait until the broker confirms them"},
     {"sub", cli_sub, "print live events from the broker's fan-out, one line each"},
     {"stat", cli_stat, "show broker and worker-pool statistics"},
+    {"dlq", cli_dlq, "list, show, replay or purge a worker pool's dead-letter queue"},
 };
 
 #define S_COMMAND_COUNT (sizeof s_commands / sizeof s_commands[0])
@@ -38,6 +39,9 @@ s_usage (FILE *stream)
     for (size_t index = 0; index < S_COMMAND_COUNT; index++)
         fprintf (stream, "  %-6s %s\n", s_commands[index].name, s_commands[index].summary);
     fprintf (stream, "\n"
+                     "  herald dlq ls|show|replay|purge POOL ...   (herald dlq --help)\n"
+                     "  herald sub --from SEQ|TIME                 history, then live\n"
+                     "\n"
                      "Run 'herald COMMAND --help' for the options of a command.\n"
                      "Options also come from HERALD_* environment variables and from a\n"
                      "config file (--config FILE or HERALD_CONFIG); flags win.\n"

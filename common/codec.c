@@ -25,6 +25,16 @@ hd_command_name (int command)
         case HD_CMD_SUBSCRIBER: return "SUBSCRIBER";
         case HD_CMD_STATS: return "STATS";
         case HD_CMD_STATS_REPLY: return "STATS_REPLY";
+        case HD_CMD_DLQ_LIST: return "DLQ_LIST";
+        case HD_CMD_DLQ_LIST_REPLY: return "DLQ_LIST_REPLY";
+        case HD_CMD_DLQ_SHOW: return "DLQ_SHOW";
+        case HD_CMD_DLQ_EVENT: return "DLQ_EVENT";
+        case HD_CMD_DLQ_REPLAY: return "DLQ_REPLAY";
+        case HD_CMD_DLQ_PURGE: return "DLQ_PURGE";
+        case HD_CMD_DLQ_DONE: return "DLQ_DONE";
+        case HD_CMD_REPLAY: return "REPLAY";
+        case HD_CMD_REPLAY_EVENT: return "REPLAY_EVENT";
+        case HD_CMD_REPLAY_END: return "REPLAY_END";
         case HD_CMD_ERROR: return "ERROR";
         default: return "UNKNOWN";
     }

@@ -35,6 +35,16 @@ typedef enum {
     HD_CMD_SUBSCRIBER = 0x21,
     HD_CMD_STATS = 0x30,
     HD_CMD_STATS_REPLY = 0x31,
+    HD_CMD_DLQ_LIST = 0x32,
+    HD_CMD_DLQ_LIST_REPLY = 0x33,
+    HD_CMD_DLQ_SHOW = 0x34,
+    HD_CMD_DLQ_EVENT = 0x35,
+    HD_CMD_DLQ_REPLAY = 0x36,
+    HD_CMD_DLQ_PURGE = 0x37,
+    HD_CMD_DLQ_DONE = 0x38,
+    HD_CMD_REPLAY = 0x40,
+    HD_CMD_REPLAY_EVENT = 0x41,
+    HD_CMD_REPLAY_END = 0x42,
     HD_CMD_ERROR = 0x7F
 } hd_command_t;
 

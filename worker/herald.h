@@ -182,6 +182,20 @@ void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);     // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default 600000
+//  Keep the processed ids on disk as well, in an LMDB store in directory
+//  path (created if missing), for the seen TTL: a worker restarted on the
+//  same path acks redeliveries of events it had processed without calling
+//  the handler. An id is recorded after the handler returned HD_ACK and
+//  before the ACK is sent, so a crash in between can cause a skip, never a
+//  redo. The in-memory set stays the fast path. One worker per path in a
+//  process. hd_worker_start opens the store and fails (hd_worker_error says
+//  why) if it cannot. Returns 0, or -1 after start or on no memory.
+//  NULL or "": memory only (the default).
+int hd_worker_set_dedup_store (hd_worker_t *self, const char *path);
+//  Largest size of the store's data file (default 256 MiB). When it is
+//  full, new ids are not recorded (logged; hd_worker_dedup_errors counts
+//  it) and events are still acked.
+void hd_worker_set_dedup_map_size (hd_worker_t *self, size_t bytes);
 
 //  Start the I/O and handler threads. Returns 0 / -1.
 int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
@@ -207,6 +221,8 @@ uint64_t hd_worker_handled (hd_worker_t *self); // handler calls
 uint64_t hd_worker_skipped (hd_worker_t *self); // already processed, acked without handler
 uint64_t hd_worker_joins (hd_worker_t *self);   // JOINs accepted (1 + re-registrations)
 uint64_t hd_worker_stale (hd_worker_t *self);   // settles the broker refused as stale
+//  Dedup store lookups and inserts that failed (logged, at most every 10 s).
+uint64_t hd_worker_dedup_errors (hd_worker_t *self);
 const char *hd_worker_error (hd_worker_t *self);
 
 //  ---------------------------------------------------------------------

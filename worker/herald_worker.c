@@ -474,6 +474,8 @@ main (int argc, char **argv)
     int64_t seen_capacity = 0;
     int64_t seen_ttl_ms = 0;
     int64_t stop_grace_ms = 0;
+    char *dedup_store = NULL;
+    int64_t dedup_map_size = 0;
     bool verbose = false;
     hd_options_t *options = hd_options_new (
         "herald-worker", "--pool NAME [options] -- COMMAND [ARGS...]",
@@ -487,7 +489,12 @@ main (int argc, char **argv)
         "\"exit N\" / \"signal N\" and the command's last stderr line as the error.\n"
         "Long commands extend their lease automatically. SIGINT/SIGTERM: finish\n"
         "running commands, settle them, leave the pool; commands still running after\n"
-        "--stop-grace are killed (their events go back to the pool).");
+        "--stop-grace are killed (their events go back to the pool).\n"
+        "Processed event ids are remembered for --seen-ttl, so a redelivered event that\n"
+        "was already processed is acked without running COMMAND again; with\n"
+        "--dedup-store DIR they are kept on disk too (LMDB), and a worker restarted on the\n"
+        "same DIR does not redo work either. An id is recorded after COMMAND exited 0 and\n"
+        "before the ACK is sent: a crash in between makes a skip, never a redo.");
     hd_options_add (options, "broker", HD_OPT_STRING, HERALD_DEFAULT_BROKER, NULL,
                     "broker command endpoint", &broker);
     hd_options_add (options, "pool", HD_OPT_STRING, NULL, NULL, "pool to join (required)", &pool);
@@ -506,6 +513,12 @@ main (int argc, char **argv)
                     "processed event ids remembered to skip redeliveries", &seen_capacity);
     hd_options_add (options, "seen-ttl", HD_OPT_DURATION, "10m", NULL,
                     "how long a processed event id is remembered", &seen_ttl_ms);
+    hd_options_add (options, "dedup-store", HD_OPT_STRING, NULL, NULL,
+                    "directory of an on-disk processed-id set (LMDB) that survives restarts",
+                    &dedup_store);
+    hd_options_add (options, "dedup-map-size", HD_OPT_SIZE, "256M", NULL,
+                    "largest size of the dedup store; when full, ids are not recorded (logged)",
+                    &dedup_map_size);
     hd_options_add (options, "stop-grace", HD_OPT_DURATION, "30s", NULL,
                     "at stop, how long running commands may take to finish", &stop_grace_ms);
     hd_options_add (options, "verbose", HD_OPT_BOOL, "false", NULL,
@@ -533,6 +546,8 @@ main (int argc, char **argv)
         usage_error = "--seen-capacity must be at least 1 and --seen-ttl under 49 days";
     else if (stop_grace_ms < 0 || stop_grace_ms > INT32_MAX)
         usage_error = "--stop-grace must be under 24 days";
+    else if (dedup_map_size < 65536 || (uint64_t) dedup_map_size > SIZE_MAX)
+        usage_error = "--dedup-map-size must be at least 64K";
     if (usage_error) {
         fprintf (stderr, "herald-worker: %s (see --help)\n", usage_error);
         exit_code = 2;
@@ -562,15 +577,25 @@ main (int argc, char **argv)
     hd_worker_set_seen_capacity (worker, (size_t) seen_capacity);
     hd_worker_set_seen_ttl_ms (worker, (uint32_t) seen_ttl_ms);
     hd_worker_set_stop_grace_ms (worker, (int) stop_grace_ms);
+    hd_worker_set_dedup_map_size (worker, (size_t) dedup_map_size);
+    if (dedup_store && hd_worker_set_dedup_store (worker, dedup_store)) {
+        fprintf (stderr, "herald-worker: cannot set the dedup store\n");
+        hd_worker_destroy (&worker);
+        exit_code = 1;
+        goto done;
+    }
     if (verbose)
-        fprintf (stderr, "herald-worker: pool %s filter '%s' at %s, running %s\n", pool, filter,
-                 broker, app.command[0]);
+        fprintf (stderr, "herald-worker: pool %s filter '%s' at %s, running %s%s%s\n", pool, filter,
+                 broker, app.command[0], dedup_store ? ", dedup store " : "",
+                 dedup_store ? dedup_store : "");
     if (hd_worker_run (worker, s_handler, &app)) {
         fprintf (stderr, "herald-worker: %s\n", hd_worker_error (worker));
         exit_code = 1;
     } else if (verbose)
-        fprintf (stderr, "herald-worker: stopped after %" PRIu64 " events (%" PRIu64 " skipped)\n",
-                 hd_worker_handled (worker), hd_worker_skipped (worker));
+        fprintf (stderr,
+                 "herald-worker: stopped after %" PRIu64 " events (%" PRIu64 " skipped)%s\n",
+                 hd_worker_handled (worker), hd_worker_skipped (worker),
+                 hd_worker_dedup_errors (worker) ? ", with dedup store errors (see above)" : "");
     //  Commands past the grace period: the pool has their events back
     int left_behind = s_children_kill ();
     if (left_behind)

@@ -4,7 +4,9 @@
     - the I/O thread owns the DEALER, the table of events in hand (jobs),
       and the processed-id set (seen). It JOINs, heartbeats, notices broker
       silence and reconnects, and settles results. Because it never runs
-      user code, a slow handler never makes the worker look dead.
+      user code, a slow handler never makes the worker look dead. With a
+      dedup store configured it also looks ids up there and records them
+      (one synced transaction per loop turn) before their ACKs are sent.
     - `concurrency` handler threads take jobs from a queue and call the
       handler.
     Everything the threads share sits under one mutex: the job queue, the
@@ -20,12 +22,14 @@
     replaces the old one and is settled when the handler finishes.
 */
 #include "worker.h"
+#include "dedup_store.h"
 #include "event.h"
 #include "seen.h"
 
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -46,6 +50,7 @@ typedef enum {
 #define S_BACKOFF_MAX_MS       32000
 #define S_DRAIN_BATCH          1000
 #define S_STOP_GRACE_DEFAULT   30000
+#define S_DEDUP_LOG_MS         10000
 
 struct _hd_delivery_t {
     hd_delivery_t *next; // on the job queue or the done queue
@@ -82,7 +87,10 @@ struct _hd_worker_t {
     uint32_t concurrency;
     size_t seen_capacity;
     uint32_t seen_ttl_ms;
-    int stop_grace_ms; // -1: hd_worker_stop waits for handlers forever
+    char *dedup_path;        // NULL: processed ids are kept in memory only
+    size_t dedup_map_size;   // 0: the store's default
+    hd_dedup_store_t *dedup; // opened by hd_worker_start; used by the I/O thread
+    int stop_grace_ms;       // -1: hd_worker_stop waits for handlers forever
     hd_handler_fn *handler;
     void *handler_arg;
 
@@ -119,7 +127,13 @@ struct _hd_worker_t {
     atomic_uint_fast64_t skipped;
     atomic_uint_fast64_t joins;
     atomic_uint_fast64_t stale;
+    atomic_uint_fast64_t dedup_errors;
 };
+
+typedef struct {
+    int64_t logged_at;     // mono ms of the last warning, 0: none yet
+    uint64_t not_reported; // failures since then
+} s_dedup_log_t;
 
 //  I/O thread state, private to that thread.
 typedef struct {
@@ -138,6 +152,9 @@ typedef struct {
     int64_t reconnect_at; // > 0: socket closed, reconnect then
     uint32_t backoff_ms;
     bool draining;
+    //  Dedup store failures, logged at most every S_DEDUP_LOG_MS per kind
+    s_dedup_log_t dedup_lookups;
+    s_dedup_log_t dedup_inserts;
     //  Tags to ACK, sent as one batch per loop turn
     uint64_t *ack_seq;
     uint32_t *ack_attempt;
@@ -517,6 +534,80 @@ s_io_sync_credit (s_io_t *io)
     io->credit_sent = credit;
 }
 
+//  ---------------------------------------------------------------------
+//  Dedup store. Its failures never stop the worker: a lookup that fails
+//  counts as "not processed" (the handler runs), an insert that fails
+//  leaves the ids unrecorded (the events are acked all the same).
+
+static void
+s_io_dedup_failed (s_io_t *io, s_dedup_log_t *log, const char *consequence)
+{
+    hd_worker_t *self = io->worker;
+    atomic_fetch_add (&self->dedup_errors, 1);
+    char text[512];
+    hd_dedup_store_error (self->dedup, text, sizeof text);
+    s_set_error (self, "%s", text);
+    log->not_reported++;
+    int64_t now = zclock_mono ();
+    if (log->logged_at == 0 || now - log->logged_at >= S_DEDUP_LOG_MS) {
+        zsys_warning ("herald worker: %s; %s (%" PRIu64 " time(s) since the last report)", text,
+                      consequence, log->not_reported);
+        log->logged_at = now;
+        log->not_reported = 0;
+    }
+}
+
+static bool
+s_io_stored (s_io_t *io, const char *source, const char *id)
+{
+    hd_worker_t *self = io->worker;
+    if (!self->dedup)
+        return false;
+    int rc = hd_dedup_store_contains (self->dedup, source, id, zclock_time ());
+    if (rc < 0)
+        s_io_dedup_failed (io, &io->dedup_lookups, "treating the event as new");
+    return rc == 1;
+}
+
+//  Record the ids of the jobs the handler acked, in one transaction, before
+//  their ACKs are queued: a crash in between can cause a skip, never a redo.
+static void
+s_io_record (s_io_t *io, hd_delivery_t *done)
+{
+    hd_worker_t *self = io->worker;
+    if (!self->dedup)
+        return;
+    size_t count = 0;
+    for (hd_delivery_t *job = done; job; job = job->next)
+        if (job->verdict == HD_ACK)
+            count++;
+    if (count == 0)
+        return;
+    const char **sources = malloc (count * sizeof *sources);
+    const char **ids = malloc (count * sizeof *ids);
+    int64_t now = zclock_time (); // wall clock: the store outlives the process
+    int rc = 0;
+    if (sources && ids) {
+        size_t index = 0;
+        for (hd_delivery_t *job = done; job; job = job->next)
+            if (job->verdict == HD_ACK) {
+                sources[index] = hd_event_source (job->event);
+                ids[index++] = hd_event_id (job->event);
+            }
+        rc = hd_dedup_store_insert_many (self->dedup, sources, ids, count, now);
+    } else
+        for (hd_delivery_t *job = done; job; job = job->next)
+            if (job->verdict == HD_ACK) {
+                int one = hd_dedup_store_insert (self->dedup, hd_event_source (job->event),
+                                                 hd_event_id (job->event), now);
+                rc = one ? one : rc;
+            }
+    free (sources);
+    free (ids);
+    if (rc)
+        s_io_dedup_failed (io, &io->dedup_inserts, "events are acked without being recorded");
+}
+
 static void
 s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
 {
@@ -555,7 +646,9 @@ s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
     uint32_t ack_wait_ms = deliver->ack_wait_ms ? deliver->ack_wait_ms : io->ack_wait_ms;
 
     hd_delivery_t *job = zhashx_lookup (io->jobs, key);
-    if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ())) {
+    //  The memory set is the fast path; the store also knows earlier runs
+    if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ()) ||
+        s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
         s_io_queue_ack (io, deliver->seq, deliver->attempt);
         atomic_fetch_add (&self->skipped, 1);
         hd_event_destroy (&event);
@@ -690,6 +783,7 @@ s_io_take_results (s_io_t *io)
     self->progress_head = self->progress_tail = NULL;
     pthread_mutex_unlock (&self->lock);
 
+    s_io_record (io, done);
     int64_t now = zclock_mono ();
     while (done) {
         hd_delivery_t *job = done;
@@ -955,6 +1049,8 @@ s_worker_free (hd_worker_t *self)
     free (self->pool);
     free (self->filter);
     free (self->name);
+    free (self->dedup_path);
+    hd_dedup_store_destroy (&self->dedup);
     free (self);
 }
 
@@ -997,6 +1093,30 @@ hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms)
     self->seen_ttl_ms = ttl_ms;
 }
 
+int
+hd_worker_set_dedup_store (hd_worker_t *self, const char *path)
+{
+    pthread_mutex_lock (&self->lock);
+    bool started = self->started;
+    pthread_mutex_unlock (&self->lock);
+    if (started) {
+        s_set_error (self, "the dedup store must be set before start");
+        return -1;
+    }
+    char *copy = NULL;
+    if (path && *path && !(copy = strdup (path)))
+        return -1;
+    free (self->dedup_path);
+    self->dedup_path = copy;
+    return 0;
+}
+
+void
+hd_worker_set_dedup_map_size (hd_worker_t *self, size_t bytes)
+{
+    self->dedup_map_size = bytes;
+}
+
 void
 hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms)
 {
@@ -1015,6 +1135,16 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     if (!handler) {
         s_set_error (self, "no handler");
         return -1;
+    }
+    if (self->dedup_path && !self->dedup) {
+        char error[512];
+        self->dedup = hd_dedup_store_open (self->dedup_path, self->seen_ttl_ms,
+                                           self->dedup_map_size, error, sizeof error);
+        if (!self->dedup) {
+            s_set_error (self, "%s", error);
+            return -1;
+        }
+        hd_dedup_store_purge (self->dedup, zclock_time (), 0);
     }
     self->handler = handler;
     self->handler_arg = arg;
@@ -1176,6 +1306,12 @@ uint64_t
 hd_worker_stale (hd_worker_t *self)
 {
     return atomic_load (&self->stale);
+}
+
+uint64_t
+hd_worker_dedup_errors (hd_worker_t *self)
+{
+    return atomic_load (&self->dedup_errors);
 }
 
 const char *

@@ -68,9 +68,11 @@ stat_is() { [ "$(stat "$1" 2>/dev/null)" = "$2" ]; }
 
 broker_answers() { stat_json >/dev/null 2>&1; }
 
-# start_broker [broker options...]; sets BROKER_PID.
+# start_broker [broker options...]; sets BROKER_PID. The log and state live in
+# $WORK/data, so a restarted broker finds them again.
 start_broker() {
-    spawn broker "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" "$@"
+    [ -f "$WORK/broker.log" ] && cat "$WORK/broker.log" >>"$WORK/broker-earlier.log"
+    spawn broker "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --data-dir "$WORK/data" "$@"
     BROKER_PID=$LAST_PID
     wait_for "broker to answer" 10 broker_answers
 }

@@ -4,7 +4,8 @@
 # slower than ack-wait is not run twice on the same worker.
 source "$(dirname "$0")/lib.sh"
 
-start_broker --backoff-initial 50ms --backoff-max 200ms --ack-wait 400ms
+# --max-deliver 0: NACKed events come back however often (the DLQ has its own test)
+start_broker --backoff-initial 50ms --backoff-max 200ms --ack-wait 400ms --max-deliver 0
 spawn w "$TBIN/hd_test_client" work --broker "$ROUTER" --pool r --filter r. --credit 5 \
     --nack-every 3 --fail-every 10 --log "$WORK/handled.txt"
 wait_for "worker" 10 workers_in r 1

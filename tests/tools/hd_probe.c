@@ -424,16 +424,71 @@ s_garbage (const char *endpoint, int count)
     return ok ? 0 : 1;
 }
 
+//  Create a pool with options (the first JOIN creates it), then LEAVE.
+static int
+s_create_pool (const char *endpoint, const char *pool, const char *filter, bool ordered,
+               uint32_t max_deliver, const char *from, uint32_t ack_wait_ms)
+{
+    zsock_t *socket = s_connect (endpoint);
+    Herald__StartPosition start = HERALD__START_POSITION__INIT;
+    Herald__PoolOptions options = HERALD__POOL_OPTIONS__INIT;
+    options.ordered = ordered;
+    options.max_deliver = max_deliver;
+    options.ack_wait_ms = ack_wait_ms;
+    if (from) {
+        if (strcmp (from, "earliest") == 0) {
+            start.from_case = HERALD__START_POSITION__FROM_EARLIEST;
+            start.earliest = true;
+        } else if (strcmp (from, "latest") == 0) {
+            start.from_case = HERALD__START_POSITION__FROM_LATEST;
+            start.latest = true;
+        } else if (from[0] == '@') {
+            start.from_case = HERALD__START_POSITION__FROM_TIME_US;
+            start.time_us = strtoull (from + 1, NULL, 10);
+        } else {
+            start.from_case = HERALD__START_POSITION__FROM_SEQ;
+            start.seq = strtoull (from, NULL, 10);
+        }
+        options.start = &start;
+    }
+    Herald__Join join = HERALD__JOIN__INIT;
+    join.pool = (char *) pool;
+    join.filter = (char *) filter;
+    join.credit = 1;
+    join.name = "hd_probe";
+    join.options = &options;
+    hd_send_command (zsock_resolve (socket), NULL, 0, HD_CMD_JOIN, &join.base, 0);
+    hd_frames_t frames;
+    int command = s_recv (socket, &frames, 3000);
+    if (command >= 0)
+        hd_frames_close (&frames);
+    if (command != HD_CMD_JOINED) {
+        fprintf (stderr, "hd_probe: JOIN answered %s\n", hd_command_name (command));
+        zsock_destroy (&socket);
+        return 1;
+    }
+    hd_send_command (zsock_resolve (socket), NULL, 0, HD_CMD_LEAVE, NULL, 0);
+    zsock_destroy (&socket);
+    printf ("created pool %s\n", pool);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
     if (argc < 2 || !strcmp (argv[1], "--help")) {
-        printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n");
+        printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n"
+                "       hd_probe create-pool --broker EP --pool P [--filter F] [--ordered 1]\n"
+                "                [--max-deliver N] [--ack-wait-ms N] [--from "
+                "earliest|latest|SEQ|@TIME_US]\n");
         return argc < 2 ? 2 : 0;
     }
     const char *endpoint = "tcp://127.0.0.1:7100";
     const char *pool = "probe";
     int count = 10000;
+    const char *filter = "", *from = NULL;
+    bool ordered = false;
+    uint32_t max_deliver = 0, ack_wait_ms = 0;
     for (int index = 2; index + 1 < argc; index += 2) {
         if (!strcmp (argv[index], "--broker"))
             endpoint = argv[index + 1];
@@ -441,6 +496,16 @@ main (int argc, char **argv)
             pool = argv[index + 1];
         else if (!strcmp (argv[index], "--count"))
             count = atoi (argv[index + 1]);
+        else if (!strcmp (argv[index], "--filter"))
+            filter = argv[index + 1];
+        else if (!strcmp (argv[index], "--ordered"))
+            ordered = atoi (argv[index + 1]) != 0;
+        else if (!strcmp (argv[index], "--max-deliver"))
+            max_deliver = (uint32_t) atoi (argv[index + 1]);
+        else if (!strcmp (argv[index], "--ack-wait-ms"))
+            ack_wait_ms = (uint32_t) atoi (argv[index + 1]);
+        else if (!strcmp (argv[index], "--from"))
+            from = argv[index + 1];
     }
     if (!strcmp (argv[1], "errors"))
         return s_errors (endpoint);
@@ -448,6 +513,8 @@ main (int argc, char **argv)
         return s_leases (endpoint, pool);
     if (!strcmp (argv[1], "garbage"))
         return s_garbage (endpoint, count);
+    if (!strcmp (argv[1], "create-pool"))
+        return s_create_pool (endpoint, pool, filter, ordered, max_deliver, from, ack_wait_ms);
     fprintf (stderr, "hd_probe: unknown mode %s\n", argv[1]);
     return 2;
 }

@@ -5,7 +5,7 @@
         prints "confirmed=N duplicates=N rejected=N resent=N".
     hd_test_client work --pool P --log FILE [...]
         joins pool P and appends one line per handler call to FILE:
-        "<ack|retry|fail> <id> <seq> <attempt> <pid>". Lines are written with
+        "<ack|retry|fail> <id> <seq> <attempt> <pid> <key|->". Lines are written with
         O_APPEND in one write, so several workers may share one file.
     hd_test_client subscribe [--xpub EP] [--broker EP] [--prefix P] [...]
         receives live events and prints "received=N gaps=N malformed=N".
@@ -23,17 +23,19 @@
 #include <string.h>
 #include <unistd.h>
 
-static void s_usage (FILE *stream)
+static void
+s_usage (FILE *stream)
 {
     fprintf (stream,
              "Usage: hd_test_client publish|work|subscribe [options]   (--help after the mode for "
              "its options)\n");
 }
 
-static int s_publish (int argc, char **argv)
+static int
+s_publish (int argc, char **argv)
 {
     char *broker = NULL, *type = NULL, *prefix = NULL, *source = NULL, *payload = NULL;
-    int64_t count = 0, window = 0, timeout_ms = 0, retry_ms = 0;
+    int64_t count = 0, window = 0, timeout_ms = 0, retry_ms = 0, keys = 0;
     hd_options_t *options = hd_options_new (
         "hd_test_client publish", "--type T --count N --id-prefix X [options]",
         "Publish COUNT events with ids <id-prefix>0 .. <id-prefix>COUNT-1, wait for every\n"
@@ -47,6 +49,8 @@ static int s_publish (int argc, char **argv)
     hd_options_add (options, "source", HD_OPT_STRING, "hd_test_client", "", "event source",
                     &source);
     hd_options_add (options, "payload", HD_OPT_STRING, "", "", "payload text", &payload);
+    hd_options_add (options, "keys", HD_OPT_INT, "0", "",
+                    "partition keys k0..k(N-1), event i gets key k(i mod N) (0: no key)", &keys);
     hd_options_add (options, "window", HD_OPT_INT, "1000", "", "unconfirmed events at most",
                     &window);
     hd_options_add (options, "retry", HD_OPT_DURATION, "3s", "", "resend unconfirmed after",
@@ -68,8 +72,8 @@ static int s_publish (int argc, char **argv)
         rc = 1;
         goto done;
     }
-    hd_publisher_set_window (publisher, (uint32_t)window);
-    hd_publisher_set_retry_ms (publisher, (uint32_t)retry_ms);
+    hd_publisher_set_window (publisher, (uint32_t) window);
+    hd_publisher_set_retry_ms (publisher, (uint32_t) retry_ms);
     int64_t deadline = zclock_mono () + timeout_ms;
     for (int64_t index = 0; index < count && rc == 0; index++) {
         hd_event_t *event = hd_event_new (type);
@@ -77,15 +81,20 @@ static int s_publish (int argc, char **argv)
         snprintf (id, sizeof id, "%s%" PRId64, prefix, index);
         hd_event_set_id (event, id);
         hd_event_set_payload (event, payload, strlen (payload));
+        if (keys > 0) {
+            char key[32];
+            snprintf (key, sizeof key, "k%" PRId64, index % keys);
+            hd_event_set_partition_key (event, key);
+        }
         int64_t remaining = deadline - zclock_mono ();
-        if (remaining < 0 || hd_publisher_publish (publisher, &event, (int)remaining)) {
+        if (remaining < 0 || hd_publisher_publish (publisher, &event, (int) remaining)) {
             fprintf (stderr, "hd_test_client: publish: %s\n", hd_publisher_error (publisher));
             hd_event_destroy (&event);
             rc = 1;
         }
     }
     int64_t remaining = deadline - zclock_mono ();
-    if (rc == 0 && hd_publisher_flush (publisher, remaining > 0 ? (int)remaining : 0)) {
+    if (rc == 0 && hd_publisher_flush (publisher, remaining > 0 ? (int) remaining : 0)) {
         fprintf (stderr, "hd_test_client: flush: %s\n", hd_publisher_error (publisher));
         rc = 1;
     }
@@ -113,7 +122,8 @@ typedef struct {
 } s_work_t;
 
 //  Handlers cannot stop their own worker (stop waits for them): a helper does
-static void *s_watcher (void *arg)
+static void *
+s_watcher (void *arg)
 {
     s_work_t *work = arg;
     while (!atomic_load (&work->finished)) {
@@ -126,14 +136,15 @@ static void *s_watcher (void *arg)
     return NULL;
 }
 
-static hd_verdict_t s_work_handler (hd_delivery_t *delivery, void *arg)
+static hd_verdict_t
+s_work_handler (hd_delivery_t *delivery, void *arg)
 {
     s_work_t *work = arg;
     long long call = atomic_fetch_add (&work->calls, 1) + 1;
     if (work->crash_after > 0 && call > work->crash_after)
         _exit (3); // a crash: no settle, no LEAVE
     if (work->sleep_ms > 0)
-        zclock_sleep ((int)work->sleep_ms);
+        zclock_sleep ((int) work->sleep_ms);
     hd_verdict_t verdict = HD_ACK;
     const char *word = "ack";
     if (work->fail_every > 0 && call % work->fail_every == 0) {
@@ -148,16 +159,18 @@ static hd_verdict_t s_work_handler (hd_delivery_t *delivery, void *arg)
     }
     const hd_event_t *event = hd_delivery_event (delivery);
     char line[512];
-    int length = snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d\n", word,
+    const char *key = hd_event_partition_key (event);
+    int length = snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d %s\n", word,
                            hd_event_id (event), hd_delivery_seq (delivery),
-                           hd_delivery_attempt (delivery), (int)getpid ());
-    if (length > 0 && write (work->log_fd, line, (size_t)length) < 0)
+                           hd_delivery_attempt (delivery), (int) getpid (), *key ? key : "-");
+    if (length > 0 && write (work->log_fd, line, (size_t) length) < 0)
         perror ("hd_test_client: log");
     atomic_fetch_add (&work->completed, 1);
     return verdict;
 }
 
-static int s_work (int argc, char **argv)
+static int
+s_work (int argc, char **argv)
 {
     char *broker = NULL, *pool = NULL, *filter = NULL, *log = NULL, *name = NULL;
     int64_t credit = 0, concurrency = 0, exit_after = 0;
@@ -165,7 +178,8 @@ static int s_work (int argc, char **argv)
     hd_options_t *options = hd_options_new (
         "hd_test_client work", "--pool P --log FILE [options]",
         "Join pool P and handle events until SIGINT/SIGTERM (or --exit-after), appending\n"
-        "\"<ack|retry|fail> <id> <seq> <attempt> <pid>\" per handler call to FILE. On exit\n"
+        "\"<ack|retry|fail> <id> <seq> <attempt> <pid> <key|->\" per handler call to FILE. On "
+        "exit\n"
         "prints \"handled=N skipped=N joins=N stale=N\".");
     hd_options_add (options, "broker", HD_OPT_STRING, HERALD_DEFAULT_BROKER, NULL,
                     "broker command endpoint", &broker);
@@ -209,8 +223,8 @@ static int s_work (int argc, char **argv)
     hd_worker_t *worker = hd_worker_new (broker, pool, filter);
     if (name)
         hd_worker_set_name (worker, name);
-    hd_worker_set_credit (worker, (uint32_t)credit);
-    hd_worker_set_concurrency (worker, (uint32_t)concurrency);
+    hd_worker_set_credit (worker, (uint32_t) credit);
+    hd_worker_set_concurrency (worker, (uint32_t) concurrency);
     work.worker = worker;
     work.exit_after = exit_after;
     pthread_t watcher;
@@ -232,7 +246,8 @@ done:
     return rc;
 }
 
-static int s_subscribe (int argc, char **argv)
+static int
+s_subscribe (int argc, char **argv)
 {
     char *xpub = NULL, *broker = NULL, *prefix = NULL, *name = NULL;
     int64_t count = 0, sleep_ms = 0, timeout_ms = 0;
@@ -270,13 +285,13 @@ static int s_subscribe (int argc, char **argv)
     }
     hd_subscriber_set_name (subscriber, name);
     hd_subscriber_subscribe (subscriber, prefix);
-    while (count <= 0 || hd_subscriber_received (subscriber) < (uint64_t)count) {
-        hd_event_t *event = hd_subscriber_recv (subscriber, (int)timeout_ms);
+    while (count <= 0 || hd_subscriber_received (subscriber) < (uint64_t) count) {
+        hd_event_t *event = hd_subscriber_recv (subscriber, (int) timeout_ms);
         if (!event)
             break;
         hd_event_destroy (&event);
         if (sleep_ms > 0)
-            zclock_sleep ((int)sleep_ms);
+            zclock_sleep ((int) sleep_ms);
     }
     printf ("received=%" PRIu64 " gaps=%" PRIu64 " malformed=%" PRIu64 "\n",
             hd_subscriber_received (subscriber), hd_subscriber_gaps (subscriber),
@@ -287,7 +302,8 @@ done:
     return rc;
 }
 
-int main (int argc, char **argv)
+int
+main (int argc, char **argv)
 {
     if (argc < 2) {
         s_usage (stderr);

@@ -159,7 +159,7 @@ test_command_names (void **state)
     };
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++)
         assert_string_equal (hd_command_name (names[index].code), names[index].name);
-    const int unknown[] = {0, 0x04, 0x19, 0x22, 0x32, 0x7E, 0x80, 0xFF, 0x101, -1};
+    const int unknown[] = {0, 0x04, 0x19, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
     for (size_t index = 0; index < sizeof unknown / sizeof unknown[0]; index++)
         assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
 }
@@ -173,7 +173,7 @@ test_error_names (void **state)
     for (int code = 0; code < (int) (sizeof names / sizeof names[0]); code++)
         assert_string_equal (hd_error_name (code), names[code]);
     assert_string_equal (hd_error_name (HERALD__ERROR_CODE__BACKLOG_FULL), "BACKLOG_FULL");
-    assert_string_equal (hd_error_name (12), "UNKNOWN");
+    assert_string_equal (hd_error_name (99), "UNKNOWN");
     assert_string_equal (hd_error_name (-1), "UNKNOWN");
     assert_string_equal (hd_error_name (1000), "UNKNOWN");
 }
