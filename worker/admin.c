@@ -195,24 +195,31 @@ s_explain_refusal (hd_admin_error_t *error, hd_command_t command, const char *po
     char what[300];
     if (error->code == HERALD__ERROR_CODE__NOT_FOUND) {
         //  The broker's reason says whether the pool or the entry is missing
-        bool entry = strstr (reason, "entry") || strstr (reason, "seq");
-        bool pool_missing = strstr (reason, "pool") && !entry;
-        if (pool_missing || (!entry && command == HD_CMD_DLQ_LIST))
-            snprintf (what, sizeof what, "no such pool '%s'", pool);
-        else if (seq)
-            snprintf (what, sizeof what, "no DLQ entry at seq %" PRIu64 " in pool '%s'", *seq,
+        bool entry = strstr (reason, "entry") != NULL;
+        if (!entry && (strstr (reason, "pool") || (!*reason && command == HD_CMD_DLQ_LIST)))
+            snprintf (what, sizeof what, "no such pool '%.128s'", pool);
+        else if (entry && seq)
+            snprintf (what, sizeof what, "no DLQ entry at seq %" PRIu64 " in pool '%.128s'", *seq,
                       pool);
         else if (entry)
-            snprintf (what, sizeof what, "no such DLQ entry in pool '%s'", pool);
+            snprintf (what, sizeof what, "no such DLQ entry in pool '%.128s'", pool);
+        else if (*reason && seq)
+            snprintf (what, sizeof what, "seq %" PRIu64 " in pool '%.128s'", *seq, pool);
+        else if (*reason)
+            snprintf (what, sizeof what, "pool '%.128s'", pool);
         else
-            snprintf (what, sizeof what, "no such pool '%s' (or DLQ entry)", pool);
+            snprintf (what, sizeof what, "no such pool '%.128s' (or DLQ entry)", pool);
     } else if (error->code == HERALD__ERROR_CODE__UNKNOWN_COMMAND)
         snprintf (what, sizeof what, "the broker does not support %s (older version?)",
                   hd_command_name (command));
     else
         snprintf (what, sizeof what, "broker refused %s: %s", hd_command_name (command),
                   hd_error_name (error->code));
-    if (*reason && error->code != HERALD__ERROR_CODE__UNKNOWN_COMMAND && !strstr (what, reason))
+    if (error->code == HERALD__ERROR_CODE__NOT_FOUND && *reason && !strstr (what, "no "))
+        //  "seq 5 in pool 'orders': the event is no longer in the log"
+        snprintf (error->text, sizeof error->text, "%.250s: %.240s", what, reason);
+    else if (*reason && error->code != HERALD__ERROR_CODE__NOT_FOUND &&
+             error->code != HERALD__ERROR_CODE__UNKNOWN_COMMAND)
         snprintf (error->text, sizeof error->text, "%.250s (broker: %.240s)", what, reason);
     else
         snprintf (error->text, sizeof error->text, "%s", what);

@@ -68,6 +68,13 @@ stat_is() { [ "$(stat "$1" 2>/dev/null)" = "$2" ]; }
 
 broker_answers() { stat_json >/dev/null 2>&1; }
 
+# kill_broker: SIGKILL the broker and wait until it is gone (its data
+# directory lock goes with it), so the next start_broker can take over.
+kill_broker() {
+    kill -9 "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+}
+
 # start_broker [broker options...]; sets BROKER_PID. The log and state live in
 # $WORK/data, so a restarted broker finds them again.
 start_broker() {

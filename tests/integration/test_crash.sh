@@ -21,7 +21,7 @@ for round in 1 2 3; do
     target=$((round * N / 5))
     wait_for "the log to reach $target events" 60 eval '[ "$(published)" -gt '$target' ]'
     alive "$PUB" || fail "the publisher finished before crash $round: nothing tested"
-    kill -9 "$BROKER_PID"
+    kill_broker
     log "crash $round at seq ~$target"
     start_broker
 done

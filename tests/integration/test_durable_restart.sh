@@ -21,7 +21,8 @@ spawn holder "$TBIN/hd_test_client" work --broker "$ROUTER" --pool held --filter
 HOLDER=$LAST_PID
 wait_for "3 events in flight in pool held" 10 stat_is '.pools[] | select(.name=="held") | .inflight' 3
 
-kill -9 "$BROKER_PID" "$HOLDER"
+kill -9 "$HOLDER"
+kill_broker
 start_broker --ack-wait 60s
 grep -q "recovered 2 pools" "$WORK/broker.log" || fail "pools not recovered: $(grep recovered "$WORK/broker.log")"
 wait_for "the worker to re-register" 20 workers_in p 1

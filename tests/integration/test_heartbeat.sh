@@ -19,7 +19,7 @@ kill -CONT "$FROZEN"
 wait_for "the thawed worker to re-register" 15 workers_in hb 2
 
 # Broker restart: both workers re-register with the new broker by themselves
-kill -9 "$BROKER_PID"
+kill_broker
 start_broker --heartbeat 200ms --liveness 3
 wait_for "workers to re-register after a broker restart" 20 workers_in hb 2
 "$TBIN/hd_test_client" publish --broker "$ROUTER" --type h.y --count 50 --id-prefix after- >/dev/null

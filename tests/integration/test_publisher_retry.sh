@@ -19,7 +19,7 @@ spawn pub2 "$TBIN/hd_test_client" publish --broker "$ROUTER" --type r.y --count 
 PUB2=$LAST_PID
 wait_for "some confirms" 30 eval '[ "$(stat .published 2>/dev/null || echo 0)" -gt 1000 ]'
 alive "$PUB2" || fail "the publisher finished before the broker was killed: test proves nothing"
-kill -9 "$BROKER_PID"
+kill_broker
 start_broker
 wait "$PUB2" || fail "publisher did not survive the restart: $(cat "$WORK/pub2.log")"
 grep -q "confirmed=200000" "$WORK/pub2.log" || fail "$(cat "$WORK/pub2.log")"

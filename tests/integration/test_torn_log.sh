@@ -11,8 +11,7 @@ payload=$(head -c 200 /dev/zero | tr '\0' 't')
     --payload "$payload" >/dev/null || fail "publish"
 count=$(($(stat .log_next_seq) - 1))
 for round in 1 2 3; do
-    kill -9 "$BROKER_PID"
-    wait "$BROKER_PID" 2>/dev/null || true
+    kill_broker
     last=$(ls "$WORK/data/log/"*.seg | sort | tail -n 1)
     size=$(wc -c <"$last")
     cut=$((RANDOM % 900 + 1))
@@ -31,8 +30,7 @@ for round in 1 2 3; do
 done
 
 # Corruption inside an older segment: refuse, then --skip-corrupt
-kill -9 "$BROKER_PID"
-wait "$BROKER_PID" 2>/dev/null || true
+kill_broker
 first=$(ls "$WORK/data/log/"*.seg | sort | head -n 1)
 printf '\xde\xad\xbe\xef\xde\xad\xbe\xef' | dd of="$first" bs=1 seek=1000 conv=notrunc 2>/dev/null
 if "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --data-dir "$WORK/data" \
