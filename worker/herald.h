@@ -197,6 +197,35 @@ int hd_worker_set_dedup_store (hd_worker_t *self, const char *path);
 //  it) and events are still acked.
 void hd_worker_set_dedup_map_size (hd_worker_t *self, size_t bytes);
 
+//  The pool's policy, used when this worker's JOIN creates the pool (zero
+//  fields: the broker's defaults). Joining an existing pool whose policy
+//  differs in a non-zero field fails with CONFLICT. Call before start.
+typedef enum {
+    HD_START_LATEST = 0, // events published after the pool is created (default)
+    HD_START_EARLIEST,   // everything still in the log
+    HD_START_SEQ,        // from start_seq on
+    HD_START_TIME        // from the first event recorded at or after start_time_us
+} hd_start_t;
+
+typedef struct {
+    bool ordered;         // one event per partition key in flight, in seq order
+    uint32_t max_deliver; // attempts before the DLQ
+    uint32_t ack_wait_ms; // lease length
+    uint32_t backoff_initial_ms;
+    uint32_t backoff_max_ms;
+    double backoff_multiplier;
+    double backoff_jitter;
+    hd_start_t start;
+    uint64_t start_seq;
+    uint64_t start_time_us;
+} hd_pool_options_t;
+
+void hd_worker_set_pool_options (hd_worker_t *self, const hd_pool_options_t *options);
+
+//  Parse a start position: "latest", "earliest", a seq ("4711"), an RFC 3339
+//  UTC time ("2026-11-22T10:00:00Z") or an age ("-10m", "-2h"). Returns 0 / -1.
+int hd_pool_options_parse_start (hd_pool_options_t *options, const char *text);
+
 //  Start the I/O and handler threads. Returns 0 / -1.
 int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
 //  Wait until the broker has accepted the JOIN. Returns 0 / -1 on timeout.

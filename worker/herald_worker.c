@@ -477,6 +477,9 @@ main (int argc, char **argv)
     char *dedup_store = NULL;
     int64_t dedup_map_size = 0;
     bool verbose = false;
+    bool ordered = false;
+    int64_t max_deliver = 0, ack_wait = 0, backoff_initial = 0, backoff_max = 0;
+    char *from = NULL;
     hd_options_t *options = hd_options_new (
         "herald-worker", "--pool NAME [options] -- COMMAND [ARGS...]",
         "Join a Herald worker pool and run COMMAND once per event. The payload is the\n"
@@ -521,6 +524,24 @@ main (int argc, char **argv)
                     &dedup_map_size);
     hd_options_add (options, "stop-grace", HD_OPT_DURATION, "30s", NULL,
                     "at stop, how long running commands may take to finish", &stop_grace_ms);
+    hd_options_add (options, "ordered", HD_OPT_BOOL, NULL, NULL,
+                    "pool policy when this worker creates the pool: one event per partition key "
+                    "in flight, in seq order",
+                    &ordered);
+    hd_options_add (options, "max-deliver", HD_OPT_INT, "0", NULL,
+                    "pool policy: attempts before the DLQ (0: the broker's default)", &max_deliver);
+    hd_options_add (options, "ack-wait", HD_OPT_DURATION, "0", NULL,
+                    "pool policy: lease length (0: the broker's default)", &ack_wait);
+    hd_options_add (options, "backoff-initial", HD_OPT_DURATION, "0", NULL,
+                    "pool policy: first redelivery delay (0: the broker's default)",
+                    &backoff_initial);
+    hd_options_add (options, "backoff-max", HD_OPT_DURATION, "0", NULL,
+                    "pool policy: longest redelivery delay (0: the broker's default)",
+                    &backoff_max);
+    hd_options_add (options, "from", HD_OPT_STRING, "latest", NULL,
+                    "where a new pool starts: latest, earliest, a seq, an RFC 3339 UTC time, "
+                    "or an age like -10m",
+                    &from);
     hd_options_add (options, "verbose", HD_OPT_BOOL, "false", NULL,
                     "log one line per event to stderr", &verbose);
     int exit_code = 0;
@@ -578,6 +599,22 @@ main (int argc, char **argv)
     hd_worker_set_seen_ttl_ms (worker, (uint32_t) seen_ttl_ms);
     hd_worker_set_stop_grace_ms (worker, (int) stop_grace_ms);
     hd_worker_set_dedup_map_size (worker, (size_t) dedup_map_size);
+    hd_pool_options_t pool_options = {0};
+    pool_options.ordered = ordered;
+    pool_options.max_deliver = (uint32_t) max_deliver;
+    pool_options.ack_wait_ms = (uint32_t) ack_wait;
+    pool_options.backoff_initial_ms = (uint32_t) backoff_initial;
+    pool_options.backoff_max_ms = (uint32_t) backoff_max;
+    if (hd_pool_options_parse_start (&pool_options, from) != 0) {
+        fprintf (stderr,
+                 "herald-worker: --from '%s' is not latest, earliest, a seq, a time "
+                 "(2026-11-22T10:00:00Z) or an age (-10m)\n",
+                 from);
+        hd_worker_destroy (&worker);
+        exit_code = 2;
+        goto done;
+    }
+    hd_worker_set_pool_options (worker, &pool_options);
     if (dedup_store && hd_worker_set_dedup_store (worker, dedup_store)) {
         fprintf (stderr, "herald-worker: cannot set the dedup store\n");
         hd_worker_destroy (&worker);

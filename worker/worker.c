@@ -34,7 +34,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include "options.h"
 
 typedef enum {
     S_STATE_IDLE,    // not started
@@ -87,10 +89,11 @@ struct _hd_worker_t {
     uint32_t concurrency;
     size_t seen_capacity;
     uint32_t seen_ttl_ms;
-    char *dedup_path;        // NULL: processed ids are kept in memory only
-    size_t dedup_map_size;   // 0: the store's default
-    hd_dedup_store_t *dedup; // opened by hd_worker_start; used by the I/O thread
-    int stop_grace_ms;       // -1: hd_worker_stop waits for handlers forever
+    char *dedup_path;               // NULL: processed ids are kept in memory only
+    size_t dedup_map_size;          // 0: the store's default
+    hd_dedup_store_t *dedup;        // opened by hd_worker_start; used by the I/O thread
+    int stop_grace_ms;              // -1: hd_worker_stop waits for handlers forever
+    hd_pool_options_t pool_options; // sent with JOIN (creates the pool with them)
     hd_handler_fn *handler;
     void *handler_arg;
 
@@ -394,6 +397,34 @@ s_io_send_join (s_io_t *io)
     pthread_mutex_unlock (&self->lock);
     io->credit_sent = join.credit;
     join.name = self->name;
+    const hd_pool_options_t *asked = &self->pool_options;
+    Herald__PoolOptions options = HERALD__POOL_OPTIONS__INIT;
+    Herald__StartPosition start = HERALD__START_POSITION__INIT;
+    options.ordered = asked->ordered;
+    options.max_deliver = asked->max_deliver;
+    options.ack_wait_ms = asked->ack_wait_ms;
+    options.backoff_initial_ms = asked->backoff_initial_ms;
+    options.backoff_max_ms = asked->backoff_max_ms;
+    options.backoff_multiplier = asked->backoff_multiplier;
+    options.backoff_jitter = asked->backoff_jitter;
+    switch (asked->start) {
+        case HD_START_EARLIEST:
+            start.from_case = HERALD__START_POSITION__FROM_EARLIEST;
+            start.earliest = true;
+            break;
+        case HD_START_SEQ:
+            start.from_case = HERALD__START_POSITION__FROM_SEQ;
+            start.seq = asked->start_seq;
+            break;
+        case HD_START_TIME:
+            start.from_case = HERALD__START_POSITION__FROM_TIME_US;
+            start.time_us = asked->start_time_us;
+            break;
+        default: break;
+    }
+    if (start.from_case != HERALD__START_POSITION__FROM__NOT_SET)
+        options.start = &start;
+    join.options = &options;
     s_io_send_command (io, HD_CMD_JOIN, &join.base);
     io->last_recv = zclock_mono (); // the broker gets liveness × 1 s to answer
 }
@@ -1052,6 +1083,49 @@ s_worker_free (hd_worker_t *self)
     free (self->dedup_path);
     hd_dedup_store_destroy (&self->dedup);
     free (self);
+}
+
+void
+hd_worker_set_pool_options (hd_worker_t *self, const hd_pool_options_t *options)
+{
+    self->pool_options = *options;
+}
+
+int
+hd_pool_options_parse_start (hd_pool_options_t *options, const char *text)
+{
+    char *end;
+    if (strcmp (text, "latest") == 0)
+        options->start = HD_START_LATEST;
+    else if (strcmp (text, "earliest") == 0)
+        options->start = HD_START_EARLIEST;
+    else if (text[0] == '-') {
+        int64_t age_ms;
+        if (hd_parse_duration_ms (text + 1, &age_ms) != 0)
+            return -1;
+        struct timespec now;
+        clock_gettime (CLOCK_REALTIME, &now);
+        uint64_t now_us = (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
+        options->start = HD_START_TIME;
+        options->start_time_us =
+            now_us > (uint64_t) age_ms * 1000 ? now_us - (uint64_t) age_ms * 1000 : 0;
+    } else if (strchr (text, 'T')) {
+        struct tm tm = {0};
+        const char *rest = strptime (text, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!rest || (*rest != 'Z' && *rest != 0))
+            return -1;
+        time_t seconds = timegm (&tm);
+        options->start = HD_START_TIME;
+        options->start_time_us = (uint64_t) seconds * 1000000;
+    } else {
+        errno = 0;
+        unsigned long long seq = strtoull (text, &end, 10);
+        if (errno || end == text || *end || seq == 0)
+            return -1;
+        options->start = HD_START_SEQ;
+        options->start_seq = seq;
+    }
+    return 0;
 }
 
 void
