@@ -6,6 +6,7 @@
 # same session: this machine is shared and noisy, only ratios mean anything.
 #
 #   bench/pool_throughput.sh [BUILD_DIR] [EVENTS] [RUNS] [WORKERS]
+#   BROKER_ARGS="--fsync never" bench/pool_throughput.sh ...   # extra broker flags
 set -euo pipefail
 BUILD=${1:-build}
 N=${2:-100000}
@@ -24,7 +25,9 @@ acked() { "$BIN/herald" stat --json --broker "$ROUTER" --timeout 2s | grep -o '"
 
 rates=()
 for run in $(seq 1 "$RUNS"); do
-    "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --max-pending 1000000 >"$WORK/broker.log" 2>&1 &
+    # shellcheck disable=SC2086 # BROKER_ARGS is a list of flags
+    "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --max-pending 10000000 \
+        --data-dir "$WORK/data-$run" ${BROKER_ARGS:-} >"$WORK/broker.log" 2>&1 &
     broker=$!
     until "$BIN/herald" stat --json --broker "$ROUTER" --timeout 1s >/dev/null 2>&1; do sleep 0.05; done
     workers=()
@@ -46,6 +49,7 @@ for run in $(seq 1 "$RUNS"); do
     echo "run $run: $N events through $WORKERS workers in $(echo "$end - $start" | bc) s = $rate events/s"
     kill "${workers[@]}" "$broker" 2>/dev/null || true
     wait 2>/dev/null || true
+    rm -rf "$WORK/data-$run"
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n "$(((RUNS + 1) / 2))p")
 echo "median: $median events/s (runs: ${rates[*]})"
