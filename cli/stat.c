@@ -12,7 +12,8 @@ static const char *s_description =
     "worker pool. Pool columns: PENDING waiting for a worker (including delayed\n"
     "retries), INFLIGHT leased to a worker, REDELIVERED deliveries after the first,\n"
     "TERMINATED given up (TERM or max deliveries), EXPIRED leases that ran out,\n"
-    "OLDEST_MS age of the oldest pending event.\n"
+    "DLQ entries in the dead-letter queue, LOST events retention deleted before\n"
+    "the pool settled them, OLDEST_MS age of the oldest event the pool has in play.\n"
     "\n"
     "With --json prints exactly one JSON object on one line (the Stats message of\n"
     "docs/PROTOCOL.md, field names as in proto/herald.proto).\n"
@@ -60,11 +61,11 @@ s_bytes_text (uint64_t bytes, char *buffer, size_t size)
     return buffer;
 }
 
-#define S_COLUMNS 11
+#define S_COLUMNS 13
 
-static const char *s_headers[S_COLUMNS] = {"POOL",       "FILTER",  "WORKERS",   "PENDING",
-                                           "INFLIGHT",   "ACKED",   "DELIVERED", "REDELIVERED",
-                                           "TERMINATED", "EXPIRED", "OLDEST_MS"};
+static const char *s_headers[S_COLUMNS] = {
+    "POOL",        "FILTER",     "WORKERS", "PENDING", "INFLIGHT", "ACKED",    "DELIVERED",
+    "REDELIVERED", "TERMINATED", "EXPIRED", "DLQ",     "LOST",     "OLDEST_MS"};
 
 //  The cells of one pool row, written into cell[] (each 32 bytes, except the
 //  name and filter which point into the message).
@@ -73,9 +74,10 @@ s_pool_cells (const Herald__PoolStats *pool, const char *cell[S_COLUMNS], char t
 {
     cell[0] = pool->name && *pool->name ? pool->name : "-";
     cell[1] = pool->filter && *pool->filter ? pool->filter : "\"\"";
-    uint64_t numbers[S_COLUMNS - 2] = {pool->workers,    pool->pending,   pool->inflight,
-                                       pool->acked,      pool->delivered, pool->redelivered,
-                                       pool->terminated, pool->expired,   pool->oldest_pending_ms};
+    uint64_t numbers[S_COLUMNS - 2] = {pool->workers,    pool->pending,          pool->inflight,
+                                       pool->acked,      pool->delivered,        pool->redelivered,
+                                       pool->terminated, pool->expired,          pool->dlq,
+                                       pool->lost,       pool->oldest_pending_ms};
     for (int column = 2; column < S_COLUMNS; column++) {
         snprintf (text[column], 32, "%llu", (unsigned long long) numbers[column - 2]);
         cell[column] = text[column];
