@@ -11,7 +11,7 @@ static const char *s_description =
     "(uptime, epoch, event counters, rates, sessions, subscribers) and one row per\n"
     "worker pool. Pool columns: PENDING waiting for a worker (including delayed\n"
     "retries), INFLIGHT leased to a worker, REDELIVERED deliveries after the first,\n"
-    "TERMINATED given up (TERM or max deliveries), EXPIRED leases that ran out,\n"
+    "TERMINATED ended by a worker (TERM), EXPIRED leases that ran out,\n"
     "DLQ entries in the dead-letter queue, LOST events retention deleted before\n"
     "the pool settled them, OLDEST_MS age of the oldest event the pool has in play.\n"
     "\n"

@@ -30,7 +30,7 @@ ledger_count() {
 deadline() { [ $SECONDS -lt $1 ] || { echo "demo: timed out: $2" >&2; exit 1; }; }
 
 say "starting herald-broker (ROUTER $HERALD_BROKER, XPUB $HERALD_XPUB)"
-"$BIN/herald-broker" --router "$HERALD_BROKER" --xpub "$HERALD_XPUB" --ack-wait 10s >"$DEMO/broker.log" 2>&1 &
+"$BIN/herald-broker" --router "$HERALD_BROKER" --xpub "$HERALD_XPUB" --data-dir "$DEMO/data" --ack-wait 10s >"$DEMO/broker.log" 2>&1 &
 PIDS+=($!)
 limit=$((SECONDS + 10))
 until "$BIN/herald" stat --json --timeout 1s >/dev/null 2>&1; do deadline $limit "broker"; sleep 0.1; done
