@@ -12,6 +12,14 @@ wait_for "worker" 10 workers_in p 1
     >"$WORK/pub1.out" || fail "publish"
 wait_for "1000 acks" 30 stat_is '.pools[] | select(.name=="p") | .acked' 1000
 
+# A pool whose worker fails everything: 5 events in its DLQ before the crash
+spawn bad "$TBIN/hd_test_client" work --broker "$ROUTER" --pool bad --filter z. --fail-every 1 \
+    --log "$WORK/bad.txt"
+wait_for "bad worker" 10 workers_in bad 1
+"$TBIN/hd_test_client" publish --broker "$ROUTER" --type z.x --count 5 --id-prefix z- >/dev/null
+wait_for "5 dead letters" 10 stat_is '.pools[] | select(.name=="bad") | .dlq' 5
+"$BIN/herald" dlq ls bad --json --broker "$ROUTER" >"$WORK/dlq-before.json"
+
 # A second pool whose worker holds 3 events un-acked when the broker dies
 spawn hold "$TBIN/hd_probe" create-pool --broker "$ROUTER" --pool held --filter d.
 wait_for "pool held" 10 stat_is '.pools[] | select(.name=="held") | .workers' 0
@@ -24,11 +32,18 @@ wait_for "3 events in flight in pool held" 10 stat_is '.pools[] | select(.name==
 kill -9 "$HOLDER"
 kill_broker
 start_broker --ack-wait 60s
-grep -q "recovered 2 pools" "$WORK/broker.log" || fail "pools not recovered: $(grep recovered "$WORK/broker.log")"
+grep -q "recovered 3 pools" "$WORK/broker.log" || fail "pools not recovered: $(grep recovered "$WORK/broker.log")"
 wait_for "the worker to re-register" 20 workers_in p 1
 # p's filter d. took the 1000 d.x and the 20 d.y events
 [ "$(pool_field p acked)" = 1020 ] || fail "acked count not restored: $(pool_field p acked)"
-[ "$(stat .log_next_seq)" = 1021 ] || fail "log_next_seq $(stat .log_next_seq)"
+[ "$(stat .log_next_seq)" = 1026 ] || fail "log_next_seq $(stat .log_next_seq)"
+# The DLQ came back whole: same entries, reasons, attempts and errors
+"$BIN/herald" dlq ls bad --json --broker "$ROUTER" >"$WORK/dlq-after.json"
+[ "$(jq length "$WORK/dlq-after.json")" = 5 ] || fail "DLQ after restart: $(cat "$WORK/dlq-after.json")"
+diff <(jq -S . "$WORK/dlq-before.json") <(jq -S . "$WORK/dlq-after.json") >/dev/null ||
+    fail "DLQ changed across the restart"
+jq -e 'all(.[]; .error == "failed by --fail-every" and .reason == "terminated")' \
+    "$WORK/dlq-after.json" >/dev/null || fail "DLQ entries lost their reason or error"
 
 # Dedup survived: the same ids are duplicates with their original seqs
 "$TBIN/hd_test_client" publish --broker "$ROUTER" --type d.x --count 1000 --id-prefix a- \
