@@ -3,6 +3,7 @@
     journal.h for the file formats and the recovery rules.
 */
 #include "journal.h"
+#include "bytes.h"
 #include "crc32c.h"
 
 #include <czmq.h>
@@ -45,38 +46,6 @@ struct _hd_journal_t {
     uint64_t syncs;
     int fail_next_write; // test hook: errno for the next write, 0 = none
 };
-
-static void
-s_put_u32 (uint8_t *target, uint32_t value)
-{
-    for (int index = 0; index < 4; index++)
-        target[index] = (uint8_t) (value >> (8 * index));
-}
-
-static void
-s_put_u64 (uint8_t *target, uint64_t value)
-{
-    for (int index = 0; index < 8; index++)
-        target[index] = (uint8_t) (value >> (8 * index));
-}
-
-static uint32_t
-s_get_u32 (const uint8_t *source)
-{
-    uint32_t value = 0;
-    for (int index = 3; index >= 0; index--)
-        value = (value << 8) | source[index];
-    return value;
-}
-
-static uint64_t
-s_get_u64 (const uint8_t *source)
-{
-    uint64_t value = 0;
-    for (int index = 7; index >= 0; index--)
-        value = (value << 8) | source[index];
-    return value;
-}
 
 //  Appends a sentence to the recovery detail, keeping what fits.
 static void
@@ -176,7 +145,7 @@ static int
 s_journal_reset (hd_journal_t *self, uint64_t generation)
 {
     uint8_t head[HD_JOURNAL_HEAD];
-    s_put_u64 (head, generation);
+    hd_put_u64 (head, generation);
     if (ftruncate (self->fd, 0) != 0)
         return -1;
     self->file_size = 0;
@@ -281,9 +250,9 @@ s_recover_checkpoint (hd_journal_t *self, bool skip_corrupt, hd_journal_replay_f
     const char *damage = NULL;
     if ((uint64_t) got != file_size || file_size < HD_CHECKPOINT_HEAD)
         damage = "too short";
-    else if (s_get_u32 (data) != file_size - HD_CHECKPOINT_HEAD)
+    else if (hd_get_u32 (data) != file_size - HD_CHECKPOINT_HEAD)
         damage = "size does not match the file";
-    else if (s_get_u32 (data + 4) != hd_crc32c (0, data + 8, file_size - 8))
+    else if (hd_get_u32 (data + 4) != hd_crc32c (0, data + 8, file_size - 8))
         damage = "checksum mismatch";
     if (damage) {
         free (data);
@@ -306,7 +275,7 @@ s_recover_checkpoint (hd_journal_t *self, bool skip_corrupt, hd_journal_replay_f
                   damage, corrupt_path);
         return 0;
     }
-    *generation = s_get_u64 (data + 8);
+    *generation = hd_get_u64 (data + 8);
     recovery->checkpoint_found = true;
     size_t blob_size = (size_t) (file_size - HD_CHECKPOINT_HEAD);
     int rc = fn (data + HD_CHECKPOINT_HEAD, blob_size, true, arg);
@@ -401,7 +370,7 @@ s_recover_records (hd_journal_t *self, uint64_t file_size, hd_journal_replay_fn 
             rc = -1;
             break;
         }
-        uint32_t size = s_get_u32 (frame);
+        uint32_t size = hd_get_u32 (frame);
         if (size == 0 || size > HD_JOURNAL_MAX_RECORD) {
             //  Zero is refused too: a zero-filled tail would otherwise pass
             //  for records, the crc32c of nothing being 0
@@ -417,7 +386,7 @@ s_recover_records (hd_journal_t *self, uint64_t file_size, hd_journal_replay_fn 
             rc = -1;
             break;
         }
-        if (s_get_u32 (frame + 4) != hd_crc32c (0, frame + HD_JOURNAL_FRAME, size)) {
+        if (hd_get_u32 (frame + 4) != hd_crc32c (0, frame + HD_JOURNAL_FRAME, size)) {
             damage = "checksum mismatch";
             break;
         }
@@ -488,7 +457,7 @@ s_recover_journal (hd_journal_t *self, uint64_t generation, bool skip_corrupt,
             s_error (error, error_size, "cannot read %s: %s", self->journal_path, strerror (errno));
             return -1;
         }
-        uint64_t journal_generation = s_get_u64 (head);
+        uint64_t journal_generation = hd_get_u64 (head);
         if (journal_generation < generation) {
             //  The crash came after the checkpoint's rename and before the
             //  journal restarted: the checkpoint already holds these records
@@ -628,8 +597,8 @@ hd_journal_append (hd_journal_t *self, const void *data, size_t size)
         self->buffer_size = grown;
     }
     uint8_t *frame = self->buffer + self->buffer_used;
-    s_put_u32 (frame, (uint32_t) size);
-    s_put_u32 (frame + 4, hd_crc32c (0, data, size));
+    hd_put_u32 (frame, (uint32_t) size);
+    hd_put_u32 (frame + 4, hd_crc32c (0, data, size));
     memcpy (frame + HD_JOURNAL_FRAME, data, size);
     self->buffer_used = need;
     return 0;
@@ -685,9 +654,9 @@ s_write_checkpoint (hd_journal_t *self, const void *blob, size_t size, uint64_t 
 {
     uint8_t head[HD_CHECKPOINT_HEAD];
     uint8_t generation_bytes[8];
-    s_put_u64 (generation_bytes, generation);
-    s_put_u32 (head, (uint32_t) size);
-    s_put_u32 (head + 4, hd_crc32c (hd_crc32c (0, generation_bytes, 8), blob, size));
+    hd_put_u64 (generation_bytes, generation);
+    hd_put_u32 (head, (uint32_t) size);
+    hd_put_u32 (head + 4, hd_crc32c (hd_crc32c (0, generation_bytes, 8), blob, size));
     memcpy (head + 8, generation_bytes, 8);
 
     int fd = open (self->temporary_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -13,6 +13,7 @@
     - the cache holds the contiguous seqs cache_first .. + cache_count - 1.
 */
 #include "log.h"
+#include "bytes.h"
 #include "crc32c.h"
 
 #include <dirent.h>
@@ -117,46 +118,6 @@ struct _hd_log_t {
 
 //  --------------------------------------------------------------------------
 //  Little-endian fields
-
-static void
-s_put_u16 (uint8_t *at, uint16_t value)
-{
-    at[0] = (uint8_t) value;
-    at[1] = (uint8_t) (value >> 8);
-}
-
-static void
-s_put_u32 (uint8_t *at, uint32_t value)
-{
-    for (int index = 0; index < 4; index++)
-        at[index] = (uint8_t) (value >> (8 * index));
-}
-
-static void
-s_put_u64 (uint8_t *at, uint64_t value)
-{
-    for (int index = 0; index < 8; index++)
-        at[index] = (uint8_t) (value >> (8 * index));
-}
-
-static uint16_t
-s_get_u16 (const uint8_t *at)
-{
-    return (uint16_t) (at[0] | at[1] << 8);
-}
-
-static uint32_t
-s_get_u32 (const uint8_t *at)
-{
-    return (uint32_t) at[0] | (uint32_t) at[1] << 8 | (uint32_t) at[2] << 16 |
-           (uint32_t) at[3] << 24;
-}
-
-static uint64_t
-s_get_u64 (const uint8_t *at)
-{
-    return (uint64_t) s_get_u32 (at) | (uint64_t) s_get_u32 (at + 4) << 32;
-}
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -711,7 +672,7 @@ s_scan_segment (hd_log_t *self, s_scan_t *scan, s_segment_t *segment, int fd, ui
         }
         if (s_scan_fill (scan, fd, file_size, 4) != 0)
             return S_SCAN_FAILED;
-        uint32_t body = s_get_u32 (scan->data + scan->at);
+        uint32_t body = hd_get_u32 (scan->data + scan->at);
         if (body < S_BODY_MIN) {
             snprintf (reason, reason_size, "record size %" PRIu32 " below the minimum", body);
             return S_SCAN_DAMAGED;
@@ -725,18 +686,18 @@ s_scan_segment (hd_log_t *self, s_scan_t *scan, s_segment_t *segment, int fd, ui
         if (s_scan_fill (scan, fd, file_size, (size_t) body + 4) != 0)
             return S_SCAN_FAILED;
         const uint8_t *record = scan->data + scan->at;
-        if (s_get_u32 (record + 4) != hd_crc32c (0, record + S_CRC_FROM, body - 4)) {
+        if (hd_get_u32 (record + 4) != hd_crc32c (0, record + S_CRC_FROM, body - 4)) {
             snprintf (reason, reason_size, "CRC mismatch (seq %" PRIu64 " expected)", expected);
             return S_SCAN_DAMAGED;
         }
-        uint64_t seq = s_get_u64 (record + 8);
+        uint64_t seq = hd_get_u64 (record + 8);
         if (seq != expected) {
             snprintf (reason, reason_size, "seq %" PRIu64 " where %" PRIu64 " was expected", seq,
                       expected);
             return S_SCAN_DAMAGED;
         }
-        uint16_t type_size = s_get_u16 (record + 28);
-        uint32_t envelope_size = s_get_u32 (record + 30);
+        uint16_t type_size = hd_get_u16 (record + 28);
+        uint32_t envelope_size = hd_get_u32 (record + 30);
         if (type_size == 0 || type_size > 255 ||
             (uint64_t) type_size + envelope_size > body - (S_RECORD_HEAD - 4)) {
             snprintf (reason, reason_size, "bad type or envelope size in seq %" PRIu64, seq);
@@ -752,8 +713,8 @@ s_scan_segment (hd_log_t *self, s_scan_t *scan, s_segment_t *segment, int fd, ui
         last_type_id = type_id;
         if (s_segment_reserve (segment) != 0)
             return S_SCAN_FAILED;
-        s_segment_index (segment, (uint32_t) offset, type_id, s_get_u32 (record + 24),
-                         s_get_u64 (record + 16));
+        s_segment_index (segment, (uint32_t) offset, type_id, hd_get_u32 (record + 24),
+                         hd_get_u64 (record + 16));
         scan->at += (size_t) body + 4;
         expected++;
     }
@@ -817,7 +778,7 @@ s_head_check (int fd, uint64_t file_size, uint64_t first_seq)
         return S_HEAD_UNREADABLE;
     if (memcmp (head, S_MAGIC, 8) != 0)
         return S_HEAD_TORN;
-    return s_get_u64 (head + 8) == first_seq ? S_HEAD_OK : S_HEAD_WRONG_SEQ;
+    return hd_get_u64 (head + 8) == first_seq ? S_HEAD_OK : S_HEAD_WRONG_SEQ;
 }
 
 //  Appends a sentence to the recovery detail.
@@ -1200,7 +1161,7 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
         segment->buffer_at = self->buffer_size;
         uint8_t *head = self->buffer + self->buffer_size;
         memcpy (head, S_MAGIC, 8);
-        s_put_u64 (head + 8, segment->first_seq);
+        hd_put_u64 (head + 8, segment->first_seq);
         self->buffer_size += S_HEAD_SIZE;
         segment->size = segment->records_end = S_HEAD_SIZE;
         self->bytes += S_HEAD_SIZE;
@@ -1213,12 +1174,12 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
 
     uint64_t seq = self->next_seq;
     uint8_t *record = self->buffer + self->buffer_size;
-    s_put_u32 (record, (uint32_t) body);
-    s_put_u64 (record + 8, seq);
-    s_put_u64 (record + 16, recorded_us);
-    s_put_u32 (record + 24, key_hash);
-    s_put_u16 (record + 28, (uint16_t) type_size);
-    s_put_u32 (record + 30, (uint32_t) envelope_size);
+    hd_put_u32 (record, (uint32_t) body);
+    hd_put_u64 (record + 8, seq);
+    hd_put_u64 (record + 16, recorded_us);
+    hd_put_u32 (record + 24, key_hash);
+    hd_put_u16 (record + 28, (uint16_t) type_size);
+    hd_put_u32 (record + 30, (uint32_t) envelope_size);
     uint8_t *data = record + S_RECORD_HEAD;
     memcpy (data, type, type_size);
     data += type_size;
@@ -1227,7 +1188,7 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     data += envelope_size;
     if (payload_size)
         memcpy (data, zmq_msg_data (payload), payload_size);
-    s_put_u32 (record + 4, hd_crc32c (0, record + S_CRC_FROM, record_size - S_CRC_FROM));
+    hd_put_u32 (record + 4, hd_crc32c (0, record + S_CRC_FROM, record_size - S_CRC_FROM));
 
     s_segment_index (segment, (uint32_t) segment->size, type_id, key_hash, recorded_us);
     segment->size += record_size;
@@ -1429,14 +1390,14 @@ hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *paylo
     const uint8_t *record = s_record_bytes (self, segment, seq - segment->first_seq, &size);
     if (!record)
         return -1;
-    if (size < S_RECORD_HEAD || s_get_u32 (record) != size - 4 ||
-        s_get_u32 (record + 4) != hd_crc32c (0, record + S_CRC_FROM, size - S_CRC_FROM) ||
-        s_get_u64 (record + 8) != seq) {
+    if (size < S_RECORD_HEAD || hd_get_u32 (record) != size - 4 ||
+        hd_get_u32 (record + 4) != hd_crc32c (0, record + S_CRC_FROM, size - S_CRC_FROM) ||
+        hd_get_u64 (record + 8) != seq) {
         errno = EIO;
         return -1;
     }
-    size_t type_size = s_get_u16 (record + 28);
-    size_t envelope_size = s_get_u32 (record + 30);
+    size_t type_size = hd_get_u16 (record + 28);
+    size_t envelope_size = hd_get_u32 (record + 30);
     if (type_size + envelope_size > size - S_RECORD_HEAD) {
         errno = EIO;
         return -1;
@@ -1505,7 +1466,7 @@ s_record_time (hd_log_t *self, s_segment_t *segment, uint64_t index)
         if (fd < 0 || s_read_at (fd, field, 8, offset + 16) != 0)
             return segment->times[index / S_TIME_EVERY];
     }
-    return s_get_u64 (at);
+    return hd_get_u64 (at);
 }
 
 //  The last recorded time up to segment index; a record-less segment
