@@ -23,6 +23,8 @@ cleanup() {
     local status=$?
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    # a test may define on_cleanup (e.g. to unmount what it mounted)
+    if declare -F on_cleanup >/dev/null; then on_cleanup || true; fi
     if [ $status -ne 0 ]; then
         for file in "$WORK"/*.log; do
             [ -f "$file" ] || continue

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# A full disk: the broker's data directory on a 1 MiB tmpfs. Publishes that
+# cannot be written get REJECT(STORAGE) and are rolled back; everything
+# confirmed is delivered, survives a restart, and nothing unconfirmed is in
+# the log. The broker keeps serving throughout. Needs root (mount); skipped
+# (exit 77) where mounting is not allowed.
+source "$(dirname "$0")/lib.sh"
+
+mkdir -p "$WORK/small"
+if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=1m tmpfs "$WORK/small" 2>/dev/null; then
+    echo "SKIP: cannot mount a small tmpfs here (needs root)"
+    exit 77
+fi
+on_cleanup() { umount "$WORK/small"; }
+
+DATA="$WORK/small/data"
+start_broker --data-dir "$DATA" --segment-size 64K --checkpoint-bytes 64K
+spawn w "$TBIN/hd_test_client" work --broker "$ROUTER" --pool f --filter f. --log "$WORK/handled.txt"
+wait_for "worker" 10 workers_in f 1
+payload=$(head -c 1000 /dev/zero | tr '\0' 'f')
+"$TBIN/hd_test_client" publish --broker "$ROUTER" --type f.x --count 2000 --id-prefix f- \
+    --payload "$payload" --timeout 60s >"$WORK/pub.out" || true
+confirmed=$(grep -o 'confirmed=[0-9]*' "$WORK/pub.out" | cut -d= -f2)
+rejected=$(grep -o 'rejected=[0-9]*' "$WORK/pub.out" | cut -d= -f2)
+[ "$rejected" -gt 0 ] && [ "$confirmed" -gt 0 ] || fail "$(cat "$WORK/pub.out")"
+[ "$(stat .storage_rejects)" -gt 0 ] || fail "no STORAGE rejection counted"
+wait_for "confirmed events acked" 30 stat_is '.pools[] | select(.name=="f") | .acked' "$confirmed"
+alive "$BROKER_PID" || fail "broker died on a full disk"
+
+# After a crash the log holds exactly the confirmed events
+kill_broker
+start_broker --data-dir "$DATA" --segment-size 64K --checkpoint-bytes 64K
+[ "$(($(stat .log_next_seq) - 1))" = "$confirmed" ] ||
+    fail "log holds $(($(stat .log_next_seq) - 1)) events, $confirmed were confirmed"
+log "ok: confirmed=$confirmed rejected=$rejected on a 1 MiB disk"
