@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include "arena.h"
 #include "codec.h"
 #include "dedup.h"
 #include "fanout.h"
@@ -57,6 +58,7 @@ struct _hd_broker_t {
     void *xpub_socket;
     zloop_t *loop;
     hd_log_t *log;
+    hd_arena_t *arena; // decodes hot-path messages; reset after each one
     hd_journal_t *journal;
     int lock_fd;     // flock on the data directory
     bool recovering; // replaying the journal: pools must not journal again
@@ -518,8 +520,8 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
                       "Publish body is larger than 64 KiB");
         return;
     }
-    Herald__Publish *publish =
-        herald__publish__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    Herald__Publish *publish = herald__publish__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
     if (!publish) {
         self->malformed++;
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
@@ -527,7 +529,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
         return;
     }
     uint64_t corr = publish->corr;
-    herald__publish__free_unpacked (publish, NULL);
+    herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
 
     if (hd_frames_size (frames, 3) > (size_t) self->config.max_envelope) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
@@ -539,8 +541,8 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
                        "payload is larger than --max-payload", 0);
         return;
     }
-    Herald__Event *event =
-        herald__event__unpack (NULL, hd_frames_size (frames, 3), hd_frames_data (frames, 3));
+    Herald__Event *event = herald__event__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 3), hd_frames_data (frames, 3));
     if (!event) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
@@ -550,7 +552,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     const char *invalid = s_check_event (self, event);
     if (invalid) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
-        herald__event__free_unpacked (event, NULL);
+        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     int64_t now = zclock_mono ();
@@ -558,7 +560,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     if (original) {
         self->duplicates++;
         s_send_confirm (self, rid, rid_size, corr, original, true);
-        herald__event__free_unpacked (event, NULL);
+        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     //  Which pools take it, and can they?
@@ -571,7 +573,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
                       hd_pool_name (pool));
             s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__BACKLOG_FULL, reason,
                            (uint32_t) self->config.retry_after_ms);
-            herald__event__free_unpacked (event, NULL);
+            herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
             return;
         }
     }
@@ -582,7 +584,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE,
                        "the log is at its disk quota (--max-disk)",
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, NULL);
+        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     if (self->pending_count == S_BATCH)
@@ -595,7 +597,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
         zmq_msg_close (&pending->payload);
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, NULL);
+        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     const char *key = event->partition_key ? event->partition_key : "";
@@ -607,7 +609,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
         self->storage_rejects++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE, strerror (errno),
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, NULL);
+        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     //  Remembered now so a second copy in this same turn is a duplicate too,
@@ -625,7 +627,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     memcpy (pending->type, event->type, type_size);
     pending->type_size = type_size;
     self->pending_count++;
-    herald__event__free_unpacked (event, NULL);
+    herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
 }
 
 //  Group commit: one flush (and fdatasync, per policy) of the log and the
@@ -937,11 +939,11 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
     hd_session_t *session = s_worker_session (self, frames, command);
     if (!session || !s_body_fits (self, frames, command))
         return;
-    Herald__Settle *settle =
-        herald__settle__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    Herald__Settle *settle = herald__settle__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
     if (!settle || settle->n_seq != settle->n_attempt) {
         if (settle)
-            herald__settle__free_unpacked (settle, NULL);
+            herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
         s_malformed_body (self, frames, command);
         return;
     }
@@ -955,7 +957,7 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
         if (rc)
             s_send_stale (self, session, command, seq, attempt);
     }
-    herald__settle__free_unpacked (settle, NULL);
+    herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
     s_mark_pool_dirty (self, session->pool);
 }
@@ -966,8 +968,8 @@ s_on_nack (hd_broker_t *self, hd_frames_t *frames)
     hd_session_t *session = s_worker_session (self, frames, HD_CMD_NACK);
     if (!session || !s_body_fits (self, frames, HD_CMD_NACK))
         return;
-    Herald__Nack *nack =
-        herald__nack__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    Herald__Nack *nack = herald__nack__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
     if (!nack) {
         s_malformed_body (self, frames, HD_CMD_NACK);
         return;
@@ -975,7 +977,7 @@ s_on_nack (hd_broker_t *self, hd_frames_t *frames)
     if (hd_pool_nack (session->pool, session->member, nack->seq, nack->attempt, nack->delay_ms,
                       nack->error, zclock_mono ()))
         s_send_stale (self, session, HD_CMD_NACK, nack->seq, nack->attempt);
-    herald__nack__free_unpacked (nack, NULL);
+    herald__nack__free_unpacked (nack, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
     s_mark_pool_dirty (self, session->pool);
 }
@@ -986,8 +988,8 @@ s_on_term (hd_broker_t *self, hd_frames_t *frames)
     hd_session_t *session = s_worker_session (self, frames, HD_CMD_TERM);
     if (!session || !s_body_fits (self, frames, HD_CMD_TERM))
         return;
-    Herald__Term *term =
-        herald__term__unpack (NULL, hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    Herald__Term *term = herald__term__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
     if (!term) {
         s_malformed_body (self, frames, HD_CMD_TERM);
         return;
@@ -998,7 +1000,7 @@ s_on_term (hd_broker_t *self, hd_frames_t *frames)
     else if (self->config.verbose)
         zsys_info ("pool '%s' terminated seq %llu: %s", hd_pool_name (session->pool),
                    (unsigned long long) term->seq, term->error);
-    herald__term__free_unpacked (term, NULL);
+    herald__term__free_unpacked (term, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
     s_mark_pool_dirty (self, session->pool);
 }
@@ -1382,6 +1384,7 @@ s_turn (hd_broker_t *self)
             break;
         s_handle_message (self, &frames);
         hd_frames_close (&frames);
+        hd_arena_reset (self->arena);
     }
     s_end_disconnected (self);
     s_end_turn (self);
@@ -1726,14 +1729,15 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->router = zsock_new (ZMQ_ROUTER);
     self->xpub = zsock_new (ZMQ_XPUB);
     self->pending = calloc (S_BATCH, sizeof *self->pending);
+    self->arena = hd_arena_new (256 * 1024);
     self->dedup = hd_dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
     self->sessions = zhashx_new ();
     self->dead = zlistx_new ();
     self->doomed = zlistx_new ();
     self->disconnected = zlistx_new ();
     self->loop = zloop_new ();
-    if (!self->router || !self->xpub || !self->pending || !self->dedup || !self->sessions ||
-        !self->dead || !self->doomed || !self->disconnected || !self->loop) {
+    if (!self->router || !self->xpub || !self->pending || !self->arena || !self->dedup ||
+        !self->sessions || !self->dead || !self->doomed || !self->disconnected || !self->loop) {
         snprintf (error, error_size, "out of memory");
         hd_broker_destroy (&self);
         return NULL;
@@ -1815,6 +1819,7 @@ hd_broker_destroy (hd_broker_t **self_p)
     if (self->lock_fd != -1)
         close (self->lock_fd);
     free (self->pending);
+    hd_arena_destroy (&self->arena);
     free (self->pack_buffer);
     free (self);
     *self_p = NULL;

@@ -6,6 +6,10 @@
 #include <stdint.h>
 
 //  Extend crc (0 to start) over size bytes of data.
+//  Uses the CPU's CRC-32C instruction when it has one.
 uint32_t hd_crc32c (uint32_t crc, const void *data, size_t size);
+
+//  The same without the instruction (table-driven).
+uint32_t hd_crc32c_portable (uint32_t crc, const void *data, size_t size);
 
 #endif

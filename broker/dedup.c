@@ -56,11 +56,27 @@ hd_dedup_destroy (hd_dedup_t **self_p)
     *self_p = NULL;
 }
 
-//  Writes the key into buffer (size >= strlen(source) + strlen(id) + 24).
+//  Writes the key into buffer (size >= strlen(source) + strlen(id) + 24):
+//  "<source length>:<source><id>", unambiguous for any bytes. Built by hand:
+//  this runs twice per PUBLISH and sprintf costs thousands of instructions.
 static void
 s_make_key (char *buffer, const char *source, const char *id)
 {
-    sprintf (buffer, "%zu:%s%s", strlen (source), source, id);
+    size_t source_size = strlen (source), id_size = strlen (id);
+    char digits[24];
+    int count = 0;
+    size_t value = source_size;
+    do {
+        digits[count++] = (char) ('0' + value % 10);
+        value /= 10;
+    } while (value);
+    char *cursor = buffer;
+    while (count)
+        *cursor++ = digits[--count];
+    *cursor++ = ':';
+    memcpy (cursor, source, source_size);
+    cursor += source_size;
+    memcpy (cursor, id, id_size + 1);
 }
 
 uint64_t

@@ -42,6 +42,21 @@ test_incremental_equals_whole (void **state)
     assert_int_not_equal (hd_crc32c (0, data, sizeof data), whole);
 }
 
+static void
+test_instruction_matches_table (void **state)
+{
+    uint8_t data[4099];
+    for (size_t index = 0; index < sizeof data; index++)
+        data[index] = (uint8_t) (index * 131 + 17);
+    for (size_t size = 0; size < sizeof data; size += 97)
+        for (size_t offset = 0; offset < 8; offset++) {
+            size_t length = size > offset ? size - offset : 0;
+            assert_int_equal (hd_crc32c (7, data + offset, length),
+                              hd_crc32c_portable (7, data + offset, length));
+        }
+    assert_int_equal (hd_crc32c_portable (0, "123456789", 9), 0xE3069283);
+}
+
 int
 main (void)
 {
@@ -49,6 +64,7 @@ main (void)
         cmocka_unit_test (test_check_value),
         cmocka_unit_test (test_rfc3720_vectors),
         cmocka_unit_test (test_incremental_equals_whole),
+        cmocka_unit_test (test_instruction_matches_table),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
