@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HB_MAGIC        0x4842454e43483031ULL // "HBENCH01"
-#define HB_PAYLOAD_MAGIC 0x48424556u          // "HBEV"
-#define HB_PROBE_SEQ    0xFFFFFFFFu
-#define HB_MAX_RECV     64
-#define HB_MAX_PUB      16
-#define HB_TEXT         256
-#define HB_HDR_SPACE    65536
-#define HB_MIN_PAYLOAD  16
+#define HB_MAGIC         0x4842454e43483031ULL // "HBENCH01"
+#define HB_PAYLOAD_MAGIC 0x48424556u           // "HBEV"
+#define HB_PROBE_SEQ     0xFFFFFFFFu
+#define HB_MAX_RECV      64
+#define HB_MAX_PUB       16
+#define HB_TEXT          256
+#define HB_HDR_SPACE     65536
+#define HB_MIN_PAYLOAD   16
 
 typedef enum { HB_W1 = 1, HB_W2 = 2 } hb_workload_t;
 
@@ -74,20 +74,20 @@ typedef struct {
     uint64_t deadline_ns;
     char broker[HB_TEXT];
     char xpub[HB_TEXT];
-    char type[HB_TEXT];   // event type (also the subscription prefix / pool filter)
-    char pool[HB_TEXT];   // W2 pool name
-    char id_prefix[64];   // unique per run
+    char type[HB_TEXT]; // event type (also the subscription prefix / pool filter)
+    char pool[HB_TEXT]; // W2 pool name
+    char id_prefix[64]; // unique per run
 
-    _Atomic uint32_t go;       // coordinator: every receiver is ready
-    _Atomic uint64_t start_ns; // publisher 0: counted sending starts at
-    _Atomic uint32_t stop;     // coordinator: receivers leave
+    _Atomic uint32_t go;        // coordinator: every receiver is ready
+    _Atomic uint64_t start_ns;  // publisher 0: counted sending starts at
+    _Atomic uint32_t stop;      // coordinator: receivers leave
     _Atomic uint64_t processed; // W2: distinct events processed
     _Atomic uint64_t done_ns;   // W2: when processed reached events
     hb_recv_t recv[HB_MAX_RECV];
     hb_pub_t pub[HB_MAX_PUB];
 } hb_hdr_t;
 
-_Static_assert (sizeof (hb_hdr_t) <= HB_HDR_SPACE, "control header too big");
+_Static_assert(sizeof (hb_hdr_t) <= HB_HDR_SPACE, "control header too big");
 
 //  A mapped control file.
 typedef struct {
@@ -104,6 +104,9 @@ void hb_sleep_ms (unsigned ms);
 size_t hb_ctl_size (uint32_t arrays, uint32_t events);
 //  Map an existing control file. Returns 0 / -1.
 int hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size);
+//  Set cnt and lat from the header (the creator calls it once arrays and
+//  events are filled in).
+void hb_ctl_arrays (hb_ctl_t *ctl);
 void hb_ctl_unmap (hb_ctl_t *ctl);
 
 //  Child roles; return the process exit code.

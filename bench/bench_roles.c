@@ -58,8 +58,7 @@ hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size)
             close (fd);
             return -1;
         }
-    }
-    else {
+    } else {
         struct stat st;
         if (fstat (fd, &st) || st.st_size < HB_HDR_SPACE) {
             close (fd);
@@ -73,17 +72,18 @@ hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size)
         return -1;
     ctl->hdr = base;
     ctl->size = size;
-    if (!create && (ctl->hdr->magic != HB_MAGIC || hb_ctl_size (ctl->hdr->arrays,
-                                                                ctl->hdr->events) != size)) {
+    if (!create &&
+        (ctl->hdr->magic != HB_MAGIC || hb_ctl_size (ctl->hdr->arrays, ctl->hdr->events) != size)) {
         hb_ctl_unmap (ctl);
         return -1;
     }
+    if (!create)
+        hb_ctl_arrays (ctl);
     return 0;
 }
 
-//  Call after the header's arrays and events are set.
-static void
-s_ctl_arrays (hb_ctl_t *ctl)
+void
+hb_ctl_arrays (hb_ctl_t *ctl)
 {
     size_t cells = (size_t) ctl->hdr->arrays * ctl->hdr->events;
     ctl->cnt = (_Atomic uint8_t *) ((char *) ctl->hdr + HB_HDR_SPACE);
@@ -218,7 +218,6 @@ s_probe (s_publisher_t *self)
 int
 hb_role_publisher (hb_ctl_t *ctl, uint32_t index)
 {
-    s_ctl_arrays (ctl);
     hb_hdr_t *hdr = ctl->hdr;
     hb_pub_t *me = &hdr->pub[index];
     char source[64];
@@ -264,8 +263,7 @@ hb_role_publisher (hb_ctl_t *ctl, uint32_t index)
             sched = start + (uint64_t) (seq * interval_ns);
             hd_publisher_poll (self.publisher);
             hb_sleep_until_ns (sched);
-        }
-        else
+        } else
             sched = hb_now_ns ();
         if (s_publish (&self, seq, sched)) {
             s_set_error (me->error, "publish", hd_publisher_error (self.publisher));
@@ -309,7 +307,6 @@ s_publishers_done (hb_hdr_t *hdr)
 int
 hb_role_subscriber (hb_ctl_t *ctl, uint32_t index)
 {
-    s_ctl_arrays (ctl);
     hb_hdr_t *hdr = ctl->hdr;
     hb_recv_t *me = &hdr->recv[index];
     char name[64];
@@ -379,7 +376,6 @@ s_handler (hd_delivery_t *delivery, void *arg)
 int
 hb_role_worker (hb_ctl_t *ctl, uint32_t index)
 {
-    s_ctl_arrays (ctl);
     hb_hdr_t *hdr = ctl->hdr;
     hb_recv_t *me = &hdr->recv[index];
     char name[64];
@@ -390,16 +386,14 @@ hb_role_worker (hb_ctl_t *ctl, uint32_t index)
     if (!worker) {
         s_set_error (me->error, "worker", "cannot create");
         rc = -1;
-    }
-    else {
+    } else {
         hd_worker_set_name (worker, name);
         hd_worker_set_credit (worker, hdr->credit);
         hd_worker_set_stop_grace_ms (worker, 2000);
         if (hd_worker_start (worker, s_handler, &self)) {
             s_set_error (me->error, "worker start", hd_worker_error (worker));
             rc = -1;
-        }
-        else if (hd_worker_wait_joined (worker, s_remaining_ms (ctl))) {
+        } else if (hd_worker_wait_joined (worker, s_remaining_ms (ctl))) {
             s_set_error (me->error, "worker join", hd_worker_error (worker));
             rc = -1;
         }
@@ -409,8 +403,7 @@ hb_role_worker (hb_ctl_t *ctl, uint32_t index)
         while (!atomic_load (&hdr->stop) && !s_past_deadline (ctl))
             hb_sleep_ms (10);
         hd_worker_stop (worker);
-    }
-    else
+    } else
         atomic_store (&me->failed, 1);
     atomic_store (&me->exited, 1);
     hd_worker_destroy (&worker);

@@ -811,6 +811,7 @@ s_pool_create (hd_broker_t *self, const char *name, const char *filter,
     op.op_case = HERALD__STATE_OP__OP_CREATE;
     op.create = &def;
     s_journal_record (self, &op);
+    hd_journal_sync_next (self->journal);     // a pool must not vanish in a crash
     hd_pool_recovered (pool, zclock_mono ()); // counts a backlog it starts with
     zsys_info ("pool '%s' created: filter '%s'%s, max_deliver %u, from seq %llu", name, filter,
                options.ordered ? ", ordered" : "", options.max_deliver,
@@ -1222,6 +1223,7 @@ s_on_dlq_change (hd_broker_t *self, hd_frames_t *frames, int command)
                (unsigned long long) done.count,
                command == HD_CMD_DLQ_REPLAY ? "replayed" : "purged");
     s_mark_pool_dirty (self, pool);
+    hd_journal_sync_next (self->journal); // an operator's decision is kept at once
     hd_send_command (self->router_socket, hd_frames_data (frames, 0), hd_frames_size (frames, 0),
                      HD_CMD_DLQ_DONE, &done.base, ZMQ_DONTWAIT);
     herald__dlq_request__free_unpacked (request, NULL);
@@ -1557,6 +1559,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->segment_size = 64 * 1024 * 1024;
     config->cache_bytes = 64 * 1024 * 1024;
     config->checkpoint_bytes = 64 * 1024 * 1024;
+    config->journal_sync_ms = 100;
     config->max_pools = 1000;
     config->max_sessions = 100000;
     config->max_credit = 10000;
@@ -1697,9 +1700,15 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
     snprintf (path, sizeof path, "%s/state", config->data_dir);
     hd_journal_recovery_t journal_report;
     self->recovering = true;
-    self->journal =
-        hd_journal_open (path, config->fsync, config->fsync_interval_ms, config->skip_corrupt,
-                         s_replay_state, self, &journal_report, error, error_size);
+    //  Losing a journaled ACK or delivery can only cause a redelivery, never a
+    //  lost event, so with a durable log the journal is synced on an interval
+    //  (--journal-sync); changes that must survive at once ask for a sync.
+    hd_fsync_t journal_fsync = config->fsync == HD_FSYNC_NEVER ? HD_FSYNC_NEVER : HD_FSYNC_INTERVAL;
+    int64_t journal_interval = config->journal_sync_ms;
+    if (config->fsync == HD_FSYNC_INTERVAL && config->fsync_interval_ms < journal_interval)
+        journal_interval = config->fsync_interval_ms;
+    self->journal = hd_journal_open (path, journal_fsync, journal_interval, config->skip_corrupt,
+                                     s_replay_state, self, &journal_report, error, error_size);
     self->recovering = false;
     if (!self->journal)
         return -1;

@@ -41,6 +41,7 @@ typedef struct {
     bool retention_hard;      // delete even what pools still need (counted as lost)
     int64_t max_disk;         // log bytes before PUBLISH gets STORAGE (0: no quota)
     int64_t checkpoint_bytes; // journal size that triggers a checkpoint
+    int64_t journal_sync_ms;  // longest a journaled ACK waits for fdatasync
 } hd_broker_config_t;
 
 typedef struct _hd_broker_t hd_broker_t;

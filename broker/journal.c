@@ -38,6 +38,7 @@ struct _hd_journal_t {
     size_t buffer_size;
     hd_fsync_t fsync;
     int64_t fsync_interval_ms;
+    bool sync_next;       // the next flush syncs whatever the interval says
     bool unsynced;        // written data waits for an fdatasync
     bool synced_once;     // last_sync_ms is meaningful
     int64_t last_sync_ms; // now_ms of the last policy fdatasync
@@ -612,7 +613,8 @@ s_sync_due (hd_journal_t *self, int64_t now_ms)
     switch (self->fsync) {
         case HD_FSYNC_ALWAYS: return true;
         case HD_FSYNC_INTERVAL:
-            return !self->synced_once || now_ms - self->last_sync_ms >= self->fsync_interval_ms;
+            return self->sync_next || !self->synced_once ||
+                   now_ms - self->last_sync_ms >= self->fsync_interval_ms;
         default: return false;
     }
 }
@@ -639,6 +641,7 @@ hd_journal_flush (hd_journal_t *self, int64_t now_ms)
             return -1;
         }
         self->syncs++;
+        self->sync_next = false;
         self->unsynced = false;
         self->synced_once = true;
         self->last_sync_ms = now_ms;
@@ -733,4 +736,10 @@ void
 hd_journal_set_fail_next_write (hd_journal_t *self, int error)
 {
     self->fail_next_write = error;
+}
+
+void
+hd_journal_sync_next (hd_journal_t *self)
+{
+    self->sync_next = true;
 }

@@ -83,6 +83,11 @@ int hd_journal_flush (hd_journal_t *self, int64_t now_ms);
 //  reopened, which then recovers a consistent state.
 int hd_journal_checkpoint (hd_journal_t *self, const void *blob, size_t size);
 
+//  With HD_FSYNC_INTERVAL: make the next flush fdatasync, however recent the
+//  last sync (for changes that must be durable at once). No effect with
+//  HD_FSYNC_NEVER; HD_FSYNC_ALWAYS syncs every flush anyway.
+void hd_journal_sync_next (hd_journal_t *self);
+
 //  Bytes in the journal file (plus buffered), to decide when to checkpoint.
 uint64_t hd_journal_bytes (hd_journal_t *self);
 

@@ -15,7 +15,7 @@ typedef struct {
     bool verbose;
     char *data_dir, *fsync;
     int64_t segment_size, cache_size, retention_age, retention_bytes, max_disk, max_deliver;
-    int64_t max_dlq, checkpoint_bytes;
+    int64_t max_dlq, checkpoint_bytes, journal_sync;
     bool skip_corrupt, retention_hard;
 } s_settings_t;
 
@@ -92,6 +92,10 @@ s_options_new (s_settings_t *s)
                     "default attempts before an event goes to its pool's DLQ", &s->max_deliver);
     hd_options_add (options, "max-dlq", HD_OPT_INT, "100000", NULL,
                     "DLQ entries kept per pool; the oldest are dropped past it", &s->max_dlq);
+    hd_options_add (options, "journal-sync", HD_OPT_DURATION, "100ms", NULL,
+                    "longest a journaled ACK or delivery waits for fdatasync (a power loss can "
+                    "redeliver the last ones, never lose an event)",
+                    &s->journal_sync);
     hd_options_add (options, "checkpoint-bytes", HD_OPT_SIZE, "64M", NULL,
                     "journal size that triggers a checkpoint of the pools' state",
                     &s->checkpoint_bytes);
@@ -213,6 +217,7 @@ main (int argc, char **argv)
     config.retention_hard = settings.retention_hard;
     config.max_disk = settings.max_disk;
     config.checkpoint_bytes = settings.checkpoint_bytes;
+    config.journal_sync_ms = settings.journal_sync > 0 ? settings.journal_sync : 1;
     if (s_parse_fsync (settings.fsync, &config.fsync, &config.fsync_interval_ms) != 0) {
         fprintf (stderr, "herald-broker: --fsync must be always, never or interval=MS\n");
         hd_options_destroy (&options);

@@ -781,6 +781,37 @@ test_flush_failure_rolls_back (void **state)
 }
 
 static void
+test_sync_next (void **state)
+{
+    fixture_t *fixture = *state;
+    //  Interval of an hour: only the first flush syncs by itself
+    hd_journal_t *journal = s_open_policy (fixture, HD_FSYNC_INTERVAL, 3600000, false);
+    assert_non_null (journal);
+    s_append (journal, "a");
+    assert_int_equal (hd_journal_flush (journal, 0), 0);
+    assert_int_equal (hd_journal_syncs (journal), 1);
+    s_append (journal, "b");
+    assert_int_equal (hd_journal_flush (journal, 10), 0);
+    assert_int_equal (hd_journal_syncs (journal), 1);
+    //  Asked for: the next flush syncs at once, then the interval rules again
+    hd_journal_sync_next (journal);
+    s_append (journal, "c");
+    assert_int_equal (hd_journal_flush (journal, 20), 0);
+    assert_int_equal (hd_journal_syncs (journal), 2);
+    s_append (journal, "d");
+    assert_int_equal (hd_journal_flush (journal, 30), 0);
+    assert_int_equal (hd_journal_syncs (journal), 2);
+    hd_journal_destroy (&journal);
+    //  Never stays never
+    journal = s_open_policy (fixture, HD_FSYNC_NEVER, 0, false);
+    hd_journal_sync_next (journal);
+    s_append (journal, "e");
+    assert_int_equal (hd_journal_flush (journal, 0), 0);
+    assert_int_equal (hd_journal_syncs (journal), 0);
+    hd_journal_destroy (&journal);
+}
+
+static void
 test_fsync_policies (void **state)
 {
     fixture_t *fixture = *state;
@@ -882,6 +913,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_impossible_sizes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_replay_failure_fails_open, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_flush_failure_rolls_back, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sync_next, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fsync_policies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_open_errors, s_setup, s_teardown),
     };
