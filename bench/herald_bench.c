@@ -655,6 +655,8 @@ s_summarise (hb_result_t *results, int runs)
     for (int run = 0; run < runs; run++) {
         summary.ok += results[run].ok;
         summary.failed += !results[run].ok;
+        if (!results[run].ok)
+            continue; // its counters are in the per-run JSON
         summary.lost += results[run].lost;
         summary.dupes += results[run].dupes;
         summary.gaps += results[run].gaps;
@@ -676,7 +678,7 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
 {
     fprintf (out,
              "\nHerald %s, fsync %s, payload %" PRId64 " B, credit %" PRId64 ", window %" PRId64
-             ", %s%s; median of %" PRId64 " run(s), lost/dupes summed\n",
+             ", %s%s; median of %" PRId64 " run(s), lost/dupes summed over completed runs\n",
              *ctx->broker ? ctx->broker : "own broker", *ctx->broker ? "(external)" : ctx->fsync,
              ctx->payload_size, ctx->credit, ctx->window,
              ctx->rate > 0 ? "paced" : "max throughput", "", ctx->runs);
@@ -910,7 +912,8 @@ main (int argc, char **argv)
         "     recv msg/s = distinct events / (last receipt - first send), slower subscriber.\n"
         "  W2 work queue: publishers -> broker -> competing workers (hd_worker) in one pool,\n"
         "     one ACK per event; processed msg/s = distinct events handled /\n"
-        "     (last distinct event handled - first send).\n"
+        "     (last distinct event handled - first send); an event counts as processed when\n"
+        "     the handler returns HD_ACK (the library sends the ACK right after).\n"
         "Every client is a separate process (this program re-executed with --role). Latency\n"
         "is receipt - scheduled send time (CLOCK_MONOTONIC, open loop), first delivery of\n"
         "every event; use --rate/--duration for latency figures, since at full speed it\n"

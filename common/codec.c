@@ -12,6 +12,7 @@ hd_command_name (int command)
         case HD_CMD_PUBLISH: return "PUBLISH";
         case HD_CMD_CONFIRM: return "CONFIRM";
         case HD_CMD_REJECT: return "REJECT";
+        case HD_CMD_CONFIRMS: return "CONFIRMS";
         case HD_CMD_JOIN: return "JOIN";
         case HD_CMD_JOINED: return "JOINED";
         case HD_CMD_DELIVER: return "DELIVER";

@@ -22,6 +22,7 @@ typedef enum {
     HD_CMD_PUBLISH = 0x01,
     HD_CMD_CONFIRM = 0x02,
     HD_CMD_REJECT = 0x03,
+    HD_CMD_CONFIRMS = 0x04,
     HD_CMD_JOIN = 0x10,
     HD_CMD_JOINED = 0x11,
     HD_CMD_DELIVER = 0x12,

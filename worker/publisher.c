@@ -309,6 +309,18 @@ s_on_message (hd_publisher_t *self, hd_frames_t *frames)
             s_on_confirm (self, body);
             herald__confirm__free_unpacked (body, NULL);
         }
+    } else if (command == HD_CMD_CONFIRMS) {
+        Herald__Confirms *body = herald__confirms__unpack (NULL, size, data);
+        if (body && body->n_corr == body->n_seq && body->n_corr == body->n_duplicate)
+            for (size_t index = 0; index < body->n_corr; index++) {
+                Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+                confirm.corr = body->corr[index];
+                confirm.seq = body->seq[index];
+                confirm.duplicate = body->duplicate[index];
+                s_on_confirm (self, &confirm);
+            }
+        if (body)
+            herald__confirms__free_unpacked (body, NULL);
     } else if (command == HD_CMD_REJECT) {
         Herald__Reject *body = herald__reject__unpack (NULL, size, data);
         if (body) {

@@ -151,15 +151,15 @@ test_command_names (void **state)
         int code;
         const char *name;
     } names[] = {
-        {0x01, "PUBLISH"},   {0x02, "CONFIRM"},    {0x03, "REJECT"}, {0x10, "JOIN"},
-        {0x11, "JOINED"},    {0x12, "DELIVER"},    {0x13, "ACK"},    {0x14, "NACK"},
-        {0x15, "TERM"},      {0x16, "PROGRESS"},   {0x17, "CREDIT"}, {0x18, "LEAVE"},
-        {0x20, "HEARTBEAT"}, {0x21, "SUBSCRIBER"}, {0x30, "STATS"},  {0x31, "STATS_REPLY"},
-        {0x7F, "ERROR"},
+        {0x01, "PUBLISH"},    {0x02, "CONFIRM"},  {0x03, "REJECT"},      {0x10, "JOIN"},
+        {0x04, "CONFIRMS"},   {0x32, "DLQ_LIST"}, {0x40, "REPLAY"},      {0x11, "JOINED"},
+        {0x12, "DELIVER"},    {0x13, "ACK"},      {0x14, "NACK"},        {0x15, "TERM"},
+        {0x16, "PROGRESS"},   {0x17, "CREDIT"},   {0x18, "LEAVE"},       {0x20, "HEARTBEAT"},
+        {0x21, "SUBSCRIBER"}, {0x30, "STATS"},    {0x31, "STATS_REPLY"}, {0x7F, "ERROR"},
     };
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++)
         assert_string_equal (hd_command_name (names[index].code), names[index].name);
-    const int unknown[] = {0, 0x04, 0x19, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
+    const int unknown[] = {0, 0x05, 0x19, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
     for (size_t index = 0; index < sizeof unknown / sizeof unknown[0]; index++)
         assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
 }

@@ -227,12 +227,43 @@ test_final_rejection (void **state)
     fake_broker_stop (&broker);
 }
 
+//  One CONFIRMS settles several events at once; a duplicate flag is kept.
+static void
+test_confirms_batch (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    s_publish (publisher, "a");
+    s_publish (publisher, "b");
+    s_publish (publisher, "c");
+    s_publish_t a = s_expect_publish (&broker);
+    s_publish_t b = s_expect_publish (&broker);
+    s_publish_t c = s_expect_publish (&broker);
+    uint64_t corr[] = {c.corr, a.corr, b.corr};
+    uint64_t seq[] = {3, 1, 2};
+    protobuf_c_boolean duplicate[] = {0, 1, 0};
+    Herald__Confirms confirms = HERALD__CONFIRMS__INIT;
+    confirms.n_corr = confirms.n_seq = confirms.n_duplicate = 3;
+    confirms.corr = corr;
+    confirms.seq = seq;
+    confirms.duplicate = duplicate;
+    fake_broker_send (&broker, HD_CMD_CONFIRMS, &confirms.base, 0, NULL, NULL);
+    assert_int_equal (hd_publisher_flush (publisher, WAIT_MS), 0);
+    assert_int_equal (hd_publisher_confirmed (publisher), 3);
+    assert_int_equal (hd_publisher_duplicates (publisher), 1);
+    assert_int_equal (hd_publisher_unconfirmed (publisher), 0);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_backlog_retry_does_not_delay_others),
         cmocka_unit_test (test_zero_timeout_processes_replies),
+        cmocka_unit_test (test_confirms_batch),
         cmocka_unit_test (test_final_rejection),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

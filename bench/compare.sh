@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# Herald against the peer baselines of ../shared/bench-peers, in one go and
+# one system at a time (never concurrently): Herald W1/W2 through
+# herald-bench, then the raw-ZeroMQ and peer rows through a private copy of
+# bench-peers (its build.sh and run.sh). Prints one markdown table with
+# Herald's figures and Herald's ratio to each peer, and keeps it in
+# bench/results/compare-<stamp>.md (+ latest.md, + the raw figures).
+#
+#   bench/compare.sh [BUILD_DIR]          (default: build)
+#
+# Environment:
+#   RUNS=3             runs per row; the table shows medians
+#   PEERS="zmq nats redis rabbitmq"   peer systems to run ("" = Herald only)
+#   PEERS_SRC=../shared/bench-peers   where the peer harness lives
+#   N1=200000 N2=100000               W1 / W2 events per run (both sides)
+#   LAT_RATE=5000 LAT_S=6             fixed-rate latency point (both sides)
+#   PEER_LAT_MAX_S=2   bench-peers' extra @50% latency point: seconds per run
+#                      (not used in the table; kept short)
+#   INSTALL=auto       auto: `build.sh --install` (apt, root) when a peer's
+#                      server or library is missing; 0: never
+#   HERALD_ONLY_ARGS   extra herald-bench flags for every Herald row
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$ROOT/build}
+[[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
+HB="$BUILD/bin/herald-bench"
+RUNS=${RUNS:-3}
+PEERS=${PEERS-zmq nats redis rabbitmq}
+PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
+N1=${N1:-200000}
+N2=${N2:-100000}
+LAT_RATE=${LAT_RATE:-5000}
+LAT_S=${LAT_S:-6}
+PEER_LAT_MAX_S=${PEER_LAT_MAX_S:-2}
+INSTALL=${INSTALL:-auto}
+RESULTS="$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")
+NOTES=()
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+cleanup() { rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+[[ -x "$HB" ]] || { echo "no $HB: build first (cmake --build $BUILD)" >&2; exit 1; }
+command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 1; }
+mkdir -p "$RESULTS"
+
+# ------------------------------------------------------------------ Herald
+# herald NAME herald-bench-flags...: RUNS runs, JSON in $WORK/herald-NAME.json
+herald() {
+    local name=$1
+    shift
+    log "herald $name: herald-bench $*"
+    # shellcheck disable=SC2086 # HERALD_ONLY_ARGS is a list of flags
+    if ! "$HB" --runs "$RUNS" --json --quiet "$@" ${HERALD_ONLY_ARGS:-} \
+        >"$WORK/herald-$name.json" 2>"$WORK/herald-$name.log"; then
+        NOTES+=("Herald row $name: herald-bench failed (see below)")
+        tail -n 5 "$WORK/herald-$name.log" >&2
+    fi
+    grep '^|' "$WORK/herald-$name.log" | tail -n 1 >&2 || true
+}
+herald w1-never --workload w1 --events "$N1" --fsync never
+herald w1-always --workload w1 --events "$N1" --fsync always
+herald w2-always --workload w2 --events "$N2" --fsync always
+herald w2-never --workload w2 --events "$N2" --fsync never
+herald lat-always --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S"
+herald lat-never --workload w2 --fsync never --rate "$LAT_RATE" --duration "$LAT_S"
+
+# hj NAME JQ: a figure from a Herald row ("" when missing)
+hj() { jq -r "$2 // empty" "$WORK/herald-$1.json" 2>/dev/null || true; }
+
+# ------------------------------------------------------------------ peers
+RAW=""
+if [[ -n "${PEERS// /}" ]]; then
+    if [[ ! -d "$PEERS_SRC" ]]; then
+        NOTES+=("no peer harness at $PEERS_SRC: peer rows skipped")
+        PEERS=""
+    fi
+fi
+if [[ -n "${PEERS// /}" ]]; then
+    P="$WORK/bench-peers"
+    cp -r "$PEERS_SRC" "$P"
+    rm -rf "$P/build" "$P/results"
+    has_server() {
+        case $1 in
+            zmq) return 0 ;;
+            nats) command -v nats-server >/dev/null ;;
+            redis) command -v redis-server >/dev/null ;;
+            rabbitmq) [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] ;;
+            *) return 1 ;;
+        esac
+    }
+    need_install=0
+    for s in $PEERS; do has_server "$s" || need_install=1; done
+    log "building bench-peers in $P"
+    if ! (cd "$P" && ./build.sh) >"$WORK/peers-build.log" 2>&1; then need_install=1; fi
+    if [[ $need_install = 1 && $INSTALL = auto ]]; then
+        if [[ $(id -u) = 0 ]]; then
+            log "installing the peers' libraries and servers (apt-get, takes a while)"
+            (cd "$P" && ./build.sh --install) >"$WORK/peers-build.log" 2>&1 ||
+                NOTES+=("bench-peers ./build.sh --install failed: $(tail -n 1 "$WORK/peers-build.log")")
+        else
+            NOTES+=("peer servers/libraries missing and not root: run ../shared/bench-peers/build.sh --install as root")
+        fi
+    fi
+    systems=()
+    for s in $PEERS; do
+        bin=""
+        case $s in zmq) bin=zmq_bench ;; nats) bin=nats_bench ;; redis) bin=redis_bench ;; rabbitmq) bin=rmq_bench ;; esac
+        if [[ -z $bin ]]; then
+            NOTES+=("unknown peer system $s: skipped")
+        elif ! has_server "$s" || [[ ! -x "$P/build/$bin" ]]; then
+            NOTES+=("$s: server or client not available: its rows are skipped")
+        else
+            systems+=("$s")
+        fi
+    done
+    if [[ ${#systems[@]} -gt 0 ]]; then
+        log "bench-peers run.sh ${systems[*]} (RUNS=$RUNS; one system at a time, ~3-5 min each)"
+        (cd "$P" && RUNS=$RUNS N1=$N1 N2=$N2 LAT_FIXED_RATE=$LAT_RATE LAT_FIXED_S=$LAT_S \
+            LAT_MAX_S=$PEER_LAT_MAX_S NATS_PUSH_ROWS=0 WORK="$WORK/peers-work" \
+            ./run.sh "${systems[@]}") >"$WORK/peers-run.log" 2>&1 ||
+            NOTES+=("bench-peers run.sh exited non-zero (see $RESULTS/compare-$STAMP-raw.txt)")
+        RAW=$(find "$P/results" -name "raw-*.txt" 2>/dev/null | head -n 1)
+    fi
+fi
+
+# peer SYS CASE PHASE KEY: median over runs ("" when absent)
+peer() {
+    [[ -n "$RAW" && -f "$RAW" ]] || return 0
+    awk -v s="$1" -v c="$2" -v p="$3" -v k="$4" '
+        index($0, "sys=" s " ") == 1 && index($0, " case=" c " ") && index($0, " phase=" p " ") &&
+        index($0, " clients_ok=1 ") {
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
+        END { if (!n) exit
+              for (i = 1; i < n; i++) { x = v[i]; j = i - 1; while (j >= 0 && v[j] > x) { v[j + 1] = v[j]; j-- } v[j + 1] = x }
+              printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }' "$RAW"
+}
+
+# ------------------------------------------------------------------ table
+num() { [[ -z "$1" ]] && { echo "-"; return; }; printf "%'.0f" "$1"; }
+# ratio HERALD PEER: Herald / peer
+ratio() {
+    [[ -z "$1" || -z "$2" ]] && { echo "-"; return; }
+    awk -v h="$1" -v p="$2" 'BEGIN { if (p == 0) print "-"; else printf "%.2f×", h / p }'
+}
+# verdict HERALD PEER OP FACTOR: does Herald OP FACTOR × peer hold (OP: ge, gt, lt)
+verdict() {
+    [[ -z "$1" || -z "$2" ]] && { echo "n/a"; return; }
+    awk -v h="$1" -v p="$2" -v op="$3" -v f="$4" 'BEGIN {
+        ok = (op == "ge") ? h >= f * p : (op == "gt") ? h > f * p : h < f * p
+        print ok ? "**met**" : "missed" }'
+}
+
+H_W1=$(hj w1-never .w1.sub_rate)
+H_W2A=$(hj w2-always .w2.proc_rate)
+H_W2N=$(hj w2-never .w2.proc_rate)
+H_LATA=$(hj lat-always .w2.p99_us)
+H_LATN=$(hj lat-never .w2.p99_us)
+
+Z_W1=$(peer zmq w1-hwm0 tp sub_rate_min)
+N_W1=$(peer nats w1-core tp sub_rate_min)
+R_W1=$(peer redis w1-pubsub tp sub_rate_min)
+Z_W2=$(peer zmq w2-mem tp proc_rate)
+RA_W2=$(peer redis w2-aof-always tp proc_rate)
+JS_W2=$(peer nats w2-js-file tp proc_rate)
+MQ_W2=$(peer rabbitmq w2-durable tp proc_rate)
+Z_LAT=$(peer zmq w2-mem fix lat_p99_us)
+RA_LAT=$(peer redis w2-aof-always fix lat_p99_us)
+JS_LAT=$(peer nats w2-js-file fix lat_p99_us)
+MQ_LAT=$(peer rabbitmq w2-durable fix lat_p99_us)
+
+TABLE="$RESULTS/compare-$STAMP.md"
+{
+    echo "## Herald vs peers — $(date -u +%Y-%m-%d) UTC, run $STAMP, median of $RUNS runs"
+    echo
+    echo "- host: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu 2>/dev/null | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
+    echo "- Herald $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), libzmq $(dpkg-query -W -f='${Version}' libzmq5 2>/dev/null || echo '?'), czmq $(dpkg-query -W -f='${Version}' libczmq4 2>/dev/null || echo '?'); peers: $(if [[ -n "$RAW" ]]; then echo "bench-peers run.sh ${systems[*]}"; else echo none; fi)"
+    echo "- W1: 1 pub → broker → 2 subs, $N1 × 128 B; W2: 1 pub → broker → 4 workers, one ACK per event, $N2 × 128 B; latency: W2 paced at $LAT_RATE/s for $LAT_S s, scheduled send → first receipt"
+    echo
+    echo "### Herald (herald-bench)"
+    echo
+    echo "| row | pub msg/s | recv msg/s | lost | dupes | p50 µs | p99 µs | p99.9 µs | failed runs |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for row in "w1-never|w1|W1 fan-out, --fsync never (recv: slower sub)" \
+        "w1-always|w1|W1 fan-out, --fsync always (recv: slower sub)" \
+        "w2-always|w2|W2 work queue, --fsync always (processed)" \
+        "w2-never|w2|W2 work queue, --fsync never (processed)" \
+        "lat-always|w2|W2 @ $LAT_RATE/s, --fsync always" \
+        "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
+        IFS='|' read -r name wl label <<<"$row"
+        rate=$(hj "$name" ".$wl.sub_rate // .$wl.proc_rate")
+        echo "| $label | $(num "$(hj "$name" ".$wl.pub_rate")") | $(num "$rate") | $(hj "$name" ".$wl.lost") | $(hj "$name" ".$wl.dupes") | $(num "$(hj "$name" ".$wl.p50_us")") | $(num "$(hj "$name" ".$wl.p99_us")") | $(num "$(hj "$name" ".$wl.p999_us")") | $(hj "$name" ".$wl.failed_runs") |"
+    done
+    echo
+    echo "### Ratios (same session; throughput: higher is better; latency: Herald / peer, lower is better)"
+    echo
+    echo "| target (issue 4) | Herald | peer row | peer | Herald / peer | verdict |"
+    echo "|---|---:|---|---:|---:|---|"
+    echo "| W2 --fsync always ≥ 1.5× Redis AOF always | $(num "$H_W2A") | Redis Streams, appendfsync always | $(num "$RA_W2") | $(ratio "$H_W2A" "$RA_W2") | $(verdict "$H_W2A" "$RA_W2" ge 1.5) |"
+    echo "| W2 --fsync always ≥ 4× JetStream file | $(num "$H_W2A") | NATS JetStream file, pull | $(num "$JS_W2") | $(ratio "$H_W2A" "$JS_W2") | $(verdict "$H_W2A" "$JS_W2" ge 4) |"
+    echo "| (no target) W2 --fsync always vs RabbitMQ durable | $(num "$H_W2A") | RabbitMQ durable, confirms | $(num "$MQ_W2") | $(ratio "$H_W2A" "$MQ_W2") | - |"
+    echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ | $(num "$H_W2N") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2N" "$Z_W2") | $(verdict "$H_W2N" "$Z_W2" ge 0.8) |"
+    echo "| W1 per sub ≥ 90 % of raw ZeroMQ HWM 0 | $(num "$H_W1") | raw ZeroMQ XSUB/XPUB, HWM 0 | $(num "$Z_W1") | $(ratio "$H_W1" "$Z_W1") | $(verdict "$H_W1" "$Z_W1" ge 0.9) |"
+    echo "| W1 per sub > NATS core | $(num "$H_W1") | NATS core pub/sub | $(num "$N_W1") | $(ratio "$H_W1" "$N_W1") | $(verdict "$H_W1" "$N_W1" gt 1) |"
+    echo "| (no target) W1 per sub vs Redis pub/sub | $(num "$H_W1") | Redis PUBLISH/SUBSCRIBE | $(num "$R_W1") | $(ratio "$H_W1" "$R_W1") | - |"
+    echo "| latency p99 @ $LAT_RATE/s, --fsync always < 1 500 µs | $(num "$H_LATA") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATA" 1500) | $(verdict "$H_LATA" 1500 lt 1) |"
+    echo "| p99 @ $LAT_RATE/s vs JetStream file | $(num "$H_LATA") µs | NATS JetStream file, pull | $(num "$JS_LAT") µs | $(ratio "$H_LATA" "$JS_LAT") | - |"
+    echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
+    echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
+    echo "| p99 @ $LAT_RATE/s, --fsync never vs raw ZeroMQ | $(num "$H_LATN") µs | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_LAT") µs | $(ratio "$H_LATN" "$Z_LAT") | - |"
+    echo
+    echo "Herald W1 runs with --fsync never because the peers' W1 is non-durable (Herald still writes"
+    echo "every event to its log); the --fsync always row is shown above. Herald's W1 pub msg/s counts"
+    echo "confirmed publishes (window 256), the peers' counts sends. \"-\" = row not run or failed."
+    if [[ ${#NOTES[@]} -gt 0 ]]; then
+        echo
+        echo "Notes:"
+        for note in "${NOTES[@]}"; do echo "- $note"; done
+    fi
+} >"$TABLE"
+{
+    for f in "$WORK"/herald-*.json; do [[ -f $f ]] && echo "herald $(basename "$f" .json) $(cat "$f")"; done
+    [[ -n "$RAW" && -f "$RAW" ]] && cat "$RAW"
+    true
+} >"$RESULTS/compare-$STAMP-raw.txt"
+cp "$TABLE" "$RESULTS/latest.md"
+cat "$TABLE"
+echo
+echo "table: $TABLE; raw figures: $RESULTS/compare-$STAMP-raw.txt"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# herald-bench sanity: a small W1 and W2 run against a broker it starts
+# itself completes, and reports no loss (W1, W2) and no duplicates (W2).
+source "$(dirname "$0")/lib.sh"
+
+[ -x "$BIN/herald-bench" ] || fail "no $BIN/herald-bench"
+"$BIN/herald-bench" --workload both --events 5000 --runs 1 --json --quiet --timeout 60s \
+    >"$WORK/bench.json" 2>"$WORK/bench.log" || fail "herald-bench exited with $?"
+json=$(cat "$WORK/bench.json")
+log "$json"
+check() { # JQ-EXPR EXPECTED
+    local got
+    got=$(jq -r "$1" <<<"$json") || fail "not JSON: $json"
+    [ "$got" = "$2" ] || fail "$1 is $got, expected $2"
+}
+check '.w1.ok_runs' 1
+check '.w1.lost' 0
+check '.w1.runs[0].received' 10000
+check '.w2.ok_runs' 1
+check '.w2.lost' 0
+check '.w2.dupes' 0
+check '.w2.runs[0].received' 5000
+check '.w2.proc_rate > 0' true
+log "ok"
