@@ -267,10 +267,9 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
                     strerror (errno));
         return -1;
     }
-    Herald__Deliver deliver = HERALD__DELIVER__INIT;
-    deliver.seq = seq;
-    deliver.attempt = attempt;
-    deliver.ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
+    uint8_t deliver[HD_VARINTS_MAX];
+    size_t deliver_size = hd_encode_deliver (
+        deliver, seq, attempt, (uint32_t) hd_pool_config (session->pool)->ack_wait_ms);
     void *socket = self->router_socket;
     if (hd_send_bytes (socket, session->routing_id, session->routing_id_size,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT)) {
@@ -282,7 +281,7 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
     }
     //  After the routing frame went out, the rest of the message cannot fail
     hd_send_header (socket, HD_CMD_DELIVER, ZMQ_SNDMORE);
-    hd_send_proto (socket, &deliver.base, ZMQ_SNDMORE);
+    hd_send_bytes (socket, deliver, deliver_size, ZMQ_SNDMORE);
     hd_send_msg (socket, &envelope, ZMQ_SNDMORE);
     hd_send_msg (socket, &payload, 0);
     zmq_msg_close (&envelope);
@@ -338,6 +337,17 @@ s_journal_record (void *arg, const Herald__StateOp *op)
     hd_broker_t *self = arg;
     if (self->recovering)
         return;
+    //  Deliveries and acks are two per event: encode those by hand
+    if ((op->op_case == HERALD__STATE_OP__OP_DELIVER || op->op_case == HERALD__STATE_OP__OP_ACK) &&
+        (!op->error || !*op->error)) {
+        uint8_t record[HD_VARINTS_MAX];
+        size_t size = op->op_case == HERALD__STATE_OP__OP_DELIVER
+                          ? hd_encode_state_op (record, op->pool, 3, op->deliver, op->attempt)
+                          : hd_encode_state_op (record, op->pool, 4, op->ack, op->attempt);
+        if (hd_journal_append (self->journal, record, size) != 0)
+            zsys_error ("cannot journal a pool change: %s", strerror (errno));
+        return;
+    }
     size_t size = protobuf_c_message_get_packed_size (&op->base);
     if (size > self->pack_capacity) {
         uint8_t *buffer = realloc (self->pack_buffer, size * 2);

@@ -172,6 +172,46 @@ hd_send_command (void *socket, const void *routing_id, size_t routing_id_size, h
     return 0;
 }
 
+size_t
+hd_varint_encode (uint8_t *out, uint64_t value)
+{
+    size_t size = 0;
+    while (value >= 0x80) {
+        out[size++] = (uint8_t) (value | 0x80);
+        value >>= 7;
+    }
+    out[size++] = (uint8_t) value;
+    return size;
+}
+
+//  proto3 leaves fields at zero out of the encoding
+static size_t
+s_varint_field (uint8_t *out, int field, uint64_t value)
+{
+    if (value == 0)
+        return 0;
+    size_t size = hd_varint_encode (out, (uint64_t) field << 3);
+    return size + hd_varint_encode (out + size, value);
+}
+
+size_t
+hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms)
+{
+    size_t size = s_varint_field (out, 1, seq);
+    size += s_varint_field (out + size, 2, attempt);
+    return size + s_varint_field (out + size, 3, ack_wait_ms);
+}
+
+size_t
+hd_encode_state_op (uint8_t *out, uint32_t pool, int field, uint64_t seq, uint32_t attempt)
+{
+    size_t size = s_varint_field (out, 1, pool);
+    //  A oneof member is encoded even when zero
+    size += hd_varint_encode (out + size, (uint64_t) field << 3);
+    size += hd_varint_encode (out + size, seq);
+    return size + s_varint_field (out + size, 10, attempt);
+}
+
 uint8_t *
 hd_proto_pack (const ProtobufCMessage *message, size_t *size_p)
 {

@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "codec.h"
+#include "state.pb-c.h"
 
 typedef struct {
     void *context;
@@ -472,10 +473,48 @@ test_proto_pack (void **state)
     free (buffer);
 }
 
+//  The hand encodings must be byte for byte what protobuf-c produces.
+static void
+test_hand_encodings_match_protobuf (void **state)
+{
+    const uint64_t values[] = {
+        0,         1,       127,     128,           300,           16383,
+        16384,     2097151, 2097152, 4294967295ULL, 4294967296ULL, UINT64_MAX / 3,
+        UINT64_MAX};
+    size_t count = sizeof values / sizeof values[0];
+    for (size_t i = 0; i < count; i++)
+        for (size_t j = 0; j < count; j++) {
+            uint64_t seq = values[i];
+            uint32_t small = (uint32_t) values[j];
+            uint8_t mine[HD_VARINTS_MAX], theirs[128];
+            Herald__Deliver deliver = HERALD__DELIVER__INIT;
+            deliver.seq = seq;
+            deliver.attempt = small;
+            deliver.ack_wait_ms = small / 2;
+            size_t size = hd_encode_deliver (mine, seq, small, small / 2);
+            assert_int_equal (size, herald__deliver__pack (&deliver, theirs));
+            assert_memory_equal (mine, theirs, size);
+            for (int field = 3; field <= 4; field++) {
+                Herald__StateOp op = HERALD__STATE_OP__INIT;
+                op.pool = small;
+                op.attempt = small / 3;
+                op.op_case = field;
+                if (field == 3)
+                    op.deliver = seq;
+                else
+                    op.ack = seq;
+                size = hd_encode_state_op (mine, small, field, seq, small / 3);
+                assert_int_equal (size, herald__state_op__pack (&op, theirs));
+                assert_memory_equal (mine, theirs, size);
+            }
+        }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_header_encode_decode),
         cmocka_unit_test (test_header_decode_errors),
         cmocka_unit_test (test_command_names),
