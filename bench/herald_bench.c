@@ -540,7 +540,7 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
     const char *failure = NULL;
     while (true) {
         s_tick (ctx, 20);
-        size_t live = s_reap (ctx);
+        s_reap (ctx);
         uint64_t now = hb_now_ns ();
         if (ctx->interrupted) {
             failure = "interrupted";
@@ -560,10 +560,11 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
         }
         if (failure)
             break;
-        if (!pubs_done && live < nrecv + hdr->npub && !s_all_exited (hdr)) {
-            failure = "a client process died";
+        for (size_t child = 0; child < ctx->nchildren && !failure; child++)
+            if (!ctx->child_live[child] && ctx->child_status[child] != 0)
+                failure = "a client process failed or died";
+        if (failure)
             break;
-        }
         if (workload == HB_W1) {
             if (pubs_done && s_all_exited (hdr))
                 break;
