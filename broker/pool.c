@@ -14,6 +14,7 @@
     waited longest gets the next event.
 */
 #include "pool.h"
+#include "inttable.h"
 
 #include <czmq.h>
 #include <math.h>
@@ -244,40 +245,7 @@ s_heap_remove (hd_pool_t *self, s_entry_t *entry)
     }
 }
 
-//  --------------------------------------------------------------------------
-//  Tables keyed by integers: the key is the value itself
-
-static size_t
-s_int_hash (const void *key)
-{
-    uint64_t value = (uint64_t) (uintptr_t) key;
-    value ^= value >> 33;
-    value *= 0xff51afd7ed558ccdULL;
-    value ^= value >> 33;
-    return (size_t) value;
-}
-
-static int
-s_int_compare (const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t) a, y = (uintptr_t) b;
-    return x < y ? -1 : x > y;
-}
-
-#define S_KEY(value) ((void *) (uintptr_t) (value))
-
-static zhashx_t *
-s_int_table_new (void)
-{
-    zhashx_t *table = zhashx_new ();
-    if (table) {
-        zhashx_set_key_hasher (table, s_int_hash);
-        zhashx_set_key_comparator (table, s_int_compare);
-        zhashx_set_key_duplicator (table, NULL);
-        zhashx_set_key_destructor (table, NULL);
-    }
-    return table;
-}
+#define S_KEY(value) HD_INT_KEY (value)
 
 //  --------------------------------------------------------------------------
 //  Members
@@ -631,9 +599,9 @@ hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_co
     self->config = *config;
     self->hooks = *hooks;
     self->start_seq = self->cursor = start_seq;
-    self->entries = s_int_table_new ();
-    self->keys = s_int_table_new ();
-    self->dead = s_int_table_new ();
+    self->entries = hd_int_table_new ();
+    self->keys = hd_int_table_new ();
+    self->dead = hd_int_table_new ();
     self->dead_order = zlistx_new ();
     if (!self->name || !self->filter || !self->entries || !self->keys || !self->dead ||
         !self->dead_order) {

@@ -11,6 +11,7 @@
 */
 #include "herald.h"
 #include "event.h"
+#include "inttable.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -116,21 +117,6 @@ s_set_error (hd_publisher_t *self, const char *format, ...)
     va_end (args);
 }
 
-//  Corr numbers are the keys themselves, stored in the key pointer.
-static size_t
-s_corr_hash (const void *key)
-{
-    return (size_t) (uintptr_t) key;
-}
-
-static int
-s_corr_compare (const void *left, const void *right)
-{
-    uintptr_t a = (uintptr_t) left;
-    uintptr_t b = (uintptr_t) right;
-    return a < b ? -1 : a > b;
-}
-
 hd_publisher_t *
 hd_publisher_new (const char *broker_endpoint, const char *source)
 {
@@ -142,16 +128,12 @@ hd_publisher_new (const char *broker_endpoint, const char *source)
     self->source = source && *source ? strdup (source) : zsys_hostname ();
     if (!self->source)
         self->source = strdup ("herald");
-    self->pending = zhashx_new ();
+    self->pending = hd_int_table_new (); // corr numbers are the keys
     self->socket = zsock_new (ZMQ_DEALER);
     if (!self->source || !self->pending || !self->socket) {
         hd_publisher_destroy (&self);
         return NULL;
     }
-    zhashx_set_key_hasher (self->pending, s_corr_hash);
-    zhashx_set_key_comparator (self->pending, s_corr_compare);
-    zhashx_set_key_duplicator (self->pending, NULL);
-    zhashx_set_key_destructor (self->pending, NULL);
     zsock_set_immediate (self->socket, 1);
     zsock_set_sndhwm (self->socket, 0);
     if (zsock_connect (self->socket, "%s",
@@ -252,7 +234,7 @@ static void
 s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 {
     s_list_remove (entry);
-    zhashx_delete (self->pending, (void *) (uintptr_t) entry->corr);
+    zhashx_delete (self->pending, HD_INT_KEY (entry->corr));
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
@@ -262,7 +244,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 static void
 s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, (void *) (uintptr_t) body->corr);
+    s_pending_t *entry = zhashx_lookup (self->pending, HD_INT_KEY (body->corr));
     if (!entry)
         return; // a reply to an earlier copy of an event already settled
     self->confirmed++;
@@ -276,7 +258,7 @@ s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 static void
 s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, (void *) (uintptr_t) body->corr);
+    s_pending_t *entry = zhashx_lookup (self->pending, HD_INT_KEY (body->corr));
     if (!entry)
         return;
     if (body->code == HERALD__ERROR_CODE__BACKLOG_FULL) {
@@ -448,7 +430,7 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     }
     entry->corr = ++self->next_corr;
     entry->event = *event_p;
-    if (zhashx_insert (self->pending, (void *) (uintptr_t) entry->corr, entry)) {
+    if (zhashx_insert (self->pending, HD_INT_KEY (entry->corr), entry)) {
         free (entry);
         s_set_error (self, "out of memory");
         return -1;
