@@ -319,14 +319,19 @@ s_handler_thread (void *arg)
         atomic_fetch_add (&self->handled, 1);
 
         pthread_mutex_lock (&self->lock);
+        //  The I/O thread empties its wake pipe before it takes the whole
+        //  done queue, so a queue that was not empty has a wake-up pending
+        bool was_empty = !self->done_head;
         if (self->done_tail)
             self->done_tail->next = job;
         else
             self->done_head = job;
         self->done_tail = job;
-        pthread_mutex_unlock (&self->lock);
-        s_wake (self);
-        pthread_mutex_lock (&self->lock);
+        if (was_empty) {
+            pthread_mutex_unlock (&self->lock);
+            s_wake (self);
+            pthread_mutex_lock (&self->lock);
+        }
     }
     //  A thread hd_worker_stop gave up on may outlive hd_worker_destroy:
     //  the last one out frees the worker
