@@ -72,6 +72,9 @@ struct _hd_broker_t {
     bool *pool_dirty;
     size_t pool_count;
     uint32_t next_pool_id;
+    hd_session_t **batching; // sessions with deliveries batched in this dispatch pass
+    size_t batching_count;
+    size_t batching_capacity;
     s_pending_t *pending; // this turn's publishes, confirmed once the log is flushed
     size_t pending_count;
     uint8_t *pack_buffer; // journal records are packed here
@@ -82,7 +85,7 @@ struct _hd_broker_t {
     int64_t last_heartbeat;
     //  Counters
     uint64_t published, duplicates, rejected, malformed, expired_sessions;
-    uint64_t confirms_dropped, retired_gaps, deliveries;
+    uint64_t confirms_dropped, retired_gaps, deliveries, delivery_batches;
     uint64_t fsyncs, storage_rejects, recovered_events, recovery_ms;
     int64_t last_retention;
     //  Rates, refreshed every second
@@ -178,6 +181,7 @@ s_session_end (hd_broker_t *self, hd_session_t *session, const char *why)
     if (session->dead)
         return;
     session->dead = true;
+    hd_session_batch_drop (session);
     if (self->config.verbose || session->kind == HD_SESSION_WORKER)
         zsys_info ("session %llu (%s '%s') ended: %s", (unsigned long long) session->number,
                    session->kind == HD_SESSION_WORKER ? "worker" : "subscriber", session->name,
@@ -253,6 +257,73 @@ s_pool_lookup (hd_broker_t *self, const char *name)
     return NULL;
 }
 
+//  Sends the session's DELIVERS batch. A session that cannot take it ends
+//  at the end of the turn and its leases go back to the pool.
+static void
+s_flush_batch (hd_broker_t *self, hd_session_t *session)
+{
+    zmq_msg_t body;
+    int count = hd_session_batch_take (session, &body);
+    if (count == 0)
+        return;
+    void *socket = self->router_socket;
+    if (count < 0 || hd_send_bytes (socket, session->routing_id, session->routing_id_size,
+                                    ZMQ_SNDMORE | ZMQ_DONTWAIT)) {
+        zsys_warning ("session %llu: cannot send %d deliveries: %s",
+                      (unsigned long long) session->number, count,
+                      count < 0 ? "out of memory" : strerror (errno));
+        s_session_doom (self, session);
+        if (count > 0)
+            zmq_msg_close (&body);
+        return;
+    }
+    hd_send_header (socket, HD_CMD_DELIVERS, ZMQ_SNDMORE);
+    hd_send_msg (socket, &body, 0);
+    zmq_msg_close (&body);
+    self->delivery_batches++;
+}
+
+//  Every batch of this dispatch pass goes out before the pass ends.
+static void
+s_flush_batches (hd_broker_t *self)
+{
+    for (size_t index = 0; index < self->batching_count; index++) {
+        hd_session_t *session = self->batching[index];
+        session->batch_listed = false;
+        if (session->dead || session->doomed)
+            hd_session_batch_drop (session);
+        else
+            s_flush_batch (self, session);
+    }
+    self->batching_count = 0;
+}
+
+//  Adds a delivery to the session's batch; a full batch goes out at once.
+static int
+s_batch_delivery (hd_broker_t *self, hd_session_t *session, uint64_t seq, uint32_t attempt,
+                  uint32_t ack_wait_ms, zmq_msg_t *envelope, zmq_msg_t *payload)
+{
+    if (!session->batch_listed) {
+        if (self->batching_count == self->batching_capacity) {
+            size_t capacity = self->batching_capacity ? 2 * self->batching_capacity : 64;
+            hd_session_t **batching = realloc (self->batching, capacity * sizeof *batching);
+            if (!batching)
+                return -1;
+            self->batching = batching;
+            self->batching_capacity = capacity;
+        }
+        self->batching[self->batching_count++] = session;
+        session->batch_listed = true;
+    }
+    if (hd_session_batch_add (session, seq, attempt, ack_wait_ms, zmq_msg_data (envelope),
+                              zmq_msg_size (envelope), zmq_msg_data (payload),
+                              zmq_msg_size (payload)))
+        return -1;
+    if (session->batch_count >= session->max_batch)
+        s_flush_batch (self, session);
+    return 0;
+}
+
 static int
 s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
 {
@@ -267,9 +338,20 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
                     strerror (errno));
         return -1;
     }
+    uint32_t ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
+    if (session->max_batch > 1 &&
+        zmq_msg_size (&payload) <= (size_t) self->config.batch_payload_max) {
+        int rc = s_batch_delivery (self, session, seq, attempt, ack_wait_ms, &envelope, &payload);
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
+        if (rc == 0)
+            self->deliveries++;
+        return rc;
+    }
+    //  Whatever is batched goes first, so the worker sees dispatch order
+    s_flush_batch (self, session);
     uint8_t deliver[HD_VARINTS_MAX];
-    size_t deliver_size = hd_encode_deliver (
-        deliver, seq, attempt, (uint32_t) hd_pool_config (session->pool)->ack_wait_ms);
+    size_t deliver_size = hd_encode_deliver (deliver, seq, attempt, ack_wait_ms);
     void *socket = self->router_socket;
     if (hd_send_bytes (socket, session->routing_id, session->routing_id_size,
                        ZMQ_SNDMORE | ZMQ_DONTWAIT)) {
@@ -395,9 +477,10 @@ static void
 s_end_turn (hd_broker_t *self)
 {
     s_commit (self);
-    do
+    do {
         s_dispatch_dirty (self);
-    while (s_reap_sessions (self) > 0);
+        s_flush_batches (self);
+    } while (s_reap_sessions (self) > 0);
 }
 
 //  --------------------------------------------------------------------------
@@ -924,6 +1007,10 @@ s_on_join (hd_broker_t *self, hd_frames_t *frames)
         }
     } else if (session)
         hd_pool_set_credit (pool, session->member, join->credit);
+    if (session)
+        session->max_batch = join->max_batch < (uint64_t) self->config.max_batch
+                                 ? join->max_batch
+                                 : (uint32_t) self->config.max_batch;
     if (!pool || !session) {
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__LIMIT, HD_CMD_JOIN,
                       "no room for another session");
@@ -1154,6 +1241,8 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
                   self->config.fsync == HD_FSYNC_ALWAYS ? "always" : "never");
     stats.fsync = fsync;
     stats.fsyncs = self->fsyncs;
+    stats.deliveries = self->deliveries;
+    stats.delivery_batches = self->delivery_batches;
     stats.storage_rejects = self->storage_rejects;
     stats.recovered_events = self->recovered_events;
     stats.recovery_ms = self->recovery_ms;
@@ -1614,6 +1703,8 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->max_pools = 1000;
     config->max_sessions = 100000;
     config->max_credit = 10000;
+    config->max_batch = 256;
+    config->batch_payload_max = 4096;
     config->max_types = 100000;
     config->sub_hwm = 10000;
     config->retry_after_ms = 500;
@@ -1881,6 +1972,7 @@ hd_broker_destroy (hd_broker_t **self_p)
     free (self->pending);
     hd_arena_destroy (&self->arena);
     free (self->pack_buffer);
+    free (self->batching);
     free (self);
     *self_p = NULL;
 }

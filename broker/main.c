@@ -10,6 +10,7 @@ typedef struct {
     char *xpub;
     int64_t heartbeat, liveness, dedup_window, dedup_max, max_payload, max_envelope, max_topic;
     int64_t max_id, max_pending, max_pools, max_sessions, max_credit, max_types;
+    int64_t max_batch, batch_payload_max;
     int64_t sub_hwm, ack_wait, backoff_initial, backoff_max, retry_after;
     char *backoff_multiplier, *backoff_jitter;
     bool verbose;
@@ -104,6 +105,12 @@ s_options_new (s_settings_t *s)
                     "most worker and subscriber sessions", &s->max_sessions);
     hd_options_add (options, "max-credit", HD_OPT_INT, "10000", NULL,
                     "largest credit one worker may ask for", &s->max_credit);
+    hd_options_add (options, "max-batch", HD_OPT_INT, "256", NULL,
+                    "most events in one DELIVERS to a worker that accepts batches (1: none)",
+                    &s->max_batch);
+    hd_options_add (options, "batch-payload-max", HD_OPT_SIZE, "4K", NULL,
+                    "largest payload put into a DELIVERS batch; larger ones go alone, uncopied",
+                    &s->batch_payload_max);
     hd_options_add (options, "max-types", HD_OPT_INT, "100000", NULL,
                     "distinct event types tracked for subscriber gap detection", &s->max_types);
     hd_options_add (options, "sub-hwm", HD_OPT_INT, "10000", NULL,
@@ -128,7 +135,8 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
     if (multiplier < 1.0 || jitter < 0.0 || jitter >= 1.0)
         return "--backoff-multiplier must be >= 1 and --backoff-jitter in [0, 1)";
     if (s->max_pending < 1 || s->max_pools < 1 || s->max_sessions < 1 || s->max_credit < 1 ||
-        s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 || s->max_types < 1)
+        s->max_batch < 1 || s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 ||
+        s->max_types < 1)
         return "limits must be at least 1";
     if (s->max_deliver < 0 || s->segment_size < 4096)
         return "--max-deliver must be >= 0 (0: unlimited) and --segment-size at least 4K";
@@ -196,6 +204,8 @@ main (int argc, char **argv)
     config.max_pools = settings.max_pools;
     config.max_sessions = settings.max_sessions;
     config.max_credit = settings.max_credit;
+    config.max_batch = settings.max_batch;
+    config.batch_payload_max = settings.batch_payload_max;
     config.max_types = settings.max_types;
     config.sub_hwm = settings.sub_hwm;
     config.retry_after_ms = settings.retry_after;

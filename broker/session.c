@@ -1,5 +1,6 @@
 /*  session — one registered peer. */
 #include "session.h"
+#include "codec.h"
 
 #include <stdlib.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ hd_session_destroy (hd_session_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    free ((*self_p)->batch);
     free (*self_p);
     *self_p = NULL;
 }
@@ -53,4 +55,60 @@ void
 hd_session_set_name (hd_session_t *self, const char *name)
 {
     snprintf (self->name, sizeof self->name, "%s", name ? name : "");
+}
+
+int
+hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                      const void *envelope, size_t envelope_size, const void *payload,
+                      size_t payload_size)
+{
+    size_t needed = self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD;
+    if (needed > self->batch_capacity) {
+        size_t capacity = self->batch_capacity ? self->batch_capacity * 2 : 16384;
+        while (capacity < needed)
+            capacity *= 2;
+        uint8_t *batch = realloc (self->batch, capacity);
+        if (!batch)
+            return -1;
+        self->batch = batch;
+        self->batch_capacity = capacity;
+    }
+    self->batch_size +=
+        hd_encode_delivery (self->batch + self->batch_size, seq, attempt, ack_wait_ms, envelope,
+                            envelope_size, payload, payload_size);
+    self->batch_count++;
+    return 0;
+}
+
+static void
+s_batch_free (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+int
+hd_session_batch_take (hd_session_t *self, zmq_msg_t *body)
+{
+    int count = (int) self->batch_count;
+    if (count == 0)
+        return 0;
+    //  The buffer becomes the frame: ZeroMQ frees it once it is sent
+    if (zmq_msg_init_data (body, self->batch, self->batch_size, s_batch_free, NULL) != 0) {
+        hd_session_batch_drop (self);
+        return -1;
+    }
+    self->batch = NULL;
+    self->batch_size = self->batch_capacity = 0;
+    self->batch_count = 0;
+    return count;
+}
+
+void
+hd_session_batch_drop (hd_session_t *self)
+{
+    free (self->batch);
+    self->batch = NULL;
+    self->batch_size = self->batch_capacity = 0;
+    self->batch_count = 0;
 }

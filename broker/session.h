@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 #include "pool.h"
 
 #define HD_ROUTING_ID_MAX   255
@@ -31,6 +32,13 @@ typedef struct {
     //  Workers
     hd_pool_t *pool;
     hd_member_t *member;
+    uint32_t max_batch; // most events per DELIVERS (JOIN, capped by --max-batch); <= 1: none
+    //  Deliveries of this dispatch pass, encoded as a Delivers body
+    uint8_t *batch;
+    size_t batch_size;
+    size_t batch_capacity;
+    uint32_t batch_count;
+    bool batch_listed; // on the broker's list of sessions to flush
     //  Subscribers: their latest report
     uint64_t received;
     uint64_t gaps;
@@ -46,5 +54,20 @@ void hd_session_destroy (hd_session_t **self_p);
 int hd_session_key (const void *routing_id, size_t routing_id_size, char *key);
 
 void hd_session_set_name (hd_session_t *self, const char *name);
+
+//  Appends one delivery to the session's DELIVERS batch. Returns 0, or -1
+//  when out of memory (nothing appended).
+int hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                          const void *envelope, size_t envelope_size, const void *payload,
+                          size_t payload_size);
+
+//  Moves the batch into body (initialised here; the caller sends or closes
+//  it) and empties it. Returns the number of deliveries in it (0: body is
+//  untouched), or -1 when out of memory: the batch is dropped, and the
+//  caller must end the session so its leases go back to the pool.
+int hd_session_batch_take (hd_session_t *self, zmq_msg_t *body);
+
+//  Drops the batch (the session ended; its leases went back to the pool).
+void hd_session_batch_drop (hd_session_t *self);
 
 #endif

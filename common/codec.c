@@ -22,6 +22,7 @@ hd_command_name (int command)
         case HD_CMD_PROGRESS: return "PROGRESS";
         case HD_CMD_CREDIT: return "CREDIT";
         case HD_CMD_LEAVE: return "LEAVE";
+        case HD_CMD_DELIVERS: return "DELIVERS";
         case HD_CMD_HEARTBEAT: return "HEARTBEAT";
         case HD_CMD_SUBSCRIBER: return "SUBSCRIBER";
         case HD_CMD_STATS: return "STATS";
@@ -200,6 +201,128 @@ hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wa
     size_t size = s_varint_field (out, 1, seq);
     size += s_varint_field (out + size, 2, attempt);
     return size + s_varint_field (out + size, 3, ack_wait_ms);
+}
+
+static size_t
+s_bytes_field (uint8_t *out, int field, const void *data, size_t size)
+{
+    size_t head = hd_varint_encode (out, (uint64_t) field << 3 | 2);
+    head += hd_varint_encode (out + head, size);
+    memcpy (out + head, data, size);
+    return head + size;
+}
+
+size_t
+hd_encode_delivery (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                    const void *envelope, size_t envelope_size, const void *payload,
+                    size_t payload_size)
+{
+    uint8_t varints[HD_VARINTS_MAX], length[10];
+    size_t varints_size = hd_encode_deliver (varints, seq, attempt, ack_wait_ms);
+    //  proto3 leaves an empty bytes field out; a submessage is always written
+    size_t inner = varints_size + 1 + hd_varint_encode (length, envelope_size) + envelope_size;
+    if (payload_size)
+        inner += 1 + hd_varint_encode (length, payload_size) + payload_size;
+    out[0] = 1 << 3 | 2;
+    size_t size = 1 + hd_varint_encode (out + 1, inner);
+    memcpy (out + size, varints, varints_size);
+    size += varints_size;
+    size += s_bytes_field (out + size, 4, envelope, envelope_size);
+    if (payload_size)
+        size += s_bytes_field (out + size, 5, payload, payload_size);
+    return size;
+}
+
+static int
+s_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
+{
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*cursor >= end)
+            return -1;
+        uint8_t byte = *(*cursor)++;
+        result |= (uint64_t) (byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *value = result;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+//  Reads one field's tag and value: a varint in *value, or a length-delimited
+//  field's bytes in *data / *value (its size). Fixed-size fields are skipped.
+static int
+s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *value,
+              const uint8_t **data)
+{
+    uint64_t tag;
+    if (s_varint_read (cursor, end, &tag) || tag >> 3 == 0 || tag >> 3 > INT32_MAX)
+        return -1;
+    *field = (int) (tag >> 3);
+    *data = NULL;
+    switch (tag & 7) {
+        case 0: return s_varint_read (cursor, end, value);
+        case 1:
+        case 5: {
+            size_t width = (tag & 7) == 1 ? 8 : 4;
+            if ((size_t) (end - *cursor) < width)
+                return -1;
+            *cursor += width;
+            *value = 0;
+            *field = 0; // nothing here reads fixed-size fields
+            return 0;
+        }
+        case 2:
+            if (s_varint_read (cursor, end, value) || *value > (uint64_t) (end - *cursor))
+                return -1;
+            *data = *cursor;
+            *cursor += *value;
+            return 0;
+        default: return -1;
+    }
+}
+
+int
+hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view)
+{
+    while (*cursor < end) {
+        int field;
+        uint64_t size;
+        const uint8_t *item;
+        if (s_field_read (cursor, end, &field, &size, &item))
+            return -1;
+        if (field != 1)
+            continue; // a field this version does not know
+        if (!item)
+            return -1;
+        memset (view, 0, sizeof *view);
+        const uint8_t *inner = item, *inner_end = item + size;
+        while (inner < inner_end) {
+            uint64_t value;
+            const uint8_t *data;
+            if (s_field_read (&inner, inner_end, &field, &value, &data))
+                return -1;
+            bool is_bytes = data != NULL;
+            if ((field >= 1 && field <= 3 && is_bytes) || ((field == 4 || field == 5) && !is_bytes))
+                return -1;
+            if (field == 1)
+                view->seq = value;
+            else if (field == 2)
+                view->attempt = (uint32_t) value;
+            else if (field == 3)
+                view->ack_wait_ms = (uint32_t) value;
+            else if (field == 4) {
+                view->envelope = data;
+                view->envelope_size = value;
+            } else if (field == 5) {
+                view->payload = data;
+                view->payload_size = value;
+            }
+        }
+        return 1;
+    }
+    return 0;
 }
 
 size_t

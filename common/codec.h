@@ -32,6 +32,7 @@ typedef enum {
     HD_CMD_PROGRESS = 0x16,
     HD_CMD_CREDIT = 0x17,
     HD_CMD_LEAVE = 0x18,
+    HD_CMD_DELIVERS = 0x19,
     HD_CMD_HEARTBEAT = 0x20,
     HD_CMD_SUBSCRIBER = 0x21,
     HD_CMD_STATS = 0x30,
@@ -104,6 +105,30 @@ size_t hd_varint_encode (uint8_t *out, uint64_t value);
 size_t hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms);
 //  StateOp{pool, <field> = seq, attempt} for the deliver (3) and ack (4) ops
 size_t hd_encode_state_op (uint8_t *out, uint32_t pool, int field, uint64_t seq, uint32_t attempt);
+
+//  One entry of a Delivers body (field 1, a Delivery message): the Deliver
+//  fields, the stored Event bytes and the payload. out needs
+//  envelope_size + payload_size + HD_DELIVERY_OVERHEAD bytes.
+#define HD_DELIVERY_OVERHEAD 64
+size_t hd_encode_delivery (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                           const void *envelope, size_t envelope_size, const void *payload,
+                           size_t payload_size);
+
+//  A Delivery read in place: envelope and payload point into the body.
+typedef struct {
+    uint64_t seq;
+    uint32_t attempt;
+    uint32_t ack_wait_ms;
+    const uint8_t *envelope;
+    size_t envelope_size;
+    const uint8_t *payload;
+    size_t payload_size;
+} hd_delivery_view_t;
+
+//  Reads the Delivery at *cursor of a Delivers body ending at end, and moves
+//  *cursor past it; fields it does not know are skipped. Returns 1 with
+//  view filled, 0 at the end of the body, -1 when the body is malformed.
+int hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view);
 
 //  Pack message into a new malloc'ed buffer. Returns NULL on no memory.
 uint8_t *hd_proto_pack (const ProtobufCMessage *message, size_t *size_p);

@@ -51,6 +51,7 @@ typedef enum {
 #define S_BACKOFF_INITIAL_MS   1000
 #define S_BACKOFF_MAX_MS       32000
 #define S_DRAIN_BATCH          1000
+#define S_MAX_BATCH            256 // events per DELIVERS we accept
 #define S_STOP_GRACE_DEFAULT   30000
 #define S_DEDUP_LOG_MS         10000
 
@@ -402,6 +403,7 @@ s_io_send_join (s_io_t *io)
     pthread_mutex_unlock (&self->lock);
     io->credit_sent = join.credit;
     join.name = self->name;
+    join.max_batch = S_MAX_BATCH;
     const hd_pool_options_t *asked = &self->pool_options;
     Herald__PoolOptions options = HERALD__POOL_OPTIONS__INIT;
     Herald__StartPosition start = HERALD__START_POSITION__INIT;
@@ -644,56 +646,48 @@ s_io_record (s_io_t *io, hd_delivery_t *done)
         s_io_dedup_failed (io, &io->dedup_inserts, "events are acked without being recorded");
 }
 
+//  One delivery, whichever message carried it. Takes payload's content.
 static void
-s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
+s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                    const void *envelope, size_t envelope_size, zmq_msg_t *payload)
 {
     hd_worker_t *self = io->worker;
-    if (frames->count != 4)
-        return;
-    Herald__Deliver *deliver =
-        herald__deliver__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
-    if (!deliver)
-        return;
-    if (deliver->seq == 0 || deliver->attempt == 0) {
-        //  Not a lease any broker hands out: nothing to settle
-        herald__deliver__free_unpacked (deliver, NULL);
-        return;
-    }
-    hd_event_t *event =
-        hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2), &frames->frame[3]);
+    if (seq == 0 || attempt == 0)
+        return; // not a lease any broker hands out: nothing to settle
+    hd_event_t *event = hd_event_decode (envelope, envelope_size, payload);
     if (event && (*hd_event_id (event) == 0 || *hd_event_type (event) == 0))
         hd_event_destroy (&event); // the broker never accepts such an event
     if (!event && io->state == S_STATE_ACTIVE) {
         //  No handler can make sense of it, and redelivery will not change it
         Herald__Term term = HERALD__TERM__INIT;
-        term.seq = deliver->seq;
-        term.attempt = deliver->attempt;
+        term.seq = seq;
+        term.attempt = attempt;
         term.error = (char *) "worker could not decode the event";
         s_io_send_command (io, HD_CMD_TERM, &term.base);
     }
     hd_key_t *key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
     if (!key) {
         hd_event_destroy (&event);
-        herald__deliver__free_unpacked (deliver, NULL);
         return;
     }
     if (hd_event_seq (event) == 0)
-        hd_event_set_seq (event, deliver->seq);
-    uint32_t ack_wait_ms = deliver->ack_wait_ms ? deliver->ack_wait_ms : io->ack_wait_ms;
+        hd_event_set_seq (event, seq);
+    if (!ack_wait_ms)
+        ack_wait_ms = io->ack_wait_ms;
 
     hd_delivery_t *job = zhashx_lookup (io->jobs, key);
     //  The memory set is the fast path; the store also knows earlier runs
     if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ()) ||
         s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
-        s_io_queue_ack (io, deliver->seq, deliver->attempt);
+        s_io_queue_ack (io, seq, attempt);
         atomic_fetch_add (&self->skipped, 1);
         hd_event_destroy (&event);
         free (key);
     } else if (job) {
         //  Already in hand: the newest lease is the one to settle
         pthread_mutex_lock (&self->lock);
-        job->seq = deliver->seq;
-        job->attempt = deliver->attempt;
+        job->seq = seq;
+        job->attempt = attempt;
         job->ack_wait_ms = ack_wait_ms;
         job->generation = io->generation;
         pthread_mutex_unlock (&self->lock);
@@ -708,14 +702,13 @@ s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
         if (!job) {
             hd_event_destroy (&event);
             free (key);
-            herald__deliver__free_unpacked (deliver, NULL);
             return;
         }
         job->worker = self;
         job->event = event;
         job->key = key;
-        job->seq = deliver->seq;
-        job->attempt = deliver->attempt;
+        job->seq = seq;
+        job->attempt = attempt;
         job->ack_wait_ms = ack_wait_ms;
         job->generation = io->generation;
         zhashx_insert (io->jobs, job->key, job);
@@ -728,7 +721,46 @@ s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
         pthread_cond_signal (&self->jobs_ready);
         pthread_mutex_unlock (&self->lock);
     }
+}
+
+static void
+s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
+{
+    if (frames->count != 4)
+        return;
+    Herald__Deliver *deliver =
+        herald__deliver__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
+    if (!deliver)
+        return;
+    s_io_take_delivery (io, deliver->seq, deliver->attempt, deliver->ack_wait_ms,
+                        hd_frames_data (frames, 2), hd_frames_size (frames, 2), &frames->frame[3]);
     herald__deliver__free_unpacked (deliver, NULL);
+}
+
+//  A batch: each event's payload is copied out of the body (the broker
+//  batches small payloads only).
+static void
+s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
+{
+    if (frames->count != 2)
+        return;
+    const uint8_t *cursor = hd_frames_data (frames, 1);
+    const uint8_t *end = cursor + hd_frames_size (frames, 1);
+    hd_delivery_view_t view;
+    int rc;
+    while ((rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
+        zmq_msg_t payload;
+        if (zmq_msg_init_size (&payload, view.payload_size) != 0)
+            break; // out of memory: the leases run out and come back
+        if (view.payload_size)
+            memcpy (zmq_msg_data (&payload), view.payload, view.payload_size);
+        s_io_take_delivery (io, view.seq, view.attempt, view.ack_wait_ms,
+                            view.envelope ? view.envelope : (const uint8_t *) "",
+                            view.envelope_size, &payload);
+        zmq_msg_close (&payload);
+    }
+    if (rc < 0)
+        s_set_error (io->worker, "malformed DELIVERS from the broker: the rest of it is dropped");
 }
 
 static void
@@ -795,6 +827,7 @@ s_io_on_message (s_io_t *io, hd_frames_t *frames)
         return;
     switch (command) {
         case HD_CMD_DELIVER: s_io_on_deliver (io, frames); break;
+        case HD_CMD_DELIVERS: s_io_on_delivers (io, frames); break;
         case HD_CMD_JOINED:
             if (frames->count == 2)
                 s_io_on_joined (io, frames);

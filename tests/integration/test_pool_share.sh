@@ -28,4 +28,9 @@ done
 [ "$(pool_field share pending)" = 0 ] && [ "$(pool_field share inflight)" = 0 ] || fail "events left over"
 [ "$(pool_field share redelivered)" = 0 ] || fail "redeliveries without failures"
 [ "$(stat .log_next_seq)" = $((N + 1)) ] || fail "the log holds $(stat .log_next_seq) - 1 events"
+# Library workers take DELIVERS batches: fewer messages than events
+[ "$(stat .deliveries)" = $N ] || fail "broker counted $(stat .deliveries) deliveries"
+batches=$(stat .delivery_batches)
+log "$N events in $batches DELIVERS messages"
+[ "$batches" -gt 0 ] && [ "$batches" -lt $N ] || fail "$batches DELIVERS batches for $N events"
 log "ok"

@@ -160,9 +160,11 @@ s_work_handler (hd_delivery_t *delivery, void *arg)
     const hd_event_t *event = hd_delivery_event (delivery);
     char line[512];
     const char *key = hd_event_partition_key (event);
-    int length = snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d %s\n", word,
-                           hd_event_id (event), hd_delivery_seq (delivery),
-                           hd_delivery_attempt (delivery), (int) getpid (), *key ? key : "-");
+    size_t payload_size = hd_event_payload_size (event);
+    int length =
+        snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d %s %zu\n", word,
+                  hd_event_id (event), hd_delivery_seq (delivery), hd_delivery_attempt (delivery),
+                  (int) getpid (), *key ? key : "-", payload_size);
     if (length > 0 && write (work->log_fd, line, (size_t) length) < 0)
         perror ("hd_test_client: log");
     atomic_fetch_add (&work->completed, 1);

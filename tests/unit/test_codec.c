@@ -157,10 +157,11 @@ test_command_names (void **state)
         {0x12, "DELIVER"},    {0x13, "ACK"},      {0x14, "NACK"},        {0x15, "TERM"},
         {0x16, "PROGRESS"},   {0x17, "CREDIT"},   {0x18, "LEAVE"},       {0x20, "HEARTBEAT"},
         {0x21, "SUBSCRIBER"}, {0x30, "STATS"},    {0x31, "STATS_REPLY"}, {0x7F, "ERROR"},
+        {0x19, "DELIVERS"},
     };
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++)
         assert_string_equal (hd_command_name (names[index].code), names[index].name);
-    const int unknown[] = {0, 0x05, 0x19, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
+    const int unknown[] = {0, 0x05, 0x1A, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
     for (size_t index = 0; index < sizeof unknown / sizeof unknown[0]; index++)
         assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
 }
@@ -510,11 +511,99 @@ test_hand_encodings_match_protobuf (void **state)
         }
 }
 
+//  A Delivers body built with hd_encode_delivery is what protobuf-c packs,
+//  and hd_decode_delivery reads back every field, in place.
+static void
+test_delivers_encode_decode (void **state)
+{
+    enum { COUNT = 5 };
+    const size_t payload_sizes[COUNT] = {0, 1, 127, 128, 5000};
+    Herald__Event events[COUNT];
+    Herald__Delivery deliveries[COUNT];
+    Herald__Delivery *pointers[COUNT];
+    uint8_t *envelopes[COUNT];
+    size_t envelope_sizes[COUNT];
+    uint8_t payload[5000];
+    for (size_t index = 0; index < sizeof payload; index++)
+        payload[index] = (uint8_t) (index * 7);
+    uint8_t *mine = malloc (COUNT * (5000 + 256 + HD_DELIVERY_OVERHEAD));
+    size_t size = 0;
+    for (size_t index = 0; index < COUNT; index++) {
+        herald__event__init (&events[index]);
+        events[index].id = (char *) (index % 2 ? "a" : "a-much-longer-identity-0123456789");
+        events[index].source = (char *) "src";
+        events[index].type = (char *) "t.x";
+        events[index].seq = 1000 + index;
+        envelopes[index] = hd_proto_pack (&events[index].base, &envelope_sizes[index]);
+        herald__delivery__init (&deliveries[index]);
+        deliveries[index].seq = index == 0 ? UINT64_MAX : 1000 + index;
+        deliveries[index].attempt = (uint32_t) index; // 0: left out of the encoding
+        deliveries[index].ack_wait_ms = 30000;
+        deliveries[index].event = &events[index];
+        deliveries[index].payload.data = payload;
+        deliveries[index].payload.len = payload_sizes[index];
+        pointers[index] = &deliveries[index];
+        size += hd_encode_delivery (mine + size, deliveries[index].seq, (uint32_t) index, 30000,
+                                    envelopes[index], envelope_sizes[index], payload,
+                                    payload_sizes[index]);
+    }
+    Herald__Delivers delivers = HERALD__DELIVERS__INIT;
+    delivers.n_deliveries = COUNT;
+    delivers.deliveries = pointers;
+    size_t theirs_size;
+    uint8_t *theirs = hd_proto_pack (&delivers.base, &theirs_size);
+    assert_int_equal (size, theirs_size);
+    assert_memory_equal (mine, theirs, size);
+
+    const uint8_t *cursor = mine, *end = mine + size;
+    hd_delivery_view_t view;
+    for (size_t index = 0; index < COUNT; index++) {
+        assert_int_equal (hd_decode_delivery (&cursor, end, &view), 1);
+        assert_true (view.seq == deliveries[index].seq);
+        assert_int_equal (view.attempt, index);
+        assert_int_equal (view.ack_wait_ms, 30000);
+        assert_int_equal (view.envelope_size, envelope_sizes[index]);
+        assert_memory_equal (view.envelope, envelopes[index], view.envelope_size);
+        assert_int_equal (view.payload_size, payload_sizes[index]);
+        if (view.payload_size)
+            assert_memory_equal (view.payload, payload, view.payload_size);
+        free (envelopes[index]);
+    }
+    assert_int_equal (hd_decode_delivery (&cursor, end, &view), 0);
+
+    //  Every cut short of the whole body is malformed somewhere, never read past
+    for (size_t cut = 1; cut < size; cut += 7) {
+        uint8_t *copy = malloc (cut);
+        memcpy (copy, mine, cut);
+        const uint8_t *at = copy;
+        int rc;
+        while ((rc = hd_decode_delivery (&at, copy + cut, &view)) == 1)
+            assert_true (at <= copy + cut);
+        assert_true (rc == -1 || at == copy + cut);
+        free (copy);
+    }
+    //  Unknown fields are skipped; a bad wire type is malformed
+    const uint8_t unknown[] = {0x10, 0x05, 0x0A, 0x02, 0x08, 0x07};
+    cursor = unknown;
+    assert_int_equal (hd_decode_delivery (&cursor, unknown + sizeof unknown, &view), 1);
+    assert_true (view.seq == 7);
+    const uint8_t bad_type[] = {0x0B};
+    cursor = bad_type;
+    assert_int_equal (hd_decode_delivery (&cursor, bad_type + 1, &view), -1);
+    const uint8_t envelope_as_varint[] = {0x0A, 0x02, 0x20, 0x01};
+    cursor = envelope_as_varint;
+    assert_int_equal (
+        hd_decode_delivery (&cursor, envelope_as_varint + sizeof envelope_as_varint, &view), -1);
+    free (theirs);
+    free (mine);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_hand_encodings_match_protobuf),
+        cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_header_encode_decode),
         cmocka_unit_test (test_header_decode_errors),
         cmocka_unit_test (test_command_names),

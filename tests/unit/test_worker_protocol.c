@@ -279,6 +279,94 @@ test_redelivery_runs_handler_once (void **state)
     fake_broker_stop (&broker);
 }
 
+//  The worker asks for batches in its JOIN, runs every event of a DELIVERS
+//  (packed here by protobuf-c, not by the broker's encoder), acks each tag,
+//  skips an id it already processed, and survives a malformed batch.
+static void
+test_delivers_batch (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+    assert_non_null (worker);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    Herald__Join *join =
+        herald__join__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (join);
+    assert_true (join->max_batch > 1);
+    herald__join__free_unpacked (join, NULL);
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+
+    s_deliver (&broker, 1, 1, "e1"); // processed before the batch: skipped in it
+    assert_true (s_expect_ack (&broker, 1, 1));
+    enum { COUNT = 4 };
+    const char *ids[COUNT] = {"e1", "e2", "e3", "e4"};
+    Herald__Event events[COUNT];
+    Herald__Delivery deliveries[COUNT];
+    Herald__Delivery *pointers[COUNT];
+    for (size_t index = 0; index < COUNT; index++) {
+        herald__event__init (&events[index]);
+        events[index].id = (char *) ids[index];
+        events[index].source = (char *) "test";
+        events[index].type = (char *) "t.x";
+        herald__delivery__init (&deliveries[index]);
+        deliveries[index].seq = 1 + index;
+        deliveries[index].attempt = index == 0 ? 2 : 1;
+        deliveries[index].event = &events[index];
+        deliveries[index].payload.data = (uint8_t *) "payload";
+        deliveries[index].payload.len = index == 3 ? 0 : 7;
+        pointers[index] = &deliveries[index];
+    }
+    Herald__Delivers delivers = HERALD__DELIVERS__INIT;
+    delivers.n_deliveries = COUNT;
+    delivers.deliveries = pointers;
+    fake_broker_send (&broker, HD_CMD_DELIVERS, &delivers.base, 0, NULL, NULL);
+    //  The tags may come in one ACK or several
+    bool acked[COUNT + 1] = {false};
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    size_t acked_count = 0;
+    while (acked_count < COUNT && zclock_mono () < deadline &&
+           fake_broker_expect (&broker, HD_CMD_ACK, &msg, (int) (deadline - zclock_mono ()))) {
+        Herald__Settle *settle =
+            herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+        assert_non_null (settle);
+        for (size_t index = 0; index < settle->n_seq; index++) {
+            uint64_t seq = settle->seq[index];
+            assert_true (seq >= 1 && seq <= COUNT && !acked[seq]);
+            assert_int_equal (settle->attempt[index], seq == 1 ? 2 : 1);
+            acked[seq] = true;
+            acked_count++;
+        }
+        herald__settle__free_unpacked (settle, NULL);
+        fake_msg_free (&msg);
+    }
+    assert_int_equal (acked_count, COUNT);
+    assert_int_equal (atomic_load (&handler.calls), COUNT);
+    assert_int_equal (hd_worker_skipped (worker), 1);
+
+    //  A batch cut short: what parses is run, the rest is dropped, no crash
+    size_t size;
+    uint8_t *packed = hd_proto_pack (&delivers.base, &size);
+    for (size_t index = 0; index < COUNT; index++)
+        events[index].id = (char *) (index ? "later" : "x");
+    uint8_t header[4];
+    hd_header_encode (header, HD_CMD_DELIVERS);
+    const void *frames[2] = {header, packed};
+    const size_t sizes[2] = {4, size - 3};
+    fake_broker_send_frames (&broker, 2, frames, sizes);
+    free (packed);
+    s_deliver (&broker, 9, 1, "after");
+    assert_true (s_expect_ack (&broker, 9, 1));
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
 //  Nothing a broker sends may crash the worker; it keeps working after.
 static void
 test_malformed_input_is_survived (void **state)
@@ -436,6 +524,7 @@ main (void)
         cmocka_unit_test (test_credit_after_start),
         cmocka_unit_test (test_unknown_peer_rejoins),
         cmocka_unit_test (test_redelivery_runs_handler_once),
+        cmocka_unit_test (test_delivers_batch),
         cmocka_unit_test (test_malformed_input_is_survived),
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# DELIVERS batches: library workers get small events several to a message
+# and large ones (over --batch-payload-max) alone as DELIVER; every event
+# is handled once with its payload intact, whichever way it came.
+source "$(dirname "$0")/lib.sh"
+
+N=300
+BIG=$(head -c 150 /dev/zero | tr '\0' 'b')
+start_broker --batch-payload-max 100
+for i in 1 2; do
+    spawn "w$i" "$TBIN/hd_test_client" work --broker "$ROUTER" --pool mix --filter mix. \
+        --credit 50 --log "$WORK/handled.txt" --name "w$i"
+done
+wait_for "2 workers" 10 workers_in mix 2
+
+# Interleaved: each round a small and a big event
+for round in 1 2 3; do
+    "$TBIN/hd_test_client" publish --broker "$ROUTER" --type mix.small --count $((N / 3)) \
+        --id-prefix "s$round-" --payload small >"$WORK/pub.out" || fail "publish: $(cat "$WORK/pub.out")"
+    "$TBIN/hd_test_client" publish --broker "$ROUTER" --type mix.big --count $((N / 3)) \
+        --id-prefix "b$round-" --payload "$BIG" >"$WORK/pub.out" || fail "publish: $(cat "$WORK/pub.out")"
+done
+
+wait_for "$((2 * N)) acks" 30 stat_is '.pools[] | select(.name=="mix") | .acked' $((2 * N))
+[ "$(count_lines "$WORK/handled.txt")" = $((2 * N)) ] || fail "handler ran $(count_lines "$WORK/handled.txt") times"
+[ "$(awk '{print $2}' "$WORK/handled.txt" | sort -u | wc -l)" = $((2 * N)) ] || fail "an event was handled twice"
+[ "$(awk '$2 ~ /^s/ && $7 == 5' "$WORK/handled.txt" | wc -l)" = $N ] || fail "small payloads damaged"
+[ "$(awk '$2 ~ /^b/ && $7 == 150' "$WORK/handled.txt" | wc -l)" = $N ] || fail "big payloads damaged"
+[ "$(stat .deliveries)" = $((2 * N)) ] || fail "broker counted $(stat .deliveries) deliveries"
+batches=$(stat .delivery_batches)
+log "$N small events in $batches DELIVERS; $N big ones went as DELIVER"
+[ "$batches" -gt 0 ] && [ "$batches" -lt $N ] || fail "$batches DELIVERS for $N small events"
+log "ok"
