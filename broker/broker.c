@@ -513,7 +513,8 @@ s_varint (uint8_t *out, uint64_t value)
 //  and recorded_time_us fields: protobuf keeps the last value of a field,
 //  so this overrides whatever the client sent without re-encoding.
 static int
-s_stamp_envelope (zmq_msg_t *stamped, zmq_msg_t *original, uint64_t seq, uint64_t recorded_us)
+s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size, uint64_t seq,
+                  uint64_t recorded_us)
 {
     //  Tags of fields 20 and 21 (wire type 0) are the varints A0 01 and A8 01
     uint8_t suffix[24] = {0xA0, 0x01};
@@ -522,10 +523,9 @@ s_stamp_envelope (zmq_msg_t *stamped, zmq_msg_t *original, uint64_t seq, uint64_
     suffix[size++] = 0xA8;
     suffix[size++] = 0x01;
     size += s_varint (suffix + size, recorded_us);
-    size_t original_size = zmq_msg_size (original);
     if (zmq_msg_init_size (stamped, original_size + size) == -1)
         return -1;
-    memcpy (zmq_msg_data (stamped), zmq_msg_data (original), original_size);
+    memcpy (zmq_msg_data (stamped), original, original_size);
     memcpy ((uint8_t *) zmq_msg_data (stamped) + original_size, suffix, size);
     return 0;
 }
@@ -596,46 +596,25 @@ s_check_event (hd_broker_t *self, const Herald__Event *event)
     return NULL;
 }
 
+//  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
+//  to the log and counted in its pools, or refused. payload is shared (a
+//  reference is taken), not taken.
 static void
-s_on_publish (hd_broker_t *self, hd_frames_t *frames)
+s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                 const void *envelope, size_t envelope_size, zmq_msg_t *payload)
 {
-    const void *rid = hd_frames_data (frames, 0);
-    size_t rid_size = hd_frames_size (frames, 0);
-    if (frames->count != 5) {
-        self->malformed++;
-        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
-                      "PUBLISH needs 4 frames: header, Publish, Event, payload");
-        return;
-    }
-    if (hd_frames_size (frames, 2) > S_BODY_MAX) {
-        self->malformed++;
-        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__TOO_LARGE, HD_CMD_PUBLISH,
-                      "Publish body is larger than 64 KiB");
-        return;
-    }
-    Herald__Publish *publish = herald__publish__unpack (
-        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
-    if (!publish) {
-        self->malformed++;
-        s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
-                      "Publish body does not parse");
-        return;
-    }
-    uint64_t corr = publish->corr;
-    herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
-
-    if (hd_frames_size (frames, 3) > (size_t) self->config.max_envelope) {
+    if (envelope_size > (size_t) self->config.max_envelope) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "Event frame is larger than --max-envelope", 0);
         return;
     }
-    if (hd_frames_size (frames, 4) > (size_t) self->config.max_payload) {
+    if (zmq_msg_size (payload) > (size_t) self->config.max_payload) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "payload is larger than --max-payload", 0);
         return;
     }
-    Herald__Event *event = herald__event__unpack (
-        hd_arena_allocator (self->arena), hd_frames_size (frames, 3), hd_frames_data (frames, 3));
+    Herald__Event *event =
+        herald__event__unpack (hd_arena_allocator (self->arena), envelope_size, envelope);
     if (!event) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
@@ -670,7 +649,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
             return;
         }
     }
-    size_t bytes = hd_frames_size (frames, 3) + hd_frames_size (frames, 4) + 64;
+    size_t bytes = envelope_size + zmq_msg_size (payload) + 64;
     if (self->config.max_disk &&
         hd_log_bytes (self->log) + bytes > (uint64_t) self->config.max_disk) {
         self->storage_rejects++;
@@ -685,8 +664,8 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     s_pending_t *pending = &self->pending[self->pending_count];
     uint64_t seq = hd_log_next_seq (self->log);
     zmq_msg_init (&pending->payload);
-    zmq_msg_copy (&pending->payload, &frames->frame[4]);
-    if (s_stamp_envelope (&pending->envelope, &frames->frame[3], seq, s_wall_us ())) {
+    zmq_msg_copy (&pending->payload, payload);
+    if (s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, s_wall_us ())) {
         zmq_msg_close (&pending->payload);
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
@@ -721,6 +700,83 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     pending->type_size = type_size;
     self->pending_count++;
     herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
+}
+
+//  Bad input that gets an ERROR (it has no corr to REJECT), counted.
+static void
+s_refuse (hd_broker_t *self, hd_frames_t *frames, int code, int command, const char *reason)
+{
+    self->malformed++;
+    s_send_error (self, hd_frames_data (frames, 0), hd_frames_size (frames, 0), code, command,
+                  reason);
+}
+
+static void
+s_on_publish (hd_broker_t *self, hd_frames_t *frames)
+{
+    const void *rid = hd_frames_data (frames, 0);
+    size_t rid_size = hd_frames_size (frames, 0);
+    if (frames->count != 5) {
+        s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
+                  "PUBLISH needs 4 frames: header, Publish, Event, payload");
+        return;
+    }
+    if (hd_frames_size (frames, 2) > S_BODY_MAX) {
+        s_refuse (self, frames, HERALD__ERROR_CODE__TOO_LARGE, HD_CMD_PUBLISH,
+                  "Publish body is larger than 64 KiB");
+        return;
+    }
+    Herald__Publish *publish = herald__publish__unpack (
+        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
+    if (!publish) {
+        s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
+                  "Publish body does not parse");
+        return;
+    }
+    uint64_t corr = publish->corr;
+    herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
+    s_publish_event (self, rid, rid_size, corr, hd_frames_data (frames, 3),
+                     hd_frames_size (frames, 3), &frames->frame[4]);
+}
+
+//  A batch: each item is a PUBLISH of its own. Payloads are copied out of
+//  the body (clients batch small events only).
+static void
+s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
+{
+    const void *rid = hd_frames_data (frames, 0);
+    size_t rid_size = hd_frames_size (frames, 0);
+    if (frames->count != 3) {
+        s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISHES,
+                  "PUBLISHES needs 2 frames: header, Publishes");
+        return;
+    }
+    if (hd_frames_size (frames, 2) > (size_t) self->config.max_publish_batch) {
+        s_refuse (self, frames, HERALD__ERROR_CODE__TOO_LARGE, HD_CMD_PUBLISHES,
+                  "Publishes body is larger than --max-publish-batch");
+        return;
+    }
+    const uint8_t *cursor = hd_frames_data (frames, 2);
+    const uint8_t *end = cursor + hd_frames_size (frames, 2);
+    hd_publish_view_t item;
+    int rc;
+    while ((rc = hd_decode_publish_item (&cursor, end, &item)) == 1) {
+        zmq_msg_t payload;
+        if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0) {
+            s_send_reject (self, rid, rid_size, item.corr, HERALD__ERROR_CODE__INTERNAL,
+                           "out of memory", (uint32_t) self->config.retry_after_ms);
+            continue;
+        }
+        s_publish_event (self, rid, rid_size, item.corr, item.envelope, item.envelope_size,
+                         &payload);
+        zmq_msg_close (&payload);
+        hd_arena_reset (self->arena);
+    }
+    if (rc < 0) {
+        //  The items before this one stand; the rest have no corr to answer
+        s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISHES,
+                  "Publishes body does not parse");
+    }
 }
 
 //  One CONFIRMS per publisher for this turn's publishes (a lone one goes as
@@ -1448,6 +1504,7 @@ s_handle_message (hd_broker_t *self, hd_frames_t *frames)
     }
     switch (command) {
         case HD_CMD_PUBLISH: s_on_publish (self, frames); break;
+        case HD_CMD_PUBLISHES: s_on_publishes (self, frames); break;
         case HD_CMD_JOIN: s_on_join (self, frames); break;
         case HD_CMD_ACK:
         case HD_CMD_PROGRESS: s_on_settle (self, frames, command); break;
@@ -1704,6 +1761,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->max_sessions = 100000;
     config->max_credit = 10000;
     config->max_batch = 256;
+    config->max_publish_batch = 1024 * 1024;
     config->batch_payload_max = 4096;
     config->max_types = 100000;
     config->sub_hwm = 10000;

@@ -25,6 +25,7 @@ typedef struct {
     int64_t max_credit;
     int64_t max_batch;         // most events per DELIVERS (1: always DELIVER)
     int64_t batch_payload_max; // larger payloads go as DELIVER, never copied
+    int64_t max_publish_batch; // largest PUBLISHES body
     int64_t max_types;
     int64_t sub_hwm;
     int64_t retry_after_ms;

@@ -1,5 +1,6 @@
 /*  dedup — hash of identities plus a FIFO in insertion (= time) order. */
 #include "dedup.h"
+#include "hashmap.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -9,12 +10,13 @@ typedef struct s_entry {
     struct s_entry *next; // younger
     int64_t time;
     uint64_t seq;
+    uint64_t hash; // of the key
     size_t key_size;
     char key[]; // "<source length>:<source><id>", unambiguous for any bytes
 } s_entry_t;
 
 struct _hd_dedup_t {
-    zhashx_t *index; // key -> s_entry_t (entry owns its key)
+    hd_hashmap_t *index; // key hash -> s_entry_t (matched by key)
     s_entry_t *oldest, *youngest;
     int64_t window_ms;
     size_t max_entries;
@@ -27,14 +29,11 @@ hd_dedup_new (int64_t window_ms, size_t max_entries)
     hd_dedup_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->index = zhashx_new ();
+    self->index = hd_hashmap_new ();
     if (!self->index) {
         free (self);
         return NULL;
     }
-    //  Keys belong to the entries, so the table neither copies nor frees them
-    zhashx_set_key_duplicator (self->index, NULL);
-    zhashx_set_key_destructor (self->index, NULL);
     self->window_ms = window_ms;
     self->max_entries = max_entries ? max_entries : 1;
     return self;
@@ -46,7 +45,7 @@ hd_dedup_destroy (hd_dedup_t **self_p)
     if (!self_p || !*self_p)
         return;
     hd_dedup_t *self = *self_p;
-    zhashx_destroy (&self->index);
+    hd_hashmap_destroy (&self->index);
     while (self->oldest) {
         s_entry_t *entry = self->oldest;
         self->oldest = entry->next;
@@ -59,7 +58,7 @@ hd_dedup_destroy (hd_dedup_t **self_p)
 //  Writes the key into buffer (size >= strlen(source) + strlen(id) + 24):
 //  "<source length>:<source><id>", unambiguous for any bytes. Built by hand:
 //  this runs twice per PUBLISH and sprintf costs thousands of instructions.
-static void
+static size_t
 s_make_key (char *buffer, const char *source, const char *id)
 {
     size_t source_size = strlen (source), id_size = strlen (id);
@@ -77,6 +76,27 @@ s_make_key (char *buffer, const char *source, const char *id)
     memcpy (cursor, source, source_size);
     cursor += source_size;
     memcpy (cursor, id, id_size + 1);
+    return (size_t) (cursor - buffer) + id_size;
+}
+
+typedef struct {
+    const char *key;
+    size_t size;
+} s_key_t;
+
+static bool
+s_entry_matches (const void *entry, const void *arg)
+{
+    const s_entry_t *self = entry;
+    const s_key_t *key = arg;
+    return self->key_size == key->size && memcmp (self->key, key->key, key->size) == 0;
+}
+
+static s_entry_t *
+s_find (hd_dedup_t *self, const char *key, size_t size)
+{
+    s_key_t wanted = {key, size};
+    return hd_hashmap_find (self->index, hd_hash_bytes (key, size), s_entry_matches, &wanted);
 }
 
 uint64_t
@@ -87,8 +107,7 @@ hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t n
     char *key = size <= sizeof stack_key ? stack_key : malloc (size);
     if (!key)
         return 0;
-    s_make_key (key, source, id);
-    s_entry_t *entry = zhashx_lookup (self->index, key);
+    s_entry_t *entry = s_find (self, key, s_make_key (key, source, id));
     if (key != stack_key)
         free (key);
     if (!entry || now - entry->time >= self->window_ms)
@@ -106,9 +125,7 @@ s_drop_oldest (hd_dedup_t *self)
     if (!self->oldest)
         self->youngest = NULL;
     //  A later insert of the same key replaced the index entry; keep that one
-    bool live = zhashx_lookup (self->index, entry->key) == entry;
-    if (live)
-        zhashx_delete (self->index, entry->key);
+    bool live = hd_hashmap_remove (self->index, entry->hash, entry) == 0;
     free (entry);
     return live;
 }
@@ -118,21 +135,23 @@ hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t 
 {
     hd_dedup_expire (self, now);
     //  Only live entries count as evicted, not ones already replaced
-    while (zhashx_size (self->index) >= self->max_entries && self->oldest)
+    while (hd_hashmap_size (self->index) >= self->max_entries && self->oldest)
         if (s_drop_oldest (self))
             self->evicted++;
     size_t key_size = strlen (source) + strlen (id) + 24;
     s_entry_t *entry = malloc (sizeof *entry + key_size);
     if (!entry)
         return -1;
-    s_make_key (entry->key, source, id);
-    entry->key_size = key_size;
+    entry->key_size = s_make_key (entry->key, source, id);
+    entry->hash = hd_hash_bytes (entry->key, entry->key_size);
     entry->time = now;
     entry->seq = seq;
     entry->next = NULL;
-    //  The index keeps the key pointer of the first insert, so replace, never update
-    zhashx_delete (self->index, entry->key);
-    if (zhashx_insert (self->index, entry->key, entry) != 0) {
+    //  A replaced entry stays in the FIFO until it expires, out of the index
+    s_entry_t *old = s_find (self, entry->key, entry->key_size);
+    if (old)
+        hd_hashmap_remove (self->index, old->hash, old);
+    if (hd_hashmap_insert (self->index, entry->hash, entry) != 0) {
         free (entry);
         return -1;
     }
@@ -152,10 +171,9 @@ hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id)
     char *key = size <= sizeof stack_key ? stack_key : malloc (size);
     if (!key)
         return -1;
-    s_make_key (key, source, id);
     //  The FIFO entry stays until it expires; it no longer owns the index slot
-    int rc = zhashx_lookup (self->index, key) ? 0 : -1;
-    zhashx_delete (self->index, key);
+    s_entry_t *entry = s_find (self, key, s_make_key (key, source, id));
+    int rc = entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
     if (key != stack_key)
         free (key);
     return rc;
@@ -171,7 +189,7 @@ hd_dedup_expire (hd_dedup_t *self, int64_t now)
 size_t
 hd_dedup_size (hd_dedup_t *self)
 {
-    return zhashx_size (self->index);
+    return hd_hashmap_size (self->index);
 }
 
 uint64_t

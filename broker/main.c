@@ -10,7 +10,7 @@ typedef struct {
     char *xpub;
     int64_t heartbeat, liveness, dedup_window, dedup_max, max_payload, max_envelope, max_topic;
     int64_t max_id, max_pending, max_pools, max_sessions, max_credit, max_types;
-    int64_t max_batch, batch_payload_max;
+    int64_t max_batch, batch_payload_max, max_publish_batch;
     int64_t sub_hwm, ack_wait, backoff_initial, backoff_max, retry_after;
     char *backoff_multiplier, *backoff_jitter;
     bool verbose;
@@ -111,6 +111,8 @@ s_options_new (s_settings_t *s)
     hd_options_add (options, "batch-payload-max", HD_OPT_SIZE, "4K", NULL,
                     "largest payload put into a DELIVERS batch; larger ones go alone, uncopied",
                     &s->batch_payload_max);
+    hd_options_add (options, "max-publish-batch", HD_OPT_SIZE, "1M", NULL,
+                    "largest PUBLISHES body (a batch of events) accepted", &s->max_publish_batch);
     hd_options_add (options, "max-types", HD_OPT_INT, "100000", NULL,
                     "distinct event types tracked for subscriber gap detection", &s->max_types);
     hd_options_add (options, "sub-hwm", HD_OPT_INT, "10000", NULL,
@@ -206,6 +208,7 @@ main (int argc, char **argv)
     config.max_credit = settings.max_credit;
     config.max_batch = settings.max_batch;
     config.batch_payload_max = settings.batch_payload_max;
+    config.max_publish_batch = settings.max_publish_batch;
     config.max_types = settings.max_types;
     config.sub_hwm = settings.sub_hwm;
     config.retry_after_ms = settings.retry_after;

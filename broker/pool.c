@@ -14,6 +14,7 @@
     waited longest gets the next event.
 */
 #include "pool.h"
+#include "hashmap.h"
 #include "inttable.h"
 
 #include <czmq.h>
@@ -74,8 +75,8 @@ struct _hd_pool_t {
     uint64_t ahead;   // matching events at or past the cursor
     uint8_t *matches; // per type id: 0 unknown, 1 matches, 2 does not
     size_t matches_size;
-    zhashx_t *entries; // seq -> s_entry_t
-    zhashx_t *keys;    // key hash -> s_key_t
+    hd_hashmap_t *entries; // seq -> s_entry_t
+    zhashx_t *keys;        // key hash -> s_key_t
     size_t blocked;
     zhashx_t *dead;       // seq -> s_dead_t
     zlistx_t *dead_order; // s_dead_t, oldest first
@@ -331,7 +332,7 @@ s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)
     entry->attempt = attempt;
     entry->state = S_IDLE;
     entry->enqueued = now;
-    if (zhashx_insert (self->entries, S_KEY (seq), entry) != 0) {
+    if (hd_hashmap_insert (self->entries, seq, entry) != 0) {
         free (entry);
         return NULL;
     }
@@ -435,7 +436,7 @@ s_key_block (hd_pool_t *self, s_entry_t *entry)
 static void
 s_entry_free (hd_pool_t *self, s_entry_t *entry)
 {
-    zhashx_delete (self->entries, S_KEY (entry->seq));
+    hd_hashmap_remove (self->entries, entry->seq, entry);
     free (entry->error);
     free (entry);
 }
@@ -599,7 +600,7 @@ hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_co
     self->config = *config;
     self->hooks = *hooks;
     self->start_seq = self->cursor = start_seq;
-    self->entries = hd_int_table_new ();
+    self->entries = hd_hashmap_new ();
     self->keys = hd_int_table_new ();
     self->dead = hd_int_table_new ();
     self->dead_order = zlistx_new ();
@@ -623,12 +624,12 @@ hd_pool_destroy (hd_pool_t **self_p)
         return;
     hd_pool_t *self = *self_p;
     if (self->entries) {
-        for (s_entry_t *entry = zhashx_first (self->entries); entry;
-             entry = zhashx_next (self->entries)) {
+        size_t entry_cursor = 0;
+        for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));) {
             free (entry->error);
             free (entry);
         }
-        zhashx_destroy (&self->entries);
+        hd_hashmap_destroy (&self->entries);
     }
     zhashx_destroy (&self->keys);
     if (self->dead) {
@@ -806,7 +807,7 @@ hd_pool_leave (hd_pool_t *self, hd_member_t **member_p, int64_t now)
 static s_entry_t *
 s_leased_entry (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt)
 {
-    s_entry_t *entry = zhashx_lookup (self->entries, S_KEY (seq));
+    s_entry_t *entry = hd_hashmap_find (self->entries, seq, NULL, NULL);
     if (!entry || entry->state != S_LEASED || entry->member != member ||
         entry->attempt != attempt) {
         self->stale++;
@@ -1080,7 +1081,7 @@ static s_entry_t *
 s_revive (hd_pool_t *self, uint64_t seq, int64_t now)
 {
     s_dead_remove (self, seq);
-    if (zhashx_lookup (self->entries, S_KEY (seq)))
+    if (hd_hashmap_find (self->entries, seq, NULL, NULL))
         return NULL;
     return s_entry_new (self, seq, 0, now);
 }
@@ -1142,8 +1143,8 @@ uint64_t
 hd_pool_floor (hd_pool_t *self)
 {
     uint64_t floor = self->cursor;
-    for (s_entry_t *entry = zhashx_first (self->entries); entry;
-         entry = zhashx_next (self->entries))
+    size_t entry_cursor = 0;
+    for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
         if (entry->seq < floor)
             floor = entry->seq;
     for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
@@ -1157,15 +1158,15 @@ hd_pool_log_truncated (hd_pool_t *self, uint64_t first_seq)
 {
     //  Entries and DLQ entries whose events are gone
     uint64_t *gone =
-        malloc ((zhashx_size (self->entries) + zhashx_size (self->dead) + 1) * sizeof *gone);
+        malloc ((hd_hashmap_size (self->entries) + zhashx_size (self->dead) + 1) * sizeof *gone);
     size_t count = 0;
     if (gone) {
-        for (s_entry_t *entry = zhashx_first (self->entries); entry;
-             entry = zhashx_next (self->entries))
+        size_t entry_cursor = 0;
+        for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
             if (entry->seq < first_seq && entry->state != S_LEASED)
                 gone[count++] = entry->seq;
         for (size_t index = 0; index < count; index++) {
-            s_entry_t *entry = zhashx_lookup (self->entries, S_KEY (gone[index]));
+            s_entry_t *entry = hd_hashmap_find (self->entries, gone[index], NULL, NULL);
             s_entry_unlink (self, entry);
             s_key_release (self, entry);
             s_entry_free (self, entry);
@@ -1203,7 +1204,7 @@ hd_pool_apply (hd_pool_t *self, const Herald__StateOp *op)
     s_entry_t *entry;
     switch (op->op_case) {
         case HERALD__STATE_OP__OP_DELIVER:
-            entry = zhashx_lookup (self->entries, S_KEY (op->deliver));
+            entry = hd_hashmap_find (self->entries, op->deliver, NULL, NULL);
             if (!entry)
                 entry = s_entry_new (self, op->deliver, 0, 0);
             if (entry && op->attempt > 0) { // attempt 0: taken from the log, not sent
@@ -1216,14 +1217,14 @@ hd_pool_apply (hd_pool_t *self, const Herald__StateOp *op)
                 self->cursor = op->deliver + 1;
             break;
         case HERALD__STATE_OP__OP_ACK:
-            entry = zhashx_lookup (self->entries, S_KEY (op->ack));
+            entry = hd_hashmap_find (self->entries, op->ack, NULL, NULL);
             if (entry) {
                 s_entry_free (self, entry);
                 self->acked++;
             }
             break;
         case HERALD__STATE_OP__OP_NACK:
-            entry = zhashx_lookup (self->entries, S_KEY (op->nack));
+            entry = hd_hashmap_find (self->entries, op->nack, NULL, NULL);
             if (entry && op->error && *op->error) {
                 free (entry->error);
                 entry->error = strdup (op->error);
@@ -1232,7 +1233,7 @@ hd_pool_apply (hd_pool_t *self, const Herald__StateOp *op)
         case HERALD__STATE_OP__OP_DEAD:
             if (!op->dead)
                 break;
-            entry = zhashx_lookup (self->entries, S_KEY (op->dead->seq));
+            entry = hd_hashmap_find (self->entries, op->dead->seq, NULL, NULL);
             if (entry)
                 s_entry_free (self, entry);
             s_dead_t *dead = s_dead_copy (op->dead);
@@ -1286,10 +1287,10 @@ void
 hd_pool_recovered (hd_pool_t *self, int64_t now)
 {
     size_t count = 0;
-    s_entry_t **entries = malloc ((zhashx_size (self->entries) + 1) * sizeof *entries);
+    s_entry_t **entries = malloc ((hd_hashmap_size (self->entries) + 1) * sizeof *entries);
     if (entries) {
-        for (s_entry_t *entry = zhashx_first (self->entries); entry;
-             entry = zhashx_next (self->entries))
+        size_t entry_cursor = 0;
+        for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
             if (entry->state == S_IDLE)
                 entries[count++] = entry;
         qsort (entries, count, sizeof *entries, s_compare_entries);
@@ -1338,12 +1339,12 @@ hd_pool_export (hd_pool_t *self, Herald__PoolState *state)
     def->options = options;
     state->def = def;
     state->cursor = self->cursor;
-    size_t entry_count = zhashx_size (self->entries);
+    size_t entry_count = hd_hashmap_size (self->entries);
     state->entries = calloc (entry_count + 1, sizeof *state->entries);
     Herald__EntryState *entry_states = calloc (entry_count + 1, sizeof *entry_states);
     if (state->entries && entry_states) {
-        for (s_entry_t *entry = zhashx_first (self->entries); entry;
-             entry = zhashx_next (self->entries)) {
+        size_t entry_cursor = 0;
+        for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));) {
             Herald__EntryState *out = &entry_states[state->n_entries];
             herald__entry_state__init (out);
             out->seq = entry->seq;
@@ -1409,8 +1410,8 @@ hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now)
     stats->blocked = self->blocked;
     stats->dlq_dropped = self->dlq_dropped;
     int64_t oldest = now;
-    for (s_entry_t *entry = zhashx_first (self->entries); entry;
-         entry = zhashx_next (self->entries))
+    size_t entry_cursor = 0;
+    for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
         if (entry->enqueued < oldest)
             oldest = entry->enqueued;
     stats->oldest_pending_ms = (uint64_t) (now - oldest);

@@ -22,6 +22,7 @@ hd_command_name (int command)
         case HD_CMD_PROGRESS: return "PROGRESS";
         case HD_CMD_CREDIT: return "CREDIT";
         case HD_CMD_LEAVE: return "LEAVE";
+        case HD_CMD_PUBLISHES: return "PUBLISHES";
         case HD_CMD_DELIVERS: return "DELIVERS";
         case HD_CMD_HEARTBEAT: return "HEARTBEAT";
         case HD_CMD_SUBSCRIBER: return "SUBSCRIBER";
@@ -283,46 +284,126 @@ s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *
     }
 }
 
-int
-hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view)
+//  Reads the next entry of a batch body's repeated field 1 and the varint
+//  and bytes fields 1..HD_ITEM_FIELDS of it; other fields are skipped.
+//  Returns 1, 0 at the end of the body, -1 when malformed.
+#define HD_ITEM_FIELDS 5
+typedef struct {
+    uint64_t value[HD_ITEM_FIELDS + 1];
+    const uint8_t *data[HD_ITEM_FIELDS + 1]; // bytes fields; NULL for varints
+} s_item_t;
+
+static int
+s_item_read (const uint8_t **cursor, const uint8_t *end, s_item_t *item)
 {
     while (*cursor < end) {
         int field;
         uint64_t size;
-        const uint8_t *item;
-        if (s_field_read (cursor, end, &field, &size, &item))
+        const uint8_t *body;
+        if (s_field_read (cursor, end, &field, &size, &body))
             return -1;
         if (field != 1)
             continue; // a field this version does not know
-        if (!item)
+        if (!body)
             return -1;
-        memset (view, 0, sizeof *view);
-        const uint8_t *inner = item, *inner_end = item + size;
+        memset (item, 0, sizeof *item);
+        const uint8_t *inner = body, *inner_end = body + size;
         while (inner < inner_end) {
             uint64_t value;
             const uint8_t *data;
             if (s_field_read (&inner, inner_end, &field, &value, &data))
                 return -1;
-            bool is_bytes = data != NULL;
-            if ((field >= 1 && field <= 3 && is_bytes) || ((field == 4 || field == 5) && !is_bytes))
-                return -1;
-            if (field == 1)
-                view->seq = value;
-            else if (field == 2)
-                view->attempt = (uint32_t) value;
-            else if (field == 3)
-                view->ack_wait_ms = (uint32_t) value;
-            else if (field == 4) {
-                view->envelope = data;
-                view->envelope_size = value;
-            } else if (field == 5) {
-                view->payload = data;
-                view->payload_size = value;
+            if (field >= 1 && field <= HD_ITEM_FIELDS) {
+                item->value[field] = value;
+                item->data[field] = data;
             }
         }
         return 1;
     }
     return 0;
+}
+
+int
+hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view)
+{
+    s_item_t item;
+    int rc = s_item_read (cursor, end, &item);
+    if (rc != 1)
+        return rc;
+    //  Fields 1-3 are varints, 4 and 5 length-delimited
+    if (item.data[1] || item.data[2] || item.data[3] || (item.value[4] && !item.data[4]) ||
+        (item.value[5] && !item.data[5]))
+        return -1;
+    view->seq = item.value[1];
+    view->attempt = (uint32_t) item.value[2];
+    view->ack_wait_ms = (uint32_t) item.value[3];
+    view->envelope = item.data[4];
+    view->envelope_size = item.data[4] ? item.value[4] : 0;
+    view->payload = item.data[5];
+    view->payload_size = item.data[5] ? item.value[5] : 0;
+    return 1;
+}
+
+static size_t
+s_varint_size (uint64_t value)
+{
+    size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static size_t
+s_publish_inner_size (uint64_t corr, size_t event_size, size_t payload_size)
+{
+    size_t inner =
+        (corr ? 1 + s_varint_size (corr) : 0) + 1 + s_varint_size (event_size) + event_size;
+    if (payload_size)
+        inner += 1 + s_varint_size (payload_size) + payload_size;
+    return inner;
+}
+
+size_t
+hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size)
+{
+    size_t inner = s_publish_inner_size (corr, event_size, payload_size);
+    return 1 + s_varint_size (inner) + inner;
+}
+
+size_t
+hd_encode_publish_item (uint8_t *out, uint64_t corr, const ProtobufCMessage *event,
+                        size_t event_size, const void *payload, size_t payload_size)
+{
+    //  Like protobuf-c: a set submessage is written even when empty
+    out[0] = 1 << 3 | 2;
+    size_t size =
+        1 + hd_varint_encode (out + 1, s_publish_inner_size (corr, event_size, payload_size));
+    size += s_varint_field (out + size, 1, corr);
+    out[size++] = 2 << 3 | 2;
+    size += hd_varint_encode (out + size, event_size);
+    size += protobuf_c_message_pack (event, out + size);
+    if (payload_size)
+        size += s_bytes_field (out + size, 3, payload, payload_size);
+    return size;
+}
+
+int
+hd_decode_publish_item (const uint8_t **cursor, const uint8_t *end, hd_publish_view_t *view)
+{
+    s_item_t item;
+    int rc = s_item_read (cursor, end, &item);
+    if (rc != 1)
+        return rc;
+    if (item.data[1] || !item.data[2] || (item.value[3] && !item.data[3]))
+        return -1; // corr is a varint; the event is required
+    view->corr = item.value[1];
+    view->envelope = item.data[2];
+    view->envelope_size = item.value[2];
+    view->payload = item.data[3];
+    view->payload_size = item.data[3] ? item.value[3] : 0;
+    return 1;
 }
 
 size_t
@@ -333,6 +414,16 @@ hd_encode_state_op (uint8_t *out, uint32_t pool, int field, uint64_t seq, uint32
     size += hd_varint_encode (out + size, (uint64_t) field << 3);
     size += hd_varint_encode (out + size, seq);
     return size + s_varint_field (out + size, 10, attempt);
+}
+
+int
+hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size)
+{
+    if (zmq_msg_init_size (msg, size) != 0)
+        return -1;
+    if (size)
+        memcpy (zmq_msg_data (msg), data, size);
+    return 0;
 }
 
 uint8_t *

@@ -23,6 +23,7 @@ typedef enum {
     HD_CMD_CONFIRM = 0x02,
     HD_CMD_REJECT = 0x03,
     HD_CMD_CONFIRMS = 0x04,
+    HD_CMD_PUBLISHES = 0x05,
     HD_CMD_JOIN = 0x10,
     HD_CMD_JOINED = 0x11,
     HD_CMD_DELIVER = 0x12,
@@ -129,6 +130,32 @@ typedef struct {
 //  *cursor past it; fields it does not know are skipped. Returns 1 with
 //  view filled, 0 at the end of the body, -1 when the body is malformed.
 int hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view);
+
+//  One entry of a Publishes body (field 1, a PublishItem): corr, the Event
+//  (packed in place; event_size from protobuf_c_message_get_packed_size)
+//  and the payload. out needs event_size + payload_size +
+//  HD_DELIVERY_OVERHEAD bytes.
+size_t hd_encode_publish_item (uint8_t *out, uint64_t corr, const ProtobufCMessage *event,
+                               size_t event_size, const void *payload, size_t payload_size);
+
+//  The exact size hd_encode_publish_item writes.
+size_t hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size);
+
+typedef struct {
+    uint64_t corr;
+    const uint8_t *envelope;
+    size_t envelope_size;
+    const uint8_t *payload;
+    size_t payload_size;
+} hd_publish_view_t;
+
+//  hd_decode_delivery for a Publishes body. An item without an event is
+//  malformed.
+int hd_decode_publish_item (const uint8_t **cursor, const uint8_t *end, hd_publish_view_t *view);
+
+//  Initialises msg with a copy of size bytes at data. Returns 0, -1 when
+//  out of memory (msg is then not initialised).
+int hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size);
 
 //  Pack message into a new malloc'ed buffer. Returns NULL on no memory.
 uint8_t *hd_proto_pack (const ProtobufCMessage *message, size_t *size_p);

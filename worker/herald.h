@@ -107,7 +107,11 @@ void hd_publisher_set_confirm_fn (hd_publisher_t *self, hd_confirm_fn *fn, void 
 //  caller keeps the event). The event gets a random
 //  id if it has none and the publisher's source if it has none. Blocks while
 //  the window is full, processing confirms, for at most timeout_ms (-1:
-//  forever). Returns 0 once sent, -1 on timeout, invalid event, or interrupt.
+//  forever). Returns 0 once the event is sent or queued, -1 on timeout,
+//  invalid event, or interrupt. While many events are unconfirmed, new ones
+//  are held and sent together (one PUBLISHES message) when enough are
+//  waiting, a reply arrives, or the caller polls or flushes: call
+//  hd_publisher_poll or hd_publisher_flush when a burst ends.
 int hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms);
 
 //  Process confirms that have arrived, without blocking.

@@ -11,8 +11,9 @@
 */
 #include "herald.h"
 #include "event.h"
-#include "inttable.h"
+#include "hashmap.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -25,7 +26,18 @@ typedef struct _s_list_t s_list_t;
 struct _s_list_t {
     s_pending_t *head;
     s_pending_t *tail;
+    size_t count;
 };
+
+//  Batching (PUBLISHES): while at least hold_unconfirmed events are out and
+//  unconfirmed, new events wait in the outbox until batch_events of them
+//  are there, a reply comes, or the caller polls or flushes. A lone event
+//  on a quiet connection goes at once. Payloads larger than
+//  S_BATCH_PAYLOAD_MAX go alone as PUBLISH, their frame shared, not copied.
+#define S_BATCH_EVENTS_MAX  128
+#define S_HOLD_MAX          32
+#define S_BATCH_PAYLOAD_MAX 4096
+#define S_BATCH_BYTES_MAX   (256 * 1024)
 
 struct _s_pending_t {
     s_pending_t *prev;
@@ -44,9 +56,10 @@ struct _hd_publisher_t {
     uint32_t retry_ms;
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
-    zhashx_t *pending; // corr → s_pending_t *
+    hd_hashmap_t *pending; // corr → s_pending_t *
     s_list_t outbox;
     s_list_t waiting;
+    bool blocked; // the last send found the socket full: poll for POLLOUT
     uint64_t next_corr;
     uint64_t confirmed;
     uint64_t duplicates;
@@ -71,6 +84,7 @@ s_list_remove (s_pending_t *entry)
         list->tail = entry->prev;
     entry->prev = entry->next = NULL;
     entry->list = NULL;
+    list->count--;
 }
 
 static void
@@ -85,6 +99,7 @@ s_list_append (s_list_t *list, s_pending_t *entry)
     else
         list->head = entry;
     list->tail = entry;
+    list->count++;
 }
 
 //  Keeps waiting ordered by due_ms; most entries belong at the tail.
@@ -106,6 +121,7 @@ s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
         after->next = entry;
     else
         self->waiting.head = entry;
+    self->waiting.count++;
 }
 
 static void
@@ -128,7 +144,7 @@ hd_publisher_new (const char *broker_endpoint, const char *source)
     self->source = source && *source ? strdup (source) : zsys_hostname ();
     if (!self->source)
         self->source = strdup ("herald");
-    self->pending = hd_int_table_new (); // corr numbers are the keys
+    self->pending = hd_hashmap_new (); // corr numbers are the keys
     self->socket = zsock_new (ZMQ_DEALER);
     if (!self->source || !self->pending || !self->socket) {
         hd_publisher_destroy (&self);
@@ -157,13 +173,13 @@ hd_publisher_destroy (hd_publisher_t **self_p)
         zsock_destroy (&self->socket);
     }
     if (self->pending) {
-        s_pending_t *entry = zhashx_first (self->pending);
-        while (entry) {
+        size_t cursor = 0;
+        s_pending_t *entry;
+        while ((entry = hd_hashmap_next (self->pending, &cursor))) {
             hd_event_destroy (&entry->event);
             free (entry);
-            entry = zhashx_next (self->pending);
         }
-        zhashx_destroy (&self->pending);
+        hd_hashmap_destroy (&self->pending);
     }
     free (self->source);
     free (self);
@@ -205,19 +221,100 @@ s_send (hd_publisher_t *self, s_pending_t *entry)
     return 0;
 }
 
-static void
-s_flush_outbox (hd_publisher_t *self)
+static bool
+s_batchable (s_pending_t *entry)
 {
-    while (self->outbox.head) {
+    return hd_event_payload_size (entry->event) <= S_BATCH_PAYLOAD_MAX;
+}
+
+//  Sends the first count entries of the outbox as one PUBLISHES. Returns 0
+//  or -1 (EAGAIN: nothing was sent).
+static int
+s_send_batch (hd_publisher_t *self, size_t count, const size_t *event_sizes)
+{
+    size_t size = 0;
+    s_pending_t *entry = self->outbox.head;
+    for (size_t index = 0; index < count; index++, entry = entry->next)
+        size += hd_publish_item_size (entry->corr, event_sizes[index],
+                                      hd_event_payload_size (entry->event));
+    zmq_msg_t body;
+    if (zmq_msg_init_size (&body, size) != 0)
+        return -1;
+    uint8_t *out = zmq_msg_data (&body);
+    size_t written = 0;
+    entry = self->outbox.head;
+    for (size_t index = 0; index < count; index++, entry = entry->next)
+        written += hd_encode_publish_item (
+            out + written, entry->corr, &hd_event_envelope (entry->event)->base, event_sizes[index],
+            hd_event_payload (entry->event), hd_event_payload_size (entry->event));
+    assert (written == size);
+    void *handle = zsock_resolve (self->socket);
+    int rc = hd_send_header (handle, HD_CMD_PUBLISHES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    //  Once the first frame is in, ZeroMQ takes the rest of the message
+    if (rc == 0)
+        rc = hd_send_msg (handle, &body, 0);
+    zmq_msg_close (&body);
+    return rc;
+}
+
+//  Marks the first count entries of the outbox as sent.
+static void
+s_mark_sent (hd_publisher_t *self, size_t count)
+{
+    int64_t due = zclock_mono () + self->retry_ms;
+    while (count--) {
         s_pending_t *entry = self->outbox.head;
-        if (s_send (self, entry))
-            break;
         if (entry->sent)
             self->resent++;
         entry->sent = true;
-        entry->due_ms = zclock_mono () + self->retry_ms;
+        entry->due_ms = due;
         //  Not always the tail: a BACKLOG_FULL retry-after may be due later
         s_waiting_insert (self, entry);
+    }
+}
+
+//  How many entries from the head of the outbox go into one PUBLISHES.
+static size_t
+s_batch_size (hd_publisher_t *self, size_t *event_sizes)
+{
+    size_t count = 0, bytes = 0;
+    for (s_pending_t *entry = self->outbox.head;
+         entry && count < S_BATCH_EVENTS_MAX && s_batchable (entry); entry = entry->next) {
+        size_t event_size =
+            protobuf_c_message_get_packed_size (&hd_event_envelope (entry->event)->base);
+        bytes += event_size + hd_event_payload_size (entry->event) + HD_DELIVERY_OVERHEAD;
+        if (count > 0 && bytes > S_BATCH_BYTES_MAX)
+            break;
+        event_sizes[count++] = event_size;
+    }
+    return count;
+}
+
+//  Sends what the outbox holds; with force false, holds new events back
+//  while enough are unconfirmed (see S_HOLD_MAX).
+static void
+s_flush_outbox (hd_publisher_t *self, bool force)
+{
+    size_t batch_events = self->window / 4;
+    batch_events = batch_events > S_BATCH_EVENTS_MAX ? S_BATCH_EVENTS_MAX
+                   : batch_events < 1                ? 1
+                                                     : batch_events;
+    size_t hold = self->window / 8;
+    hold = hold > S_HOLD_MAX ? S_HOLD_MAX : hold < 1 ? 1 : hold;
+    while (self->outbox.head) {
+        size_t unconfirmed = hd_hashmap_size (self->pending) - self->outbox.count;
+        if (!force && unconfirmed >= hold && self->outbox.count < batch_events)
+            break;
+        size_t event_sizes[S_BATCH_EVENTS_MAX];
+        size_t count = s_batch_size (self, event_sizes);
+        if (count <= 1)
+            count = s_send (self, self->outbox.head) ? 0 : 1;
+        else if (s_send_batch (self, count, event_sizes))
+            count = 0;
+        self->blocked = count == 0;
+        if (count == 0)
+            break; // the socket is full or the broker unreachable: later
+        s_mark_sent (self, count);
     }
 }
 
@@ -234,7 +331,7 @@ static void
 s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 {
     s_list_remove (entry);
-    zhashx_delete (self->pending, HD_INT_KEY (entry->corr));
+    hd_hashmap_remove (self->pending, entry->corr, entry);
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
@@ -244,7 +341,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 static void
 s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, HD_INT_KEY (body->corr));
+    s_pending_t *entry = hd_hashmap_find (self->pending, body->corr, NULL, NULL);
     if (!entry)
         return; // a reply to an earlier copy of an event already settled
     self->confirmed++;
@@ -258,7 +355,7 @@ s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 static void
 s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
 {
-    s_pending_t *entry = zhashx_lookup (self->pending, HD_INT_KEY (body->corr));
+    s_pending_t *entry = hd_hashmap_find (self->pending, body->corr, NULL, NULL);
     if (!entry)
         return;
     if (body->code == HERALD__ERROR_CODE__BACKLOG_FULL) {
@@ -320,25 +417,28 @@ s_on_message (hd_publisher_t *self, hd_frames_t *frames)
     }
 }
 
-//  Receive every reply already queued.
-static void
+//  Receive every reply already queued. Returns how many there were.
+static size_t
 s_drain (hd_publisher_t *self)
 {
     void *handle = zsock_resolve (self->socket);
     hd_frames_t frames;
+    size_t count = 0;
     while (hd_frames_recv (&frames, handle, ZMQ_DONTWAIT) == 0) {
         s_on_message (self, &frames);
         hd_frames_close (&frames);
+        count++;
     }
+    return count;
 }
 
 //  One round: wait up to timeout_ms (-1 forever) for replies or for the
 //  socket to take queued sends, then process. Returns -1 on interrupt.
 static int
-s_process (hd_publisher_t *self, int timeout_ms)
+s_process (hd_publisher_t *self, int timeout_ms, bool force)
 {
     s_move_due (self);
-    s_flush_outbox (self);
+    s_flush_outbox (self, force);
     if (self->waiting.head) {
         int64_t until_due = self->waiting.head->due_ms - zclock_mono ();
         if (until_due < 0)
@@ -347,17 +447,19 @@ s_process (hd_publisher_t *self, int timeout_ms)
             timeout_ms = (int) until_due;
     }
     zmq_pollitem_t item = {zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0};
-    if (self->outbox.head)
+    //  Held events are not a reason to wake: only a send that found no room
+    if (self->outbox.head && self->blocked)
         item.events |= ZMQ_POLLOUT;
     int rc = zmq_poll (&item, 1, timeout_ms);
     if (zsys_interrupted || (rc == -1 && errno == EINTR)) {
         s_set_error (self, "interrupted");
         return -1;
     }
-    if (rc > 0 && (item.revents & ZMQ_POLLIN))
-        s_drain (self);
+    //  A reply is the moment to send what was held (as Nagle does on an ACK)
+    if (rc > 0 && (item.revents & ZMQ_POLLIN) && s_drain (self) > 0)
+        force = true;
     s_move_due (self);
-    s_flush_outbox (self);
+    s_flush_outbox (self, force);
     return 0;
 }
 
@@ -415,11 +517,12 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
         return -1;
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     //  Replies that already arrived count even with timeout 0
-    while (zhashx_size (self->pending) >= self->window) {
-        if (s_process (self, s_remaining (deadline)))
+    while (hd_hashmap_size (self->pending) >= self->window) {
+        if (s_process (self, s_remaining (deadline), false))
             return -1;
-        if (zhashx_size (self->pending) >= self->window && s_remaining (deadline) == 0) {
-            s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
+        if (hd_hashmap_size (self->pending) >= self->window && s_remaining (deadline) == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed",
+                         hd_hashmap_size (self->pending));
             return -1;
         }
     }
@@ -430,16 +533,17 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     }
     entry->corr = ++self->next_corr;
     entry->event = *event_p;
-    if (zhashx_insert (self->pending, HD_INT_KEY (entry->corr), entry)) {
+    if (hd_hashmap_insert (self->pending, entry->corr, entry)) {
         free (entry);
         s_set_error (self, "out of memory");
         return -1;
     }
     *event_p = NULL;
     s_list_append (&self->outbox, entry);
-    s_flush_outbox (self);
-    //  Cheap: take replies already here, so callbacks keep pace with publishing
-    s_drain (self);
+    //  Cheap: take replies already here, so callbacks keep pace with
+    //  publishing and held events go as soon as the broker has answered
+    size_t replies = s_drain (self);
+    s_flush_outbox (self, replies > 0);
     return 0;
 }
 
@@ -448,18 +552,19 @@ hd_publisher_poll (hd_publisher_t *self)
 {
     s_drain (self);
     s_move_due (self);
-    s_flush_outbox (self);
+    s_flush_outbox (self, true);
 }
 
 int
 hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
-    while (zhashx_size (self->pending) > 0) {
-        if (s_process (self, s_remaining (deadline)))
+    while (hd_hashmap_size (self->pending) > 0) {
+        if (s_process (self, s_remaining (deadline), true))
             return -1;
-        if (zhashx_size (self->pending) > 0 && s_remaining (deadline) == 0) {
-            s_set_error (self, "timed out: %zu events unconfirmed", zhashx_size (self->pending));
+        if (hd_hashmap_size (self->pending) > 0 && s_remaining (deadline) == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed",
+                         hd_hashmap_size (self->pending));
             return -1;
         }
     }
@@ -469,7 +574,7 @@ hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 size_t
 hd_publisher_unconfirmed (hd_publisher_t *self)
 {
-    return zhashx_size (self->pending);
+    return hd_hashmap_size (self->pending);
 }
 
 uint64_t

@@ -5,6 +5,7 @@
     from the head without scanning.
 */
 #include "seen.h"
+#include "hashmap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ struct _s_entry_t {
 };
 
 struct _hd_seen_t {
-    zhashx_t *table; // hd_key_t * → s_entry_t *, entries freed by s_entry_free
+    hd_hashmap_t *table; // hd_key_hash → s_entry_t * (owned, matched by key)
     s_entry_t *oldest;
     s_entry_t *newest;
     size_t capacity;
@@ -27,27 +28,16 @@ struct _hd_seen_t {
     uint64_t expired;
 };
 
-static size_t
-s_key_hash (const void *key)
+uint64_t
+hd_key_hash (const hd_key_t *key)
 {
-    //  FNV-1a: fast and spreads short ASCII ids well
-    const hd_key_t *self = key;
-    size_t hash = (size_t) 14695981039346656037ULL;
-    for (size_t index = 0; index < self->size; index++) {
-        hash ^= (unsigned char) self->data[index];
-        hash *= (size_t) 1099511628211ULL;
-    }
-    return hash;
+    return hd_hash_bytes (key->data, key->size);
 }
 
-static int
-s_key_compare (const void *left, const void *right)
+bool
+hd_key_equal (const hd_key_t *a, const hd_key_t *b)
 {
-    const hd_key_t *a = left;
-    const hd_key_t *b = right;
-    if (a->size != b->size)
-        return a->size < b->size ? -1 : 1;
-    return memcmp (a->data, b->data, a->size);
+    return a->size == b->size && memcmp (a->data, b->data, a->size) == 0;
 }
 
 hd_key_t *
@@ -65,20 +55,10 @@ hd_key_new (const char *source, const char *id)
     return self;
 }
 
-void
-hd_key_table_setup (zhashx_t *table)
+static bool
+s_entry_matches (const void *entry, const void *key)
 {
-    zhashx_set_key_hasher (table, s_key_hash);
-    zhashx_set_key_comparator (table, s_key_compare);
-    zhashx_set_key_duplicator (table, NULL);
-    zhashx_set_key_destructor (table, NULL);
-}
-
-static void
-s_entry_free (void **item_p)
-{
-    free (*item_p);
-    *item_p = NULL;
+    return hd_key_equal (&((const s_entry_t *) entry)->key, key);
 }
 
 hd_seen_t *
@@ -87,13 +67,11 @@ hd_seen_new (size_t capacity, int64_t ttl_ms)
     hd_seen_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->table = zhashx_new ();
+    self->table = hd_hashmap_new ();
     if (!self->table) {
         free (self);
         return NULL;
     }
-    hd_key_table_setup (self->table);
-    zhashx_set_destructor (self->table, s_entry_free);
     self->capacity = capacity ? capacity : 1;
     self->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
     return self;
@@ -105,7 +83,12 @@ hd_seen_destroy (hd_seen_t **self_p)
     if (!self_p || !*self_p)
         return;
     hd_seen_t *self = *self_p;
-    zhashx_destroy (&self->table);
+    while (self->oldest) {
+        s_entry_t *entry = self->oldest;
+        self->oldest = entry->next;
+        free (entry);
+    }
+    hd_hashmap_destroy (&self->table);
     free (self);
     *self_p = NULL;
 }
@@ -136,12 +119,12 @@ s_append (hd_seen_t *self, s_entry_t *entry)
     self->newest = entry;
 }
 
-//  Unlinks and frees entry (the table's destructor frees it).
 static void
 s_remove (hd_seen_t *self, s_entry_t *entry)
 {
     s_unlink (self, entry);
-    zhashx_delete (self->table, &entry->key);
+    hd_hashmap_remove (self->table, hd_key_hash (&entry->key), entry);
+    free (entry);
 }
 
 static bool
@@ -179,7 +162,7 @@ s_lookup (hd_seen_t *self, const char *source, const char *id)
         key->data[source_size] = 0;
         memcpy (key->data + source_size + 1, id, id_size);
     }
-    s_entry_t *entry = zhashx_lookup (self->table, key);
+    s_entry_t *entry = hd_hashmap_find (self->table, hd_key_hash (key), s_entry_matches, key);
     if (key != &buffer.key)
         free (key);
     return entry;
@@ -196,23 +179,20 @@ hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now
         s_append (self, entry);
         return 0;
     }
-    while (zhashx_size (self->table) >= self->capacity && self->oldest) {
+    while (hd_hashmap_size (self->table) >= self->capacity && self->oldest) {
         s_remove (self, self->oldest);
         self->evicted++;
     }
-    hd_key_t *key = hd_key_new (source, id);
-    if (!key)
+    size_t source_size = strlen (source), id_size = strlen (id);
+    entry = malloc (sizeof *entry + source_size + 1 + id_size);
+    if (!entry)
         return -1;
-    entry = malloc (sizeof *entry + key->size);
-    if (!entry) {
-        free (key);
-        return -1;
-    }
     entry->time_ms = now_ms;
-    entry->key.size = key->size;
-    memcpy (entry->key.data, key->data, key->size);
-    free (key);
-    if (zhashx_insert (self->table, &entry->key, entry)) {
+    entry->key.size = source_size + 1 + id_size;
+    memcpy (entry->key.data, source, source_size);
+    entry->key.data[source_size] = 0;
+    memcpy (entry->key.data + source_size + 1, id, id_size);
+    if (hd_hashmap_insert (self->table, hd_key_hash (&entry->key), entry)) {
         free (entry);
         return -1;
     }
@@ -237,7 +217,7 @@ hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t n
 size_t
 hd_seen_size (hd_seen_t *self)
 {
-    return zhashx_size (self->table);
+    return hd_hashmap_size (self->table);
 }
 
 uint64_t

@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <czmq.h>
 
 typedef struct _hd_seen_t hd_seen_t;
 
@@ -43,8 +42,9 @@ typedef struct {
 
 //  New malloc'ed key (free with free ()), or NULL on no memory.
 hd_key_t *hd_key_new (const char *source, const char *id);
-//  Make table hash and compare hd_key_t keys. The table neither copies nor
-//  frees keys: store them inside the items.
-void hd_key_table_setup (zhashx_t *table);
+//  The key's hash for an hd_hashmap_t, and key equality for its match
+//  functions.
+uint64_t hd_key_hash (const hd_key_t *key);
+bool hd_key_equal (const hd_key_t *a, const hd_key_t *b);
 
 #endif

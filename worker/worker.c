@@ -25,6 +25,7 @@
 #include "dedup_store.h"
 #include "event.h"
 #include "seen.h"
+#include "hashmap.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -144,7 +145,7 @@ typedef struct {
     hd_worker_t *worker;
     zsock_t *dealer;
     hd_seen_t *seen;
-    zhashx_t *jobs; // hd_key_t * → hd_delivery_t *, queued or running
+    hd_hashmap_t *jobs; // hd_key_hash → hd_delivery_t *, queued or running
     s_state_t state;
     uint64_t generation;
     uint32_t heartbeat_ms;
@@ -385,7 +386,7 @@ s_io_drop_queued (s_io_t *io)
     pthread_mutex_unlock (&self->lock);
     while (job) {
         hd_delivery_t *next = job->next;
-        zhashx_delete (io->jobs, job->key);
+        hd_hashmap_remove (io->jobs, hd_key_hash (job->key), job);
         s_job_destroy (&job);
         job = next;
     }
@@ -646,6 +647,12 @@ s_io_record (s_io_t *io, hd_delivery_t *done)
         s_io_dedup_failed (io, &io->dedup_inserts, "events are acked without being recorded");
 }
 
+static bool
+s_job_matches (const void *job, const void *key)
+{
+    return hd_key_equal (((const hd_delivery_t *) job)->key, key);
+}
+
 //  One delivery, whichever message carried it. Takes payload's content.
 static void
 s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
@@ -675,7 +682,7 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
     if (!ack_wait_ms)
         ack_wait_ms = io->ack_wait_ms;
 
-    hd_delivery_t *job = zhashx_lookup (io->jobs, key);
+    hd_delivery_t *job = hd_hashmap_find (io->jobs, hd_key_hash (key), s_job_matches, key);
     //  The memory set is the fast path; the store also knows earlier runs
     if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ()) ||
         s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
@@ -711,7 +718,10 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
         job->attempt = attempt;
         job->ack_wait_ms = ack_wait_ms;
         job->generation = io->generation;
-        zhashx_insert (io->jobs, job->key, job);
+        if (hd_hashmap_insert (io->jobs, hd_key_hash (job->key), job)) {
+            s_job_destroy (&job);
+            return;
+        }
         pthread_mutex_lock (&self->lock);
         if (self->queue_tail)
             self->queue_tail->next = job;
@@ -750,10 +760,8 @@ s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
     int rc;
     while ((rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
         zmq_msg_t payload;
-        if (zmq_msg_init_size (&payload, view.payload_size) != 0)
+        if (hd_msg_init_copy (&payload, view.payload, view.payload_size) != 0)
             break; // out of memory: the leases run out and come back
-        if (view.payload_size)
-            memcpy (zmq_msg_data (&payload), view.payload, view.payload_size);
         s_io_take_delivery (io, view.seq, view.attempt, view.ack_wait_ms,
                             view.envelope ? view.envelope : (const uint8_t *) "",
                             view.envelope_size, &payload);
@@ -857,7 +865,7 @@ s_io_take_results (s_io_t *io)
     while (done) {
         hd_delivery_t *job = done;
         done = job->next;
-        zhashx_delete (io->jobs, job->key);
+        hd_hashmap_remove (io->jobs, hd_key_hash (job->key), job);
         if (job->verdict == HD_ACK)
             hd_seen_insert (io->seen, hd_event_source (job->event), hd_event_id (job->event), now);
         //  The tag is only written by this thread, so no lock is needed to read it
@@ -950,14 +958,12 @@ s_io_thread (void *arg)
     io->ack_wait_ms = 30000;
     io->backoff_ms = S_BACKOFF_INITIAL_MS;
     io->seen = hd_seen_new (self->seen_capacity, self->seen_ttl_ms);
-    io->jobs = zhashx_new ();
+    io->jobs = hd_hashmap_new ();
     if (!io->seen || !io->jobs) {
         s_set_error (self, "out of memory");
         s_io_set_state (io, S_STATE_FAILED);
-    } else {
-        hd_key_table_setup (io->jobs);
+    } else
         s_io_connect (io);
-    }
 
     while (io->state != S_STATE_FAILED) {
         zmq_pollitem_t items[2] = {
@@ -996,7 +1002,7 @@ s_io_thread (void *arg)
         s_io_sync_credit (io);
         //  Past the stop grace period, handlers still running are left
         //  behind: LEAVE hands their events to other workers
-        if (io->draining && (zhashx_size (io->jobs) == 0 ||
+        if (io->draining && (hd_hashmap_size (io->jobs) == 0 ||
                              (stop_deadline > 0 && zclock_mono () >= stop_deadline))) {
             if (io->state == S_STATE_ACTIVE)
                 s_io_send_command (io, HD_CMD_LEAVE, NULL);
@@ -1014,7 +1020,7 @@ s_io_thread (void *arg)
         zsock_destroy (&io->dealer);
     }
     hd_seen_destroy (&io->seen);
-    zhashx_destroy (&io->jobs);
+    hd_hashmap_destroy (&io->jobs);
     free (io->ack_seq);
     free (io->ack_attempt);
     free (io->progress_seq);

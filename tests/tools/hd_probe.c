@@ -213,6 +213,37 @@ s_errors (const char *endpoint)
     s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__TOO_LARGE),
              "70 KiB Publish body -> ERROR(TOO_LARGE)");
 
+    //  PUBLISHES: wrong frame count, a body that does not parse, a bad
+    //  item answered by its corr, then garbage after it
+    s_send_raw (socket, "HD\x01\x05", 4, NULL, 0);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
+             "PUBLISHES without a body -> ERROR(MALFORMED)");
+    s_send_raw (socket, "HD\x01\x05", 4, "\x0a\xff\xff", 3);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
+             "PUBLISHES body that does not parse -> ERROR(MALFORMED)");
+    Herald__Event no_id = HERALD__EVENT__INIT;
+    no_id.source = "hd_probe";
+    no_id.type = "orders.placed";
+    Herald__PublishItem item = HERALD__PUBLISH_ITEM__INIT;
+    item.corr = 21;
+    item.event = &no_id;
+    Herald__PublishItem *items[] = {&item};
+    Herald__Publishes publishes = HERALD__PUBLISHES__INIT;
+    publishes.n_items = 1;
+    publishes.items = items;
+    size_t packed_size;
+    uint8_t *packed = hd_proto_pack (&publishes.base, &packed_size);
+    uint8_t *with_garbage = malloc (packed_size + 2);
+    memcpy (with_garbage, packed, packed_size);
+    memcpy (with_garbage + packed_size, "\x0a\x7f", 2); // an item longer than the body
+    s_send_raw (socket, "HD\x01\x05", 4, with_garbage, packed_size + 2);
+    free (with_garbage);
+    free (packed);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "PUBLISHES item without an id -> REJECT(INVALID) for its corr");
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
+             "PUBLISHES item cut short -> ERROR(MALFORMED)");
+
     Herald__Settle settle = HERALD__SETTLE__INIT;
     uint64_t seq = 1;
     uint32_t attempt = 1;

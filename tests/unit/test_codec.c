@@ -152,16 +152,16 @@ test_command_names (void **state)
         int code;
         const char *name;
     } names[] = {
-        {0x01, "PUBLISH"},    {0x02, "CONFIRM"},  {0x03, "REJECT"},      {0x10, "JOIN"},
-        {0x04, "CONFIRMS"},   {0x32, "DLQ_LIST"}, {0x40, "REPLAY"},      {0x11, "JOINED"},
-        {0x12, "DELIVER"},    {0x13, "ACK"},      {0x14, "NACK"},        {0x15, "TERM"},
-        {0x16, "PROGRESS"},   {0x17, "CREDIT"},   {0x18, "LEAVE"},       {0x20, "HEARTBEAT"},
-        {0x21, "SUBSCRIBER"}, {0x30, "STATS"},    {0x31, "STATS_REPLY"}, {0x7F, "ERROR"},
-        {0x19, "DELIVERS"},
+        {0x01, "PUBLISH"},    {0x02, "CONFIRM"},   {0x03, "REJECT"},      {0x10, "JOIN"},
+        {0x04, "CONFIRMS"},   {0x32, "DLQ_LIST"},  {0x40, "REPLAY"},      {0x11, "JOINED"},
+        {0x12, "DELIVER"},    {0x13, "ACK"},       {0x14, "NACK"},        {0x15, "TERM"},
+        {0x16, "PROGRESS"},   {0x17, "CREDIT"},    {0x18, "LEAVE"},       {0x20, "HEARTBEAT"},
+        {0x21, "SUBSCRIBER"}, {0x30, "STATS"},     {0x31, "STATS_REPLY"}, {0x7F, "ERROR"},
+        {0x19, "DELIVERS"},   {0x05, "PUBLISHES"},
     };
     for (size_t index = 0; index < sizeof names / sizeof names[0]; index++)
         assert_string_equal (hd_command_name (names[index].code), names[index].name);
-    const int unknown[] = {0, 0x05, 0x1A, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
+    const int unknown[] = {0, 0x06, 0x1A, 0x22, 0x3F, 0x7E, 0x80, 0xFF, 0x101, -1};
     for (size_t index = 0; index < sizeof unknown / sizeof unknown[0]; index++)
         assert_string_equal (hd_command_name (unknown[index]), "UNKNOWN");
 }
@@ -598,12 +598,87 @@ test_delivers_encode_decode (void **state)
     free (mine);
 }
 
+//  PUBLISHES items: what protobuf-c packs, read back in place.
+static void
+test_publishes_encode_decode (void **state)
+{
+    enum { COUNT = 4 };
+    const size_t payload_sizes[COUNT] = {0, 3, 200, 4096};
+    const uint64_t corrs[COUNT] = {0, 1, 300, UINT64_MAX};
+    uint8_t payload[4096];
+    memset (payload, 'p', sizeof payload);
+    Herald__Event events[COUNT];
+    Herald__PublishItem items[COUNT];
+    Herald__PublishItem *pointers[COUNT];
+    uint8_t *mine = malloc (COUNT * (4096 + 256 + HD_DELIVERY_OVERHEAD));
+    size_t size = 0;
+    for (size_t index = 0; index < COUNT; index++) {
+        herald__event__init (&events[index]);
+        events[index].id = (char *) "id";
+        events[index].source = (char *) "src";
+        events[index].type = (char *) (index % 2 ? "t" : "a.longer.type.name");
+        herald__publish_item__init (&items[index]);
+        items[index].corr = corrs[index];
+        items[index].event = &events[index];
+        items[index].payload.data = payload;
+        items[index].payload.len = payload_sizes[index];
+        pointers[index] = &items[index];
+        size_t event_size = protobuf_c_message_get_packed_size (&events[index].base);
+        size += hd_encode_publish_item (mine + size, corrs[index], &events[index].base, event_size,
+                                        payload, payload_sizes[index]);
+    }
+    Herald__Publishes publishes = HERALD__PUBLISHES__INIT;
+    publishes.n_items = COUNT;
+    publishes.items = pointers;
+    size_t theirs_size;
+    uint8_t *theirs = hd_proto_pack (&publishes.base, &theirs_size);
+    assert_int_equal (size, theirs_size);
+    assert_memory_equal (mine, theirs, size);
+
+    const uint8_t *cursor = mine;
+    hd_publish_view_t view;
+    for (size_t index = 0; index < COUNT; index++) {
+        assert_int_equal (hd_decode_publish_item (&cursor, mine + size, &view), 1);
+        assert_true (view.corr == corrs[index]);
+        Herald__Event *event = herald__event__unpack (NULL, view.envelope_size, view.envelope);
+        assert_non_null (event);
+        assert_string_equal (event->type, events[index].type);
+        herald__event__free_unpacked (event, NULL);
+        assert_int_equal (view.payload_size, payload_sizes[index]);
+    }
+    assert_int_equal (hd_decode_publish_item (&cursor, mine + size, &view), 0);
+    //  Sizes where the item's length prefix grows a byte
+    for (size_t payload_size = 80; payload_size < 140; payload_size++) {
+        Herald__PublishItem *one[1] = {&items[1]};
+        items[1].payload.len = payload_size;
+        Herald__Publishes single = HERALD__PUBLISHES__INIT;
+        single.n_items = 1;
+        single.items = one;
+        size_t packed_size;
+        uint8_t *packed = hd_proto_pack (&single.base, &packed_size);
+        size_t event_size = protobuf_c_message_get_packed_size (&events[1].base);
+        assert_int_equal (hd_publish_item_size (corrs[1], event_size, payload_size), packed_size);
+        assert_int_equal (hd_encode_publish_item (mine, corrs[1], &events[1].base, event_size,
+                                                  payload, payload_size),
+                          packed_size);
+        assert_memory_equal (mine, packed, packed_size);
+        free (packed);
+    }
+    //  An item without its event is malformed
+    const uint8_t no_event[] = {0x0A, 0x02, 0x08, 0x01};
+    cursor = no_event;
+    assert_int_equal (hd_decode_publish_item (&cursor, no_event + sizeof no_event, &view), -1);
+    free (theirs);
+    free (mine);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_delivers_encode_decode),
+        cmocka_unit_test (test_publishes_encode_decode),
         cmocka_unit_test (test_header_encode_decode),
         cmocka_unit_test (test_header_decode_errors),
         cmocka_unit_test (test_command_names),

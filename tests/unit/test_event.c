@@ -12,7 +12,8 @@
 #include "herald.h"
 #include "event.h"
 
-static void test_new_defaults (void **state)
+static void
+test_new_defaults (void **state)
 {
     hd_event_t *event = hd_event_new ("orders.placed");
     assert_non_null (event);
@@ -34,7 +35,8 @@ static void test_new_defaults (void **state)
     hd_event_destroy (&event);
 }
 
-static void test_setters_copy (void **state)
+static void
+test_setters_copy (void **state)
 {
     hd_event_t *event = hd_event_new ("t");
     char buffer[32];
@@ -72,7 +74,8 @@ static void test_setters_copy (void **state)
     hd_event_destroy (&event);
 }
 
-static void test_attributes (void **state)
+static void
+test_attributes (void **state)
 {
     hd_event_t *event = hd_event_new ("t");
     assert_int_equal (hd_event_attribute_count (event), 0);
@@ -101,17 +104,18 @@ static void test_attributes (void **state)
     hd_event_destroy (&event);
 }
 
-static void test_payload_and_dup (void **state)
+static void
+test_payload_and_dup (void **state)
 {
     hd_event_t *event = hd_event_new ("t");
     char data[2000];
     for (size_t index = 0; index < sizeof data; index++)
-        data[index] = (char)index;
+        data[index] = (char) index;
     assert_int_equal (hd_event_set_payload (event, data, sizeof data), 0);
     data[0] = 99; // the event holds its own copy
     assert_int_equal (hd_event_payload_size (event), sizeof data);
-    assert_int_equal (((const char *)hd_event_payload (event))[0], 0);
-    assert_int_equal (((const char *)hd_event_payload (event))[1999], (char)1999);
+    assert_int_equal (((const char *) hd_event_payload (event))[0], 0);
+    assert_int_equal (((const char *) hd_event_payload (event))[1999], (char) 1999);
     hd_event_set_id (event, "id-1");
     hd_event_set_attribute (event, "k", "v");
 
@@ -123,11 +127,11 @@ static void test_payload_and_dup (void **state)
     assert_string_equal (hd_event_id (copy), "id-1");
     assert_string_equal (hd_event_attribute (copy, "k"), "v");
     assert_int_equal (hd_event_payload_size (copy), 2000);
-    assert_int_equal (((const char *)hd_event_payload (copy))[1], 1);
+    assert_int_equal (((const char *) hd_event_payload (copy))[1], 1);
     assert_string_equal (hd_event_type (copy), "t");
     hd_event_destroy (&event);
     //  The copy outlives the original
-    assert_int_equal (((const char *)hd_event_payload (copy))[1999], (char)1999);
+    assert_int_equal (((const char *) hd_event_payload (copy))[1999], (char) 1999);
     hd_event_destroy (&copy);
 
     assert_int_equal (hd_event_set_payload (event = hd_event_new ("t"), NULL, 0), 0);
@@ -136,7 +140,8 @@ static void test_payload_and_dup (void **state)
     hd_event_destroy (&event);
 }
 
-static hd_event_t *s_full_event (void)
+static hd_event_t *
+s_full_event (void)
 {
     hd_event_t *event = hd_event_new ("orders.placed");
     hd_event_set_id (event, "order-42");
@@ -154,7 +159,8 @@ static hd_event_t *s_full_event (void)
     return event;
 }
 
-static void s_assert_same (const hd_event_t *a, const hd_event_t *b)
+static void
+s_assert_same (const hd_event_t *a, const hd_event_t *b)
 {
     assert_string_equal (hd_event_id (a), hd_event_id (b));
     assert_string_equal (hd_event_source (a), hd_event_source (b));
@@ -172,7 +178,8 @@ static void s_assert_same (const hd_event_t *a, const hd_event_t *b)
     assert_memory_equal (hd_event_payload (a), hd_event_payload (b), hd_event_payload_size (a));
 }
 
-static void test_encode_decode_buffer (void **state)
+static void
+test_encode_decode_buffer (void **state)
 {
     hd_event_t *event = s_full_event ();
     size_t size;
@@ -198,7 +205,8 @@ static void test_encode_decode_buffer (void **state)
     hd_event_destroy (&event);
 }
 
-static void test_round_trip_frames (void **state)
+static void
+test_round_trip_frames (void **state)
 {
     zsock_t *sender = zsock_new_pair ("@inproc://test-event");
     zsock_t *receiver = zsock_new_pair (">inproc://test-event");
@@ -241,7 +249,8 @@ static void test_round_trip_frames (void **state)
     zsock_destroy (&sender);
 }
 
-static void test_inherit (void **state)
+static void
+test_inherit (void **state)
 {
     hd_event_t *parent = hd_event_new ("orders.placed");
     hd_event_set_id (parent, "parent-1");
@@ -267,7 +276,8 @@ static void test_inherit (void **state)
     hd_event_destroy (&parent);
 }
 
-static void test_random_id (void **state)
+static void
+test_random_id (void **state)
 {
     hd_event_t *a = hd_event_new ("t");
     hd_event_t *b = hd_event_new ("t");
@@ -280,7 +290,8 @@ static void test_random_id (void **state)
     hd_event_destroy (&b);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_new_defaults),

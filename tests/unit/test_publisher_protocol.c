@@ -257,6 +257,94 @@ test_confirms_batch (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Reads PUBLISHES messages until count events arrived; their corrs go to
+//  corrs (in order), and the number of messages is returned.
+static int
+s_expect_publishes (fake_broker_t *broker, size_t count, uint64_t *corrs, const char *first_id)
+{
+    size_t got = 0;
+    int messages = 0;
+    while (got < count) {
+        fake_msg_t msg;
+        assert_true (fake_broker_expect (broker, HD_CMD_PUBLISHES, &msg, WAIT_MS));
+        Herald__Publishes *publishes =
+            herald__publishes__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+        assert_non_null (publishes);
+        for (size_t index = 0; index < publishes->n_items; index++) {
+            assert_true (got < count);
+            assert_non_null (publishes->items[index]->event);
+            if (got == 0 && first_id)
+                assert_string_equal (publishes->items[index]->event->id, first_id);
+            corrs[got++] = publishes->items[index]->corr;
+        }
+        herald__publishes__free_unpacked (publishes, NULL);
+        fake_msg_free (&msg);
+        messages++;
+    }
+    return messages;
+}
+
+//  Nagle-like batching: while enough events are unconfirmed, new ones wait
+//  and go together as PUBLISHES (a full batch at once, the rest when the
+//  caller polls); an event with a large payload goes alone as PUBLISH,
+//  after the batch it followed; a lone event on a quiet connection is not
+//  held at all.
+static void
+test_burst_goes_as_publishes (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    hd_publisher_set_window (publisher, 64); // holds past 8 unconfirmed, batches of 16
+    enum { FIRST = 8, BURST = 20 };
+    uint64_t corrs[FIRST + BURST + 1];
+    char id[32];
+    for (int index = 0; index < FIRST; index++) {
+        snprintf (id, sizeof id, "e%d", index);
+        s_publish (publisher, id);
+        corrs[index] = s_expect_publish (&broker).corr; // sent at once, alone
+    }
+    for (int index = FIRST; index < FIRST + BURST; index++) {
+        snprintf (id, sizeof id, "e%d", index);
+        s_publish (publisher, id);
+    }
+    //  16 went as one batch when the 16th was queued; 4 are held
+    assert_int_equal (s_expect_publishes (&broker, 16, corrs + FIRST, "e8"), 1);
+    fake_msg_t msg;
+    hd_event_t *big = hd_event_new ("t.x");
+    hd_event_set_id (big, "big");
+    char payload[5000];
+    memset (payload, 'x', sizeof payload);
+    assert_int_equal (hd_event_set_payload (big, payload, sizeof payload), 0);
+    assert_int_equal (hd_publisher_publish (publisher, &big, 0), 0);
+    hd_publisher_poll (publisher); // sends everything held
+    assert_int_equal (s_expect_publishes (&broker, 4, corrs + FIRST + 16, "e24"), 1);
+    assert_true (fake_broker_expect (&broker, HD_CMD_PUBLISH, &msg, WAIT_MS));
+    assert_int_equal (zframe_size (zmsg_last (msg.msg)), sizeof payload);
+    corrs[FIRST + BURST] = s_parse_publish (&msg).corr;
+    fake_msg_free (&msg);
+
+    //  Every corr is distinct and all confirm
+    uint64_t seqs[FIRST + BURST + 1];
+    protobuf_c_boolean duplicate[FIRST + BURST + 1] = {0};
+    for (size_t index = 0; index < FIRST + BURST + 1; index++)
+        seqs[index] = index + 1;
+    Herald__Confirms confirms = HERALD__CONFIRMS__INIT;
+    confirms.n_corr = confirms.n_seq = confirms.n_duplicate = FIRST + BURST + 1;
+    confirms.corr = corrs;
+    confirms.seq = seqs;
+    confirms.duplicate = duplicate;
+    fake_broker_send (&broker, HD_CMD_CONFIRMS, &confirms.base, 0, NULL, NULL);
+    assert_int_equal (hd_publisher_flush (publisher, WAIT_MS), 0);
+    assert_int_equal (hd_publisher_confirmed (publisher), FIRST + BURST + 1);
+
+    //  Quiet again: the next event goes at once
+    s_publish (publisher, "alone");
+    assert_string_equal (s_expect_publish (&broker).id, "alone");
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -265,6 +353,7 @@ main (void)
         cmocka_unit_test (test_zero_timeout_processes_replies),
         cmocka_unit_test (test_confirms_batch),
         cmocka_unit_test (test_final_rejection),
+        cmocka_unit_test (test_burst_goes_as_publishes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

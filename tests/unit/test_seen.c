@@ -11,7 +11,8 @@
 
 #include "seen.h"
 
-static void test_insert_and_lookup (void **state)
+static void
+test_insert_and_lookup (void **state)
 {
     hd_seen_t *seen = hd_seen_new (10, 0);
     assert_non_null (seen);
@@ -30,7 +31,8 @@ static void test_insert_and_lookup (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_key_is_source_and_id (void **state)
+static void
+test_key_is_source_and_id (void **state)
 {
     hd_seen_t *seen = hd_seen_new (10, 0);
     //  Concatenation alone would make these the same key
@@ -53,7 +55,8 @@ static void test_key_is_source_and_id (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_capacity_evicts_oldest (void **state)
+static void
+test_capacity_evicts_oldest (void **state)
 {
     hd_seen_t *seen = hd_seen_new (3, 0);
     hd_seen_insert (seen, "s", "a", 1);
@@ -78,7 +81,8 @@ static void test_capacity_evicts_oldest (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_many_entries_stay_bounded (void **state)
+static void
+test_many_entries_stay_bounded (void **state)
 {
     hd_seen_t *seen = hd_seen_new (1000, 0);
     char id[32];
@@ -96,7 +100,8 @@ static void test_many_entries_stay_bounded (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_ttl_expiry (void **state)
+static void
+test_ttl_expiry (void **state)
 {
     hd_seen_t *seen = hd_seen_new (100, 1000);
     hd_seen_insert (seen, "s", "old", 0);
@@ -115,7 +120,8 @@ static void test_ttl_expiry (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_expire_sweeps_in_order (void **state)
+static void
+test_expire_sweeps_in_order (void **state)
 {
     hd_seen_t *seen = hd_seen_new (100, 100);
     for (int index = 0; index < 10; index++) {
@@ -135,7 +141,8 @@ static void test_expire_sweeps_in_order (void **state)
     hd_seen_destroy (&seen);
 }
 
-static void test_zero_capacity_means_one (void **state)
+static void
+test_zero_capacity_means_one (void **state)
 {
     hd_seen_t *seen = hd_seen_new (0, 0);
     hd_seen_insert (seen, "s", "a", 0);
@@ -145,7 +152,8 @@ static void test_zero_capacity_means_one (void **state)
     hd_seen_destroy (&seen);
 }
 
-int main (void)
+int
+main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_insert_and_lookup),
