@@ -8,6 +8,7 @@
     without copying.
 */
 #include "event.h"
+#include "arena.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 struct _hd_event_t {
     Herald__Event *envelope;
+    hd_arena_t *arena; // decoded events: the envelope lives here until changed
     zmq_msg_t payload;
 };
 
@@ -58,23 +60,31 @@ hd_event_destroy (hd_event_t **self_p)
     if (!self_p || !*self_p)
         return;
     hd_event_t *self = *self_p;
-    herald__event__free_unpacked (self->envelope, NULL);
+    herald__event__free_unpacked (self->envelope,
+                                  self->arena ? hd_arena_allocator (self->arena) : NULL);
+    hd_arena_destroy (&self->arena);
     zmq_msg_close (&self->payload);
     free (self);
     *self_p = NULL;
 }
 
+//  Received events are decoded into one arena (two allocations, not one per
+//  string); the first change to one moves it to the malloc layout (s_own).
 hd_event_t *
 hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
 {
-    Herald__Event *unpacked = herald__event__unpack (NULL, size, envelope);
-    if (!unpacked)
+    hd_arena_t *arena = hd_arena_new (sizeof (Herald__Event) + 2 * size + 256);
+    if (!arena)
         return NULL;
-    hd_event_t *self = s_event_wrap (unpacked);
+    Herald__Event *unpacked = herald__event__unpack (hd_arena_allocator (arena), size, envelope);
+    hd_event_t *self = unpacked ? s_event_wrap (unpacked) : NULL;
     if (!self) {
-        herald__event__free_unpacked (unpacked, NULL);
+        if (unpacked)
+            herald__event__free_unpacked (unpacked, hd_arena_allocator (arena));
+        hd_arena_destroy (&arena);
         return NULL;
     }
+    self->arena = arena;
     if (payload)
         zmq_msg_move (&self->payload, payload);
     return self;
@@ -135,6 +145,25 @@ hd_event_envelope (hd_event_t *self)
     return self->envelope;
 }
 
+//  Before a change: an envelope in an arena becomes a malloc'ed one, whose
+//  strings the setters may free and replace one by one.
+static int
+s_own (hd_event_t *self)
+{
+    if (!self->arena)
+        return 0;
+    size_t size;
+    uint8_t *packed = hd_proto_pack (&self->envelope->base, &size);
+    Herald__Event *owned = packed ? herald__event__unpack (NULL, size, packed) : NULL;
+    free (packed);
+    if (!owned)
+        return -1;
+    herald__event__free_unpacked (self->envelope, hd_arena_allocator (self->arena));
+    hd_arena_destroy (&self->arena);
+    self->envelope = owned;
+    return 0;
+}
+
 //  Unset strings point at protobuf_c_empty_string, which the protobuf-c
 //  destructor knows not to free.
 static int
@@ -161,61 +190,61 @@ s_get_string (const char *field)
 int
 hd_event_set_id (hd_event_t *self, const char *id)
 {
-    return s_set_string (&self->envelope->id, id);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->id, id);
 }
 
 int
 hd_event_set_source (hd_event_t *self, const char *source)
 {
-    return s_set_string (&self->envelope->source, source);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->source, source);
 }
 
 int
 hd_event_set_type (hd_event_t *self, const char *type)
 {
-    return s_set_string (&self->envelope->type, type);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->type, type);
 }
 
 int
 hd_event_set_subject (hd_event_t *self, const char *subject)
 {
-    return s_set_string (&self->envelope->subject, subject);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->subject, subject);
 }
 
 int
 hd_event_set_content_type (hd_event_t *self, const char *content_type)
 {
-    return s_set_string (&self->envelope->content_type, content_type);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->content_type, content_type);
 }
 
 int
 hd_event_set_schema_version (hd_event_t *self, const char *schema_version)
 {
-    return s_set_string (&self->envelope->schema_version, schema_version);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->schema_version, schema_version);
 }
 
 int
 hd_event_set_partition_key (hd_event_t *self, const char *key)
 {
-    return s_set_string (&self->envelope->partition_key, key);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->partition_key, key);
 }
 
 int
 hd_event_set_correlation_id (hd_event_t *self, const char *correlation_id)
 {
-    return s_set_string (&self->envelope->correlation_id, correlation_id);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->correlation_id, correlation_id);
 }
 
 int
 hd_event_set_causation_id (hd_event_t *self, const char *causation_id)
 {
-    return s_set_string (&self->envelope->causation_id, causation_id);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->causation_id, causation_id);
 }
 
 int
 hd_event_set_traceparent (hd_event_t *self, const char *traceparent)
 {
-    return s_set_string (&self->envelope->traceparent, traceparent);
+    return s_own (self) ? -1 : s_set_string (&self->envelope->traceparent, traceparent);
 }
 
 static Herald__Event__AttributesEntry *
@@ -235,7 +264,7 @@ s_attribute_find (const hd_event_t *self, const char *key, size_t *index_p)
 int
 hd_event_set_attribute (hd_event_t *self, const char *key, const char *value)
 {
-    if (!key)
+    if (!key || s_own (self))
         return -1;
     Herald__Event *envelope = self->envelope;
     size_t index;

@@ -196,7 +196,32 @@ test_encode_decode_buffer (void **state)
     assert_int_equal (hd_event_set_attribute (decoded, "region", "us"), 0);
     assert_int_equal (hd_event_set_attribute (decoded, "more", "x"), 0);
     assert_string_equal (hd_event_attribute (decoded, "region"), "us");
+    assert_string_equal (hd_event_id (decoded), "new");
+    assert_string_equal (hd_event_type (decoded), hd_event_type (event)); // the rest is kept
+    assert_string_equal (hd_event_source (decoded), hd_event_source (event));
     hd_event_destroy (&decoded);
+
+    //  Many tiny attributes decode past the event's arena (malloc takes the
+    //  rest); reading, changing and freeing such an event is still right
+    hd_event_t *crowded = hd_event_new ("t.x");
+    char key[16];
+    for (int index = 0; index < 200; index++) {
+        snprintf (key, sizeof key, "k%d", index);
+        assert_int_equal (hd_event_set_attribute (crowded, key, "v"), 0);
+    }
+    uint8_t *crowded_packed = hd_event_encode (crowded, &size);
+    hd_event_t *crowded_decoded = hd_event_decode (crowded_packed, size, NULL);
+    assert_non_null (crowded_decoded);
+    assert_int_equal (hd_event_attribute_count (crowded_decoded), 200);
+    assert_string_equal (hd_event_attribute (crowded_decoded, "k199"), "v");
+    hd_event_t *untouched = hd_event_decode (crowded_packed, size, NULL);
+    hd_event_destroy (&untouched); // freed from the arena layout
+    assert_int_equal (hd_event_set_attribute (crowded_decoded, "k0", NULL), 0);
+    assert_int_equal (hd_event_attribute_count (crowded_decoded), 199);
+    assert_null (hd_event_attribute (crowded_decoded, "k0"));
+    free (crowded_packed);
+    hd_event_destroy (&crowded_decoded);
+    hd_event_destroy (&crowded);
 
     //  Garbage does not decode
     uint8_t garbage[] = {0xFF, 0xFF, 0xFF, 0xFF, 0x0F};
