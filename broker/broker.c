@@ -16,6 +16,8 @@
 #include "arena.h"
 #include "codec.h"
 #include "dedup.h"
+#include "envelope.h"
+#include "hashmap.h"
 #include "fanout.h"
 #include "session.h"
 #include "journal.h"
@@ -64,7 +66,7 @@ struct _hd_broker_t {
     bool recovering; // replaying the journal: pools must not journal again
     hd_dedup_t *dedup;
     hd_fanout_t *fanout;
-    zhashx_t *sessions;     // session key -> hd_session_t (owned)
+    hd_hashmap_t *sessions; // routing id hash -> hd_session_t (owned)
     zlistx_t *dead;         // sessions to remove at the end of the turn
     zlistx_t *doomed;       // unreachable sessions to end once dispatch is over
     zlistx_t *disconnected; // sessions whose connection closed, to end after reading it dry
@@ -77,6 +79,8 @@ struct _hd_broker_t {
     size_t batching_capacity;
     s_pending_t *pending; // this turn's publishes, confirmed once the log is flushed
     size_t pending_count;
+    char *scratch; // the event strings of the PUBLISH at hand, NUL-terminated
+    size_t scratch_size;
     uint8_t *pack_buffer; // journal records are packed here
     size_t pack_capacity;
     uint64_t epoch;
@@ -156,13 +160,26 @@ s_send_confirm (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t co
 //  --------------------------------------------------------------------------
 //  Sessions
 
+typedef struct {
+    const void *data;
+    size_t size;
+} s_rid_t;
+
+static bool
+s_session_matches (const void *session, const void *arg)
+{
+    const hd_session_t *self = session;
+    const s_rid_t *rid = arg;
+    return self->routing_id_size == rid->size &&
+           memcmp (self->routing_id, rid->data, rid->size) == 0;
+}
+
 static hd_session_t *
 s_session_lookup (hd_broker_t *self, const void *rid, size_t rid_size)
 {
-    char key[HD_SESSION_KEY_MAX];
-    if (hd_session_key (rid, rid_size, key) != 0)
-        return NULL;
-    hd_session_t *session = zhashx_lookup (self->sessions, key);
+    s_rid_t wanted = {rid, rid_size};
+    hd_session_t *session =
+        hd_hashmap_find (self->sessions, hd_hash_bytes (rid, rid_size), s_session_matches, &wanted);
     return session && !session->dead ? session : NULL;
 }
 
@@ -217,30 +234,23 @@ s_reap_sessions (hd_broker_t *self)
         ended++;
     }
     while ((session = zlistx_detach (self->dead, NULL))) {
-        char key[HD_SESSION_KEY_MAX];
-        memcpy (key, session->key, sizeof key);
-        zhashx_delete (self->sessions, key);
+        hd_hashmap_remove (self->sessions, session->hash, session);
+        hd_session_destroy (&session);
     }
     return ended;
-}
-
-static void
-s_session_free (void **item)
-{
-    hd_session_destroy ((hd_session_t **) item);
 }
 
 static hd_session_t *
 s_session_create (hd_broker_t *self, hd_session_kind_t kind, hd_frames_t *frames)
 {
-    if (zhashx_size (self->sessions) >= (size_t) self->config.max_sessions)
+    if (hd_hashmap_size (self->sessions) >= (size_t) self->config.max_sessions)
         return NULL;
     //  The transport fd lets the socket monitor tell us when this peer goes
     int fd = zmq_msg_get (&frames->frame[1], ZMQ_SRCFD);
     hd_session_t *session =
         hd_session_new (kind, hd_frames_data (frames, 0), hd_frames_size (frames, 0),
                         ++self->next_session_number, fd, zclock_mono ());
-    if (session && zhashx_insert (self->sessions, session->key, session) != 0)
+    if (session && hd_hashmap_insert (self->sessions, session->hash, session) != 0)
         hd_session_destroy (&session);
     return session;
 }
@@ -530,70 +540,51 @@ s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size
     return 0;
 }
 
-//  proto3 strings must be UTF-8; clients in other languages refuse to decode
-//  anything else, so the broker never stores it.
-static bool
-s_valid_utf8 (const char *text)
-{
-    const unsigned char *c = (const unsigned char *) text;
-    while (*c) {
-        int extra = *c < 0x80           ? 0
-                    : (*c >> 5) == 0x6  ? 1
-                    : (*c >> 4) == 0xE  ? 2
-                    : (*c >> 3) == 0x1E ? 3
-                                        : -1;
-        if (extra < 0 || (extra == 1 && *c < 0xC2))
-            return false;
-        uint32_t point = extra == 0 ? *c : *c & (0x3F >> extra);
-        c++;
-        for (int index = 0; index < extra; index++, c++) {
-            if ((*c & 0xC0) != 0x80)
-                return false;
-            point = point << 6 | (*c & 0x3F);
-        }
-        if ((extra == 2 && (point < 0x800 || (point >= 0xD800 && point <= 0xDFFF))) ||
-            (extra == 3 && (point < 0x10000 || point > 0x10FFFF)))
-            return false;
-    }
-    return true;
-}
-
-static bool
-s_event_strings_valid (const Herald__Event *event)
-{
-    const char *fields[] = {
-        event->id,           event->source,         event->type,          event->subject,
-        event->content_type, event->schema_version, event->partition_key, event->correlation_id,
-        event->causation_id, event->traceparent};
-    for (size_t index = 0; index < sizeof fields / sizeof fields[0]; index++)
-        if (fields[index] && !s_valid_utf8 (fields[index]))
-            return false;
-    for (size_t index = 0; index < event->n_attributes; index++)
-        if (!s_valid_utf8 (event->attributes[index]->key) ||
-            !s_valid_utf8 (event->attributes[index]->value))
-            return false;
-    return true;
-}
-
 //  Returns a reason for INVALID, or NULL when the event is acceptable.
+//  proto3 strings must be UTF-8: clients in other languages refuse to
+//  decode anything else, so the broker never stores it.
 static const char *
-s_check_event (hd_broker_t *self, const Herald__Event *event)
+s_check_event (hd_broker_t *self, const hd_envelope_t *event, hd_envelope_result_t scanned)
 {
     size_t max_id = (size_t) self->config.max_id;
-    if (!event->id || !*event->id)
+    if (event->id.size == 0)
         return "event id is required";
-    if (!event->source || !*event->source)
+    if (event->source.size == 0)
         return "event source is required";
-    if (strlen (event->id) > max_id || strlen (event->source) > max_id)
+    if (event->id.size > max_id || event->source.size > max_id)
         return "event id or source is longer than --max-id";
-    if (event->partition_key && strlen (event->partition_key) > max_id)
+    if (event->partition_key.size > max_id)
         return "partition key is longer than --max-id";
-    if (!s_event_strings_valid (event))
-        return "event strings must be valid UTF-8";
-    if (!event->type ||
-        !s_valid_type (event->type, strlen (event->type), (size_t) self->config.max_topic))
+    if (scanned == HD_ENVELOPE_NOT_UTF8)
+        return "event strings must be valid UTF-8 without NUL bytes";
+    if (!s_valid_type (event->type.data, event->type.size, (size_t) self->config.max_topic))
         return "event type must be 1..max-topic bytes without spaces or control characters";
     return NULL;
+}
+
+//  Copies the scanned id, source and type into self->scratch as C strings.
+static int
+s_event_strings (hd_broker_t *self, const hd_envelope_t *event, char **id, char **source,
+                 char **type)
+{
+    size_t needed = event->id.size + event->source.size + event->type.size + 3;
+    if (needed > self->scratch_size) {
+        char *scratch = realloc (self->scratch, needed);
+        if (!scratch)
+            return -1;
+        self->scratch = scratch;
+        self->scratch_size = needed;
+    }
+    const hd_text_t *texts[3] = {&event->id, &event->source, &event->type};
+    char **outs[3] = {id, source, type};
+    char *cursor = self->scratch;
+    for (int index = 0; index < 3; index++) {
+        memcpy (cursor, texts[index]->data, texts[index]->size);
+        cursor[texts[index]->size] = 0;
+        *outs[index] = cursor;
+        cursor += texts[index]->size + 1;
+    }
+    return 0;
 }
 
 //  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
@@ -613,39 +604,42 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
                        "payload is larger than --max-payload", 0);
         return;
     }
-    Herald__Event *event =
-        herald__event__unpack (hd_arena_allocator (self->arena), envelope_size, envelope);
-    if (!event) {
+    hd_envelope_t event;
+    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size);
+    if (scanned == HD_ENVELOPE_MALFORMED) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
                        "Event does not parse", 0);
         return;
     }
-    const char *invalid = s_check_event (self, event);
+    const char *invalid = s_check_event (self, &event, scanned);
     if (invalid) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
-        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
+        return;
+    }
+    char *id, *source, *type;
+    if (s_event_strings (self, &event, &id, &source, &type)) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
+                       (uint32_t) self->config.retry_after_ms);
         return;
     }
     int64_t now = zclock_mono ();
-    uint64_t original = hd_dedup_lookup (self->dedup, event->source, event->id, now);
+    uint64_t original = hd_dedup_lookup (self->dedup, source, id, now);
     if (original) {
         self->duplicates++;
         s_send_confirm (self, rid, rid_size, corr, original, true);
-        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     //  Which pools take it, and can they?
-    size_t type_size = strlen (event->type);
+    size_t type_size = event.type.size;
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
-        if (hd_pool_matches (pool, event->type, type_size) && hd_pool_full (pool)) {
+        if (hd_pool_matches (pool, type, type_size) && hd_pool_full (pool)) {
             char reason[200];
             snprintf (reason, sizeof reason, "pool '%s' holds --max-pending events",
                       hd_pool_name (pool));
             s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__BACKLOG_FULL, reason,
                            (uint32_t) self->config.retry_after_ms);
-            herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
             return;
         }
     }
@@ -656,7 +650,6 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE,
                        "the log is at its disk quota (--max-disk)",
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     if (self->pending_count == S_BATCH)
@@ -669,37 +662,34 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         zmq_msg_close (&pending->payload);
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
-    const char *key = event->partition_key ? event->partition_key : "";
-    if (hd_log_append (self->log, s_wall_us (), event->type, type_size,
-                       hd_log_key_hash (key, strlen (key)), &pending->envelope,
-                       &pending->payload) != seq) {
+    if (hd_log_append (self->log, s_wall_us (), type, type_size,
+                       hd_log_key_hash (event.partition_key.data ? event.partition_key.data : "",
+                                        event.partition_key.size),
+                       &pending->envelope, &pending->payload) != seq) {
         zmq_msg_close (&pending->envelope);
         zmq_msg_close (&pending->payload);
         self->storage_rejects++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE, strerror (errno),
                        (uint32_t) self->config.retry_after_ms);
-        herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
         return;
     }
     //  Remembered now so a second copy in this same turn is a duplicate too,
     //  and counted in the pools now so --max-pending holds within a turn
-    hd_dedup_insert (self->dedup, event->source, event->id, seq, now);
+    hd_dedup_insert (self->dedup, source, id, seq, now);
     for (size_t index = 0; index < self->pool_count; index++)
-        if (hd_pool_matches (self->pools[index], event->type, type_size))
+        if (hd_pool_matches (self->pools[index], type, type_size))
             hd_pool_notify (self->pools[index], seq);
     memcpy (pending->rid, rid, rid_size);
     pending->rid_size = rid_size;
     pending->corr = corr;
     pending->seq = seq;
-    pending->source = strdup (event->source);
-    pending->id = strdup (event->id);
-    memcpy (pending->type, event->type, type_size);
+    pending->source = strdup (source);
+    pending->id = strdup (id);
+    memcpy (pending->type, type, type_size);
     pending->type_size = type_size;
     self->pending_count++;
-    herald__event__free_unpacked (event, hd_arena_allocator (self->arena));
 }
 
 //  Bad input that gets an ERROR (it has no corr to REJECT), counted.
@@ -859,6 +849,7 @@ s_commit (hd_broker_t *self)
         free (pending->source);
         free (pending->id);
     }
+    hd_fanout_flush (self->fanout);
     if (log_rc == 0)
         s_send_confirms (self);
     else
@@ -1276,8 +1267,8 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.malformed = self->malformed;
     stats.subscriptions = (uint32_t) hd_fanout_subscriptions (self->fanout);
     stats.subscriber_gaps = self->retired_gaps;
-    for (hd_session_t *session = zhashx_first (self->sessions); session;
-         session = zhashx_next (self->sessions))
+    size_t session_cursor = 0;
+    for (hd_session_t *session; (session = hd_hashmap_next (self->sessions, &session_cursor));)
         if (session->kind == HD_SESSION_SUBSCRIBER && !session->dead) {
             stats.subscribers++;
             stats.subscriber_gaps += session->gaps;
@@ -1299,10 +1290,11 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.fsyncs = self->fsyncs;
     stats.deliveries = self->deliveries;
     stats.delivery_batches = self->delivery_batches;
+    stats.fanout_batches = hd_fanout_batches (self->fanout);
     stats.storage_rejects = self->storage_rejects;
     stats.recovered_events = self->recovered_events;
     stats.recovery_ms = self->recovery_ms;
-    stats.sessions = (uint32_t) zhashx_size (self->sessions);
+    stats.sessions = (uint32_t) hd_hashmap_size (self->sessions);
     stats.publish_rate = self->publish_rate;
     stats.deliver_rate = self->deliver_rate;
     stats.dedup_entries = hd_dedup_size (self->dedup);
@@ -1549,14 +1541,15 @@ s_note_disconnects (hd_broker_t *self)
             uint16_t event = (uint16_t) (data[0] | data[1] << 8);
             int32_t fd;
             memcpy (&fd, data + 2, sizeof fd);
-            if (event == ZMQ_EVENT_DISCONNECTED)
-                for (hd_session_t *session = zhashx_first (self->sessions); session;
-                     session = zhashx_next (self->sessions))
-                    if (session->fd == fd && !session->dead && !session->disconnected) {
-                        session->disconnected = true;
-                        zlistx_add_end (self->disconnected, session);
-                        flagged++;
-                    }
+            size_t session_cursor = 0;
+            hd_session_t *session;
+            while (event == ZMQ_EVENT_DISCONNECTED &&
+                   (session = hd_hashmap_next (self->sessions, &session_cursor)))
+                if (session->fd == fd && !session->dead && !session->disconnected) {
+                    session->disconnected = true;
+                    zlistx_add_end (self->disconnected, session);
+                    flagged++;
+                }
         }
         hd_frames_close (&frames);
     }
@@ -1622,8 +1615,8 @@ s_heartbeat_sessions (hd_broker_t *self, int64_t now)
     int64_t reporter_limit =
         (self->config.heartbeat_ms > S_REPORT_MS ? self->config.heartbeat_ms : S_REPORT_MS) *
         self->config.liveness;
-    for (hd_session_t *session = zhashx_first (self->sessions); session;
-         session = zhashx_next (self->sessions)) {
+    size_t session_cursor = 0;
+    for (hd_session_t *session; (session = hd_hashmap_next (self->sessions, &session_cursor));) {
         if (session->dead)
             continue;
         int64_t limit = session->kind == HD_SESSION_SUBSCRIBER ? reporter_limit : silence_limit;
@@ -1940,7 +1933,7 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->pending = calloc (S_BATCH, sizeof *self->pending);
     self->arena = hd_arena_new (256 * 1024);
     self->dedup = hd_dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
-    self->sessions = zhashx_new ();
+    self->sessions = hd_hashmap_new ();
     self->dead = zlistx_new ();
     self->doomed = zlistx_new ();
     self->disconnected = zlistx_new ();
@@ -1951,7 +1944,6 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
         hd_broker_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->sessions, s_session_free);
     if (s_recover (self, error, error_size) != 0) {
         hd_broker_destroy (&self);
         return NULL;
@@ -2017,7 +2009,13 @@ hd_broker_destroy (hd_broker_t **self_p)
         hd_pool_destroy (&self->pools[index]);
     free (self->pools);
     free (self->pool_dirty);
-    zhashx_destroy (&self->sessions);
+    if (self->sessions) {
+        size_t cursor = 0;
+        hd_session_t *session;
+        while ((session = hd_hashmap_next (self->sessions, &cursor)))
+            hd_session_destroy (&session);
+        hd_hashmap_destroy (&self->sessions);
+    }
     zlistx_destroy (&self->dead);
     zlistx_destroy (&self->doomed);
     zlistx_destroy (&self->disconnected);
@@ -2031,6 +2029,7 @@ hd_broker_destroy (hd_broker_t **self_p)
     hd_arena_destroy (&self->arena);
     free (self->pack_buffer);
     free (self->batching);
+    free (self->scratch);
     free (self);
     *self_p = NULL;
 }

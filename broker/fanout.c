@@ -6,6 +6,13 @@
 #include <string.h>
 #include "codec.h"
 
+//  A run of events of one type waiting for hd_fanout_flush: the first one
+//  as its frames (a run of one goes out as a plain 4-frame message), all
+//  of them encoded as a FanoutBatch body once a second one joins
+#define S_RUN_EVENTS_MAX  256
+#define S_RUN_BYTES_MAX   (256 * 1024)
+#define S_RUN_PAYLOAD_MAX 4096
+
 struct _hd_fanout_t {
     void *xpub;
     uint64_t epoch;
@@ -13,6 +20,15 @@ struct _hd_fanout_t {
     size_t max_types;
     int64_t subscriptions;
     uint64_t sent;
+    uint64_t batches;
+    //  The run
+    char run_type[256];
+    size_t run_type_size;
+    size_t run_count;
+    uint64_t first_type_seq;
+    zmq_msg_t first_envelope, first_payload; // shared with the log's cache
+    uint8_t *batch;
+    size_t batch_size, batch_capacity;
 };
 
 static void
@@ -36,6 +52,8 @@ hd_fanout_new (void *xpub, uint64_t epoch, size_t max_types)
     zhashx_set_destructor (self->type_seqs, s_counter_destroy);
     self->xpub = xpub;
     self->epoch = epoch;
+    zmq_msg_init (&self->first_envelope);
+    zmq_msg_init (&self->first_payload);
     self->max_types = max_types ? max_types : 1;
     return self;
 }
@@ -45,7 +63,11 @@ hd_fanout_destroy (hd_fanout_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zhashx_destroy (&(*self_p)->type_seqs);
+    hd_fanout_t *self = *self_p;
+    zhashx_destroy (&self->type_seqs);
+    zmq_msg_close (&self->first_envelope);
+    zmq_msg_close (&self->first_payload);
+    free (self->batch);
     free (*self_p);
     *self_p = NULL;
 }
@@ -70,19 +92,14 @@ s_next_type_seq (hd_fanout_t *self, const char *type)
     return ++*counter;
 }
 
-int
-hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                   zmq_msg_t *payload)
+//  Sends [type][Fanout][Event][payload]; the frames are shared, not copied.
+static int
+s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t type_seq,
+               zmq_msg_t *envelope, zmq_msg_t *payload)
 {
-    char type_text[256];
-    if (type_size >= sizeof type_text)
-        return -1;
-    memcpy (type_text, type, type_size);
-    type_text[type_size] = 0;
     Herald__Fanout fanout = HERALD__FANOUT__INIT;
-    fanout.type_seq = s_next_type_seq (self, type_text);
+    fanout.type_seq = type_seq;
     fanout.epoch = self->epoch;
-
     zmq_msg_t envelope_copy, payload_copy;
     zmq_msg_init (&envelope_copy);
     zmq_msg_init (&payload_copy);
@@ -99,6 +116,91 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
     if (rc == 0)
         self->sent++;
     return rc;
+}
+
+static int
+s_batch_append (hd_fanout_t *self, uint64_t type_seq, zmq_msg_t *envelope, zmq_msg_t *payload)
+{
+    size_t needed =
+        self->batch_size + zmq_msg_size (envelope) + zmq_msg_size (payload) + HD_DELIVERY_OVERHEAD;
+    if (needed > self->batch_capacity) {
+        size_t capacity = self->batch_capacity ? self->batch_capacity * 2 : 16384;
+        while (capacity < needed)
+            capacity *= 2;
+        uint8_t *batch = realloc (self->batch, capacity);
+        if (!batch)
+            return -1;
+        self->batch = batch;
+        self->batch_capacity = capacity;
+    }
+    self->batch_size += hd_encode_fanout_item (
+        self->batch + self->batch_size, self->epoch, type_seq, zmq_msg_data (envelope),
+        zmq_msg_size (envelope), zmq_msg_data (payload), zmq_msg_size (payload));
+    return 0;
+}
+
+void
+hd_fanout_flush (hd_fanout_t *self)
+{
+    if (self->run_count == 1)
+        s_send_single (self, self->run_type, self->run_type_size, self->first_type_seq,
+                       &self->first_envelope, &self->first_payload);
+    else if (self->run_count > 1 &&
+             hd_send_bytes (self->xpub, self->run_type, self->run_type_size,
+                            ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
+             hd_send_bytes (self->xpub, self->batch, self->batch_size, ZMQ_DONTWAIT) == 0) {
+        self->sent += self->run_count;
+        self->batches++;
+    }
+    zmq_msg_close (&self->first_envelope);
+    zmq_msg_close (&self->first_payload);
+    zmq_msg_init (&self->first_envelope);
+    zmq_msg_init (&self->first_payload);
+    self->run_count = 0;
+    self->batch_size = 0;
+}
+
+int
+hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
+                   zmq_msg_t *payload)
+{
+    char type_text[256];
+    if (type_size >= sizeof type_text)
+        return -1;
+    memcpy (type_text, type, type_size);
+    type_text[type_size] = 0;
+    uint64_t type_seq = s_next_type_seq (self, type_text);
+    bool same_run = self->run_count > 0 && self->run_type_size == type_size &&
+                    memcmp (self->run_type, type, type_size) == 0;
+    if (!same_run || self->run_count >= S_RUN_EVENTS_MAX || self->batch_size >= S_RUN_BYTES_MAX)
+        hd_fanout_flush (self);
+    if (zmq_msg_size (payload) > S_RUN_PAYLOAD_MAX) {
+        //  Large payloads are never copied: after the run, on their own
+        hd_fanout_flush (self);
+        return s_send_single (self, type, type_size, type_seq, envelope, payload);
+    }
+    if (self->run_count == 0) {
+        memcpy (self->run_type, type, type_size);
+        self->run_type_size = type_size;
+        self->first_type_seq = type_seq;
+        zmq_msg_copy (&self->first_envelope, envelope);
+        zmq_msg_copy (&self->first_payload, payload);
+        self->run_count = 1;
+        return 0;
+    }
+    if (self->run_count == 1 &&
+        s_batch_append (self, self->first_type_seq, &self->first_envelope, &self->first_payload))
+        return -1;
+    if (s_batch_append (self, type_seq, envelope, payload))
+        return -1;
+    self->run_count++;
+    return 0;
+}
+
+uint64_t
+hd_fanout_batches (hd_fanout_t *self)
+{
+    return self->batches;
 }
 
 void

@@ -1,6 +1,7 @@
 /*  fanout — live delivery to subscribers over XPUB.
 
-    Each event goes out as [type][Fanout{epoch, type_seq}][Event][payload];
+    Each event goes out as [type][Fanout{epoch, type_seq}][Event][payload],
+    or a run of events of one type as [type][FanoutBatch];
     ZeroMQ filters by type prefix and drops for a subscriber past its HWM,
     so a slow subscriber never holds anyone up. type_seq lets subscribers
     see their losses.
@@ -20,9 +21,18 @@ hd_fanout_t *hd_fanout_new (void *xpub, uint64_t epoch, size_t max_types);
 void hd_fanout_destroy (hd_fanout_t **self_p);
 
 //  Send one event to subscribers. envelope and payload stay with the caller
-//  (they are shared, not copied). Returns 0, -1 on a send error.
+//  (they are shared, not copied). Events of one type that follow each other
+//  wait and go as one FanoutBatch message at the next hd_fanout_flush (or
+//  when the run is full or another type comes); a payload over 4 KiB goes
+//  alone, uncopied. Returns 0, -1 when out of memory.
 int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
                        zmq_msg_t *payload);
+
+//  Send the waiting run. Call at the end of every commit.
+void hd_fanout_flush (hd_fanout_t *self);
+
+//  FanoutBatch messages sent (Stats.fanout_batches).
+uint64_t hd_fanout_batches (hd_fanout_t *self);
 
 //  Read pending (un)subscription messages from the XPUB socket.
 void hd_fanout_read_subscriptions (hd_fanout_t *self);

@@ -1,6 +1,7 @@
 /*  session — one registered peer. */
 #include "session.h"
 #include "codec.h"
+#include "hashmap.h"
 
 #include <stdlib.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ hd_session_new (hd_session_kind_t kind, const void *routing_id, size_t routing_i
     self->kind = kind;
     memcpy (self->routing_id, routing_id, routing_id_size);
     self->routing_id_size = routing_id_size;
+    self->hash = hd_hash_bytes (routing_id, routing_id_size);
     self->number = number;
     self->fd = fd;
     self->last_heard = now;

@@ -21,7 +21,8 @@ typedef struct {
     hd_session_kind_t kind;
     uint8_t routing_id[HD_ROUTING_ID_MAX];
     size_t routing_id_size;
-    char key[HD_SESSION_KEY_MAX]; // hex of routing_id: the session table key
+    char key[HD_SESSION_KEY_MAX]; // hex of routing_id, for logs
+    uint64_t hash;                // of routing_id: the session table key
     uint64_t number;
     int fd;             // transport connection, -1 when unknown
     int64_t last_heard; // monotonic ms of the last message from the peer

@@ -213,14 +213,15 @@ s_bytes_field (uint8_t *out, int field, const void *data, size_t size)
     return head + size;
 }
 
-size_t
-hd_encode_delivery (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
-                    const void *envelope, size_t envelope_size, const void *payload,
-                    size_t payload_size)
+//  One entry of a batch body: field 1 of the batch, holding the varint
+//  fields already encoded in varints, then the Event (field 4) and the
+//  payload (field 5, left out when empty, as proto3 does).
+static size_t
+s_encode_item (uint8_t *out, const uint8_t *varints, size_t varints_size, const void *envelope,
+               size_t envelope_size, const void *payload, size_t payload_size)
 {
-    uint8_t varints[HD_VARINTS_MAX], length[10];
-    size_t varints_size = hd_encode_deliver (varints, seq, attempt, ack_wait_ms);
-    //  proto3 leaves an empty bytes field out; a submessage is always written
+    uint8_t length[10];
+    //  A submessage is always written, even when empty
     size_t inner = varints_size + 1 + hd_varint_encode (length, envelope_size) + envelope_size;
     if (payload_size)
         inner += 1 + hd_varint_encode (length, payload_size) + payload_size;
@@ -232,6 +233,28 @@ hd_encode_delivery (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_w
     if (payload_size)
         size += s_bytes_field (out + size, 5, payload, payload_size);
     return size;
+}
+
+size_t
+hd_encode_delivery (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                    const void *envelope, size_t envelope_size, const void *payload,
+                    size_t payload_size)
+{
+    uint8_t varints[HD_VARINTS_MAX];
+    size_t varints_size = hd_encode_deliver (varints, seq, attempt, ack_wait_ms);
+    return s_encode_item (out, varints, varints_size, envelope, envelope_size, payload,
+                          payload_size);
+}
+
+size_t
+hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const void *envelope,
+                       size_t envelope_size, const void *payload, size_t payload_size)
+{
+    uint8_t varints[HD_VARINTS_MAX];
+    size_t varints_size = s_varint_field (varints, 1, epoch);
+    varints_size += s_varint_field (varints + varints_size, 2, type_seq);
+    return s_encode_item (out, varints, varints_size, envelope, envelope_size, payload,
+                          payload_size);
 }
 
 static int
@@ -370,6 +393,24 @@ hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size)
 {
     size_t inner = s_publish_inner_size (corr, event_size, payload_size);
     return 1 + s_varint_size (inner) + inner;
+}
+
+int
+hd_decode_fanout_item (const uint8_t **cursor, const uint8_t *end, hd_fanout_view_t *view)
+{
+    s_item_t item;
+    int rc = s_item_read (cursor, end, &item);
+    if (rc != 1)
+        return rc;
+    if (item.data[1] || item.data[2] || !item.data[4] || (item.value[5] && !item.data[5]))
+        return -1; // epoch and type_seq are varints; the event is required
+    view->epoch = item.value[1];
+    view->type_seq = item.value[2];
+    view->envelope = item.data[4];
+    view->envelope_size = item.value[4];
+    view->payload = item.data[5];
+    view->payload_size = item.data[5] ? item.value[5] : 0;
+    return 1;
 }
 
 size_t

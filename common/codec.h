@@ -131,6 +131,24 @@ typedef struct {
 //  view filled, 0 at the end of the body, -1 when the body is malformed.
 int hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view_t *view);
 
+//  One entry of a FanoutBatch body (a FanoutItem): epoch, type_seq, the
+//  stored Event and the payload. out needs the same room as a delivery.
+size_t hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const void *envelope,
+                              size_t envelope_size, const void *payload, size_t payload_size);
+
+typedef struct {
+    uint64_t epoch;
+    uint64_t type_seq;
+    const uint8_t *envelope;
+    size_t envelope_size;
+    const uint8_t *payload;
+    size_t payload_size;
+} hd_fanout_view_t;
+
+//  hd_decode_delivery for a FanoutBatch body. An item without an event is
+//  malformed.
+int hd_decode_fanout_item (const uint8_t **cursor, const uint8_t *end, hd_fanout_view_t *view);
+
 //  One entry of a Publishes body (field 1, a PublishItem): corr, the Event
 //  (packed in place; event_size from protobuf_c_message_get_packed_size)
 //  and the payload. out needs event_size + payload_size +

@@ -22,6 +22,9 @@ struct _hd_subscriber_t {
     uint64_t gaps;
     uint64_t malformed;
     int64_t report_due;
+    //  Events of a FanoutBatch not yet returned, oldest at queue[queue_head]
+    hd_event_t **queue;
+    size_t queue_head, queue_count, queue_capacity;
     char error[256];
 };
 
@@ -84,6 +87,9 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
         zsock_destroy (&self->reporter);
     }
     zhashx_destroy (&self->last_seq);
+    for (size_t index = 0; index < self->queue_count; index++)
+        hd_event_destroy (&self->queue[self->queue_head + index]);
+    free (self->queue);
     free (self->name);
     free (self);
     *self_p = NULL;
@@ -139,10 +145,70 @@ s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fano
         zhashx_update (self->last_seq, type, (void *) (uintptr_t) fanout->type_seq);
 }
 
+static int
+s_queue_push (hd_subscriber_t *self, hd_event_t *event)
+{
+    if (self->queue_count == 0)
+        self->queue_head = 0;
+    if (self->queue_head + self->queue_count == self->queue_capacity) {
+        size_t capacity = self->queue_capacity ? self->queue_capacity * 2 : 64;
+        hd_event_t **queue = realloc (self->queue, capacity * sizeof *queue);
+        if (!queue)
+            return -1;
+        self->queue = queue;
+        self->queue_capacity = capacity;
+    }
+    self->queue[self->queue_head + self->queue_count++] = event;
+    return 0;
+}
+
+static hd_event_t *
+s_queue_pop (hd_subscriber_t *self)
+{
+    if (self->queue_count == 0)
+        return NULL;
+    self->queue_count--;
+    return self->queue[self->queue_head++];
+}
+
+//  [type][FanoutBatch]: every item is queued (payloads copied out of the
+//  body); a malformed rest is counted once.
+static void
+s_decode_batch (hd_subscriber_t *self, hd_frames_t *frames)
+{
+    const uint8_t *cursor = hd_frames_data (frames, 1);
+    const uint8_t *end = cursor + hd_frames_size (frames, 1);
+    hd_fanout_view_t item;
+    int rc;
+    while ((rc = hd_decode_fanout_item (&cursor, end, &item)) == 1) {
+        zmq_msg_t payload;
+        if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0)
+            break;
+        hd_event_t *event = hd_event_decode (item.envelope, item.envelope_size, &payload);
+        zmq_msg_close (&payload);
+        if (!event || s_queue_push (self, event) != 0) {
+            hd_event_destroy (&event);
+            self->malformed++;
+            continue;
+        }
+        Herald__Fanout fanout = HERALD__FANOUT__INIT;
+        fanout.epoch = item.epoch;
+        fanout.type_seq = item.type_seq;
+        self->received++;
+        s_track_gap (self, hd_event_type (event), &fanout);
+    }
+    if (rc < 0)
+        self->malformed++;
+}
+
 //  Decode [type][Fanout][Event][payload]; NULL (counted) on anything else.
 static hd_event_t *
 s_decode (hd_subscriber_t *self, hd_frames_t *frames)
 {
+    if (frames->count == 2 && !frames->truncated) {
+        s_decode_batch (self, frames);
+        return s_queue_pop (self);
+    }
     if (frames->count != 4 || frames->truncated) {
         self->malformed++;
         return NULL;
@@ -167,6 +233,9 @@ s_decode (hd_subscriber_t *self, hd_frames_t *frames)
 hd_event_t *
 hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
 {
+    hd_event_t *queued = s_queue_pop (self);
+    if (queued)
+        return queued;
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     void *handle = zsock_resolve (self->sub);
     while (!zsys_interrupted) {
@@ -174,6 +243,15 @@ hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
         if (self->reporter && now >= self->report_due) {
             s_send_report (self);
             self->report_due = now + HD_SUBSCRIBER_REPORT_MS;
+        }
+        //  What is already queued needs no poll
+        hd_frames_t ready;
+        if (hd_frames_recv (&ready, handle, ZMQ_DONTWAIT) == 0) {
+            hd_event_t *event = s_decode (self, &ready);
+            hd_frames_close (&ready);
+            if (event)
+                return event;
+            continue;
         }
         int64_t wait = deadline < 0 ? -1 : deadline - now;
         if (deadline >= 0 && wait < 0)

@@ -61,6 +61,7 @@ struct _hd_delivery_t {
     hd_worker_t *worker;
     hd_event_t *event;
     hd_key_t *key; // (source, id); the jobs table's key
+    uint64_t key_hash;
     //  The lease tag: written by the I/O thread under the lock
     uint64_t seq;
     uint32_t attempt;
@@ -386,7 +387,7 @@ s_io_drop_queued (s_io_t *io)
     pthread_mutex_unlock (&self->lock);
     while (job) {
         hd_delivery_t *next = job->next;
-        hd_hashmap_remove (io->jobs, hd_key_hash (job->key), job);
+        hd_hashmap_remove (io->jobs, job->key_hash, job);
         s_job_destroy (&job);
         job = next;
     }
@@ -682,7 +683,8 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
     if (!ack_wait_ms)
         ack_wait_ms = io->ack_wait_ms;
 
-    hd_delivery_t *job = hd_hashmap_find (io->jobs, hd_key_hash (key), s_job_matches, key);
+    uint64_t key_hash = hd_key_hash (key);
+    hd_delivery_t *job = hd_hashmap_find (io->jobs, key_hash, s_job_matches, key);
     //  The memory set is the fast path; the store also knows earlier runs
     if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ()) ||
         s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
@@ -714,11 +716,12 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
         job->worker = self;
         job->event = event;
         job->key = key;
+        job->key_hash = key_hash;
         job->seq = seq;
         job->attempt = attempt;
         job->ack_wait_ms = ack_wait_ms;
         job->generation = io->generation;
-        if (hd_hashmap_insert (io->jobs, hd_key_hash (job->key), job)) {
+        if (hd_hashmap_insert (io->jobs, job->key_hash, job)) {
             s_job_destroy (&job);
             return;
         }
@@ -865,7 +868,7 @@ s_io_take_results (s_io_t *io)
     while (done) {
         hd_delivery_t *job = done;
         done = job->next;
-        hd_hashmap_remove (io->jobs, hd_key_hash (job->key), job);
+        hd_hashmap_remove (io->jobs, job->key_hash, job);
         if (job->verdict == HD_ACK)
             hd_seen_insert (io->seen, hd_event_source (job->event), hd_event_id (job->event), now);
         //  The tag is only written by this thread, so no lock is needed to read it

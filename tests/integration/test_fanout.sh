@@ -26,4 +26,9 @@ grep -o '^seq=[0-9]*' "$WORK/sub1.log" | cut -d= -f2 | sort -n -c || fail "seqs 
 grep -q "received=$N gaps=0" "$WORK/sub1.log" || fail "subscriber 1 saw gaps"
 grep -q "received=$N gaps=0" "$WORK/sub2.log" || fail "subscriber 2 saw gaps"
 [ "$(grep -c '^seq=' "$WORK/other.log" || true)" = 0 ] || fail "payments. subscriber got orders events"
-log "ok"
+# A burst of one type goes out in FanoutBatch messages; the payload survives
+grep -q 'hello' "$WORK/sub1.log" || fail "payload lost at subscriber 1"
+[ "$(stat .fanout_sent)" = $N ] || fail "broker fanned out $(stat .fanout_sent) events"
+batches=$(stat .fanout_batches)
+[ "$batches" -gt 0 ] && [ "$batches" -lt $N ] || fail "$batches fan-out batches for $N events"
+log "ok ($N events in $batches batches and single messages)"

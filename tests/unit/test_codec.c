@@ -598,6 +598,54 @@ test_delivers_encode_decode (void **state)
     free (mine);
 }
 
+//  FanoutBatch items: what protobuf-c packs, read back in place.
+static void
+test_fanout_items (void **state)
+{
+    Herald__Event event = HERALD__EVENT__INIT;
+    event.id = (char *) "id";
+    event.source = (char *) "src";
+    event.type = (char *) "t.x";
+    size_t envelope_size;
+    uint8_t *envelope = hd_proto_pack (&event.base, &envelope_size);
+    const uint64_t epochs[] = {0, 1, UINT64_MAX};
+    const uint64_t type_seqs[] = {1, 300, UINT64_MAX};
+    Herald__FanoutItem items[3];
+    Herald__FanoutItem *pointers[3];
+    uint8_t mine[3 * (64 + 16 + HD_DELIVERY_OVERHEAD)];
+    size_t size = 0;
+    for (size_t index = 0; index < 3; index++) {
+        herald__fanout_item__init (&items[index]);
+        items[index].epoch = epochs[index];
+        items[index].type_seq = type_seqs[index];
+        items[index].event = &event;
+        items[index].payload.data = (uint8_t *) "payload";
+        items[index].payload.len = index; // 0: left out
+        pointers[index] = &items[index];
+        size += hd_encode_fanout_item (mine + size, epochs[index], type_seqs[index], envelope,
+                                       envelope_size, "payload", index);
+    }
+    Herald__FanoutBatch batch = HERALD__FANOUT_BATCH__INIT;
+    batch.n_items = 3;
+    batch.items = pointers;
+    size_t theirs_size;
+    uint8_t *theirs = hd_proto_pack (&batch.base, &theirs_size);
+    assert_int_equal (size, theirs_size);
+    assert_memory_equal (mine, theirs, size);
+    const uint8_t *cursor = mine;
+    hd_fanout_view_t view;
+    for (size_t index = 0; index < 3; index++) {
+        assert_int_equal (hd_decode_fanout_item (&cursor, mine + size, &view), 1);
+        assert_true (view.epoch == epochs[index]);
+        assert_true (view.type_seq == type_seqs[index]);
+        assert_int_equal (view.envelope_size, envelope_size);
+        assert_int_equal (view.payload_size, index);
+    }
+    assert_int_equal (hd_decode_fanout_item (&cursor, mine + size, &view), 0);
+    free (theirs);
+    free (envelope);
+}
+
 //  PUBLISHES items: what protobuf-c packs, read back in place.
 static void
 test_publishes_encode_decode (void **state)
@@ -679,6 +727,7 @@ main (void)
         cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_publishes_encode_decode),
+        cmocka_unit_test (test_fanout_items),
         cmocka_unit_test (test_header_encode_decode),
         cmocka_unit_test (test_header_decode_errors),
         cmocka_unit_test (test_command_names),

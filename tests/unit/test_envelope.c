@@ -1,0 +1,171 @@
+/*  envelope: the in-place Event scanner agrees with protobuf-c. Valid
+    events give the same id, source, type and partition key (last
+    occurrence wins); random damage to valid encodings is never accepted
+    when protobuf-c refuses it; UTF-8 rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "codec.h"
+#include "envelope.h"
+#include "herald.pb-c.h"
+
+static void
+s_assert_text (const hd_text_t *text, const char *expected)
+{
+    size_t size = expected ? strlen (expected) : 0;
+    assert_int_equal (text->size, size);
+    if (size)
+        assert_memory_equal (text->data, expected, size);
+}
+
+static uint8_t *
+s_full_event (size_t *size)
+{
+    Herald__Event event = HERALD__EVENT__INIT;
+    event.id = (char *) "order-42";
+    event.source = (char *) "shop";
+    event.type = (char *) "orders.placed";
+    event.subject = (char *) "sübject";
+    event.time_us = 1234567;
+    event.partition_key = (char *) "customer-7";
+    event.traceparent = (char *) "00-abc";
+    Herald__Event__AttributesEntry entries[2] = {HERALD__EVENT__ATTRIBUTES_ENTRY__INIT,
+                                                 HERALD__EVENT__ATTRIBUTES_ENTRY__INIT};
+    entries[0].key = (char *) "region";
+    entries[0].value = (char *) "eu";
+    entries[1].key = (char *) "tier";
+    entries[1].value = (char *) "gold";
+    Herald__Event__AttributesEntry *pointers[2] = {&entries[0], &entries[1]};
+    event.n_attributes = 2;
+    event.attributes = pointers;
+    event.seq = 99;
+    return hd_proto_pack (&event.base, size);
+}
+
+static void
+test_fields_and_last_wins (void **state)
+{
+    size_t size;
+    uint8_t *packed = s_full_event (&size);
+    hd_envelope_t envelope;
+    assert_int_equal (hd_envelope_scan (&envelope, packed, size), HD_ENVELOPE_OK);
+    s_assert_text (&envelope.id, "order-42");
+    s_assert_text (&envelope.source, "shop");
+    s_assert_text (&envelope.type, "orders.placed");
+    s_assert_text (&envelope.partition_key, "customer-7");
+
+    //  A second id appended (as the broker appends seq): the last one counts
+    uint8_t *longer = malloc (size + 5);
+    memcpy (longer, packed, size);
+    memcpy (longer + size, "\x0a\x03new", 5);
+    assert_int_equal (hd_envelope_scan (&envelope, longer, size + 5), HD_ENVELOPE_OK);
+    s_assert_text (&envelope.id, "new");
+    Herald__Event *decoded = herald__event__unpack (NULL, size + 5, longer);
+    assert_string_equal (decoded->id, "new");
+    herald__event__free_unpacked (decoded, NULL);
+    free (longer);
+
+    //  Empty input is an event with nothing set
+    assert_int_equal (hd_envelope_scan (&envelope, "", 0), HD_ENVELOPE_OK);
+    assert_int_equal (envelope.id.size, 0);
+    free (packed);
+}
+
+static void
+test_utf8 (void **state)
+{
+    assert_true (hd_utf8_valid ("plain ascii, long enough for words", 34));
+    assert_true (hd_utf8_valid ("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); // é € 😀
+    assert_false (hd_utf8_valid ("a\0b", 3));                                // NUL
+    assert_false (hd_utf8_valid ("abcdefg\0", 8));                           // NUL in a word
+    assert_false (hd_utf8_valid ("\xc0\xaf", 2));                            // overlong
+    assert_false (hd_utf8_valid ("\xed\xa0\x80", 3));                        // surrogate
+    assert_false (hd_utf8_valid ("\xf4\x90\x80\x80", 4));                    // > U+10FFFF
+    assert_false (hd_utf8_valid ("\xe2\x82", 2));                            // cut short
+    assert_false (hd_utf8_valid ("\xff", 1));
+
+    //  In an event: a bad string field, or a bad attribute value
+    uint8_t bad_subject[] = {0x0a, 0x01, 'i', 0x22, 0x02, 0xc3, 0x28};
+    hd_envelope_t envelope;
+    assert_int_equal (hd_envelope_scan (&envelope, bad_subject, sizeof bad_subject),
+                      HD_ENVELOPE_NOT_UTF8);
+    uint8_t bad_attribute[] = {0x62, 0x05, 0x0a, 0x01, 'k', 0x12, 0x00,
+                               0x62, 0x05, 0x0a, 0x01, 'k', 0x12, 0x00};
+    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute),
+                      HD_ENVELOPE_OK);
+    bad_attribute[11] = 0xff;
+    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute),
+                      HD_ENVELOPE_NOT_UTF8);
+}
+
+//  Random damage: whatever protobuf-c refuses, the scanner refuses; what
+//  both accept gives the same fields.
+static void
+test_agrees_with_protobuf_c (void **state)
+{
+    size_t size;
+    uint8_t *packed = s_full_event (&size);
+    uint8_t buffer[512];
+    srand (7);
+    int both_accept = 0, both_refuse = 0;
+    for (int round = 0; round < 200000; round++) {
+        size_t length = size;
+        memcpy (buffer, packed, size);
+        int damage = 1 + rand () % 3;
+        for (int step = 0; step < damage; step++) {
+            int kind = rand () % 3;
+            if (kind == 0 && length > 0)
+                buffer[rand () % length] = (uint8_t) rand (); // change a byte
+            else if (kind == 1 && length > 0)
+                length = (size_t) rand () % length; // cut short
+            else if (length < sizeof buffer - 1) {
+                size_t at = length ? (size_t) rand () % length : 0;
+                memmove (buffer + at + 1, buffer + at, length - at); // insert a byte
+                buffer[at] = (uint8_t) rand ();
+                length++;
+            }
+        }
+        Herald__Event *decoded = herald__event__unpack (NULL, length, buffer);
+        hd_envelope_t envelope;
+        hd_envelope_result_t result = hd_envelope_scan (&envelope, buffer, length);
+        if (!decoded) {
+            if (result == HD_ENVELOPE_OK)
+                fail_msg ("round %d: protobuf-c refuses what the scanner accepts", round);
+            both_refuse++;
+            continue;
+        }
+        if (result == HD_ENVELOPE_MALFORMED)
+            fail_msg ("round %d: the scanner refuses a well-formed event", round);
+        if (result == HD_ENVELOPE_OK) {
+            both_accept++;
+            //  NUL-free strings: protobuf-c's copies compare whole
+            assert_int_equal (envelope.id.size, strlen (decoded->id));
+            assert_memory_equal (envelope.id.data, decoded->id, envelope.id.size);
+            assert_int_equal (envelope.type.size, strlen (decoded->type));
+            assert_memory_equal (envelope.type.data, decoded->type, envelope.type.size);
+            assert_int_equal (envelope.source.size, strlen (decoded->source));
+            assert_int_equal (envelope.partition_key.size, strlen (decoded->partition_key));
+        }
+        herald__event__free_unpacked (decoded, NULL);
+    }
+    //  The damage produced both kinds of input
+    assert_true (both_accept > 1000);
+    assert_true (both_refuse > 1000);
+    free (packed);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_fields_and_last_wins),
+        cmocka_unit_test (test_utf8),
+        cmocka_unit_test (test_agrees_with_protobuf_c),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
