@@ -504,11 +504,77 @@ s_create_pool (const char *endpoint, const char *pool, const char *filter, bool 
     return 0;
 }
 
+//  count idle workers spread over pools pools: each a connection that
+//  JOINs and then only heartbeats, for seconds seconds (what a worker with
+//  nothing to do sends). For the idle-scale figure in bench/scale_idle.sh.
+static int
+s_idle_workers (const char *endpoint, int count, int pools, int seconds)
+{
+    zsys_set_max_sockets ((size_t) count + 16);
+    zsock_t **sockets = calloc ((size_t) count, sizeof *sockets);
+    zmq_pollitem_t *items = calloc ((size_t) count, sizeof *items);
+    if (!sockets || !items)
+        return 1;
+    for (int index = 0; index < count; index++) {
+        sockets[index] = s_connect (endpoint);
+        if (!sockets[index]) {
+            fprintf (stderr, "hd_probe: socket %d: %s\n", index, zmq_strerror (zmq_errno ()));
+            return 1;
+        }
+        char pool[32], name[32];
+        snprintf (pool, sizeof pool, "idle-%d", index % pools);
+        snprintf (name, sizeof name, "idle-%d", index);
+        Herald__Join join = HERALD__JOIN__INIT;
+        join.pool = pool;
+        join.filter = pool; // no events of ours match: the pools stay idle
+        join.credit = 10;
+        join.name = name;
+        hd_send_command (zsock_resolve (sockets[index]), NULL, 0, HD_CMD_JOIN, &join.base, 0);
+        items[index].socket = zsock_resolve (sockets[index]);
+        items[index].events = ZMQ_POLLIN;
+    }
+    int joined = 0;
+    int64_t end = zclock_mono () + (int64_t) seconds * 1000, next_beat = 0;
+    while (!zsys_interrupted && zclock_mono () < end) {
+        int64_t now = zclock_mono ();
+        if (now >= next_beat) {
+            for (int index = 0; index < count; index++)
+                hd_send_command (items[index].socket, NULL, 0, HD_CMD_HEARTBEAT, NULL,
+                                 ZMQ_DONTWAIT);
+            next_beat = now + 1000;
+        }
+        if (zmq_poll (items, count, 100) <= 0)
+            continue;
+        for (int index = 0; index < count; index++) {
+            if (!(items[index].revents & ZMQ_POLLIN))
+                continue;
+            hd_frames_t frames;
+            while (hd_frames_recv (&frames, items[index].socket, ZMQ_DONTWAIT) == 0) {
+                int command;
+                if (frames.count >= 1 &&
+                    hd_header_decode (hd_frames_data (&frames, 0), hd_frames_size (&frames, 0),
+                                      &command) == 0 &&
+                    command == HD_CMD_JOINED && ++joined == count)
+                    printf ("joined=%d\n", joined), fflush (stdout);
+                hd_frames_close (&frames);
+            }
+        }
+    }
+    for (int index = 0; index < count; index++) {
+        hd_send_command (items[index].socket, NULL, 0, HD_CMD_LEAVE, NULL, ZMQ_DONTWAIT);
+        zsock_destroy (&sockets[index]);
+    }
+    free (sockets);
+    free (items);
+    return joined == count ? 0 : 1;
+}
+
 int
 main (int argc, char **argv)
 {
     if (argc < 2 || !strcmp (argv[1], "--help")) {
         printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n"
+                "       hd_probe idle-workers --broker EP --count N [--pools P] [--seconds S]\n"
                 "       hd_probe create-pool --broker EP --pool P [--filter F] [--ordered 1]\n"
                 "                [--max-deliver N] [--ack-wait-ms N] [--from "
                 "earliest|latest|SEQ|@TIME_US]\n");
@@ -520,6 +586,7 @@ main (int argc, char **argv)
     const char *filter = "", *from = NULL;
     bool ordered = false;
     uint32_t max_deliver = 0, ack_wait_ms = 0;
+    int pools = 100, seconds = 30;
     for (int index = 2; index + 1 < argc; index += 2) {
         if (!strcmp (argv[index], "--broker"))
             endpoint = argv[index + 1];
@@ -537,6 +604,10 @@ main (int argc, char **argv)
             ack_wait_ms = (uint32_t) atoi (argv[index + 1]);
         else if (!strcmp (argv[index], "--from"))
             from = argv[index + 1];
+        else if (!strcmp (argv[index], "--pools"))
+            pools = atoi (argv[index + 1]) > 0 ? atoi (argv[index + 1]) : 1;
+        else if (!strcmp (argv[index], "--seconds"))
+            seconds = atoi (argv[index + 1]);
     }
     if (!strcmp (argv[1], "errors"))
         return s_errors (endpoint);
@@ -544,6 +615,8 @@ main (int argc, char **argv)
         return s_leases (endpoint, pool);
     if (!strcmp (argv[1], "garbage"))
         return s_garbage (endpoint, count);
+    if (!strcmp (argv[1], "idle-workers"))
+        return s_idle_workers (endpoint, count, pools, seconds);
     if (!strcmp (argv[1], "create-pool"))
         return s_create_pool (endpoint, pool, filter, ordered, max_deliver, from, ack_wait_ms);
     fprintf (stderr, "hd_probe: unknown mode %s\n", argv[1]);
