@@ -49,6 +49,7 @@ typedef struct {
     size_t type_size;
     zmq_msg_t envelope; // shared with the log's cache, for the fan-out
     zmq_msg_t payload;
+    bool duplicate; // a resend of an event not yet durable: confirm it with it
 } s_pending_t;
 
 struct _hd_broker_t {
@@ -77,8 +78,10 @@ struct _hd_broker_t {
     hd_session_t **batching; // sessions with deliveries batched in this dispatch pass
     size_t batching_count;
     size_t batching_capacity;
-    s_pending_t *pending; // this turn's publishes, confirmed once the log is flushed
-    size_t pending_count;
+    //  This turn's publishes (and resends of them), confirmed once the log
+    //  is flushed
+    s_pending_t *pending;
+    size_t pending_count, pending_capacity;
     char *scratch; // the event strings of the PUBLISH at hand, NUL-terminated
     size_t scratch_size;
     uint8_t *pack_buffer; // journal records are packed here
@@ -587,6 +590,32 @@ s_event_strings (hd_broker_t *self, const hd_envelope_t *event, char **id, char 
     return 0;
 }
 
+//  A new entry at the end of the pending list, counted; NULL when out of
+//  memory. Envelope and payload are left for the caller.
+static s_pending_t *
+s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr, uint64_t seq,
+               bool duplicate)
+{
+    if (self->pending_count == self->pending_capacity) {
+        size_t capacity = self->pending_capacity * 2;
+        s_pending_t *pending = realloc (self->pending, capacity * sizeof *pending);
+        if (!pending)
+            return NULL;
+        self->pending = pending;
+        self->pending_capacity = capacity;
+    }
+    s_pending_t *pending = &self->pending[self->pending_count++];
+    memset (pending, 0, sizeof *pending);
+    memcpy (pending->rid, rid, rid_size);
+    pending->rid_size = rid_size;
+    pending->corr = corr;
+    pending->seq = seq;
+    pending->duplicate = duplicate;
+    zmq_msg_init (&pending->envelope);
+    zmq_msg_init (&pending->payload);
+    return pending;
+}
+
 //  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
 //  to the log and counted in its pools, or refused. payload is shared (a
 //  reference is taken), not taken.
@@ -627,7 +656,13 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
     uint64_t original = hd_dedup_lookup (self->dedup, source, id, now);
     if (original) {
         self->duplicates++;
-        s_send_confirm (self, rid, rid_size, corr, original, true);
+        //  A CONFIRM says "on disk": a resend of an event that is not yet
+        //  waits for the original's commit
+        if (original < s_log_end (self))
+            s_send_confirm (self, rid, rid_size, corr, original, true);
+        else if (s_pending_add (self, rid, rid_size, corr, original, true) == NULL)
+            s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
+                           (uint32_t) self->config.retry_after_ms);
         return;
     }
     //  Which pools take it, and can they?
@@ -652,10 +687,14 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
                        (uint32_t) self->config.retry_after_ms);
         return;
     }
-    if (self->pending_count == S_BATCH)
-        s_commit (self); // a long drain (a peer closing): commit what we have
-    s_pending_t *pending = &self->pending[self->pending_count];
     uint64_t seq = hd_log_next_seq (self->log);
+    s_pending_t *pending = s_pending_add (self, rid, rid_size, corr, seq, false);
+    if (!pending) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
+                       (uint32_t) self->config.retry_after_ms);
+        return;
+    }
+    self->pending_count--; // counted again once it is in the log
     zmq_msg_init (&pending->payload);
     zmq_msg_copy (&pending->payload, payload);
     if (s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, s_wall_us ())) {
@@ -681,10 +720,6 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
     for (size_t index = 0; index < self->pool_count; index++)
         if (hd_pool_matches (self->pools[index], type, type_size))
             hd_pool_notify (self->pools[index], seq);
-    memcpy (pending->rid, rid, rid_size);
-    pending->rid_size = rid_size;
-    pending->corr = corr;
-    pending->seq = seq;
     pending->source = strdup (source);
     pending->id = strdup (id);
     memcpy (pending->type, type, type_size);
@@ -769,17 +804,20 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
     }
 }
 
-//  One CONFIRMS per publisher for this turn's publishes (a lone one goes as
-//  CONFIRM): a message and three frames fewer per event for a busy publisher.
+//  One CONFIRMS per publisher for the first count pending publishes (a lone
+//  one goes as CONFIRM): a message and three frames fewer per event.
 static void
-s_send_confirms (hd_broker_t *self)
+s_send_confirms (hd_broker_t *self, size_t count)
 {
-    size_t count = self->pending_count;
-    uint64_t corr[S_BATCH], seq[S_BATCH];
-    protobuf_c_boolean duplicate[S_BATCH];
-    bool sent[S_BATCH];
-    memset (sent, 0, count * sizeof *sent);
-    memset (duplicate, 0, sizeof duplicate);
+    uint64_t *corr = malloc (count * sizeof *corr);
+    uint64_t *seq = malloc (count * sizeof *seq);
+    protobuf_c_boolean *duplicate = malloc (count * sizeof *duplicate);
+    bool *sent = calloc (count, sizeof *sent);
+    if (!corr || !seq || !duplicate || !sent) {
+        //  Out of memory: the publishers resend and get duplicate confirms
+        self->confirms_dropped += count;
+        count = 0;
+    }
     for (size_t first = 0; first < count; first++) {
         if (sent[first])
             continue;
@@ -792,11 +830,12 @@ s_send_confirms (hd_broker_t *self)
                 continue;
             corr[group] = pending->corr;
             seq[group] = pending->seq;
+            duplicate[group] = pending->duplicate;
             group++;
             sent[index] = true;
         }
         if (group == 1) {
-            s_send_confirm (self, lead->rid, lead->rid_size, corr[0], seq[0], false);
+            s_send_confirm (self, lead->rid, lead->rid_size, corr[0], seq[0], duplicate[0]);
             continue;
         }
         Herald__Confirms confirms = HERALD__CONFIRMS__INIT;
@@ -808,6 +847,69 @@ s_send_confirms (hd_broker_t *self)
                              &confirms.base, ZMQ_DONTWAIT))
             self->confirms_dropped += group;
     }
+    free (corr);
+    free (seq);
+    free (duplicate);
+    free (sent);
+}
+
+static void
+s_pending_free (s_pending_t *pending)
+{
+    zmq_msg_close (&pending->envelope);
+    zmq_msg_close (&pending->payload);
+    free (pending->source);
+    free (pending->id);
+}
+
+//  The first count pending publishes are durable: pools and subscribers
+//  see them, publishers get their CONFIRMs.
+static void
+s_release (hd_broker_t *self, size_t count)
+{
+    for (size_t index = 0; index < count; index++) {
+        s_pending_t *pending = &self->pending[index];
+        if (pending->duplicate)
+            continue;
+        for (size_t pool = 0; pool < self->pool_count; pool++)
+            if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
+                self->pool_dirty[pool] = true;
+        if (hd_fanout_subscriptions (self->fanout) > 0)
+            hd_fanout_publish (self->fanout, pending->type, pending->type_size, &pending->envelope,
+                               &pending->payload);
+        self->published++;
+    }
+    hd_fanout_flush (self->fanout);
+    s_send_confirms (self, count);
+    for (size_t index = 0; index < count; index++)
+        s_pending_free (&self->pending[index]);
+    memmove (self->pending, self->pending + count,
+             (self->pending_count - count) * sizeof *self->pending);
+    self->pending_count -= count;
+}
+
+//  The log refused the writes of the pending publishes from first on: they
+//  were rolled back; forget them everywhere and answer STORAGE.
+static void
+s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
+{
+    zsys_error ("log write failed, %zu publishes refused: %s", self->pending_count - first,
+                strerror (error));
+    for (size_t index = first; index < self->pending_count; index++) {
+        s_pending_t *pending = &self->pending[index];
+        if (!pending->duplicate) {
+            hd_dedup_remove (self->dedup, pending->source, pending->id);
+            for (size_t pool = 0; pool < self->pool_count; pool++)
+                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
+                    hd_pool_forget (self->pools[pool], pending->seq);
+        }
+        self->storage_rejects++;
+        s_send_reject (self, pending->rid, pending->rid_size, pending->corr,
+                       HERALD__ERROR_CODE__STORAGE, strerror (error),
+                       (uint32_t) self->config.retry_after_ms);
+        s_pending_free (pending);
+    }
+    self->pending_count = first;
 }
 
 //  Group commit: one flush (and fdatasync, per policy) of the log and the
@@ -822,40 +924,11 @@ s_commit (hd_broker_t *self)
     int log_errno = errno;
     if (hd_journal_flush (self->journal, now) != 0)
         zsys_error ("cannot write the pool journal: %s", strerror (errno));
-    if (self->pending_count && log_rc == 0 && self->config.fsync == HD_FSYNC_ALWAYS)
+    if (log_rc != 0)
+        s_refuse_unwritten (self, 0, log_errno);
+    else if (self->pending_count && self->config.fsync == HD_FSYNC_ALWAYS)
         self->fsyncs++;
-    for (size_t index = 0; index < self->pending_count; index++) {
-        s_pending_t *pending = &self->pending[index];
-        if (log_rc == 0) {
-            for (size_t pool = 0; pool < self->pool_count; pool++)
-                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
-                    self->pool_dirty[pool] = true;
-            if (hd_fanout_subscriptions (self->fanout) > 0)
-                hd_fanout_publish (self->fanout, pending->type, pending->type_size,
-                                   &pending->envelope, &pending->payload);
-            self->published++;
-        } else {
-            hd_dedup_remove (self->dedup, pending->source, pending->id);
-            for (size_t pool = 0; pool < self->pool_count; pool++)
-                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
-                    hd_pool_forget (self->pools[pool], pending->seq);
-            self->storage_rejects++;
-            s_send_reject (self, pending->rid, pending->rid_size, pending->corr,
-                           HERALD__ERROR_CODE__STORAGE, strerror (log_errno),
-                           (uint32_t) self->config.retry_after_ms);
-        }
-        zmq_msg_close (&pending->envelope);
-        zmq_msg_close (&pending->payload);
-        free (pending->source);
-        free (pending->id);
-    }
-    hd_fanout_flush (self->fanout);
-    if (log_rc == 0)
-        s_send_confirms (self);
-    else
-        zsys_error ("log write failed, %zu publishes refused: %s", self->pending_count,
-                    strerror (log_errno));
-    self->pending_count = 0;
+    s_release (self, self->pending_count);
 }
 
 //  --------------------------------------------------------------------------
@@ -1931,6 +2004,7 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->router = zsock_new (ZMQ_ROUTER);
     self->xpub = zsock_new (ZMQ_XPUB);
     self->pending = calloc (S_BATCH, sizeof *self->pending);
+    self->pending_capacity = S_BATCH;
     self->arena = hd_arena_new (256 * 1024);
     self->dedup = hd_dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
     self->sessions = hd_hashmap_new ();
@@ -1997,6 +2071,10 @@ hd_broker_destroy (hd_broker_t **self_p)
         return;
     hd_broker_t *self = *self_p;
     zloop_destroy (&self->loop);
+    //  Publishes not yet committed are not confirmed: their publishers resend
+    for (size_t index = 0; index < self->pending_count; index++)
+        s_pending_free (&self->pending[index]);
+    self->pending_count = 0;
     //  Pools are still alive here: their state goes into the checkpoint
     if (self->journal && self->log && s_checkpoint (self) == 0)
         zsys_info ("state checkpointed for a fast restart");

@@ -247,8 +247,8 @@ main (int argc, char **argv)
         hd_options_destroy (&options);
         return 1;
     }
-    hd_broker_run (broker);
+    int rc = hd_broker_run (broker);
     hd_broker_destroy (&broker);
     hd_options_destroy (&options);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }

@@ -25,4 +25,8 @@ wait_for "110 acks" 20 stat_is '.pools[] | select(.name=="d") | .acked' 110
 sub_saw_all() { [ "$(grep -c '^seq=' "$WORK/sub.log")" -ge 110 ]; }
 wait_for "subscriber to see 110" 10 sub_saw_all
 [ "$(grep -c '^seq=' "$WORK/sub.log")" = 110 ] || fail "subscriber saw duplicates"
+# A burst of copies read in one turn: one event, every copy confirmed with its seq
+"$TBIN/hd_probe" dup-burst --broker "$ROUTER" --pool burst-1 --count 50 >"$WORK/dup.out" ||
+    fail "duplicate burst: $(cat "$WORK/dup.out")"
+grep -q "confirmed=50 duplicates=49 rejected=0 one_seq=1" "$WORK/dup.out" || fail "$(cat "$WORK/dup.out")"
 log "ok"

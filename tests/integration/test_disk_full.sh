@@ -26,6 +26,22 @@ rejected=$(grep -o 'rejected=[0-9]*' "$WORK/pub.out" | cut -d= -f2)
 [ "$(stat .storage_rejects)" -gt 0 ] || fail "no STORAGE rejection counted"
 wait_for "confirmed events acked" 30 stat_is '.pools[] | select(.name=="f") | .acked' "$confirmed"
 alive "$BROKER_PID" || fail "broker died on a full disk"
+# Resends of an event in the same turn as a refused original are refused
+# too, never confirmed as duplicates of nothing. The disk is filled to the
+# brim first; a checkpoint may free a little meanwhile, so a burst may also
+# fit whole (then all copies are confirmed): try until one is refused.
+refused_burst=0
+stored_bursts=0
+for try in 1 2 3 4 5; do
+    dd if=/dev/zero of="$WORK/small/filler-$try" bs=4k 2>/dev/null || true
+    "$TBIN/hd_probe" dup-burst --broker "$ROUTER" --pool "dup-on-full-$try" --count 20 \
+        >"$WORK/dup.out" || fail "copies answered unlike their original: $(cat "$WORK/dup.out")"
+    grep -q "rejected=20" "$WORK/dup.out" && refused_burst=1 && break
+    stored_bursts=$((stored_bursts + 1)) # all 20 confirmed: one event in the log
+done
+[ "$refused_burst" = 1 ] || fail "no burst met a full disk: $(cat "$WORK/dup.out")"
+rm -f "$WORK"/small/filler-*
+confirmed=$((confirmed + stored_bursts))
 
 # After a crash the log holds exactly the confirmed events
 kill_broker

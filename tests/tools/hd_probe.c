@@ -504,6 +504,63 @@ s_create_pool (const char *endpoint, const char *pool, const char *filter, bool 
     return 0;
 }
 
+//  The same event count times in one burst (the broker reads them in one
+//  turn): either every copy is confirmed with one seq (the first as new,
+//  the rest as duplicates) or every copy is refused. A duplicate confirmed
+//  for an original that is then refused would be a confirm of nothing.
+static int
+s_dup_burst (const char *endpoint, const char *id, int count)
+{
+    zsock_t *socket = s_connect (endpoint);
+    char payload[1000];
+    memset (payload, 'd', sizeof payload);
+    for (int index = 0; index < count; index++)
+        s_publish (socket, "f.dup", id, payload, sizeof payload, (uint64_t) index + 1);
+    int confirmed = 0, duplicates = 0, rejected = 0, answered = 0;
+    uint64_t seq = 0;
+    bool one_seq = true;
+    while (answered < count) {
+        hd_frames_t frames;
+        int command = s_recv (socket, &frames, 5000);
+        if (command < 0)
+            break;
+        if (command == HD_CMD_CONFIRM || command == HD_CMD_CONFIRMS) {
+            Herald__Confirms *many = NULL;
+            Herald__Confirm *one = NULL;
+            if (command == HD_CMD_CONFIRMS)
+                many = herald__confirms__unpack (NULL, hd_frames_size (&frames, 1),
+                                                 hd_frames_data (&frames, 1));
+            else
+                one = herald__confirm__unpack (NULL, hd_frames_size (&frames, 1),
+                                               hd_frames_data (&frames, 1));
+            size_t n = many ? many->n_seq : one ? 1 : 0;
+            for (size_t index = 0; index < n; index++) {
+                uint64_t got = many ? many->seq[index] : one->seq;
+                bool duplicate = many ? many->duplicate[index] : one->duplicate;
+                one_seq = one_seq && (seq == 0 || got == seq);
+                seq = got;
+                confirmed++;
+                duplicates += duplicate;
+                answered++;
+            }
+            if (many)
+                herald__confirms__free_unpacked (many, NULL);
+            if (one)
+                herald__confirm__free_unpacked (one, NULL);
+        } else if (command == HD_CMD_REJECT) {
+            rejected++;
+            answered++;
+        }
+        hd_frames_close (&frames);
+    }
+    zsock_destroy (&socket);
+    printf ("confirmed=%d duplicates=%d rejected=%d one_seq=%d\n", confirmed, duplicates, rejected,
+            one_seq);
+    bool all_confirmed = confirmed == count && one_seq && duplicates >= count - 1;
+    bool all_refused = rejected == count;
+    return all_confirmed || all_refused ? 0 : 1;
+}
+
 //  count idle workers spread over pools pools: each a connection that
 //  JOINs and then only heartbeats, for seconds seconds (what a worker with
 //  nothing to do sends). For the idle-scale figure in bench/scale_idle.sh.
@@ -575,6 +632,7 @@ main (int argc, char **argv)
     if (argc < 2 || !strcmp (argv[1], "--help")) {
         printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n"
                 "       hd_probe idle-workers --broker EP --count N [--pools P] [--seconds S]\n"
+                "       hd_probe dup-burst --broker EP --pool ID --count N\n"
                 "       hd_probe create-pool --broker EP --pool P [--filter F] [--ordered 1]\n"
                 "                [--max-deliver N] [--ack-wait-ms N] [--from "
                 "earliest|latest|SEQ|@TIME_US]\n");
@@ -615,6 +673,8 @@ main (int argc, char **argv)
         return s_leases (endpoint, pool);
     if (!strcmp (argv[1], "garbage"))
         return s_garbage (endpoint, count);
+    if (!strcmp (argv[1], "dup-burst"))
+        return s_dup_burst (endpoint, pool, count);
     if (!strcmp (argv[1], "idle-workers"))
         return s_idle_workers (endpoint, count, pools, seconds);
     if (!strcmp (argv[1], "create-pool"))
