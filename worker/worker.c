@@ -147,6 +147,9 @@ typedef struct {
     zsock_t *dealer;
     hd_seen_t *seen;
     hd_hashmap_t *jobs; // hd_key_hash → hd_delivery_t *, queued or running
+    //  New jobs of the message at hand, queued for the handlers in one go
+    hd_delivery_t *new_head;
+    hd_delivery_t *new_tail;
     s_state_t state;
     uint64_t generation;
     uint32_t heartbeat_ms;
@@ -725,15 +728,34 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
             s_job_destroy (&job);
             return;
         }
-        pthread_mutex_lock (&self->lock);
-        if (self->queue_tail)
-            self->queue_tail->next = job;
+        if (io->new_tail)
+            io->new_tail->next = job;
         else
-            self->queue_head = job;
-        self->queue_tail = job;
-        pthread_cond_signal (&self->jobs_ready);
-        pthread_mutex_unlock (&self->lock);
+            io->new_head = job;
+        io->new_tail = job;
     }
+}
+
+//  Hands the jobs of the message just read to the handler threads: one
+//  lock and one wake-up per message, not per event.
+static void
+s_io_queue_new_jobs (s_io_t *io)
+{
+    if (!io->new_head)
+        return;
+    hd_worker_t *self = io->worker;
+    pthread_mutex_lock (&self->lock);
+    if (self->queue_tail)
+        self->queue_tail->next = io->new_head;
+    else
+        self->queue_head = io->new_head;
+    self->queue_tail = io->new_tail;
+    if (io->new_head == io->new_tail)
+        pthread_cond_signal (&self->jobs_ready);
+    else
+        pthread_cond_broadcast (&self->jobs_ready);
+    pthread_mutex_unlock (&self->lock);
+    io->new_head = io->new_tail = NULL;
 }
 
 static void
@@ -988,6 +1010,7 @@ s_io_thread (void *arg)
                  count++) {
                 io->last_recv = zclock_mono ();
                 s_io_on_message (io, &frames);
+                s_io_queue_new_jobs (io);
                 hd_frames_close (&frames);
             }
         }
