@@ -12,7 +12,6 @@
 #include "pool.h"
 
 #define HD_ROUTING_ID_MAX   255
-#define HD_SESSION_KEY_MAX  (2 * HD_ROUTING_ID_MAX + 1)
 #define HD_SESSION_NAME_MAX 64
 
 typedef enum { HD_SESSION_WORKER = 1, HD_SESSION_SUBSCRIBER = 2 } hd_session_kind_t;
@@ -21,8 +20,7 @@ typedef struct {
     hd_session_kind_t kind;
     uint8_t routing_id[HD_ROUTING_ID_MAX];
     size_t routing_id_size;
-    char key[HD_SESSION_KEY_MAX]; // hex of routing_id, for logs
-    uint64_t hash;                // of routing_id: the session table key
+    uint64_t hash; // of routing_id: the session table key
     uint64_t number;
     int fd;             // transport connection, -1 when unknown
     int64_t last_heard; // monotonic ms of the last message from the peer
@@ -49,10 +47,6 @@ typedef struct {
 hd_session_t *hd_session_new (hd_session_kind_t kind, const void *routing_id,
                               size_t routing_id_size, uint64_t number, int fd, int64_t now);
 void hd_session_destroy (hd_session_t **self_p);
-
-//  Writes the table key of a routing id into key (HD_SESSION_KEY_MAX bytes).
-//  Returns 0, -1 when routing_id is too long.
-int hd_session_key (const void *routing_id, size_t routing_id_size, char *key);
 
 void hd_session_set_name (hd_session_t *self, const char *name);
 
