@@ -243,6 +243,12 @@ s_errors (const char *endpoint)
              "PUBLISHES item without an id -> REJECT(INVALID) for its corr");
     s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__MALFORMED),
              "PUBLISHES item cut short -> ERROR(MALFORMED)");
+    size_t oversized_size = 1024 * 1024 + 1; // --max-publish-batch is 1 MiB by default
+    uint8_t *oversized = calloc (1, oversized_size);
+    s_send_raw (socket, "HD\x01\x05", 4, oversized, oversized_size);
+    free (oversized);
+    s_check (&tally, s_expect_code (socket, HD_CMD_ERROR, HERALD__ERROR_CODE__TOO_LARGE),
+             "PUBLISHES body over --max-publish-batch -> ERROR(TOO_LARGE)");
 
     Herald__Settle settle = HERALD__SETTLE__INIT;
     uint64_t seq = 1;
