@@ -44,7 +44,6 @@ typedef struct {
     size_t rid_size;
     uint64_t corr;
     uint64_t seq;
-    char *source, *id; // to forget the identity again if the flush fails
     char type[256];
     size_t type_size;
     zmq_msg_t envelope; // shared with the log's cache, for the fan-out
@@ -720,8 +719,6 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
     for (size_t index = 0; index < self->pool_count; index++)
         if (hd_pool_matches (self->pools[index], type, type_size))
             hd_pool_notify (self->pools[index], seq);
-    pending->source = strdup (source);
-    pending->id = strdup (id);
     memcpy (pending->type, type, type_size);
     pending->type_size = type_size;
     self->pending_count++;
@@ -858,8 +855,6 @@ s_pending_free (s_pending_t *pending)
 {
     zmq_msg_close (&pending->envelope);
     zmq_msg_close (&pending->payload);
-    free (pending->source);
-    free (pending->id);
 }
 
 //  The first count pending publishes are durable: pools and subscribers
@@ -898,7 +893,14 @@ s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
     for (size_t index = first; index < self->pending_count; index++) {
         s_pending_t *pending = &self->pending[index];
         if (!pending->duplicate) {
-            hd_dedup_remove (self->dedup, pending->source, pending->id);
+            //  The identity is read back from the stored envelope: keeping
+            //  copies of it for this rare case would cost every publish
+            hd_envelope_t event;
+            char *id, *source, *type;
+            if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
+                                  zmq_msg_size (&pending->envelope)) != HD_ENVELOPE_MALFORMED &&
+                s_event_strings (self, &event, &id, &source, &type) == 0)
+                hd_dedup_remove (self->dedup, source, id);
             for (size_t pool = 0; pool < self->pool_count; pool++)
                 if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
                     hd_pool_forget (self->pools[pool], pending->seq);

@@ -41,6 +41,12 @@ for try in 1 2 3 4 5; do
 done
 [ "$refused_burst" = 1 ] || fail "no burst met a full disk: $(cat "$WORK/dup.out")"
 rm -f "$WORK"/small/filler-*
+# The refused identity was forgotten: sent again, it is a new event
+"$TBIN/hd_probe" dup-burst --broker "$ROUTER" --pool "dup-on-full-$try" --count 20 >"$WORK/dup.out" ||
+    fail "resend after the disk emptied: $(cat "$WORK/dup.out")"
+grep -q "confirmed=20 duplicates=19 rejected=0" "$WORK/dup.out" ||
+    fail "a refused event still counts as stored: $(cat "$WORK/dup.out")"
+stored_bursts=$((stored_bursts + 1))
 confirmed=$((confirmed + stored_bursts))
 
 # After a crash the log holds exactly the confirmed events
