@@ -758,7 +758,8 @@ s_list_segments (hd_log_t *self, uint64_t **list_p, size_t *count_p)
         free (list);
         return -1;
     }
-    qsort (list, count, sizeof *list, s_compare_seq);
+    if (count > 1)
+        qsort (list, count, sizeof *list, s_compare_seq);
     *list_p = list;
     *count_p = count;
     return 0;
