@@ -12,6 +12,8 @@ if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=1m tmpfs "$WORK/small" 2>/dev
     exit 77
 fi
 on_cleanup() { umount "$WORK/small"; }
+# Room set aside now, handed back later to show a refused event is forgotten
+head -c 65536 /dev/zero >"$WORK/small/reserve"
 
 DATA="$WORK/small/data"
 start_broker --data-dir "$DATA" --segment-size 64K --checkpoint-bytes 64K
@@ -40,7 +42,7 @@ for try in 1 2 3 4 5; do
     stored_bursts=$((stored_bursts + 1)) # all 20 confirmed: one event in the log
 done
 [ "$refused_burst" = 1 ] || fail "no burst met a full disk: $(cat "$WORK/dup.out")"
-rm -f "$WORK"/small/filler-*
+rm -f "$WORK"/small/filler-* "$WORK/small/reserve"
 # The refused identity was forgotten: sent again, it is a new event
 "$TBIN/hd_probe" dup-burst --broker "$ROUTER" --pool "dup-on-full-$try" --count 20 >"$WORK/dup.out" ||
     fail "resend after the disk emptied: $(cat "$WORK/dup.out")"
