@@ -15,7 +15,8 @@ struct _s_entry_t {
     s_entry_t *prev;
     s_entry_t *next;
     int64_t time_ms;
-    hd_key_t key; // last: its data is a flexible array
+    uint64_t hash; // of key
+    hd_key_t key;  // last: its data is a flexible array
 };
 
 struct _hd_seen_t {
@@ -123,7 +124,7 @@ static void
 s_remove (hd_seen_t *self, s_entry_t *entry)
 {
     s_unlink (self, entry);
-    hd_hashmap_remove (self->table, hd_key_hash (&entry->key), entry);
+    hd_hashmap_remove (self->table, entry->hash, entry);
     free (entry);
 }
 
@@ -142,37 +143,33 @@ hd_seen_expire (hd_seen_t *self, int64_t now_ms)
     }
 }
 
-//  Looks up with a stack key when it is small, to keep lookups allocation-free.
-static s_entry_t *
-s_lookup (hd_seen_t *self, const char *source, const char *id)
+//  (source, id) as a key: in buffer when it fits, else malloc'ed (the
+//  caller frees a key that is not buffer). NULL when out of memory.
+#define S_KEY_INLINE 512
+typedef union {
+    hd_key_t key;
+    char bytes[sizeof (hd_key_t) + S_KEY_INLINE];
+} s_key_buffer_t;
+
+static hd_key_t *
+s_key_make (s_key_buffer_t *buffer, const char *source, const char *id)
 {
-    size_t source_size = strlen (source);
-    size_t id_size = strlen (id);
-    size_t size = source_size + 1 + id_size;
-    union {
-        hd_key_t key;
-        char bytes[sizeof (hd_key_t) + 512];
-    } buffer;
-    hd_key_t *key = size <= 512 ? &buffer.key : hd_key_new (source, id);
-    if (!key)
-        return NULL;
-    if (key == &buffer.key) {
-        key->size = size;
-        memcpy (key->data, source, source_size);
-        key->data[source_size] = 0;
-        memcpy (key->data + source_size + 1, id, id_size);
-    }
-    s_entry_t *entry = hd_hashmap_find (self->table, hd_key_hash (key), s_entry_matches, key);
-    if (key != &buffer.key)
-        free (key);
-    return entry;
+    size_t source_size = strlen (source), id_size = strlen (id);
+    if (source_size + 1 + id_size > S_KEY_INLINE)
+        return hd_key_new (source, id);
+    hd_key_t *key = &buffer->key;
+    key->size = source_size + 1 + id_size;
+    memcpy (key->data, source, source_size);
+    key->data[source_size] = 0;
+    memcpy (key->data + source_size + 1, id, id_size);
+    return key;
 }
 
 int
-hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+hd_seen_add (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms)
 {
     hd_seen_expire (self, now_ms);
-    s_entry_t *entry = s_lookup (self, source, id);
+    s_entry_t *entry = hd_hashmap_find (self->table, hash, s_entry_matches, key);
     if (entry) {
         s_unlink (self, entry);
         entry->time_ms = now_ms;
@@ -183,16 +180,14 @@ hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now
         s_remove (self, self->oldest);
         self->evicted++;
     }
-    size_t source_size = strlen (source), id_size = strlen (id);
-    entry = malloc (sizeof *entry + source_size + 1 + id_size);
+    entry = malloc (sizeof *entry + key->size);
     if (!entry)
         return -1;
     entry->time_ms = now_ms;
-    entry->key.size = source_size + 1 + id_size;
-    memcpy (entry->key.data, source, source_size);
-    entry->key.data[source_size] = 0;
-    memcpy (entry->key.data + source_size + 1, id, id_size);
-    if (hd_hashmap_insert (self->table, hd_key_hash (&entry->key), entry)) {
+    entry->hash = hash;
+    entry->key.size = key->size;
+    memcpy (entry->key.data, key->data, key->size);
+    if (hd_hashmap_insert (self->table, hash, entry)) {
         free (entry);
         return -1;
     }
@@ -201,9 +196,9 @@ hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now
 }
 
 bool
-hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+hd_seen_has (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms)
 {
-    s_entry_t *entry = s_lookup (self, source, id);
+    s_entry_t *entry = hd_hashmap_find (self->table, hash, s_entry_matches, key);
     if (!entry)
         return false;
     if (s_is_expired (self, entry, now_ms)) {
@@ -212,6 +207,32 @@ hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t n
         return false;
     }
     return true;
+}
+
+int
+hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+{
+    s_key_buffer_t buffer;
+    hd_key_t *key = s_key_make (&buffer, source, id);
+    if (!key)
+        return -1;
+    int rc = hd_seen_add (self, key, hd_key_hash (key), now_ms);
+    if (key != &buffer.key)
+        free (key);
+    return rc;
+}
+
+bool
+hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
+{
+    s_key_buffer_t buffer;
+    hd_key_t *key = s_key_make (&buffer, source, id);
+    if (!key)
+        return false;
+    bool found = hd_seen_has (self, key, hd_key_hash (key), now_ms);
+    if (key != &buffer.key)
+        free (key);
+    return found;
 }
 
 size_t

@@ -47,4 +47,9 @@ hd_key_t *hd_key_new (const char *source, const char *id);
 uint64_t hd_key_hash (const hd_key_t *key);
 bool hd_key_equal (const hd_key_t *a, const hd_key_t *b);
 
+//  hd_seen_insert and hd_seen_contains for a key already built and hashed
+//  (hd_key_hash), as the worker has one for every event in hand.
+int hd_seen_add (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms);
+bool hd_seen_has (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms);
+
 #endif

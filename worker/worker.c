@@ -689,7 +689,7 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
     uint64_t key_hash = hd_key_hash (key);
     hd_delivery_t *job = hd_hashmap_find (io->jobs, key_hash, s_job_matches, key);
     //  The memory set is the fast path; the store also knows earlier runs
-    if (hd_seen_contains (io->seen, hd_event_source (event), hd_event_id (event), zclock_mono ()) ||
+    if (hd_seen_has (io->seen, key, key_hash, zclock_mono ()) ||
         s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
         s_io_queue_ack (io, seq, attempt);
         atomic_fetch_add (&self->skipped, 1);
@@ -892,7 +892,7 @@ s_io_take_results (s_io_t *io)
         done = job->next;
         hd_hashmap_remove (io->jobs, job->key_hash, job);
         if (job->verdict == HD_ACK)
-            hd_seen_insert (io->seen, hd_event_source (job->event), hd_event_id (job->event), now);
+            hd_seen_add (io->seen, job->key, job->key_hash, now);
         //  The tag is only written by this thread, so no lock is needed to read it
         bool current = job->generation == io->generation && io->state == S_STATE_ACTIVE;
         if (current && job->verdict == HD_ACK)
