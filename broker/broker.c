@@ -15,6 +15,7 @@
 #include <string.h>
 #include "arena.h"
 #include "codec.h"
+#include "buffer.h"
 #include "dedup.h"
 #include "envelope.h"
 #include "hashmap.h"
@@ -81,7 +82,7 @@ struct _hd_broker_t {
     //  is flushed
     s_pending_t *pending;
     size_t pending_count, pending_capacity;
-    char *scratch; // the event strings of the PUBLISH at hand, NUL-terminated
+    uint8_t *scratch; // id and source of the PUBLISH at hand, NUL-terminated
     size_t scratch_size;
     uint8_t *pack_buffer; // journal records are packed here
     size_t pack_capacity;
@@ -443,14 +444,9 @@ s_journal_record (void *arg, const Herald__StateOp *op)
         return;
     }
     size_t size = protobuf_c_message_get_packed_size (&op->base);
-    if (size > self->pack_capacity) {
-        uint8_t *buffer = realloc (self->pack_buffer, size * 2);
-        if (!buffer) {
-            zsys_error ("out of memory journaling a pool change");
-            return;
-        }
-        self->pack_buffer = buffer;
-        self->pack_capacity = size * 2;
+    if (hd_buffer_reserve (&self->pack_buffer, &self->pack_capacity, size)) {
+        zsys_error ("out of memory journaling a pool change");
+        return;
     }
     protobuf_c_message_pack (&op->base, self->pack_buffer);
     if (hd_journal_append (self->journal, self->pack_buffer, size) != 0)
@@ -509,18 +505,6 @@ s_valid_type (const char *type, size_t size, size_t max)
     return true;
 }
 
-static size_t
-s_varint (uint8_t *out, uint64_t value)
-{
-    size_t size = 0;
-    while (value >= 0x80) {
-        out[size++] = (uint8_t) (value | 0x80);
-        value >>= 7;
-    }
-    out[size++] = (uint8_t) value;
-    return size;
-}
-
 //  The stored envelope is the publisher's Event bytes followed by the seq
 //  and recorded_time_us fields: protobuf keeps the last value of a field,
 //  so this overrides whatever the client sent without re-encoding.
@@ -531,10 +515,10 @@ s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size
     //  Tags of fields 20 and 21 (wire type 0) are the varints A0 01 and A8 01
     uint8_t suffix[24] = {0xA0, 0x01};
     size_t size = 2;
-    size += s_varint (suffix + size, seq);
+    size += hd_varint_encode (suffix + size, seq);
     suffix[size++] = 0xA8;
     suffix[size++] = 0x01;
-    size += s_varint (suffix + size, recorded_us);
+    size += hd_varint_encode (suffix + size, recorded_us);
     if (zmq_msg_init_size (stamped, original_size + size) == -1)
         return -1;
     memcpy (zmq_msg_data (stamped), original, original_size);
@@ -564,28 +548,22 @@ s_check_event (hd_broker_t *self, const hd_envelope_t *event, hd_envelope_result
     return NULL;
 }
 
-//  Copies the scanned id, source and type into self->scratch as C strings.
+//  Copies the scanned id and source into self->scratch as C strings, for
+//  the dedup window (the type is used with its size, where it lies).
 static int
-s_event_strings (hd_broker_t *self, const hd_envelope_t *event, char **id, char **source,
-                 char **type)
+s_identity (hd_broker_t *self, const hd_envelope_t *event, char **id, char **source)
 {
-    size_t needed = event->id.size + event->source.size + event->type.size + 3;
-    if (needed > self->scratch_size) {
-        char *scratch = realloc (self->scratch, needed);
-        if (!scratch)
-            return -1;
-        self->scratch = scratch;
-        self->scratch_size = needed;
-    }
-    const hd_text_t *texts[3] = {&event->id, &event->source, &event->type};
-    char **outs[3] = {id, source, type};
-    char *cursor = self->scratch;
-    for (int index = 0; index < 3; index++) {
-        memcpy (cursor, texts[index]->data, texts[index]->size);
-        cursor[texts[index]->size] = 0;
-        *outs[index] = cursor;
-        cursor += texts[index]->size + 1;
-    }
+    size_t needed = event->id.size + event->source.size + 2;
+    if (hd_buffer_reserve (&self->scratch, &self->scratch_size, needed))
+        return -1;
+    char *cursor = (char *) self->scratch;
+    memcpy (cursor, event->id.data, event->id.size);
+    cursor[event->id.size] = 0;
+    *id = cursor;
+    cursor += event->id.size + 1;
+    memcpy (cursor, event->source.data, event->source.size);
+    cursor[event->source.size] = 0;
+    *source = cursor;
     return 0;
 }
 
@@ -645,8 +623,8 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
         return;
     }
-    char *id, *source, *type;
-    if (s_event_strings (self, &event, &id, &source, &type)) {
+    char *id, *source;
+    if (s_identity (self, &event, &id, &source)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         return;
@@ -665,6 +643,7 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     //  Which pools take it, and can they?
+    const char *type = event.type.data; // not NUL-terminated: used with type_size
     size_t type_size = event.type.size;
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
@@ -696,13 +675,15 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
     self->pending_count--; // counted again once it is in the log
     zmq_msg_init (&pending->payload);
     zmq_msg_copy (&pending->payload, payload);
-    if (s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, s_wall_us ())) {
+    //  One clock read: the envelope and the log's index carry the same time
+    uint64_t recorded_us = s_wall_us ();
+    if (s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, recorded_us)) {
         zmq_msg_close (&pending->payload);
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         return;
     }
-    if (hd_log_append (self->log, s_wall_us (), type, type_size,
+    if (hd_log_append (self->log, recorded_us, type, type_size,
                        hd_log_key_hash (event.partition_key.data ? event.partition_key.data : "",
                                         event.partition_key.size),
                        &pending->envelope, &pending->payload) != seq) {
@@ -896,10 +877,10 @@ s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
             //  The identity is read back from the stored envelope: keeping
             //  copies of it for this rare case would cost every publish
             hd_envelope_t event;
-            char *id, *source, *type;
+            char *id, *source;
             if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
                                   zmq_msg_size (&pending->envelope)) != HD_ENVELOPE_MALFORMED &&
-                s_event_strings (self, &event, &id, &source, &type) == 0)
+                s_identity (self, &event, &id, &source) == 0)
                 hd_dedup_remove (self->dedup, source, id);
             for (size_t pool = 0; pool < self->pool_count; pool++)
                 if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))

@@ -1,5 +1,6 @@
 /*  fanout — XPUB sender with per-type sequence counters. */
 #include "fanout.h"
+#include "buffer.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -121,18 +122,10 @@ s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t t
 static int
 s_batch_append (hd_fanout_t *self, uint64_t type_seq, zmq_msg_t *envelope, zmq_msg_t *payload)
 {
-    size_t needed =
-        self->batch_size + zmq_msg_size (envelope) + zmq_msg_size (payload) + HD_DELIVERY_OVERHEAD;
-    if (needed > self->batch_capacity) {
-        size_t capacity = self->batch_capacity ? self->batch_capacity * 2 : 16384;
-        while (capacity < needed)
-            capacity *= 2;
-        uint8_t *batch = realloc (self->batch, capacity);
-        if (!batch)
-            return -1;
-        self->batch = batch;
-        self->batch_capacity = capacity;
-    }
+    if (hd_buffer_reserve (&self->batch, &self->batch_capacity,
+                           self->batch_size + zmq_msg_size (envelope) + zmq_msg_size (payload) +
+                               HD_DELIVERY_OVERHEAD))
+        return -1;
     self->batch_size += hd_encode_fanout_item (
         self->batch + self->batch_size, self->epoch, type_seq, zmq_msg_data (envelope),
         zmq_msg_size (envelope), zmq_msg_data (payload), zmq_msg_size (payload));

@@ -3,6 +3,7 @@
     journal.h for the file formats and the recovery rules.
 */
 #include "journal.h"
+#include "buffer.h"
 #include "bytes.h"
 #include "crc32c.h"
 
@@ -316,15 +317,8 @@ s_reader_get (s_reader_t *reader, uint64_t offset, size_t size)
     }
     reader->offset = offset;
     reader->length = keep;
-    if (size > reader->capacity) {
-        uint8_t *larger = realloc (reader->data, size);
-        if (!larger) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        reader->data = larger;
-        reader->capacity = size;
-    }
+    if (hd_buffer_reserve (&reader->data, &reader->capacity, size))
+        return NULL;
     uint64_t end = reader->offset + reader->length;
     size_t want = reader->capacity - reader->length;
     if (want > reader->file_size - end)
@@ -585,18 +579,8 @@ hd_journal_append (hd_journal_t *self, const void *data, size_t size)
         return -1;
     }
     size_t need = self->buffer_used + HD_JOURNAL_FRAME + size;
-    if (need > self->buffer_size) {
-        size_t grown = self->buffer_size ? self->buffer_size : 64 * 1024;
-        while (grown < need)
-            grown *= 2;
-        uint8_t *larger = realloc (self->buffer, grown);
-        if (!larger) {
-            errno = ENOMEM;
-            return -1;
-        }
-        self->buffer = larger;
-        self->buffer_size = grown;
-    }
+    if (hd_buffer_reserve (&self->buffer, &self->buffer_size, need))
+        return -1;
     uint8_t *frame = self->buffer + self->buffer_used;
     hd_put_u32 (frame, (uint32_t) size);
     hd_put_u32 (frame + 4, hd_crc32c (0, data, size));

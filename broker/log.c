@@ -13,6 +13,7 @@
     - the cache holds the contiguous seqs cache_first .. + cache_count - 1.
 */
 #include "log.h"
+#include "buffer.h"
 #include "bytes.h"
 #include "crc32c.h"
 
@@ -164,24 +165,6 @@ s_set_error (char *error, size_t error_size, const char *format, ...)
     va_start (args, format);
     vsnprintf (error, error_size, format, args);
     va_end (args);
-}
-
-//  Grows *buffer to hold at least size bytes (doubling, so appends are
-//  amortised O(1)). Returns 0 / -1 (ENOMEM).
-static int
-s_reserve (uint8_t **buffer, size_t *max, size_t size)
-{
-    if (size <= *max)
-        return 0;
-    size_t new_max = *max ? *max : 4096;
-    while (new_max < size)
-        new_max = new_max > SIZE_MAX / 2 ? size : new_max * 2;
-    uint8_t *grown = realloc (*buffer, new_max);
-    if (!grown)
-        return -1;
-    *buffer = grown;
-    *max = new_max;
-    return 0;
 }
 
 //  mkdir -p
@@ -632,7 +615,7 @@ s_scan_fill (s_scan_t *scan, int fd, uint64_t file_size, size_t need)
     scan->data_offset += scan->at;
     scan->have -= scan->at;
     scan->at = 0;
-    if (need > scan->max && s_reserve (&scan->data, &scan->max, need) != 0)
+    if (need > scan->max && hd_buffer_reserve (&scan->data, &scan->max, need) != 0)
         return -1;
     uint64_t left = file_size - (scan->data_offset + scan->have);
     size_t room = scan->max - scan->have;
@@ -1146,8 +1129,8 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     s_segment_t *segment = s_last (self);
     bool roll = !segment ||
                 (segment->size > S_HEAD_SIZE && segment->size + record_size > self->segment_size);
-    if (s_reserve (&self->buffer, &self->buffer_max,
-                   self->buffer_size + record_size + (roll ? S_HEAD_SIZE : 0)) != 0)
+    if (hd_buffer_reserve (&self->buffer, &self->buffer_max,
+                           self->buffer_size + record_size + (roll ? S_HEAD_SIZE : 0)) != 0)
         return 0;
     if (roll) {
         s_segment_t *created = s_segment_new (self->next_seq);
@@ -1358,7 +1341,7 @@ s_record_bytes (hd_log_t *self, s_segment_t *segment, uint64_t index, size_t *si
     if (offset >= segment->flushed)
         return self->buffer + segment->buffer_at + (offset - segment->flushed);
     int fd = s_segment_fd (self, segment);
-    if (fd < 0 || s_reserve (&self->read_buffer, &self->read_max, size) != 0 ||
+    if (fd < 0 || hd_buffer_reserve (&self->read_buffer, &self->read_max, size) != 0 ||
         s_read_at (fd, self->read_buffer, size, offset) != 0) {
         if (errno == 0 || errno == ENOENT)
             errno = EIO; // the index says it exists: a missing file is damage

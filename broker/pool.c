@@ -15,7 +15,6 @@
 */
 #include "pool.h"
 #include "hashmap.h"
-#include "inttable.h"
 
 #include <czmq.h>
 #include <math.h>
@@ -76,9 +75,9 @@ struct _hd_pool_t {
     uint8_t *matches; // per type id: 0 unknown, 1 matches, 2 does not
     size_t matches_size;
     hd_hashmap_t *entries; // seq -> s_entry_t
-    zhashx_t *keys;        // key hash -> s_key_t
+    hd_hashmap_t *keys;    // key hash -> s_key_t (owned)
     size_t blocked;
-    zhashx_t *dead;       // seq -> s_dead_t
+    hd_hashmap_t *dead;   // seq -> s_dead_t (owned)
     zlistx_t *dead_order; // s_dead_t, oldest first
     s_list_t retry, leases;
     s_entry_t **heap;
@@ -246,8 +245,6 @@ s_heap_remove (hd_pool_t *self, s_entry_t *entry)
     }
 }
 
-#define S_KEY(value) HD_INT_KEY (value)
-
 //  --------------------------------------------------------------------------
 //  Members
 
@@ -355,7 +352,7 @@ s_entry_unlink (hd_pool_t *self, s_entry_t *entry)
             break;
         }
         case S_BLOCKED: {
-            s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+            s_key_t *key = hd_hashmap_find (self->keys, entry->key_hash, NULL, NULL);
             if (key)
                 s_list_remove (&key->blocked, entry);
             self->blocked--;
@@ -382,7 +379,7 @@ s_key_release (hd_pool_t *self, s_entry_t *entry)
 {
     if (!self->config.ordered || entry->key_hash == 0)
         return;
-    s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+    s_key_t *key = hd_hashmap_find (self->keys, entry->key_hash, NULL, NULL);
     if (!key || key->holder != entry)
         return;
     s_entry_t *next = key->blocked.head;
@@ -391,8 +388,10 @@ s_key_release (hd_pool_t *self, s_entry_t *entry)
         self->blocked--;
         key->holder = next;
         s_entry_ready (self, next, false);
-    } else
-        zhashx_delete (self->keys, S_KEY (entry->key_hash)); // the destructor frees key
+    } else {
+        hd_hashmap_remove (self->keys, entry->key_hash, key);
+        free (key);
+    }
 }
 
 //  Ordered pools: entry wants to go; it may only if its key is free.
@@ -402,10 +401,10 @@ s_key_block (hd_pool_t *self, s_entry_t *entry)
 {
     if (!self->config.ordered || entry->key_hash == 0)
         return false;
-    s_key_t *key = zhashx_lookup (self->keys, S_KEY (entry->key_hash));
+    s_key_t *key = hd_hashmap_find (self->keys, entry->key_hash, NULL, NULL);
     if (!key) {
         key = calloc (1, sizeof *key);
-        if (!key || zhashx_insert (self->keys, S_KEY (entry->key_hash), key) != 0) {
+        if (!key || hd_hashmap_insert (self->keys, entry->key_hash, key) != 0) {
             free (key);
             return false; // out of memory: deliver rather than lose it
         }
@@ -456,18 +455,22 @@ s_dead_free (s_dead_t *dead)
 static void
 s_dead_insert (hd_pool_t *self, s_dead_t *dead)
 {
-    s_dead_t *old = zhashx_lookup (self->dead, S_KEY (dead->entry.seq));
+    s_dead_t *old = hd_hashmap_find (self->dead, dead->entry.seq, NULL, NULL);
     if (old) {
         zlistx_delete (self->dead_order, old->handle);
-        zhashx_delete (self->dead, S_KEY (old->entry.seq));
+        hd_hashmap_remove (self->dead, old->entry.seq, old);
         s_dead_free (old);
     }
-    zhashx_insert (self->dead, S_KEY (dead->entry.seq), dead);
+    if (hd_hashmap_insert (self->dead, dead->entry.seq, dead) != 0) {
+        s_dead_free (dead); // out of memory: counted as dropped from the DLQ
+        self->dlq_dropped++;
+        return;
+    }
     dead->handle = zlistx_add_end (self->dead_order, dead);
-    while (self->config.max_dlq && zhashx_size (self->dead) > self->config.max_dlq) {
+    while (self->config.max_dlq && hd_hashmap_size (self->dead) > self->config.max_dlq) {
         s_dead_t *oldest = zlistx_first (self->dead_order);
         zlistx_delete (self->dead_order, oldest->handle);
-        zhashx_delete (self->dead, S_KEY (oldest->entry.seq));
+        hd_hashmap_remove (self->dead, oldest->entry.seq, oldest);
         s_record_seq (self, HERALD__STATE_OP__OP_PURGE, oldest->entry.seq, 0, NULL);
         s_dead_free (oldest);
         self->dlq_dropped++;
@@ -579,13 +582,6 @@ hd_pool_config_defaults (hd_pool_config_t *config)
     config->max_blocked = 100000;
 }
 
-static void
-s_key_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 hd_pool_t *
 hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_config_t *config,
              uint64_t start_seq, const hd_pool_hooks_t *hooks)
@@ -601,15 +597,14 @@ hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_co
     self->hooks = *hooks;
     self->start_seq = self->cursor = start_seq;
     self->entries = hd_hashmap_new ();
-    self->keys = hd_int_table_new ();
-    self->dead = hd_int_table_new ();
+    self->keys = hd_hashmap_new ();
+    self->dead = hd_hashmap_new ();
     self->dead_order = zlistx_new ();
     if (!self->name || !self->filter || !self->entries || !self->keys || !self->dead ||
         !self->dead_order) {
         hd_pool_destroy (&self);
         return NULL;
     }
-    zhashx_set_destructor (self->keys, s_key_free);
     self->random_state =
         ((uint64_t) (uintptr_t) self) ^ (uint64_t) zclock_usecs () ^ 0x9E3779B97F4A7C15ULL;
     if (self->random_state == 0)
@@ -631,11 +626,17 @@ hd_pool_destroy (hd_pool_t **self_p)
         }
         hd_hashmap_destroy (&self->entries);
     }
-    zhashx_destroy (&self->keys);
+    if (self->keys) {
+        size_t key_cursor = 0;
+        for (s_key_t *key; (key = hd_hashmap_next (self->keys, &key_cursor));)
+            free (key);
+        hd_hashmap_destroy (&self->keys);
+    }
     if (self->dead) {
-        for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+        size_t dead_cursor = 0;
+        for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
             s_dead_free (dead);
-        zhashx_destroy (&self->dead);
+        hd_hashmap_destroy (&self->dead);
     }
     zlistx_destroy (&self->dead_order);
     while (self->members) {
@@ -1000,13 +1001,13 @@ hd_pool_backoff_ms (hd_pool_t *self, uint32_t attempt)
 size_t
 hd_pool_dlq_size (hd_pool_t *self)
 {
-    return zhashx_size (self->dead);
+    return hd_hashmap_size (self->dead);
 }
 
 const Herald__DlqEntry *
 hd_pool_dlq_get (hd_pool_t *self, uint64_t seq)
 {
-    s_dead_t *dead = zhashx_lookup (self->dead, S_KEY (seq));
+    s_dead_t *dead = hd_hashmap_find (self->dead, seq, NULL, NULL);
     return dead ? &dead->entry : NULL;
 }
 
@@ -1022,11 +1023,12 @@ size_t
 hd_pool_dlq_list (hd_pool_t *self, uint64_t from_seq, const Herald__DlqEntry **entries,
                   size_t limit)
 {
-    size_t total = zhashx_size (self->dead), count = 0;
+    size_t total = hd_hashmap_size (self->dead), count = 0;
     const Herald__DlqEntry **all = malloc ((total + 1) * sizeof *all);
     if (!all)
         return 0;
-    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+    size_t dead_cursor = 0;
+    for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
         if (dead->entry.seq >= from_seq)
             all[count++] = &dead->entry;
     qsort (all, count, sizeof *all, s_compare_dead);
@@ -1055,10 +1057,11 @@ static size_t
 s_dlq_select (hd_pool_t *self, const Herald__DlqRequest *request, uint64_t **seqs_p)
 {
     size_t count = 0;
-    uint64_t *seqs = malloc ((zhashx_size (self->dead) + 1) * sizeof *seqs);
+    uint64_t *seqs = malloc ((hd_hashmap_size (self->dead) + 1) * sizeof *seqs);
     if (!seqs)
         return 0;
-    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+    size_t dead_cursor = 0;
+    for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
         if (s_selected (request, dead->entry.seq))
             seqs[count++] = dead->entry.seq;
     *seqs_p = seqs;
@@ -1068,11 +1071,11 @@ s_dlq_select (hd_pool_t *self, const Herald__DlqRequest *request, uint64_t **seq
 static void
 s_dead_remove (hd_pool_t *self, uint64_t seq)
 {
-    s_dead_t *dead = zhashx_lookup (self->dead, S_KEY (seq));
+    s_dead_t *dead = hd_hashmap_find (self->dead, seq, NULL, NULL);
     if (!dead)
         return;
     zlistx_delete (self->dead_order, dead->handle);
-    zhashx_delete (self->dead, S_KEY (seq));
+    hd_hashmap_remove (self->dead, seq, dead);
     s_dead_free (dead);
 }
 
@@ -1147,7 +1150,8 @@ hd_pool_floor (hd_pool_t *self)
     for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
         if (entry->seq < floor)
             floor = entry->seq;
-    for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+    size_t dead_cursor = 0;
+    for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
         if (dead->entry.seq < floor)
             floor = dead->entry.seq;
     return floor;
@@ -1157,8 +1161,8 @@ void
 hd_pool_log_truncated (hd_pool_t *self, uint64_t first_seq)
 {
     //  Entries and DLQ entries whose events are gone
-    uint64_t *gone =
-        malloc ((hd_hashmap_size (self->entries) + zhashx_size (self->dead) + 1) * sizeof *gone);
+    uint64_t *gone = malloc ((hd_hashmap_size (self->entries) + hd_hashmap_size (self->dead) + 1) *
+                             sizeof *gone);
     size_t count = 0;
     if (gone) {
         size_t entry_cursor = 0;
@@ -1173,7 +1177,8 @@ hd_pool_log_truncated (hd_pool_t *self, uint64_t first_seq)
             self->lost++;
         }
         count = 0;
-        for (s_dead_t *dead = zhashx_first (self->dead); dead; dead = zhashx_next (self->dead))
+        size_t dead_cursor = 0;
+        for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
             if (dead->entry.seq < first_seq)
                 gone[count++] = dead->entry.seq;
         for (size_t index = 0; index < count; index++) {
@@ -1356,7 +1361,7 @@ hd_pool_export (hd_pool_t *self, Herald__PoolState *state)
             free (entry_states); // export_free finds the block through entries[0]
     } else
         free (entry_states);
-    size_t dead_count = zhashx_size (self->dead);
+    size_t dead_count = hd_hashmap_size (self->dead);
     state->dlq = calloc (dead_count + 1, sizeof *state->dlq);
     if (state->dlq)
         for (s_dead_t *dead = zlistx_first (self->dead_order); dead;
@@ -1401,7 +1406,7 @@ hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now)
     stats->nacked = self->nacked;
     stats->expired = self->expired;
     stats->stale = self->stale;
-    stats->dlq = zhashx_size (self->dead);
+    stats->dlq = hd_hashmap_size (self->dead);
     stats->ordered = self->config.ordered;
     stats->max_deliver = self->config.max_deliver;
     stats->cursor = self->cursor;

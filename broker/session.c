@@ -1,5 +1,6 @@
 /*  session — one registered peer. */
 #include "session.h"
+#include "buffer.h"
 #include "codec.h"
 #include "hashmap.h"
 
@@ -49,17 +50,9 @@ hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32
                       const void *envelope, size_t envelope_size, const void *payload,
                       size_t payload_size)
 {
-    size_t needed = self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD;
-    if (needed > self->batch_capacity) {
-        size_t capacity = self->batch_capacity ? self->batch_capacity * 2 : 16384;
-        while (capacity < needed)
-            capacity *= 2;
-        uint8_t *batch = realloc (self->batch, capacity);
-        if (!batch)
-            return -1;
-        self->batch = batch;
-        self->batch_capacity = capacity;
-    }
+    if (hd_buffer_reserve (&self->batch, &self->batch_capacity,
+                           self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD))
+        return -1;
     self->batch_size +=
         hd_encode_delivery (self->batch + self->batch_size, seq, attempt, ack_wait_ms, envelope,
                             envelope_size, payload, payload_size);
