@@ -533,17 +533,20 @@ static const char *
 s_check_event (hd_broker_t *self, const hd_envelope_t *event, hd_envelope_result_t scanned)
 {
     size_t max_id = (size_t) self->config.max_id;
-    if (event->id.size == 0)
+    const hd_text_t *id = &event->text[HD_ENVELOPE_ID];
+    const hd_text_t *source = &event->text[HD_ENVELOPE_SOURCE];
+    const hd_text_t *type = &event->text[HD_ENVELOPE_TYPE];
+    if (id->size == 0)
         return "event id is required";
-    if (event->source.size == 0)
+    if (source->size == 0)
         return "event source is required";
-    if (event->id.size > max_id || event->source.size > max_id)
+    if (id->size > max_id || source->size > max_id)
         return "event id or source is longer than --max-id";
-    if (event->partition_key.size > max_id)
+    if (event->text[HD_ENVELOPE_PARTITION_KEY].size > max_id)
         return "partition key is longer than --max-id";
     if (scanned == HD_ENVELOPE_NOT_UTF8)
         return "event strings must be valid UTF-8 without NUL bytes";
-    if (!s_valid_type (event->type.data, event->type.size, (size_t) self->config.max_topic))
+    if (!s_valid_type (type->data, type->size, (size_t) self->config.max_topic))
         return "event type must be 1..max-topic bytes without spaces or control characters";
     return NULL;
 }
@@ -553,16 +556,18 @@ s_check_event (hd_broker_t *self, const hd_envelope_t *event, hd_envelope_result
 static int
 s_identity (hd_broker_t *self, const hd_envelope_t *event, char **id, char **source)
 {
-    size_t needed = event->id.size + event->source.size + 2;
-    if (hd_buffer_reserve (&self->scratch, &self->scratch_size, needed))
+    const hd_text_t *id_text = &event->text[HD_ENVELOPE_ID];
+    const hd_text_t *source_text = &event->text[HD_ENVELOPE_SOURCE];
+    if (hd_buffer_reserve (&self->scratch, &self->scratch_size,
+                           id_text->size + source_text->size + 2))
         return -1;
     char *cursor = (char *) self->scratch;
-    memcpy (cursor, event->id.data, event->id.size);
-    cursor[event->id.size] = 0;
+    memcpy (cursor, id_text->data, id_text->size);
+    cursor[id_text->size] = 0;
     *id = cursor;
-    cursor += event->id.size + 1;
-    memcpy (cursor, event->source.data, event->source.size);
-    cursor[event->source.size] = 0;
+    cursor += id_text->size + 1;
+    memcpy (cursor, source_text->data, source_text->size);
+    cursor[source_text->size] = 0;
     *source = cursor;
     return 0;
 }
@@ -643,8 +648,9 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     //  Which pools take it, and can they?
-    const char *type = event.type.data; // not NUL-terminated: used with type_size
-    size_t type_size = event.type.size;
+    const char *type = event.text[HD_ENVELOPE_TYPE].data; // not NUL-terminated: used with type_size
+    size_t type_size = event.text[HD_ENVELOPE_TYPE].size;
+    const hd_text_t *key = &event.text[HD_ENVELOPE_PARTITION_KEY];
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
         if (hd_pool_matches (pool, type, type_size) && hd_pool_full (pool)) {
@@ -684,9 +690,8 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     if (hd_log_append (self->log, recorded_us, type, type_size,
-                       hd_log_key_hash (event.partition_key.data ? event.partition_key.data : "",
-                                        event.partition_key.size),
-                       &pending->envelope, &pending->payload) != seq) {
+                       hd_log_key_hash (key->data ? key->data : "", key->size), &pending->envelope,
+                       &pending->payload) != seq) {
         zmq_msg_close (&pending->envelope);
         zmq_msg_close (&pending->payload);
         self->storage_rejects++;

@@ -187,8 +187,8 @@ hd_varint_encode (uint8_t *out, uint64_t value)
 }
 
 //  proto3 leaves fields at zero out of the encoding
-static size_t
-s_varint_field (uint8_t *out, int field, uint64_t value)
+size_t
+hd_encode_varint_field (uint8_t *out, int field, uint64_t value)
 {
     if (value == 0)
         return 0;
@@ -199,13 +199,13 @@ s_varint_field (uint8_t *out, int field, uint64_t value)
 size_t
 hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms)
 {
-    size_t size = s_varint_field (out, 1, seq);
-    size += s_varint_field (out + size, 2, attempt);
-    return size + s_varint_field (out + size, 3, ack_wait_ms);
+    size_t size = hd_encode_varint_field (out, 1, seq);
+    size += hd_encode_varint_field (out + size, 2, attempt);
+    return size + hd_encode_varint_field (out + size, 3, ack_wait_ms);
 }
 
-static size_t
-s_bytes_field (uint8_t *out, int field, const void *data, size_t size)
+size_t
+hd_encode_bytes_field (uint8_t *out, int field, const void *data, size_t size)
 {
     size_t head = hd_varint_encode (out, (uint64_t) field << 3 | 2);
     head += hd_varint_encode (out + head, size);
@@ -229,9 +229,9 @@ s_encode_item (uint8_t *out, const uint8_t *varints, size_t varints_size, const 
     size_t size = 1 + hd_varint_encode (out + 1, inner);
     memcpy (out + size, varints, varints_size);
     size += varints_size;
-    size += s_bytes_field (out + size, 4, envelope, envelope_size);
+    size += hd_encode_bytes_field (out + size, 4, envelope, envelope_size);
     if (payload_size)
-        size += s_bytes_field (out + size, 5, payload, payload_size);
+        size += hd_encode_bytes_field (out + size, 5, payload, payload_size);
     return size;
 }
 
@@ -251,8 +251,8 @@ hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const vo
                        size_t envelope_size, const void *payload, size_t payload_size)
 {
     uint8_t varints[HD_VARINTS_MAX];
-    size_t varints_size = s_varint_field (varints, 1, epoch);
-    varints_size += s_varint_field (varints + varints_size, 2, type_seq);
+    size_t varints_size = hd_encode_varint_field (varints, 1, epoch);
+    varints_size += hd_encode_varint_field (varints + varints_size, 2, type_seq);
     return s_encode_item (out, varints, varints_size, envelope, envelope_size, payload,
                           payload_size);
 }
@@ -367,8 +367,8 @@ hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view
     return 1;
 }
 
-static size_t
-s_varint_size (uint64_t value)
+size_t
+hd_varint_size (uint64_t value)
 {
     size_t size = 1;
     while (value >= 0x80) {
@@ -382,9 +382,9 @@ static size_t
 s_publish_inner_size (uint64_t corr, size_t event_size, size_t payload_size)
 {
     size_t inner =
-        (corr ? 1 + s_varint_size (corr) : 0) + 1 + s_varint_size (event_size) + event_size;
+        (corr ? 1 + hd_varint_size (corr) : 0) + 1 + hd_varint_size (event_size) + event_size;
     if (payload_size)
-        inner += 1 + s_varint_size (payload_size) + payload_size;
+        inner += 1 + hd_varint_size (payload_size) + payload_size;
     return inner;
 }
 
@@ -392,7 +392,7 @@ size_t
 hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size)
 {
     size_t inner = s_publish_inner_size (corr, event_size, payload_size);
-    return 1 + s_varint_size (inner) + inner;
+    return 1 + hd_varint_size (inner) + inner;
 }
 
 int
@@ -414,19 +414,20 @@ hd_decode_fanout_item (const uint8_t **cursor, const uint8_t *end, hd_fanout_vie
 }
 
 size_t
-hd_encode_publish_item (uint8_t *out, uint64_t corr, const ProtobufCMessage *event,
-                        size_t event_size, const void *payload, size_t payload_size)
+hd_encode_publish_item (uint8_t *out, uint64_t corr, size_t event_size, const void *payload,
+                        size_t payload_size, uint8_t **event_at)
 {
     //  Like protobuf-c: a set submessage is written even when empty
     out[0] = 1 << 3 | 2;
     size_t size =
         1 + hd_varint_encode (out + 1, s_publish_inner_size (corr, event_size, payload_size));
-    size += s_varint_field (out + size, 1, corr);
+    size += hd_encode_varint_field (out + size, 1, corr);
     out[size++] = 2 << 3 | 2;
     size += hd_varint_encode (out + size, event_size);
-    size += protobuf_c_message_pack (event, out + size);
+    *event_at = out + size;
+    size += event_size;
     if (payload_size)
-        size += s_bytes_field (out + size, 3, payload, payload_size);
+        size += hd_encode_bytes_field (out + size, 3, payload, payload_size);
     return size;
 }
 
@@ -450,11 +451,11 @@ hd_decode_publish_item (const uint8_t **cursor, const uint8_t *end, hd_publish_v
 size_t
 hd_encode_state_op (uint8_t *out, uint32_t pool, int field, uint64_t seq, uint32_t attempt)
 {
-    size_t size = s_varint_field (out, 1, pool);
+    size_t size = hd_encode_varint_field (out, 1, pool);
     //  A oneof member is encoded even when zero
     size += hd_varint_encode (out + size, (uint64_t) field << 3);
     size += hd_varint_encode (out + size, seq);
-    return size + s_varint_field (out + size, 10, attempt);
+    return size + hd_encode_varint_field (out + size, 10, attempt);
 }
 
 int

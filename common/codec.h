@@ -102,6 +102,12 @@ int hd_send_command (void *socket, const void *routing_id, size_t routing_id_siz
 //  out needs HD_VARINTS_MAX bytes. Return the encoded size.
 #define HD_VARINTS_MAX 40
 size_t hd_varint_encode (uint8_t *out, uint64_t value);
+//  Bytes hd_varint_encode writes for value.
+size_t hd_varint_size (uint64_t value);
+//  A varint field (left out when value is 0, as proto3 does) and a
+//  length-delimited field; both return the bytes written at out.
+size_t hd_encode_varint_field (uint8_t *out, int field, uint64_t value);
+size_t hd_encode_bytes_field (uint8_t *out, int field, const void *data, size_t size);
 //  Deliver{seq, attempt, ack_wait_ms}
 size_t hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms);
 //  StateOp{pool, <field> = seq, attempt} for the deliver (3) and ack (4) ops
@@ -150,11 +156,11 @@ typedef struct {
 int hd_decode_fanout_item (const uint8_t **cursor, const uint8_t *end, hd_fanout_view_t *view);
 
 //  One entry of a Publishes body (field 1, a PublishItem): corr, the Event
-//  (packed in place; event_size from protobuf_c_message_get_packed_size)
-//  and the payload. out needs event_size + payload_size +
+//  and the payload. The Event's event_size bytes are left for the caller
+//  to write at *event_at. out needs event_size + payload_size +
 //  HD_DELIVERY_OVERHEAD bytes.
-size_t hd_encode_publish_item (uint8_t *out, uint64_t corr, const ProtobufCMessage *event,
-                               size_t event_size, const void *payload, size_t payload_size);
+size_t hd_encode_publish_item (uint8_t *out, uint64_t corr, size_t event_size, const void *payload,
+                               size_t payload_size, uint8_t **event_at);
 
 //  The exact size hd_encode_publish_item writes.
 size_t hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size);

@@ -1,14 +1,18 @@
 /*  event — the Herald envelope plus an opaque payload.
 
-    The envelope is a Herald__Event whose strings and attribute entries are
-    all malloc'ed one by one, exactly as protobuf-c's unpacker lays them out,
-    so one destructor (herald__event__free_unpacked) serves events we built
-    and events we decoded. The payload is a zmq_msg_t so that a received
-    payload frame becomes the event's payload, and a sent one shares it,
-    without copying.
+    The strings of an event live in one buffer (text), each NUL-terminated
+    and found by offset, so a received event costs one allocation and a
+    built one a few: a generic protobuf decode costs one per string. Small
+    payloads live in the same buffer; a large one stays the zmq_msg_t it
+    arrived in, so a received payload frame becomes the event's payload,
+    and a sent one shares it, without copying. A change that does not fit
+    where the old value was appends to text; when text is full it is
+    rebuilt with only what is still in use. Encoding and decoding are
+    written out by hand against proto/herald.proto (common/envelope.c
+    reads), and tested against protobuf-c.
 */
 #include "event.h"
-#include "arena.h"
+#include "envelope.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,40 +22,63 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+//  Payloads up to this size are kept with the strings (one allocation);
+//  larger ones in a frame of their own, which is shared, never copied.
+#define S_TEXT_PAYLOAD_MAX 4096
+//  Room for the strings of a new event before its text first grows.
+#define S_NEW_TEXT 192
+
+typedef struct {
+    uint32_t key, key_length, value, value_length; // offsets and lengths in text
+} s_attribute_t;
+
 struct _hd_event_t {
-    Herald__Event *envelope;
-    hd_arena_t *arena; // decoded events: the envelope lives here until changed
-    zmq_msg_t payload;
+    uint32_t offset[HD_ENVELOPE_STRINGS]; // in text; 0 when unset (text[0] is NUL)
+    uint32_t length[HD_ENVELOPE_STRINGS];
+    uint64_t time_us, seq, recorded_time_us;
+    s_attribute_t *attributes;
+    size_t attribute_count, attribute_capacity;
+    uint8_t *unknown; // fields a newer peer sent, passed on as they came
+    size_t unknown_size;
+    char *text;
+    size_t text_size, text_capacity;
+    bool payload_in_text; // else in payload_frame
+    uint32_t payload_offset;
+    size_t payload_size;
+    zmq_msg_t payload_frame;
+    char inline_text[]; // text until it first grows
 };
 
 static hd_event_t *
-s_event_wrap (Herald__Event *envelope)
+s_event_alloc (size_t text_capacity)
 {
-    hd_event_t *self = calloc (1, sizeof *self);
+    hd_event_t *self = malloc (sizeof *self + text_capacity + 1);
     if (!self)
         return NULL;
-    self->envelope = envelope;
-    zmq_msg_init (&self->payload);
+    memset (self, 0, sizeof *self);
+    self->text = self->inline_text;
+    self->text[0] = 0;
+    self->text_size = 1;
+    self->text_capacity = text_capacity + 1;
+    self->payload_in_text = true;
+    zmq_msg_init (&self->payload_frame);
     return self;
 }
 
 hd_event_t *
 hd_event_new (const char *type)
 {
-    Herald__Event *envelope = malloc (sizeof *envelope);
-    if (!envelope)
-        return NULL;
-    herald__event__init (envelope);
-    hd_event_t *self = s_event_wrap (envelope);
-    if (!self) {
-        free (envelope);
-        return NULL;
-    }
-    if (hd_event_set_type (self, type)) {
+    hd_event_t *self = s_event_alloc (S_NEW_TEXT);
+    if (self && hd_event_set_type (self, type))
         hd_event_destroy (&self);
-        return NULL;
-    }
     return self;
+}
+
+static void
+s_text_free (hd_event_t *self, char *text)
+{
+    if (text != self->inline_text)
+        free (text);
 }
 
 void
@@ -60,62 +87,342 @@ hd_event_destroy (hd_event_t **self_p)
     if (!self_p || !*self_p)
         return;
     hd_event_t *self = *self_p;
-    herald__event__free_unpacked (self->envelope,
-                                  self->arena ? hd_arena_allocator (self->arena) : NULL);
-    hd_arena_destroy (&self->arena);
-    zmq_msg_close (&self->payload);
+    s_text_free (self, self->text);
+    free (self->attributes);
+    free (self->unknown);
+    zmq_msg_close (&self->payload_frame);
     free (self);
     *self_p = NULL;
 }
 
-//  Received events are decoded into one arena (two allocations, not one per
-//  string); the first change to one moves it to the malloc layout (s_own).
+//  Copies one NUL-terminated string of text into fresh at *size; returns
+//  its new offset (0 stays 0: unset).
+static uint32_t
+s_move_string (const char *text, uint32_t offset, uint32_t length, char *fresh, size_t *size)
+{
+    if (offset == 0)
+        return 0;
+    uint32_t moved = (uint32_t) *size;
+    memcpy (fresh + moved, text + offset, (size_t) length + 1);
+    *size += (size_t) length + 1;
+    return moved;
+}
+
+//  A new text with only what is in use and room for needed more bytes.
+//  The old one is handed back in *retired (still readable: a value being
+//  set may point into it) for the caller to free.
+static int
+s_text_rebuild (hd_event_t *self, size_t needed, char **retired)
+{
+    size_t live = 1 + (self->payload_in_text ? self->payload_size : 0);
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        live += self->offset[index] ? self->length[index] + 1 : 0;
+    for (size_t index = 0; index < self->attribute_count; index++) {
+        s_attribute_t *entry = &self->attributes[index];
+        live +=
+            (entry->key ? entry->key_length + 1 : 0) + (entry->value ? entry->value_length + 1 : 0);
+    }
+    if (needed > UINT32_MAX || live + needed > UINT32_MAX / 2) {
+        errno = EMSGSIZE; // offsets are 32 bits: no event comes near this
+        return -1;
+    }
+    size_t capacity = 2 * (live + needed);
+    char *fresh = malloc (capacity);
+    if (!fresh)
+        return -1;
+    fresh[0] = 0;
+    size_t size = 1;
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        self->offset[index] =
+            s_move_string (self->text, self->offset[index], self->length[index], fresh, &size);
+    for (size_t index = 0; index < self->attribute_count; index++) {
+        s_attribute_t *entry = &self->attributes[index];
+        entry->key = s_move_string (self->text, entry->key, entry->key_length, fresh, &size);
+        entry->value = s_move_string (self->text, entry->value, entry->value_length, fresh, &size);
+    }
+    if (self->payload_in_text && self->payload_size) {
+        memcpy (fresh + size, self->text + self->payload_offset, self->payload_size);
+        self->payload_offset = (uint32_t) size;
+        size += self->payload_size;
+    }
+    *retired = self->text;
+    self->text = fresh;
+    self->text_size = size;
+    self->text_capacity = capacity;
+    return 0;
+}
+
+//  Appends size bytes at data (plus a NUL when terminate) to text and
+//  returns their offset, or -1. data may point into text itself.
+static int64_t
+s_text_append (hd_event_t *self, const void *data, size_t size, bool terminate)
+{
+    size_t needed = size + (terminate ? 1 : 0);
+    char *retired = NULL;
+    if (self->text_capacity - self->text_size < needed && s_text_rebuild (self, needed, &retired))
+        return -1;
+    size_t offset = self->text_size;
+    if (size)
+        memcpy (self->text + offset, data, size);
+    if (terminate)
+        self->text[offset + size] = 0;
+    self->text_size += needed;
+    if (retired)
+        s_text_free (self, retired);
+    return (int64_t) offset;
+}
+
+//  Stores value (a C string, or size bytes when it may be unterminated)
+//  at *offset / *length: in place when it fits, else appended.
+static int
+s_text_set (hd_event_t *self, uint32_t *offset, uint32_t *length, const char *value, size_t size)
+{
+    if (size == 0) {
+        *offset = *length = 0;
+        return 0;
+    }
+    if (*offset && size <= *length) {
+        memmove (self->text + *offset, value, size);
+        self->text[*offset + size] = 0;
+        *length = (uint32_t) size;
+        return 0;
+    }
+    int64_t appended = s_text_append (self, value, size, true);
+    if (appended < 0)
+        return -1;
+    *offset = (uint32_t) appended;
+    *length = (uint32_t) size;
+    return 0;
+}
+
+static int
+s_set_string (hd_event_t *self, hd_envelope_string_t index, const char *value)
+{
+    return s_text_set (self, &self->offset[index], &self->length[index], value,
+                       value ? strlen (value) : 0);
+}
+
+static const char *
+s_get_string (const hd_event_t *self, hd_envelope_string_t index)
+{
+    return self->text + self->offset[index];
+}
+
+static int
+s_attribute_push (hd_event_t *self, const char *key, size_t key_size, const char *value,
+                  size_t value_size)
+{
+    if (self->attribute_count == self->attribute_capacity) {
+        size_t capacity = self->attribute_capacity ? self->attribute_capacity * 2 : 4;
+        s_attribute_t *grown = realloc (self->attributes, capacity * sizeof *grown);
+        if (!grown)
+            return -1;
+        self->attributes = grown;
+        self->attribute_capacity = capacity;
+    }
+    s_attribute_t entry = {0, 0, 0, 0};
+    //  Pushed only once both are in: a rebuild walks the pushed entries
+    if (s_text_set (self, &entry.key, &entry.key_length, key, key_size))
+        return -1;
+    self->attributes[self->attribute_count++] = entry;
+    uint32_t value_offset = 0, value_length = 0;
+    if (s_text_set (self, &value_offset, &value_length, value, value_size)) {
+        self->attribute_count--;
+        return -1;
+    }
+    s_attribute_t *pushed = &self->attributes[self->attribute_count - 1];
+    pushed->value = value_offset;
+    pushed->value_length = value_length;
+    return 0;
+}
+
+//  Adds the attributes and unknown fields of a scanned Event.
+static int
+s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t unknown_size)
+{
+    if (unknown_size) {
+        self->unknown = malloc (unknown_size);
+        if (!self->unknown)
+            return -1;
+    }
+    hd_envelope_walk_t walk;
+    hd_envelope_walk_start (&walk, data, size);
+    hd_text_t key, value, unknown;
+    while (hd_envelope_walk_next (&walk, &key, &value, &unknown)) {
+        if (unknown.data) {
+            memcpy (self->unknown + self->unknown_size, unknown.data, unknown.size);
+            self->unknown_size += unknown.size;
+        } else if (s_attribute_push (self, key.data, key.size, value.data, value.size))
+            return -1;
+    }
+    return 0;
+}
+
+//  An event from an encoded Event, with payload_room spare bytes of text.
+//  NULL when the bytes are not a well-formed Event with UTF-8 strings
+//  (errno EPROTO) or memory ran out.
+static hd_event_t *
+s_decode (const void *data, size_t size, size_t payload_room)
+{
+    hd_envelope_t scanned;
+    if (hd_envelope_scan (&scanned, data, size) != HD_ENVELOPE_OK) {
+        errno = EPROTO;
+        return NULL;
+    }
+    //  Every string and its NUL fit in the bytes that encoded it
+    hd_event_t *self = s_event_alloc (size + payload_room);
+    if (!self)
+        return NULL;
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        if (s_text_set (self, &self->offset[index], &self->length[index], scanned.text[index].data,
+                        scanned.text[index].size)) {
+            hd_event_destroy (&self);
+            return NULL;
+        }
+    self->time_us = scanned.time_us;
+    self->seq = scanned.seq;
+    self->recorded_time_us = scanned.recorded_time_us;
+    if ((scanned.attributes || scanned.unknown_size) &&
+        s_decode_rest (self, data, size, scanned.unknown_size))
+        hd_event_destroy (&self);
+    return self;
+}
+
 hd_event_t *
 hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
 {
-    hd_arena_t *arena = hd_arena_new (sizeof (Herald__Event) + 2 * size + 256);
-    if (!arena)
-        return NULL;
-    Herald__Event *unpacked = herald__event__unpack (hd_arena_allocator (arena), size, envelope);
-    hd_event_t *self = unpacked ? s_event_wrap (unpacked) : NULL;
-    if (!self) {
-        if (unpacked)
-            herald__event__free_unpacked (unpacked, hd_arena_allocator (arena));
-        hd_arena_destroy (&arena);
-        return NULL;
+    hd_event_t *self = s_decode (envelope, size, 0);
+    if (self && payload) {
+        self->payload_in_text = false;
+        zmq_msg_move (&self->payload_frame, payload);
     }
-    self->arena = arena;
-    if (payload)
-        zmq_msg_move (&self->payload, payload);
     return self;
+}
+
+hd_event_t *
+hd_event_decode_bytes (const void *envelope, size_t size, const void *payload, size_t payload_size)
+{
+    bool in_text = payload_size <= S_TEXT_PAYLOAD_MAX;
+    hd_event_t *self = s_decode (envelope, size, in_text ? payload_size : 0);
+    if (self && payload_size && hd_event_set_payload (self, payload, payload_size))
+        hd_event_destroy (&self);
+    return self;
+}
+
+//  The bytes of a length-delimited field with a one-byte tag.
+static size_t
+s_bytes_field_size (size_t size)
+{
+    return 1 + hd_varint_size (size) + size;
+}
+
+static size_t
+s_attribute_size (const s_attribute_t *entry)
+{
+    return (entry->key_length ? s_bytes_field_size (entry->key_length) : 0) +
+           (entry->value_length ? s_bytes_field_size (entry->value_length) : 0);
+}
+
+//  Tags of fields 16 and up take two bytes
+static size_t
+s_varint_field_size (uint32_t number, uint64_t value)
+{
+    return value ? hd_varint_size ((uint64_t) number << 3) + hd_varint_size (value) : 0;
+}
+
+size_t
+hd_event_encoded_size (const hd_event_t *self)
+{
+    size_t size = s_varint_field_size (HD_ENVELOPE_FIELD_TIME_US, self->time_us) +
+                  s_varint_field_size (HD_ENVELOPE_FIELD_SEQ, self->seq) +
+                  s_varint_field_size (HD_ENVELOPE_FIELD_RECORDED_TIME_US, self->recorded_time_us) +
+                  self->unknown_size;
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        if (self->length[index])
+            size += s_bytes_field_size (self->length[index]);
+    for (size_t index = 0; index < self->attribute_count; index++)
+        size += s_bytes_field_size (s_attribute_size (&self->attributes[index]));
+    return size;
+}
+
+static size_t
+s_encode_string (const hd_event_t *self, uint8_t *out, hd_envelope_string_t index)
+{
+    if (!self->length[index])
+        return 0;
+    return hd_encode_bytes_field (out, (int) hd_envelope_string_field (index),
+                                  s_get_string (self, index), self->length[index]);
+}
+
+//  Fields in number order, as protobuf-c writes them; unknown ones last.
+size_t
+hd_event_encode_into (const hd_event_t *self, uint8_t *out)
+{
+    size_t size = 0;
+    for (int index = 0; index <= HD_ENVELOPE_SUBJECT; index++)
+        size += s_encode_string (self, out + size, index);
+    size += hd_encode_varint_field (out + size, HD_ENVELOPE_FIELD_TIME_US, self->time_us);
+    for (int index = HD_ENVELOPE_CONTENT_TYPE; index < HD_ENVELOPE_STRINGS; index++)
+        size += s_encode_string (self, out + size, index);
+    for (size_t index = 0; index < self->attribute_count; index++) {
+        const s_attribute_t *entry = &self->attributes[index];
+        out[size++] = HD_ENVELOPE_FIELD_ATTRIBUTES << 3 | 2;
+        size += hd_varint_encode (out + size, s_attribute_size (entry));
+        if (entry->key_length)
+            size +=
+                hd_encode_bytes_field (out + size, 1, self->text + entry->key, entry->key_length);
+        if (entry->value_length)
+            size += hd_encode_bytes_field (out + size, 2, self->text + entry->value,
+                                           entry->value_length);
+    }
+    size += hd_encode_varint_field (out + size, HD_ENVELOPE_FIELD_SEQ, self->seq);
+    size += hd_encode_varint_field (out + size, HD_ENVELOPE_FIELD_RECORDED_TIME_US,
+                                    self->recorded_time_us);
+    if (self->unknown_size)
+        memcpy (out + size, self->unknown, self->unknown_size);
+    return size + self->unknown_size;
 }
 
 uint8_t *
 hd_event_encode (const hd_event_t *self, size_t *size_p)
 {
-    return hd_proto_pack (&self->envelope->base, size_p);
+    size_t size = hd_event_encoded_size (self);
+    uint8_t *out = malloc (size ? size : 1);
+    if (out)
+        *size_p = hd_event_encode_into (self, out);
+    return out;
 }
 
-//  The payload is logically const; zmq_msg_copy only bumps a reference count.
+//  A frame with the payload: the event's own frame shared (zmq_msg_copy
+//  only bumps a reference count), or a copy of a payload kept in text.
 static int
-s_payload_share (const hd_event_t *self, zmq_msg_t *copy)
+s_payload_frame (const hd_event_t *self, zmq_msg_t *frame)
 {
-    zmq_msg_init (copy);
-    return zmq_msg_copy (copy, (zmq_msg_t *) &self->payload);
+    if (self->payload_in_text)
+        return hd_msg_init_copy (frame, hd_event_payload (self), self->payload_size);
+    zmq_msg_init (frame);
+    if (zmq_msg_copy (frame, (zmq_msg_t *) &self->payload_frame) == 0)
+        return 0;
+    zmq_msg_close (frame);
+    return -1;
 }
 
 int
 hd_event_send (const hd_event_t *self, void *socket, int flags)
 {
-    zmq_msg_t payload;
-    if (s_payload_share (self, &payload)) {
-        zmq_msg_close (&payload);
+    zmq_msg_t envelope, payload;
+    if (zmq_msg_init_size (&envelope, hd_event_encoded_size (self)))
+        return -1;
+    hd_event_encode_into (self, zmq_msg_data (&envelope));
+    if (s_payload_frame (self, &payload)) {
+        zmq_msg_close (&envelope);
         return -1;
     }
-    int rc = hd_send_proto (socket, &self->envelope->base, (flags & ~ZMQ_SNDMORE) | ZMQ_SNDMORE);
+    int rc = hd_send_msg (socket, &envelope, (flags & ~ZMQ_SNDMORE) | ZMQ_SNDMORE);
     if (rc == 0)
         rc = hd_send_msg (socket, &payload, flags);
     int saved = errno;
+    zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
     errno = saved;
     return rc;
@@ -126,133 +433,91 @@ hd_event_dup (const hd_event_t *self)
 {
     if (!self)
         return NULL;
-    //  A pack/unpack round trip is the simplest correct deep copy of a
-    //  message with maps and unknown fields
+    //  An encode/decode round trip is the simplest complete deep copy
     size_t size;
     uint8_t *packed = hd_event_encode (self, &size);
     if (!packed)
         return NULL;
-    hd_event_t *copy = hd_event_decode (packed, size, NULL);
-    free (packed);
-    if (copy && s_payload_share (self, &copy->payload))
-        hd_event_destroy (&copy);
-    return copy;
-}
-
-Herald__Event *
-hd_event_envelope (hd_event_t *self)
-{
-    return self->envelope;
-}
-
-//  Before a change: an envelope in an arena becomes a malloc'ed one, whose
-//  strings the setters may free and replace one by one.
-static int
-s_own (hd_event_t *self)
-{
-    if (!self->arena)
-        return 0;
-    size_t size;
-    uint8_t *packed = hd_proto_pack (&self->envelope->base, &size);
-    Herald__Event *owned = packed ? herald__event__unpack (NULL, size, packed) : NULL;
-    free (packed);
-    if (!owned)
-        return -1;
-    herald__event__free_unpacked (self->envelope, hd_arena_allocator (self->arena));
-    hd_arena_destroy (&self->arena);
-    self->envelope = owned;
-    return 0;
-}
-
-//  Unset strings point at protobuf_c_empty_string, which the protobuf-c
-//  destructor knows not to free.
-static int
-s_set_string (char **field, const char *value)
-{
-    char *copy = (char *) protobuf_c_empty_string;
-    if (value && *value) {
-        copy = strdup (value);
-        if (!copy)
-            return -1;
+    hd_event_t *copy = NULL;
+    if (self->payload_in_text)
+        copy = hd_event_decode_bytes (packed, size, hd_event_payload (self), self->payload_size);
+    else {
+        zmq_msg_t payload;
+        if (s_payload_frame (self, &payload) == 0) {
+            copy = hd_event_decode (packed, size, &payload);
+            zmq_msg_close (&payload);
+        }
     }
-    if (*field && *field != protobuf_c_empty_string)
-        free (*field);
-    *field = copy;
-    return 0;
-}
-
-static const char *
-s_get_string (const char *field)
-{
-    return field ? field : "";
+    free (packed);
+    return copy;
 }
 
 int
 hd_event_set_id (hd_event_t *self, const char *id)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->id, id);
+    return s_set_string (self, HD_ENVELOPE_ID, id);
 }
 
 int
 hd_event_set_source (hd_event_t *self, const char *source)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->source, source);
+    return s_set_string (self, HD_ENVELOPE_SOURCE, source);
 }
 
 int
 hd_event_set_type (hd_event_t *self, const char *type)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->type, type);
+    return s_set_string (self, HD_ENVELOPE_TYPE, type);
 }
 
 int
 hd_event_set_subject (hd_event_t *self, const char *subject)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->subject, subject);
+    return s_set_string (self, HD_ENVELOPE_SUBJECT, subject);
 }
 
 int
 hd_event_set_content_type (hd_event_t *self, const char *content_type)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->content_type, content_type);
+    return s_set_string (self, HD_ENVELOPE_CONTENT_TYPE, content_type);
 }
 
 int
 hd_event_set_schema_version (hd_event_t *self, const char *schema_version)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->schema_version, schema_version);
+    return s_set_string (self, HD_ENVELOPE_SCHEMA_VERSION, schema_version);
 }
 
 int
 hd_event_set_partition_key (hd_event_t *self, const char *key)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->partition_key, key);
+    return s_set_string (self, HD_ENVELOPE_PARTITION_KEY, key);
 }
 
 int
 hd_event_set_correlation_id (hd_event_t *self, const char *correlation_id)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->correlation_id, correlation_id);
+    return s_set_string (self, HD_ENVELOPE_CORRELATION_ID, correlation_id);
 }
 
 int
 hd_event_set_causation_id (hd_event_t *self, const char *causation_id)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->causation_id, causation_id);
+    return s_set_string (self, HD_ENVELOPE_CAUSATION_ID, causation_id);
 }
 
 int
 hd_event_set_traceparent (hd_event_t *self, const char *traceparent)
 {
-    return s_own (self) ? -1 : s_set_string (&self->envelope->traceparent, traceparent);
+    return s_set_string (self, HD_ENVELOPE_TRACEPARENT, traceparent);
 }
 
-static Herald__Event__AttributesEntry *
+static s_attribute_t *
 s_attribute_find (const hd_event_t *self, const char *key, size_t *index_p)
 {
-    for (size_t index = 0; index < self->envelope->n_attributes; index++) {
-        Herald__Event__AttributesEntry *entry = self->envelope->attributes[index];
-        if (entry->key && strcmp (entry->key, key) == 0) {
+    for (size_t index = 0; index < self->attribute_count; index++) {
+        s_attribute_t *entry = &self->attributes[index];
+        if (strcmp (self->text + entry->key, key) == 0) {
             if (index_p)
                 *index_p = index;
             return entry;
@@ -264,185 +529,185 @@ s_attribute_find (const hd_event_t *self, const char *key, size_t *index_p)
 int
 hd_event_set_attribute (hd_event_t *self, const char *key, const char *value)
 {
-    if (!key || s_own (self))
+    if (!key)
         return -1;
-    Herald__Event *envelope = self->envelope;
     size_t index;
-    Herald__Event__AttributesEntry *entry = s_attribute_find (self, key, &index);
+    s_attribute_t *entry = s_attribute_find (self, key, &index);
     if (!value) {
         //  A NULL value removes the attribute
         if (entry) {
-            protobuf_c_message_free_unpacked (&entry->base, NULL);
-            memmove (envelope->attributes + index, envelope->attributes + index + 1,
-                     (envelope->n_attributes - index - 1) * sizeof (entry));
-            envelope->n_attributes--;
+            memmove (self->attributes + index, self->attributes + index + 1,
+                     (self->attribute_count - index - 1) * sizeof *entry);
+            self->attribute_count--;
         }
         return 0;
     }
-    if (entry)
-        return s_set_string (&entry->value, value);
-
-    Herald__Event__AttributesEntry **grown = realloc (
-        envelope->attributes, (envelope->n_attributes + 1) * sizeof (*envelope->attributes));
-    if (!grown)
-        return -1;
-    envelope->attributes = grown;
-    entry = malloc (sizeof *entry);
-    if (!entry)
-        return -1;
-    herald__event__attributes_entry__init (entry);
-    if (s_set_string (&entry->key, key) || s_set_string (&entry->value, value)) {
-        protobuf_c_message_free_unpacked (&entry->base, NULL);
-        return -1;
+    if (entry) {
+        uint32_t offset = entry->value, length = entry->value_length;
+        if (s_text_set (self, &offset, &length, value, strlen (value)))
+            return -1;
+        //  The entry may have moved with a rebuild of text; its index did not
+        self->attributes[index].value = offset;
+        self->attributes[index].value_length = length;
+        return 0;
     }
-    envelope->attributes[envelope->n_attributes++] = entry;
-    return 0;
+    return s_attribute_push (self, key, strlen (key), value, strlen (value));
 }
 
 void
 hd_event_set_time_us (hd_event_t *self, uint64_t time_us)
 {
-    self->envelope->time_us = time_us;
+    self->time_us = time_us;
 }
 
 void
 hd_event_set_seq (hd_event_t *self, uint64_t seq)
 {
-    self->envelope->seq = seq;
+    self->seq = seq;
 }
 
 int
 hd_event_set_payload (hd_event_t *self, const void *data, size_t size)
 {
+    //  The new payload is in place before the old one goes: data may be it
+    if (size <= S_TEXT_PAYLOAD_MAX) {
+        int64_t offset = s_text_append (self, data, size, false);
+        if (offset < 0)
+            return -1;
+        zmq_msg_close (&self->payload_frame);
+        zmq_msg_init (&self->payload_frame);
+        self->payload_in_text = true;
+        self->payload_offset = (uint32_t) offset;
+        self->payload_size = size;
+        return 0;
+    }
     zmq_msg_t payload;
-    if (zmq_msg_init_size (&payload, size))
+    if (hd_msg_init_copy (&payload, data, size))
         return -1;
-    if (size)
-        memcpy (zmq_msg_data (&payload), data, size);
-    zmq_msg_close (&self->payload);
-    zmq_msg_init (&self->payload);
-    zmq_msg_move (&self->payload, &payload);
+    zmq_msg_close (&self->payload_frame);
+    zmq_msg_init (&self->payload_frame);
+    zmq_msg_move (&self->payload_frame, &payload);
     zmq_msg_close (&payload);
+    self->payload_in_text = false;
+    self->payload_size = 0;
     return 0;
 }
 
 const char *
 hd_event_id (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->id);
+    return s_get_string (self, HD_ENVELOPE_ID);
 }
 
 const char *
 hd_event_source (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->source);
+    return s_get_string (self, HD_ENVELOPE_SOURCE);
 }
 
 const char *
 hd_event_type (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->type);
+    return s_get_string (self, HD_ENVELOPE_TYPE);
 }
 
 const char *
 hd_event_subject (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->subject);
+    return s_get_string (self, HD_ENVELOPE_SUBJECT);
 }
 
 const char *
 hd_event_content_type (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->content_type);
+    return s_get_string (self, HD_ENVELOPE_CONTENT_TYPE);
 }
 
 const char *
 hd_event_schema_version (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->schema_version);
+    return s_get_string (self, HD_ENVELOPE_SCHEMA_VERSION);
 }
 
 const char *
 hd_event_partition_key (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->partition_key);
+    return s_get_string (self, HD_ENVELOPE_PARTITION_KEY);
 }
 
 const char *
 hd_event_correlation_id (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->correlation_id);
+    return s_get_string (self, HD_ENVELOPE_CORRELATION_ID);
 }
 
 const char *
 hd_event_causation_id (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->causation_id);
+    return s_get_string (self, HD_ENVELOPE_CAUSATION_ID);
 }
 
 const char *
 hd_event_traceparent (const hd_event_t *self)
 {
-    return s_get_string (self->envelope->traceparent);
+    return s_get_string (self, HD_ENVELOPE_TRACEPARENT);
 }
 
 const char *
 hd_event_attribute (const hd_event_t *self, const char *key)
 {
-    Herald__Event__AttributesEntry *entry = key ? s_attribute_find (self, key, NULL) : NULL;
-    return entry ? s_get_string (entry->value) : NULL;
+    s_attribute_t *entry = key ? s_attribute_find (self, key, NULL) : NULL;
+    return entry ? self->text + entry->value : NULL;
 }
 
 size_t
 hd_event_attribute_count (const hd_event_t *self)
 {
-    return self->envelope->n_attributes;
+    return self->attribute_count;
 }
 
 const char *
 hd_event_attribute_key (const hd_event_t *self, size_t index)
 {
-    return index < self->envelope->n_attributes
-               ? s_get_string (self->envelope->attributes[index]->key)
-               : NULL;
+    return index < self->attribute_count ? self->text + self->attributes[index].key : NULL;
 }
 
 const char *
 hd_event_attribute_value (const hd_event_t *self, size_t index)
 {
-    return index < self->envelope->n_attributes
-               ? s_get_string (self->envelope->attributes[index]->value)
-               : NULL;
+    return index < self->attribute_count ? self->text + self->attributes[index].value : NULL;
 }
 
 uint64_t
 hd_event_time_us (const hd_event_t *self)
 {
-    return self->envelope->time_us;
+    return self->time_us;
 }
 
 uint64_t
 hd_event_seq (const hd_event_t *self)
 {
-    return self->envelope->seq;
+    return self->seq;
 }
 
 uint64_t
 hd_event_recorded_time_us (const hd_event_t *self)
 {
-    return self->envelope->recorded_time_us;
+    return self->recorded_time_us;
 }
 
 const void *
 hd_event_payload (const hd_event_t *self)
 {
-    return zmq_msg_data ((zmq_msg_t *) &self->payload);
+    if (self->payload_in_text)
+        return self->text + self->payload_offset;
+    return zmq_msg_data ((zmq_msg_t *) &self->payload_frame);
 }
 
 size_t
 hd_event_payload_size (const hd_event_t *self)
 {
-    return zmq_msg_size (&self->payload);
+    return self->payload_in_text ? self->payload_size : zmq_msg_size (&self->payload_frame);
 }
 
 int
@@ -451,7 +716,7 @@ hd_event_inherit (hd_event_t *self, const hd_event_t *parent)
     const char *correlation = hd_event_correlation_id (parent);
     if (*correlation == 0)
         correlation = hd_event_id (parent);
-    //  Copy first: parent may be self
+    //  Copy first: parent may be self, and a setter may move its text
     char *correlation_copy = strdup (correlation);
     char *causation_copy = strdup (hd_event_id (parent));
     int rc = -1;

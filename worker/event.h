@@ -1,5 +1,5 @@
 /*  event — internal access to hd_event_t for the library's own modules:
-    the wire envelope, decoding from received frames and sending as frames.
+    the wire encoding, decoding from received frames and sending as frames.
 */
 #ifndef HD_EVENT_H_INCLUDED
 #define HD_EVENT_H_INCLUDED
@@ -7,19 +7,28 @@
 #include "herald.h"
 #include "codec.h"
 
-//  The protobuf envelope behind an event (owned by the event).
-Herald__Event *hd_event_envelope (hd_event_t *self);
-
 //  Build an event from an Event frame and an optional payload frame. The
 //  payload's content is moved into the event (no copy); payload may be NULL.
-//  Returns NULL when the envelope does not parse.
+//  Returns NULL when the envelope does not parse (or holds a string that is
+//  not UTF-8, which no broker stores): errno EPROTO; or on no memory.
 hd_event_t *hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload);
 
-//  Pack the envelope into a new malloc'ed buffer. Returns NULL on no memory.
+//  hd_event_decode for an event whose payload lies inside a larger body (a
+//  batch): the payload bytes are copied.
+hd_event_t *hd_event_decode_bytes (const void *envelope, size_t size, const void *payload,
+                                   size_t payload_size);
+
+//  The size of the encoded Event, and the encoding written at out (which
+//  has hd_event_encoded_size bytes); returns the bytes written.
+size_t hd_event_encoded_size (const hd_event_t *self);
+size_t hd_event_encode_into (const hd_event_t *self, uint8_t *out);
+
+//  Encode into a new malloc'ed buffer. Returns NULL on no memory.
 uint8_t *hd_event_encode (const hd_event_t *self, size_t *size_p);
 
 //  Send the [Event][payload] frames. The payload frame gets flags (so pass
-//  ZMQ_SNDMORE only if more frames follow); the payload is shared, not copied.
+//  ZMQ_SNDMORE only if more frames follow); a large payload is shared, not
+//  copied.
 int hd_event_send (const hd_event_t *self, void *socket, int flags);
 
 void hd_event_set_seq (hd_event_t *self, uint64_t seq);

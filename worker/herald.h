@@ -45,7 +45,8 @@ int hd_event_set_attribute (hd_event_t *self, const char *key, const char *value
 void hd_event_set_time_us (hd_event_t *self, uint64_t time_us);
 int hd_event_set_payload (hd_event_t *self, const void *data, size_t size);
 
-//  Getters return "" (never NULL) for unset strings.
+//  Getters return "" (never NULL) for unset strings. What a getter returns
+//  (strings, payload) is valid until the event is changed or destroyed.
 const char *hd_event_id (const hd_event_t *self);
 const char *hd_event_source (const hd_event_t *self);
 const char *hd_event_type (const hd_event_t *self);

@@ -244,10 +244,13 @@ s_send_batch (hd_publisher_t *self, size_t count, const size_t *event_sizes)
     uint8_t *out = zmq_msg_data (&body);
     size_t written = 0;
     entry = self->outbox.head;
-    for (size_t index = 0; index < count; index++, entry = entry->next)
-        written += hd_encode_publish_item (
-            out + written, entry->corr, &hd_event_envelope (entry->event)->base, event_sizes[index],
-            hd_event_payload (entry->event), hd_event_payload_size (entry->event));
+    for (size_t index = 0; index < count; index++, entry = entry->next) {
+        uint8_t *event_at;
+        written += hd_encode_publish_item (out + written, entry->corr, event_sizes[index],
+                                           hd_event_payload (entry->event),
+                                           hd_event_payload_size (entry->event), &event_at);
+        hd_event_encode_into (entry->event, event_at);
+    }
     assert (written == size);
     void *handle = zsock_resolve (self->socket);
     int rc = hd_send_header (handle, HD_CMD_PUBLISHES, ZMQ_SNDMORE | ZMQ_DONTWAIT);
@@ -281,8 +284,7 @@ s_batch_size (hd_publisher_t *self, size_t *event_sizes)
     size_t count = 0, bytes = 0;
     for (s_pending_t *entry = self->outbox.head;
          entry && count < S_BATCH_EVENTS_MAX && s_batchable (entry); entry = entry->next) {
-        size_t event_size =
-            protobuf_c_message_get_packed_size (&hd_event_envelope (entry->event)->base);
+        size_t event_size = hd_event_encoded_size (entry->event);
         bytes += event_size + hd_event_payload_size (entry->event) + HD_DELIVERY_OVERHEAD;
         if (count > 0 && bytes > S_BATCH_BYTES_MAX)
             break;

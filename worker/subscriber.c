@@ -181,11 +181,8 @@ s_decode_batch (hd_subscriber_t *self, hd_frames_t *frames)
     hd_fanout_view_t item;
     int rc;
     while ((rc = hd_decode_fanout_item (&cursor, end, &item)) == 1) {
-        zmq_msg_t payload;
-        if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0)
-            break;
-        hd_event_t *event = hd_event_decode (item.envelope, item.envelope_size, &payload);
-        zmq_msg_close (&payload);
+        hd_event_t *event = hd_event_decode_bytes (item.envelope, item.envelope_size, item.payload,
+                                                   item.payload_size);
         if (!event || s_queue_push (self, event) != 0) {
             hd_event_destroy (&event);
             self->malformed++;

@@ -657,18 +657,24 @@ s_job_matches (const void *job, const void *key)
     return hd_key_equal (((const hd_delivery_t *) job)->key, key);
 }
 
-//  One delivery, whichever message carried it. Takes payload's content.
+//  One delivery, whichever message carried it. Takes the event (NULL when
+//  it could not be decoded: errno EPROTO, or no memory, when the lease
+//  runs out and the event comes back).
 static void
 s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
-                    const void *envelope, size_t envelope_size, zmq_msg_t *payload)
+                    hd_event_t *event)
 {
     hd_worker_t *self = io->worker;
-    if (seq == 0 || attempt == 0)
+    bool undecodable = !event && errno == EPROTO;
+    if (seq == 0 || attempt == 0) {
+        hd_event_destroy (&event);
         return; // not a lease any broker hands out: nothing to settle
-    hd_event_t *event = hd_event_decode (envelope, envelope_size, payload);
-    if (event && (*hd_event_id (event) == 0 || *hd_event_type (event) == 0))
+    }
+    if (event && (*hd_event_id (event) == 0 || *hd_event_type (event) == 0)) {
         hd_event_destroy (&event); // the broker never accepts such an event
-    if (!event && io->state == S_STATE_ACTIVE) {
+        undecodable = true;
+    }
+    if (undecodable && io->state == S_STATE_ACTIVE) {
         //  No handler can make sense of it, and redelivery will not change it
         Herald__Term term = HERALD__TERM__INIT;
         term.seq = seq;
@@ -768,7 +774,8 @@ s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
     if (!deliver)
         return;
     s_io_take_delivery (io, deliver->seq, deliver->attempt, deliver->ack_wait_ms,
-                        hd_frames_data (frames, 2), hd_frames_size (frames, 2), &frames->frame[3]);
+                        hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2),
+                                         &frames->frame[3]));
     herald__deliver__free_unpacked (deliver, NULL);
 }
 
@@ -784,13 +791,10 @@ s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
     hd_delivery_view_t view;
     int rc;
     while ((rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
-        zmq_msg_t payload;
-        if (hd_msg_init_copy (&payload, view.payload, view.payload_size) != 0)
-            break; // out of memory: the leases run out and come back
-        s_io_take_delivery (io, view.seq, view.attempt, view.ack_wait_ms,
-                            view.envelope ? view.envelope : (const uint8_t *) "",
-                            view.envelope_size, &payload);
-        zmq_msg_close (&payload);
+        s_io_take_delivery (
+            io, view.seq, view.attempt, view.ack_wait_ms,
+            hd_event_decode_bytes (view.envelope ? view.envelope : (const uint8_t *) "",
+                                   view.envelope_size, view.payload, view.payload_size));
     }
     if (rc < 0)
         s_set_error (io->worker, "malformed DELIVERS from the broker: the rest of it is dropped");

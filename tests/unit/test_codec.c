@@ -672,8 +672,10 @@ test_publishes_encode_decode (void **state)
         items[index].payload.len = payload_sizes[index];
         pointers[index] = &items[index];
         size_t event_size = protobuf_c_message_get_packed_size (&events[index].base);
-        size += hd_encode_publish_item (mine + size, corrs[index], &events[index].base, event_size,
-                                        payload, payload_sizes[index]);
+        uint8_t *event_at;
+        size += hd_encode_publish_item (mine + size, corrs[index], event_size, payload,
+                                        payload_sizes[index], &event_at);
+        protobuf_c_message_pack (&events[index].base, event_at);
     }
     Herald__Publishes publishes = HERALD__PUBLISHES__INIT;
     publishes.n_items = COUNT;
@@ -706,9 +708,11 @@ test_publishes_encode_decode (void **state)
         uint8_t *packed = hd_proto_pack (&single.base, &packed_size);
         size_t event_size = protobuf_c_message_get_packed_size (&events[1].base);
         assert_int_equal (hd_publish_item_size (corrs[1], event_size, payload_size), packed_size);
-        assert_int_equal (hd_encode_publish_item (mine, corrs[1], &events[1].base, event_size,
-                                                  payload, payload_size),
-                          packed_size);
+        uint8_t *event_at;
+        assert_int_equal (
+            hd_encode_publish_item (mine, corrs[1], event_size, payload, payload_size, &event_at),
+            packed_size);
+        protobuf_c_message_pack (&events[1].base, event_at);
         assert_memory_equal (mine, packed, packed_size);
         free (packed);
     }

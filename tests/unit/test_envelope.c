@@ -54,17 +54,17 @@ test_fields_and_last_wins (void **state)
     uint8_t *packed = s_full_event (&size);
     hd_envelope_t envelope;
     assert_int_equal (hd_envelope_scan (&envelope, packed, size), HD_ENVELOPE_OK);
-    s_assert_text (&envelope.id, "order-42");
-    s_assert_text (&envelope.source, "shop");
-    s_assert_text (&envelope.type, "orders.placed");
-    s_assert_text (&envelope.partition_key, "customer-7");
+    s_assert_text (&envelope.text[HD_ENVELOPE_ID], "order-42");
+    s_assert_text (&envelope.text[HD_ENVELOPE_SOURCE], "shop");
+    s_assert_text (&envelope.text[HD_ENVELOPE_TYPE], "orders.placed");
+    s_assert_text (&envelope.text[HD_ENVELOPE_PARTITION_KEY], "customer-7");
 
     //  A second id appended (as the broker appends seq): the last one counts
     uint8_t *longer = malloc (size + 5);
     memcpy (longer, packed, size);
     memcpy (longer + size, "\x0a\x03new", 5);
     assert_int_equal (hd_envelope_scan (&envelope, longer, size + 5), HD_ENVELOPE_OK);
-    s_assert_text (&envelope.id, "new");
+    s_assert_text (&envelope.text[HD_ENVELOPE_ID], "new");
     Herald__Event *decoded = herald__event__unpack (NULL, size + 5, longer);
     assert_string_equal (decoded->id, "new");
     herald__event__free_unpacked (decoded, NULL);
@@ -72,7 +72,7 @@ test_fields_and_last_wins (void **state)
 
     //  Empty input is an event with nothing set
     assert_int_equal (hd_envelope_scan (&envelope, "", 0), HD_ENVELOPE_OK);
-    assert_int_equal (envelope.id.size, 0);
+    assert_int_equal (envelope.text[HD_ENVELOPE_ID].size, 0);
     free (packed);
 }
 
@@ -144,12 +144,15 @@ test_agrees_with_protobuf_c (void **state)
         if (result == HD_ENVELOPE_OK) {
             both_accept++;
             //  NUL-free strings: protobuf-c's copies compare whole
-            assert_int_equal (envelope.id.size, strlen (decoded->id));
-            assert_memory_equal (envelope.id.data, decoded->id, envelope.id.size);
-            assert_int_equal (envelope.type.size, strlen (decoded->type));
-            assert_memory_equal (envelope.type.data, decoded->type, envelope.type.size);
-            assert_int_equal (envelope.source.size, strlen (decoded->source));
-            assert_int_equal (envelope.partition_key.size, strlen (decoded->partition_key));
+            assert_int_equal (envelope.text[HD_ENVELOPE_ID].size, strlen (decoded->id));
+            assert_memory_equal (envelope.text[HD_ENVELOPE_ID].data, decoded->id,
+                                 envelope.text[HD_ENVELOPE_ID].size);
+            assert_int_equal (envelope.text[HD_ENVELOPE_TYPE].size, strlen (decoded->type));
+            assert_memory_equal (envelope.text[HD_ENVELOPE_TYPE].data, decoded->type,
+                                 envelope.text[HD_ENVELOPE_TYPE].size);
+            assert_int_equal (envelope.text[HD_ENVELOPE_SOURCE].size, strlen (decoded->source));
+            assert_int_equal (envelope.text[HD_ENVELOPE_PARTITION_KEY].size,
+                              strlen (decoded->partition_key));
         }
         herald__event__free_unpacked (decoded, NULL);
     }

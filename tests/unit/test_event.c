@@ -1,5 +1,7 @@
 /*  Unit tests for hd_event_t: setters copy, getters never return NULL,
-    attributes, payload, dup, the wire round trip and causality. */
+    attributes, payload, dup, the wire round trip and causality; the hand-
+    written encoding against protobuf-c, unknown fields kept, and long
+    random edit sequences against a simple model. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +13,8 @@
 
 #include "herald.h"
 #include "event.h"
+#include "envelope.h"
+#include "herald.pb-c.h"
 
 static void
 test_new_defaults (void **state)
@@ -172,7 +176,12 @@ s_assert_same (const hd_event_t *a, const hd_event_t *b)
     assert_string_equal (hd_event_correlation_id (a), hd_event_correlation_id (b));
     assert_string_equal (hd_event_causation_id (a), hd_event_causation_id (b));
     assert_string_equal (hd_event_traceparent (a), hd_event_traceparent (b));
-    assert_string_equal (hd_event_attribute (a, "region"), hd_event_attribute (b, "region"));
+    assert_int_equal (hd_event_attribute_count (a), hd_event_attribute_count (b));
+    for (size_t index = 0; index < hd_event_attribute_count (a); index++) {
+        assert_string_equal (hd_event_attribute_key (a, index), hd_event_attribute_key (b, index));
+        assert_string_equal (hd_event_attribute_value (a, index),
+                             hd_event_attribute_value (b, index));
+    }
     assert_int_equal (hd_event_time_us (a), hd_event_time_us (b));
     assert_int_equal (hd_event_payload_size (a), hd_event_payload_size (b));
     assert_memory_equal (hd_event_payload (a), hd_event_payload (b), hd_event_payload_size (a));
@@ -201,8 +210,7 @@ test_encode_decode_buffer (void **state)
     assert_string_equal (hd_event_source (decoded), hd_event_source (event));
     hd_event_destroy (&decoded);
 
-    //  Many tiny attributes decode past the event's arena (malloc takes the
-    //  rest); reading, changing and freeing such an event is still right
+    //  Many tiny attributes: reading, changing and freeing such an event
     hd_event_t *crowded = hd_event_new ("t.x");
     char key[16];
     for (int index = 0; index < 200; index++) {
@@ -215,7 +223,7 @@ test_encode_decode_buffer (void **state)
     assert_int_equal (hd_event_attribute_count (crowded_decoded), 200);
     assert_string_equal (hd_event_attribute (crowded_decoded, "k199"), "v");
     hd_event_t *untouched = hd_event_decode (crowded_packed, size, NULL);
-    hd_event_destroy (&untouched); // freed from the arena layout
+    hd_event_destroy (&untouched); // freed as decoded
     assert_int_equal (hd_event_set_attribute (crowded_decoded, "k0", NULL), 0);
     assert_int_equal (hd_event_attribute_count (crowded_decoded), 199);
     assert_null (hd_event_attribute (crowded_decoded, "k0"));
@@ -228,6 +236,291 @@ test_encode_decode_buffer (void **state)
     assert_null (hd_event_decode (garbage, sizeof garbage, NULL));
     free (packed);
     hd_event_destroy (&event);
+}
+
+//  A random string of up to max characters, some of them multi-byte.
+static char *
+s_random_text (unsigned *seed, int max)
+{
+    static const char *pieces[] = {
+        "a", "b", "z", "0", ".", "-", " ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    int count = rand_r (seed) % (max + 1);
+    char *text = calloc (1, (size_t) count * 4 + 1);
+    for (int index = 0; index < count; index++)
+        strcat (text, pieces[rand_r (seed) % 10]);
+    return text;
+}
+
+static uint64_t
+s_random_varint (unsigned *seed)
+{
+    switch (rand_r (seed) % 4) {
+        case 0: return 0;
+        case 1: return (uint64_t) (rand_r (seed) % 200);
+        case 2: return UINT64_MAX - (uint64_t) (rand_r (seed) % 3);
+        default: return (uint64_t) rand_r (seed) << 31 | (uint64_t) rand_r (seed);
+    }
+}
+
+static void
+s_string_fields (Herald__Event *event, char **fields[HD_ENVELOPE_STRINGS])
+{
+    char **all[] = {
+        &event->id,           &event->source,         &event->type,          &event->subject,
+        &event->content_type, &event->schema_version, &event->partition_key, &event->correlation_id,
+        &event->causation_id, &event->traceparent};
+    memcpy (fields, all, sizeof all);
+}
+
+static const char *
+s_getter (const hd_event_t *event, int index)
+{
+    switch (index) {
+        case 0: return hd_event_id (event);
+        case 1: return hd_event_source (event);
+        case 2: return hd_event_type (event);
+        case 3: return hd_event_subject (event);
+        case 4: return hd_event_content_type (event);
+        case 5: return hd_event_schema_version (event);
+        case 6: return hd_event_partition_key (event);
+        case 7: return hd_event_correlation_id (event);
+        case 8: return hd_event_causation_id (event);
+        default: return hd_event_traceparent (event);
+    }
+}
+
+static int
+s_setter (hd_event_t *event, int index, const char *value)
+{
+    switch (index) {
+        case 0: return hd_event_set_id (event, value);
+        case 1: return hd_event_set_source (event, value);
+        case 2: return hd_event_set_type (event, value);
+        case 3: return hd_event_set_subject (event, value);
+        case 4: return hd_event_set_content_type (event, value);
+        case 5: return hd_event_set_schema_version (event, value);
+        case 6: return hd_event_set_partition_key (event, value);
+        case 7: return hd_event_set_correlation_id (event, value);
+        case 8: return hd_event_set_causation_id (event, value);
+        default: return hd_event_set_traceparent (event, value);
+    }
+}
+
+static void
+s_assert_matches_proto (const hd_event_t *mine, Herald__Event *theirs)
+{
+    char **fields[HD_ENVELOPE_STRINGS];
+    s_string_fields (theirs, fields);
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        assert_string_equal (s_getter (mine, index), *fields[index] ? *fields[index] : "");
+    assert_true (hd_event_time_us (mine) == theirs->time_us);
+    assert_true (hd_event_seq (mine) == theirs->seq);
+    assert_true (hd_event_recorded_time_us (mine) == theirs->recorded_time_us);
+    assert_int_equal (hd_event_attribute_count (mine), theirs->n_attributes);
+    for (size_t index = 0; index < theirs->n_attributes; index++) {
+        assert_string_equal (hd_event_attribute_key (mine, index), theirs->attributes[index]->key);
+        assert_string_equal (hd_event_attribute_value (mine, index),
+                             theirs->attributes[index]->value);
+    }
+}
+
+//  Random events packed by protobuf-c decode to the same fields; ours
+//  encode to the same bytes protobuf-c writes.
+static void
+test_against_protobuf_c (void **state)
+{
+    unsigned seed = 7;
+    for (int round = 0; round < 3000; round++) {
+        Herald__Event event = HERALD__EVENT__INIT;
+        char **fields[HD_ENVELOPE_STRINGS];
+        s_string_fields (&event, fields);
+        for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+            *fields[index] = rand_r (&seed) % 3 ? s_random_text (&seed, 40) : strdup ("");
+        event.time_us = s_random_varint (&seed);
+        event.seq = s_random_varint (&seed);
+        event.recorded_time_us = s_random_varint (&seed);
+        size_t entries = (size_t) (rand_r (&seed) % 4);
+        Herald__Event__AttributesEntry storage[3], *pointers[3];
+        for (size_t index = 0; index < entries; index++) {
+            herald__event__attributes_entry__init (&storage[index]);
+            storage[index].key = s_random_text (&seed, 6);
+            storage[index].value = s_random_text (&seed, 12);
+            pointers[index] = &storage[index];
+        }
+        event.n_attributes = entries;
+        event.attributes = pointers;
+        size_t size;
+        uint8_t *packed = hd_proto_pack (&event.base, &size);
+
+        hd_event_t *mine = hd_event_decode (packed, size, NULL);
+        assert_non_null (mine);
+        s_assert_matches_proto (mine, &event);
+        assert_int_equal (hd_event_encoded_size (mine), size);
+        size_t mine_size;
+        uint8_t *mine_packed = hd_event_encode (mine, &mine_size);
+        assert_int_equal (mine_size, size);
+        assert_memory_equal (mine_packed, packed, size);
+        Herald__Event *back = herald__event__unpack (NULL, mine_size, mine_packed);
+        assert_non_null (back);
+        s_assert_matches_proto (mine, back);
+        herald__event__free_unpacked (back, NULL);
+
+        //  Damage: accepted exactly when the scanner accepts, and then stable
+        packed[rand_r (&seed) % size] ^= (uint8_t) (1 + rand_r (&seed) % 255);
+        size_t cut = size - (size_t) (rand_r (&seed) % 3 == 0 ? rand_r (&seed) % (size + 1) : 0);
+        hd_envelope_t scanned;
+        bool valid = hd_envelope_scan (&scanned, packed, cut) == HD_ENVELOPE_OK;
+        hd_event_t *damaged = hd_event_decode (packed, cut, NULL);
+        assert_int_equal (damaged != NULL, valid);
+        if (damaged) {
+            uint8_t *again = hd_event_encode (damaged, &mine_size);
+            hd_event_t *twice = hd_event_decode (again, mine_size, NULL);
+            assert_non_null (twice);
+            size_t twice_size;
+            uint8_t *twice_packed = hd_event_encode (twice, &twice_size);
+            assert_int_equal (twice_size, mine_size);
+            assert_memory_equal (twice_packed, again, mine_size);
+            hd_event_destroy (&twice);
+            free (twice_packed);
+            free (again);
+        }
+        hd_event_destroy (&damaged);
+        hd_event_destroy (&mine);
+        free (mine_packed);
+        free (packed);
+        for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+            free (*fields[index]);
+        for (size_t index = 0; index < entries; index++) {
+            free (storage[index].key);
+            free (storage[index].value);
+        }
+    }
+}
+
+//  Fields a newer peer added travel on unchanged.
+static void
+test_unknown_fields_kept (void **state)
+{
+    hd_event_t *event = s_full_event ();
+    size_t size;
+    uint8_t *packed = hd_event_encode (event, &size);
+    //  field 30 = varint 7, field 31 = bytes "xyz"
+    const uint8_t unknown[] = {0xF0, 0x01, 0x07, 0xFA, 0x01, 0x03, 'x', 'y', 'z'};
+    uint8_t *longer = malloc (size + sizeof unknown);
+    memcpy (longer, packed, size);
+    memcpy (longer + size, unknown, sizeof unknown);
+    hd_event_t *decoded = hd_event_decode (longer, size + sizeof unknown, NULL);
+    assert_non_null (decoded);
+    assert_string_equal (hd_event_id (decoded), "order-42");
+    assert_int_equal (hd_event_set_subject (decoded, "a-longer-subject-than-before"), 0);
+    size_t again_size;
+    uint8_t *again = hd_event_encode (decoded, &again_size);
+    assert_int_equal (again_size, size + sizeof unknown + strlen ("a-longer-subject-than-before") -
+                                      strlen ("customer/7"));
+    assert_memory_equal (again + again_size - sizeof unknown, unknown, sizeof unknown);
+    Herald__Event *theirs = herald__event__unpack (NULL, again_size, again);
+    assert_non_null (theirs);
+    assert_int_equal (theirs->base.n_unknown_fields, 2);
+    assert_string_equal (theirs->subject, "a-longer-subject-than-before");
+    herald__event__free_unpacked (theirs, NULL);
+    free (again);
+    free (longer);
+    free (packed);
+    hd_event_destroy (&decoded);
+    hd_event_destroy (&event);
+}
+
+//  Long random edit sequences (values taken from the event itself too,
+//  which a setter must read before it moves the event's text) agree with
+//  a plain model, and survive an encode/decode at every step.
+static void
+test_edits_match_a_model (void **state)
+{
+    unsigned seed = 11;
+    char *model[HD_ENVELOPE_STRINGS] = {0};
+    char *keys[4] = {0}, *values[4] = {0};
+    const char *key_names[4] = {"k0", "k1", "k2", "k3"};
+    size_t payload_size = 0;
+    static uint8_t payload[6000], scratch[6000];
+    hd_event_t *event = hd_event_new (NULL);
+    for (int step = 0; step < 20000; step++) {
+        int op = rand_r (&seed) % 10;
+        if (op < 5) {
+            int field = rand_r (&seed) % HD_ENVELOPE_STRINGS;
+            char *value;
+            if (op == 0) //  another field of the same event
+                value = strdup (s_getter (event, rand_r (&seed) % HD_ENVELOPE_STRINGS));
+            else
+                value = s_random_text (&seed, op == 1 ? 300 : 20);
+            int from = rand_r (&seed) % HD_ENVELOPE_STRINGS;
+            if (op == 0) {
+                free (value);
+                value = strdup (s_getter (event, from));
+                assert_int_equal (s_setter (event, field, s_getter (event, from)), 0);
+            } else
+                assert_int_equal (s_setter (event, field, value), 0);
+            free (model[field]);
+            model[field] = value;
+        } else if (op < 8) {
+            int slot = rand_r (&seed) % 4;
+            if (op == 5) {
+                assert_int_equal (hd_event_set_attribute (event, key_names[slot], NULL), 0);
+                free (keys[slot]);
+                free (values[slot]);
+                keys[slot] = values[slot] = NULL;
+            } else {
+                char *value = s_random_text (&seed, 30);
+                assert_int_equal (hd_event_set_attribute (event, key_names[slot], value), 0);
+                if (!keys[slot])
+                    keys[slot] = strdup (key_names[slot]);
+                free (values[slot]);
+                values[slot] = value;
+            }
+        } else if (op == 8) {
+            static const size_t sizes[] = {0, 10, 128, 4096, 4097, 5000};
+            payload_size = sizes[rand_r (&seed) % 6];
+            for (size_t index = 0; index < payload_size; index++)
+                payload[index] = (uint8_t) rand_r (&seed);
+            assert_int_equal (hd_event_set_payload (event, payload, payload_size), 0);
+        } else {
+            //  Its own payload, or a part of it, as the new one
+            size_t part = payload_size ? (size_t) rand_r (&seed) % payload_size : 0;
+            memcpy (scratch, payload + part, payload_size - part);
+            assert_int_equal (
+                hd_event_set_payload (event, (const uint8_t *) hd_event_payload (event) + part,
+                                      payload_size - part),
+                0);
+            payload_size -= part;
+            memcpy (payload, scratch, payload_size);
+        }
+        for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+            assert_string_equal (s_getter (event, index), model[index] ? model[index] : "");
+        size_t present = 0;
+        for (int slot = 0; slot < 4; slot++) {
+            if (keys[slot])
+                assert_string_equal (hd_event_attribute (event, key_names[slot]), values[slot]);
+            else
+                assert_null (hd_event_attribute (event, key_names[slot]));
+            present += keys[slot] != NULL;
+        }
+        assert_int_equal (hd_event_attribute_count (event), present);
+        assert_int_equal (hd_event_payload_size (event), payload_size);
+        assert_memory_equal (hd_event_payload (event), payload, payload_size);
+        if (step % 97 == 0) {
+            hd_event_t *copy = hd_event_dup (event);
+            assert_non_null (copy);
+            s_assert_same (event, copy);
+            hd_event_destroy (&event);
+            event = copy; //  go on with the copy: decoded events are edited too
+        }
+    }
+    hd_event_destroy (&event);
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        free (model[index]);
+    for (int slot = 0; slot < 4; slot++) {
+        free (keys[slot]);
+        free (values[slot]);
+    }
 }
 
 static void
@@ -324,6 +617,9 @@ main (void)
         cmocka_unit_test (test_attributes),
         cmocka_unit_test (test_payload_and_dup),
         cmocka_unit_test (test_encode_decode_buffer),
+        cmocka_unit_test (test_against_protobuf_c),
+        cmocka_unit_test (test_unknown_fields_kept),
+        cmocka_unit_test (test_edits_match_a_model),
         cmocka_unit_test (test_round_trip_frames),
         cmocka_unit_test (test_inherit),
         cmocka_unit_test (test_random_id),

@@ -3,13 +3,10 @@
 
 #include <string.h>
 
-//  Event field numbers (proto/herald.proto)
-#define S_FIELD_ID            1
-#define S_FIELD_SOURCE        2
-#define S_FIELD_TYPE          3
-#define S_FIELD_PARTITION_KEY 8
-#define S_FIELD_ATTRIBUTES    12
-#define S_LAST_STRING_FIELD   11 // 1-4 and 6-11 are strings; 5, 20, 21 varints
+//  String field numbers by hd_envelope_string_t (proto/herald.proto)
+static const uint8_t s_string_field[HD_ENVELOPE_STRINGS] = {1, 2, 3, 4, 6, 7, 8, 9, 10, 11};
+//  and back: the string index of field numbers 1 to 11, -1 for the rest
+static const int8_t s_string_index[12] = {-1, 0, 1, 2, 3, -1, 4, 5, 6, 7, 8, 9};
 
 typedef struct {
     const uint8_t *cursor;
@@ -31,10 +28,11 @@ s_varint (s_reader_t *reader, uint64_t *value)
     return false;
 }
 
-//  Reads one field: its number, wire type, and for length-delimited fields
-//  the bytes. Fixed-size and varint values are skipped over.
+//  Reads one field: its number, wire type, and the value: the bytes of a
+//  length-delimited field, the value of a varint. Fixed-size values are
+//  skipped over.
 static bool
-s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes)
+s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes, uint64_t *varint)
 {
     uint64_t tag, value;
     if (!s_varint (reader, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF)
@@ -43,7 +41,7 @@ s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes)
     *wire_type = (int) (tag & 7);
     size_t left = (size_t) (reader->end - reader->cursor);
     switch (*wire_type) {
-        case 0: return s_varint (reader, &value);
+        case 0: return s_varint (reader, varint);
         case 1:
         case 5: {
             size_t width = *wire_type == 1 ? 8 : 4;
@@ -103,23 +101,46 @@ hd_utf8_valid (const char *text, size_t size)
     return true;
 }
 
-//  A map entry: key (1) and value (2), both strings.
+uint32_t
+hd_envelope_string_field (hd_envelope_string_t index)
+{
+    return s_string_field[index];
+}
+
+static int
+s_string_of (uint32_t number)
+{
+    return number < sizeof s_string_index ? s_string_index[number] : -1;
+}
+
+static bool
+s_known (uint32_t number)
+{
+    return s_string_of (number) >= 0 || number == HD_ENVELOPE_FIELD_TIME_US ||
+           number == HD_ENVELOPE_FIELD_ATTRIBUTES || number == HD_ENVELOPE_FIELD_SEQ ||
+           number == HD_ENVELOPE_FIELD_RECORDED_TIME_US;
+}
+
+//  A map entry: key (1) and value (2), both strings; the last of each wins.
 static hd_envelope_result_t
-s_attribute (const hd_text_t *entry)
+s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value)
 {
     s_reader_t reader = {(const uint8_t *) entry->data,
                          (const uint8_t *) entry->data + entry->size};
+    *key = *value = (hd_text_t){NULL, 0};
     while (reader.cursor < reader.end) {
         uint32_t number;
         int wire_type;
         hd_text_t bytes;
-        if (!s_field (&reader, &number, &wire_type, &bytes))
+        uint64_t varint;
+        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
             return HD_ENVELOPE_MALFORMED;
         if (number == 1 || number == 2) {
             if (wire_type != 2)
                 return HD_ENVELOPE_MALFORMED;
             if (!hd_utf8_valid (bytes.data, bytes.size))
                 return HD_ENVELOPE_NOT_UTF8;
+            *(number == 1 ? key : value) = bytes;
         }
     }
     return HD_ENVELOPE_OK;
@@ -132,34 +153,79 @@ hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size)
     s_reader_t reader = {data, (const uint8_t *) data + size};
     hd_envelope_result_t result = HD_ENVELOPE_OK;
     while (reader.cursor < reader.end) {
+        const uint8_t *start = reader.cursor;
         uint32_t number;
         int wire_type;
         hd_text_t bytes = {NULL, 0};
-        if (!s_field (&reader, &number, &wire_type, &bytes))
+        uint64_t varint = 0;
+        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
             return HD_ENVELOPE_MALFORMED;
-        bool string_field = number >= 1 && number <= S_LAST_STRING_FIELD && number != 5;
-        bool varint_field = number == 5 || number == 20 || number == 21;
-        if ((string_field || number == S_FIELD_ATTRIBUTES) && wire_type != 2)
+        int string = s_string_of (number);
+        if (string >= 0 || number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
+            if (wire_type != 2)
+                return HD_ENVELOPE_MALFORMED;
+        } else if (s_known (number) && wire_type != 0)
             return HD_ENVELOPE_MALFORMED;
-        if (varint_field && wire_type != 0)
-            return HD_ENVELOPE_MALFORMED;
-        //  Keep reading after a bad string: malformed input wins over it
-        if (string_field && result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
-            result = HD_ENVELOPE_NOT_UTF8;
-        if (number == S_FIELD_ATTRIBUTES) {
-            hd_envelope_result_t entry = s_attribute (&bytes);
+        if (string >= 0) {
+            //  Keep reading after a bad string: malformed input wins over it
+            if (result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
+                result = HD_ENVELOPE_NOT_UTF8;
+            self->text[string] = bytes;
+        } else if (number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
+            hd_text_t key, value;
+            hd_envelope_result_t entry = s_attribute (&bytes, &key, &value);
             if (entry == HD_ENVELOPE_MALFORMED)
                 return entry;
             if (result == HD_ENVELOPE_OK)
                 result = entry;
-        }
-        switch (number) {
-            case S_FIELD_ID: self->id = bytes; break;
-            case S_FIELD_SOURCE: self->source = bytes; break;
-            case S_FIELD_TYPE: self->type = bytes; break;
-            case S_FIELD_PARTITION_KEY: self->partition_key = bytes; break;
-            default: break;
-        }
+            self->attributes++;
+        } else if (number == HD_ENVELOPE_FIELD_TIME_US)
+            self->time_us = varint;
+        else if (number == HD_ENVELOPE_FIELD_SEQ)
+            self->seq = varint;
+        else if (number == HD_ENVELOPE_FIELD_RECORDED_TIME_US)
+            self->recorded_time_us = varint;
+        else
+            self->unknown_size += (size_t) (reader.cursor - start);
     }
     return result;
+}
+
+void
+hd_envelope_walk_start (hd_envelope_walk_t *walk, const void *data, size_t size)
+{
+    walk->cursor = data;
+    walk->end = (const uint8_t *) data + size;
+}
+
+bool
+hd_envelope_walk_next (hd_envelope_walk_t *walk, hd_text_t *key, hd_text_t *value,
+                       hd_text_t *unknown)
+{
+    s_reader_t reader = {walk->cursor, walk->end};
+    while (reader.cursor < reader.end) {
+        const uint8_t *start = reader.cursor;
+        uint32_t number;
+        int wire_type;
+        hd_text_t bytes = {NULL, 0};
+        uint64_t varint;
+        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
+            break; // not scanned first: the programmer's error, ends the walk
+        walk->cursor = reader.cursor;
+        if (number == HD_ENVELOPE_FIELD_ATTRIBUTES && key && value) {
+            if (s_attribute (&bytes, key, value) != HD_ENVELOPE_OK)
+                break;
+            if (unknown)
+                *unknown = (hd_text_t){NULL, 0};
+            return true;
+        }
+        if (!s_known (number) && unknown) {
+            if (key && value)
+                *key = *value = (hd_text_t){NULL, 0};
+            *unknown = (hd_text_t){(const char *) start, (size_t) (reader.cursor - start)};
+            return true;
+        }
+    }
+    walk->cursor = walk->end;
+    return false;
 }
