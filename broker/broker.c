@@ -616,7 +616,7 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     hd_envelope_t event;
-    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size);
+    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size, true);
     if (scanned == HD_ENVELOPE_MALFORMED) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
@@ -884,7 +884,7 @@ s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
             hd_envelope_t event;
             char *id, *source;
             if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
-                                  zmq_msg_size (&pending->envelope)) != HD_ENVELOPE_MALFORMED &&
+                                  zmq_msg_size (&pending->envelope), false) != HD_ENVELOPE_MALFORMED &&
                 s_identity (self, &event, &id, &source) == 0)
                 hd_dedup_remove (self->dedup, source, id);
             for (size_t pool = 0; pool < self->pool_count; pool++)

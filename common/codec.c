@@ -257,9 +257,14 @@ hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const vo
                           payload_size);
 }
 
-static int
+static inline int
 s_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
 {
+    //  Tags and most lengths are one byte
+    if (*cursor < end && **cursor < 0x80) {
+        *value = *(*cursor)++;
+        return 0;
+    }
     uint64_t result = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (*cursor >= end)

@@ -13,9 +13,14 @@ typedef struct {
     const uint8_t *end;
 } s_reader_t;
 
-static bool
+static inline bool
 s_varint (s_reader_t *reader, uint64_t *value)
 {
+    //  Tags and most lengths are one byte
+    if (reader->cursor < reader->end && *reader->cursor < 0x80) {
+        *value = *reader->cursor++;
+        return true;
+    }
     uint64_t result = 0;
     for (int shift = 0; shift < 64 && reader->cursor < reader->end; shift += 7) {
         uint8_t byte = *reader->cursor++;
@@ -31,7 +36,7 @@ s_varint (s_reader_t *reader, uint64_t *value)
 //  Reads one field: its number, wire type, and the value: the bytes of a
 //  length-delimited field, the value of a varint. Fixed-size values are
 //  skipped over.
-static bool
+static inline bool
 s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes, uint64_t *varint)
 {
     uint64_t tag, value;
@@ -123,7 +128,7 @@ s_known (uint32_t number)
 
 //  A map entry: key (1) and value (2), both strings; the last of each wins.
 static hd_envelope_result_t
-s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value)
+s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value, bool check_utf8)
 {
     s_reader_t reader = {(const uint8_t *) entry->data,
                          (const uint8_t *) entry->data + entry->size};
@@ -138,7 +143,7 @@ s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value)
         if (number == 1 || number == 2) {
             if (wire_type != 2)
                 return HD_ENVELOPE_MALFORMED;
-            if (!hd_utf8_valid (bytes.data, bytes.size))
+            if (check_utf8 && !hd_utf8_valid (bytes.data, bytes.size))
                 return HD_ENVELOPE_NOT_UTF8;
             *(number == 1 ? key : value) = bytes;
         }
@@ -147,7 +152,7 @@ s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value)
 }
 
 hd_envelope_result_t
-hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size)
+hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check_utf8)
 {
     memset (self, 0, sizeof *self);
     s_reader_t reader = {data, (const uint8_t *) data + size};
@@ -168,12 +173,12 @@ hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size)
             return HD_ENVELOPE_MALFORMED;
         if (string >= 0) {
             //  Keep reading after a bad string: malformed input wins over it
-            if (result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
+            if (check_utf8 && result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
                 result = HD_ENVELOPE_NOT_UTF8;
             self->text[string] = bytes;
         } else if (number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
             hd_text_t key, value;
-            hd_envelope_result_t entry = s_attribute (&bytes, &key, &value);
+            hd_envelope_result_t entry = s_attribute (&bytes, &key, &value, check_utf8);
             if (entry == HD_ENVELOPE_MALFORMED)
                 return entry;
             if (result == HD_ENVELOPE_OK)
@@ -213,7 +218,7 @@ hd_envelope_walk_next (hd_envelope_walk_t *walk, hd_text_t *key, hd_text_t *valu
             break; // not scanned first: the programmer's error, ends the walk
         walk->cursor = reader.cursor;
         if (number == HD_ENVELOPE_FIELD_ATTRIBUTES && key && value) {
-            if (s_attribute (&bytes, key, value) != HD_ENVELOPE_OK)
+            if (s_attribute (&bytes, key, value, false) != HD_ENVELOPE_OK)
                 break;
             if (unknown)
                 *unknown = (hd_text_t){NULL, 0};

@@ -57,8 +57,11 @@ typedef enum {
     HD_ENVELOPE_NOT_UTF8   // a string is not valid UTF-8 (or holds a NUL)
 } hd_envelope_result_t;
 
-//  Scans size bytes of an encoded Event into self.
-hd_envelope_result_t hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size);
+//  Scans size bytes of an encoded Event into self. With check_utf8 false
+//  the strings are taken as they are: clients, which get only events their
+//  broker checked, skip the cost.
+hd_envelope_result_t hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size,
+                                       bool check_utf8);
 
 //  The protobuf field number of a string field.
 uint32_t hd_envelope_string_field (hd_envelope_string_t index);

@@ -259,13 +259,14 @@ s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t unknown_s
 }
 
 //  An event from an encoded Event, with payload_room spare bytes of text.
-//  NULL when the bytes are not a well-formed Event with UTF-8 strings
-//  (errno EPROTO) or memory ran out.
+//  NULL when the bytes are not a well-formed Event (errno EPROTO) or
+//  memory ran out.
 static hd_event_t *
 s_decode (const void *data, size_t size, size_t payload_room)
 {
     hd_envelope_t scanned;
-    if (hd_envelope_scan (&scanned, data, size) != HD_ENVELOPE_OK) {
+    //  The broker stores only events whose strings are UTF-8 without NUL
+    if (hd_envelope_scan (&scanned, data, size, false) != HD_ENVELOPE_OK) {
         errno = EPROTO;
         return NULL;
     }

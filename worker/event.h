@@ -9,8 +9,8 @@
 
 //  Build an event from an Event frame and an optional payload frame. The
 //  payload's content is moved into the event (no copy); payload may be NULL.
-//  Returns NULL when the envelope does not parse (or holds a string that is
-//  not UTF-8, which no broker stores): errno EPROTO; or on no memory.
+//  Returns NULL when the envelope does not parse (errno EPROTO; strings are
+//  not checked for UTF-8, which the broker did) or on no memory.
 hd_event_t *hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload);
 
 //  hd_event_decode for an event whose payload lies inside a larger body (a

@@ -15,7 +15,10 @@ struct _hd_subscriber_t {
     zsock_t *sub;
     zsock_t *reporter; // DEALER to the broker, NULL without a broker endpoint
     char *name;
-    zhashx_t *last_seq; // type → last type_seq seen, stored in the item pointer
+    zhashx_t *last_seq; // type → last type_seq seen (uint64_t *)
+    //  The last type looked up: events come in runs of one type
+    char *recent_type;
+    uint64_t *recent_last;
     uint64_t epoch;
     bool have_epoch;
     uint64_t received;
@@ -37,6 +40,13 @@ s_set_error (hd_subscriber_t *self, const char *format, ...)
     va_end (args);
 }
 
+static void
+s_counter_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
 hd_subscriber_t *
 hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
 {
@@ -50,8 +60,7 @@ hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
         hd_subscriber_destroy (&self);
         return NULL;
     }
-    //  type_seq values start at 1, so no stored value is ever NULL
-    zhashx_set_destructor (self->last_seq, NULL);
+    zhashx_set_destructor (self->last_seq, s_counter_free);
     zhashx_set_duplicator (self->last_seq, NULL);
     if (zsock_connect (self->sub, "%s", xpub_endpoint ? xpub_endpoint : HERALD_DEFAULT_XPUB)) {
         hd_subscriber_destroy (&self);
@@ -87,6 +96,7 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
         zsock_destroy (&self->reporter);
     }
     zhashx_destroy (&self->last_seq);
+    free (self->recent_type);
     for (size_t index = 0; index < self->queue_count; index++)
         hd_event_destroy (&self->queue[self->queue_head + index]);
     free (self->queue);
@@ -127,22 +137,49 @@ s_send_report (hd_subscriber_t *self)
         hd_frames_close (&frames);
 }
 
+//  The counter of a type's last type_seq, created at 0; NULL on no memory.
+static uint64_t *
+s_type_counter (hd_subscriber_t *self, const char *type)
+{
+    if (self->recent_type && strcmp (self->recent_type, type) == 0)
+        return self->recent_last;
+    uint64_t *last = zhashx_lookup (self->last_seq, type);
+    if (!last) {
+        last = calloc (1, sizeof *last);
+        if (!last || zhashx_insert (self->last_seq, type, last)) {
+            free (last);
+            return NULL;
+        }
+    }
+    char *recent = strdup (type);
+    if (recent) {
+        free (self->recent_type);
+        self->recent_type = recent;
+        self->recent_last = last;
+    }
+    return last;
+}
+
 //  Account for one message's Fanout header: a jump in type_seq is a loss.
 static void
 s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fanout)
 {
     if (!self->have_epoch || fanout->epoch != self->epoch) {
         zhashx_purge (self->last_seq);
+        free (self->recent_type);
+        self->recent_type = NULL;
         self->epoch = fanout->epoch;
         self->have_epoch = true;
     }
-    uint64_t last = (uint64_t) (uintptr_t) zhashx_lookup (self->last_seq, type);
-    if (last && fanout->type_seq > last + 1)
-        self->gaps += fanout->type_seq - last - 1;
+    uint64_t *last = s_type_counter (self, type);
+    if (!last)
+        return;
+    if (*last && fanout->type_seq > *last + 1)
+        self->gaps += fanout->type_seq - *last - 1;
     //  The first event of a type sets the baseline: what came before we
     //  joined was not lost to us
-    if (fanout->type_seq > last && fanout->type_seq)
-        zhashx_update (self->last_seq, type, (void *) (uintptr_t) fanout->type_seq);
+    if (fanout->type_seq > *last)
+        *last = fanout->type_seq;
 }
 
 static int

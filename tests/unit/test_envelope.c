@@ -53,7 +53,7 @@ test_fields_and_last_wins (void **state)
     size_t size;
     uint8_t *packed = s_full_event (&size);
     hd_envelope_t envelope;
-    assert_int_equal (hd_envelope_scan (&envelope, packed, size), HD_ENVELOPE_OK);
+    assert_int_equal (hd_envelope_scan (&envelope, packed, size, true), HD_ENVELOPE_OK);
     s_assert_text (&envelope.text[HD_ENVELOPE_ID], "order-42");
     s_assert_text (&envelope.text[HD_ENVELOPE_SOURCE], "shop");
     s_assert_text (&envelope.text[HD_ENVELOPE_TYPE], "orders.placed");
@@ -63,7 +63,7 @@ test_fields_and_last_wins (void **state)
     uint8_t *longer = malloc (size + 5);
     memcpy (longer, packed, size);
     memcpy (longer + size, "\x0a\x03new", 5);
-    assert_int_equal (hd_envelope_scan (&envelope, longer, size + 5), HD_ENVELOPE_OK);
+    assert_int_equal (hd_envelope_scan (&envelope, longer, size + 5, true), HD_ENVELOPE_OK);
     s_assert_text (&envelope.text[HD_ENVELOPE_ID], "new");
     Herald__Event *decoded = herald__event__unpack (NULL, size + 5, longer);
     assert_string_equal (decoded->id, "new");
@@ -71,7 +71,7 @@ test_fields_and_last_wins (void **state)
     free (longer);
 
     //  Empty input is an event with nothing set
-    assert_int_equal (hd_envelope_scan (&envelope, "", 0), HD_ENVELOPE_OK);
+    assert_int_equal (hd_envelope_scan (&envelope, "", 0, true), HD_ENVELOPE_OK);
     assert_int_equal (envelope.text[HD_ENVELOPE_ID].size, 0);
     free (packed);
 }
@@ -92,15 +92,22 @@ test_utf8 (void **state)
     //  In an event: a bad string field, or a bad attribute value
     uint8_t bad_subject[] = {0x0a, 0x01, 'i', 0x22, 0x02, 0xc3, 0x28};
     hd_envelope_t envelope;
-    assert_int_equal (hd_envelope_scan (&envelope, bad_subject, sizeof bad_subject),
+    assert_int_equal (hd_envelope_scan (&envelope, bad_subject, sizeof bad_subject, true),
                       HD_ENVELOPE_NOT_UTF8);
     uint8_t bad_attribute[] = {0x62, 0x05, 0x0a, 0x01, 'k', 0x12, 0x00,
                                0x62, 0x05, 0x0a, 0x01, 'k', 0x12, 0x00};
-    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute),
+    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute, true),
                       HD_ENVELOPE_OK);
     bad_attribute[11] = 0xff;
-    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute),
+    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute, true),
                       HD_ENVELOPE_NOT_UTF8);
+    //  Unchecked (clients: their broker checked), both pass as they are
+    assert_int_equal (hd_envelope_scan (&envelope, bad_subject, sizeof bad_subject, false),
+                      HD_ENVELOPE_OK);
+    assert_int_equal (envelope.text[HD_ENVELOPE_SUBJECT].size, 2);
+    assert_int_equal (hd_envelope_scan (&envelope, bad_attribute, sizeof bad_attribute, false),
+                      HD_ENVELOPE_OK);
+    assert_int_equal (envelope.attributes, 2);
 }
 
 //  Random damage: whatever protobuf-c refuses, the scanner refuses; what
@@ -132,7 +139,7 @@ test_agrees_with_protobuf_c (void **state)
         }
         Herald__Event *decoded = herald__event__unpack (NULL, length, buffer);
         hd_envelope_t envelope;
-        hd_envelope_result_t result = hd_envelope_scan (&envelope, buffer, length);
+        hd_envelope_result_t result = hd_envelope_scan (&envelope, buffer, length, true);
         if (!decoded) {
             if (result == HD_ENVELOPE_OK)
                 fail_msg ("round %d: protobuf-c refuses what the scanner accepts", round);

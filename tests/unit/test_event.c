@@ -369,7 +369,7 @@ test_against_protobuf_c (void **state)
         packed[rand_r (&seed) % size] ^= (uint8_t) (1 + rand_r (&seed) % 255);
         size_t cut = size - (size_t) (rand_r (&seed) % 3 == 0 ? rand_r (&seed) % (size + 1) : 0);
         hd_envelope_t scanned;
-        bool valid = hd_envelope_scan (&scanned, packed, cut) == HD_ENVELOPE_OK;
+        bool valid = hd_envelope_scan (&scanned, packed, cut, false) == HD_ENVELOPE_OK;
         hd_event_t *damaged = hd_event_decode (packed, cut, NULL);
         assert_int_equal (damaged != NULL, valid);
         if (damaged) {
