@@ -598,44 +598,14 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     return pending;
 }
 
-//  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
-//  to the log and counted in its pools, or refused. payload is shared (a
-//  reference is taken), not taken.
+//  s_publish_event once the event is valid and its identity worked out.
 static void
-s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
-                 const void *envelope, size_t envelope_size, zmq_msg_t *payload)
+s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                      const void *envelope, size_t envelope_size, zmq_msg_t *payload,
+                      const hd_envelope_t *event, const hd_dedup_key_t *identity)
 {
-    if (envelope_size > (size_t) self->config.max_envelope) {
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
-                       "Event frame is larger than --max-envelope", 0);
-        return;
-    }
-    if (zmq_msg_size (payload) > (size_t) self->config.max_payload) {
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
-                       "payload is larger than --max-payload", 0);
-        return;
-    }
-    hd_envelope_t event;
-    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size, true);
-    if (scanned == HD_ENVELOPE_MALFORMED) {
-        self->malformed++;
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
-                       "Event does not parse", 0);
-        return;
-    }
-    const char *invalid = s_check_event (self, &event, scanned);
-    if (invalid) {
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
-        return;
-    }
-    char *id, *source;
-    if (s_identity (self, &event, &id, &source)) {
-        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
-                       (uint32_t) self->config.retry_after_ms);
-        return;
-    }
     int64_t now = zclock_mono ();
-    uint64_t original = hd_dedup_lookup (self->dedup, source, id, now);
+    uint64_t original = hd_dedup_lookup_key (self->dedup, identity, now);
     if (original) {
         self->duplicates++;
         //  A CONFIRM says "on disk": a resend of an event that is not yet
@@ -648,9 +618,10 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     //  Which pools take it, and can they?
-    const char *type = event.text[HD_ENVELOPE_TYPE].data; // not NUL-terminated: used with type_size
-    size_t type_size = event.text[HD_ENVELOPE_TYPE].size;
-    const hd_text_t *key = &event.text[HD_ENVELOPE_PARTITION_KEY];
+    const char *type =
+        event->text[HD_ENVELOPE_TYPE].data; // not NUL-terminated: used with type_size
+    size_t type_size = event->text[HD_ENVELOPE_TYPE].size;
+    const hd_text_t *key = &event->text[HD_ENVELOPE_PARTITION_KEY];
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
         if (hd_pool_matches (pool, type, type_size) && hd_pool_full (pool)) {
@@ -701,13 +672,55 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
     }
     //  Remembered now so a second copy in this same turn is a duplicate too,
     //  and counted in the pools now so --max-pending holds within a turn
-    hd_dedup_insert (self->dedup, source, id, seq, now);
+    hd_dedup_insert_key (self->dedup, identity, seq, now);
     for (size_t index = 0; index < self->pool_count; index++)
         if (hd_pool_matches (self->pools[index], type, type_size))
             hd_pool_notify (self->pools[index], seq);
     memcpy (pending->type, type, type_size);
     pending->type_size = type_size;
     self->pending_count++;
+}
+
+//  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
+//  to the log and counted in its pools, or refused. payload is shared (a
+//  reference is taken), not taken.
+static void
+s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                 const void *envelope, size_t envelope_size, zmq_msg_t *payload)
+{
+    if (envelope_size > (size_t) self->config.max_envelope) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
+                       "Event frame is larger than --max-envelope", 0);
+        return;
+    }
+    if (zmq_msg_size (payload) > (size_t) self->config.max_payload) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
+                       "payload is larger than --max-payload", 0);
+        return;
+    }
+    hd_envelope_t event;
+    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size, true);
+    if (scanned == HD_ENVELOPE_MALFORMED) {
+        self->malformed++;
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
+                       "Event does not parse", 0);
+        return;
+    }
+    const char *invalid = s_check_event (self, &event, scanned);
+    if (invalid) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
+        return;
+    }
+    hd_dedup_key_t identity;
+    const hd_text_t *id = &event.text[HD_ENVELOPE_ID], *source = &event.text[HD_ENVELOPE_SOURCE];
+    if (hd_dedup_key_init (&identity, source->data, source->size, id->data, id->size)) {
+        s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
+                       (uint32_t) self->config.retry_after_ms);
+        return;
+    }
+    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload, &event,
+                          &identity);
+    hd_dedup_key_release (&identity);
 }
 
 //  Bad input that gets an ERROR (it has no corr to REJECT), counted.
@@ -884,7 +897,8 @@ s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
             hd_envelope_t event;
             char *id, *source;
             if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
-                                  zmq_msg_size (&pending->envelope), false) != HD_ENVELOPE_MALFORMED &&
+                                  zmq_msg_size (&pending->envelope),
+                                  false) != HD_ENVELOPE_MALFORMED &&
                 s_identity (self, &event, &id, &source) == 0)
                 hd_dedup_remove (self->dedup, source, id);
             for (size_t pool = 0; pool < self->pool_count; pool++)

@@ -55,13 +55,12 @@ hd_dedup_destroy (hd_dedup_t **self_p)
     *self_p = NULL;
 }
 
-//  Writes the key into buffer (size >= strlen(source) + strlen(id) + 24):
-//  "<source length>:<source><id>", unambiguous for any bytes. Built by hand:
-//  this runs twice per PUBLISH and sprintf costs thousands of instructions.
+//  Writes the key into buffer (size >= source_size + id_size + 24):
+//  "<source length>:<source><id>", unambiguous for any bytes. Built by
+//  hand: sprintf costs thousands of instructions.
 static size_t
-s_make_key (char *buffer, const char *source, const char *id)
+s_make_key (char *buffer, const char *source, size_t source_size, const char *id, size_t id_size)
 {
-    size_t source_size = strlen (source), id_size = strlen (id);
     char digits[24];
     int count = 0;
     size_t value = source_size;
@@ -75,44 +74,64 @@ s_make_key (char *buffer, const char *source, const char *id)
     *cursor++ = ':';
     memcpy (cursor, source, source_size);
     cursor += source_size;
-    memcpy (cursor, id, id_size + 1);
+    memcpy (cursor, id, id_size);
     return (size_t) (cursor - buffer) + id_size;
 }
 
-typedef struct {
-    const char *key;
-    size_t size;
-} s_key_t;
+int
+hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_size, const char *id,
+                   size_t id_size)
+{
+    size_t needed = source_size + id_size + 24;
+    key->heap = needed <= sizeof key->stack ? NULL : malloc (needed);
+    if (needed > sizeof key->stack && !key->heap)
+        return -1;
+    char *buffer = key->heap ? key->heap : key->stack;
+    key->size = s_make_key (buffer, source, source_size, id, id_size);
+    key->data = buffer;
+    key->hash = hd_hash_bytes (buffer, key->size);
+    return 0;
+}
+
+void
+hd_dedup_key_release (hd_dedup_key_t *key)
+{
+    free (key->heap);
+    key->heap = NULL;
+}
 
 static bool
 s_entry_matches (const void *entry, const void *arg)
 {
     const s_entry_t *self = entry;
-    const s_key_t *key = arg;
-    return self->key_size == key->size && memcmp (self->key, key->key, key->size) == 0;
+    const hd_dedup_key_t *key = arg;
+    return self->key_size == key->size && memcmp (self->key, key->data, key->size) == 0;
 }
 
 static s_entry_t *
-s_find (hd_dedup_t *self, const char *key, size_t size)
+s_find (hd_dedup_t *self, const hd_dedup_key_t *key)
 {
-    s_key_t wanted = {key, size};
-    return hd_hashmap_find (self->index, hd_hash_bytes (key, size), s_entry_matches, &wanted);
+    return hd_hashmap_find (self->index, key->hash, s_entry_matches, key);
+}
+
+uint64_t
+hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now)
+{
+    s_entry_t *entry = s_find (self, key);
+    if (!entry || now - entry->time >= self->window_ms)
+        return 0;
+    return entry->seq;
 }
 
 uint64_t
 hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now)
 {
-    char stack_key[512];
-    size_t size = strlen (source) + strlen (id) + 24;
-    char *key = size <= sizeof stack_key ? stack_key : malloc (size);
-    if (!key)
+    hd_dedup_key_t key;
+    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
         return 0;
-    s_entry_t *entry = s_find (self, key, s_make_key (key, source, id));
-    if (key != stack_key)
-        free (key);
-    if (!entry || now - entry->time >= self->window_ms)
-        return 0;
-    return entry->seq;
+    uint64_t seq = hd_dedup_lookup_key (self, &key, now);
+    hd_dedup_key_release (&key);
+    return seq;
 }
 
 //  Returns true when the entry was live, false when a later insert of the
@@ -131,24 +150,24 @@ s_drop_oldest (hd_dedup_t *self)
 }
 
 int
-hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq, int64_t now)
+hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now)
 {
     hd_dedup_expire (self, now);
     //  Only live entries count as evicted, not ones already replaced
     while (hd_hashmap_size (self->index) >= self->max_entries && self->oldest)
         if (s_drop_oldest (self))
             self->evicted++;
-    size_t key_size = strlen (source) + strlen (id) + 24;
-    s_entry_t *entry = malloc (sizeof *entry + key_size);
+    s_entry_t *entry = malloc (sizeof *entry + key->size);
     if (!entry)
         return -1;
-    entry->key_size = s_make_key (entry->key, source, id);
-    entry->hash = hd_hash_bytes (entry->key, entry->key_size);
+    memcpy (entry->key, key->data, key->size);
+    entry->key_size = key->size;
+    entry->hash = key->hash;
     entry->time = now;
     entry->seq = seq;
     entry->next = NULL;
     //  A replaced entry stays in the FIFO until it expires, out of the index
-    s_entry_t *old = s_find (self, entry->key, entry->key_size);
+    s_entry_t *old = s_find (self, key);
     if (old)
         hd_hashmap_remove (self->index, old->hash, old);
     if (hd_hashmap_insert (self->index, entry->hash, entry) != 0) {
@@ -164,18 +183,26 @@ hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t 
 }
 
 int
+hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq, int64_t now)
+{
+    hd_dedup_key_t key;
+    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
+        return -1;
+    int rc = hd_dedup_insert_key (self, &key, seq, now);
+    hd_dedup_key_release (&key);
+    return rc;
+}
+
+int
 hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id)
 {
-    char stack_key[512];
-    size_t size = strlen (source) + strlen (id) + 24;
-    char *key = size <= sizeof stack_key ? stack_key : malloc (size);
-    if (!key)
+    hd_dedup_key_t key;
+    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
         return -1;
     //  The FIFO entry stays until it expires; it no longer owns the index slot
-    s_entry_t *entry = s_find (self, key, s_make_key (key, source, id));
+    s_entry_t *entry = s_find (self, &key);
     int rc = entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
-    if (key != stack_key)
-        free (key);
+    hd_dedup_key_release (&key);
     return rc;
 }
 

@@ -15,6 +15,25 @@ typedef struct _hd_dedup_t hd_dedup_t;
 hd_dedup_t *hd_dedup_new (int64_t window_ms, size_t max_entries);
 void hd_dedup_destroy (hd_dedup_t **self_p);
 
+//  An identity worked out once (key built and hashed) for a lookup and
+//  the insert that follows it on the publish path.
+typedef struct {
+    const char *data;
+    size_t size;
+    uint64_t hash;
+    char *heap; // when the key did not fit in stack
+    char stack[256];
+} hd_dedup_key_t;
+
+//  Builds the key of (source, id), given with their sizes. Returns 0, or -1
+//  when out of memory. Release it with hd_dedup_key_release.
+int hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_size, const char *id,
+                       size_t id_size);
+void hd_dedup_key_release (hd_dedup_key_t *key);
+uint64_t hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now);
+int hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now);
+
+//  The same for C strings:
 //  The seq confirmed for (source, id) within the window, or 0.
 uint64_t hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now);
 

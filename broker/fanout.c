@@ -19,6 +19,11 @@ struct _hd_fanout_t {
     uint64_t epoch;
     zhashx_t *type_seqs; // type -> uint64_t counter
     size_t max_types;
+    //  The last type counted: events come in runs of one type
+    char recent_type[256];
+    size_t recent_type_size;
+    uint64_t *recent_counter; // NULL when none
+
     int64_t subscriptions;
     uint64_t sent;
     uint64_t batches;
@@ -73,23 +78,34 @@ hd_fanout_destroy (hd_fanout_t **self_p)
     *self_p = NULL;
 }
 
-//  Next type_seq for type; NULL-terminated copy made on the stack by caller.
+//  Next type_seq for type (type_size < 256, checked by the caller), or 0
+//  on no memory.
 static uint64_t
-s_next_type_seq (hd_fanout_t *self, const char *type)
+s_next_type_seq (hd_fanout_t *self, const char *type, size_t type_size)
 {
-    uint64_t *counter = zhashx_lookup (self->type_seqs, type);
+    if (self->recent_counter && self->recent_type_size == type_size &&
+        memcmp (self->recent_type, type, type_size) == 0)
+        return ++*self->recent_counter;
+    char type_text[256];
+    memcpy (type_text, type, type_size);
+    type_text[type_size] = 0;
+    uint64_t *counter = zhashx_lookup (self->type_seqs, type_text);
     if (!counter) {
         if (zhashx_size (self->type_seqs) >= self->max_types) {
             //  Forgetting counters is only safe under a new epoch
+            self->recent_counter = NULL;
             zhashx_purge (self->type_seqs);
             self->epoch++;
         }
         counter = calloc (1, sizeof *counter);
-        if (!counter || zhashx_insert (self->type_seqs, type, counter) != 0) {
+        if (!counter || zhashx_insert (self->type_seqs, type_text, counter) != 0) {
             free (counter);
             return 0;
         }
     }
+    memcpy (self->recent_type, type, type_size);
+    self->recent_type_size = type_size;
+    self->recent_counter = counter;
     return ++*counter;
 }
 
@@ -157,12 +173,9 @@ int
 hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
                    zmq_msg_t *payload)
 {
-    char type_text[256];
-    if (type_size >= sizeof type_text)
+    if (type_size >= sizeof self->run_type)
         return -1;
-    memcpy (type_text, type, type_size);
-    type_text[type_size] = 0;
-    uint64_t type_seq = s_next_type_seq (self, type_text);
+    uint64_t type_seq = s_next_type_seq (self, type, type_size);
     bool same_run = self->run_count > 0 && self->run_type_size == type_size &&
                     memcmp (self->run_type, type, type_size) == 0;
     if (!same_run || self->run_count >= S_RUN_EVENTS_MAX || self->batch_size >= S_RUN_BYTES_MAX)

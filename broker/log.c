@@ -112,6 +112,7 @@ struct _hd_log_t {
     uint32_t type_count, types_max;
     uint32_t *type_slots; // open addressing, id + 1 (0 = free)
     uint32_t type_slot_mask;
+    uint32_t recent_type_id; // the last type interned (UINT32_MAX: none)
 
     int fail_write, fail_sync; // test hooks: errno to fail with, 0 when disarmed
     unsigned fail_write_skip, fail_sync_skip;
@@ -297,6 +298,13 @@ s_type_slots_grow (hd_log_t *self)
 static int
 s_type_intern (hd_log_t *self, const char *type, size_t size, uint32_t *type_id)
 {
+    //  Consecutive records mostly share their type: skip the hash then
+    uint32_t recent = self->recent_type_id;
+    if (recent != UINT32_MAX && self->types[recent].size == size &&
+        memcmp (self->types[recent].name, type, size) == 0) {
+        *type_id = recent;
+        return 0;
+    }
     uint32_t hash = s_hash_bytes (type, size);
     if (self->type_slots) {
         uint32_t slot = hash & self->type_slot_mask;
@@ -304,7 +312,7 @@ s_type_intern (hd_log_t *self, const char *type, size_t size, uint32_t *type_id)
             s_type_t *known = &self->types[self->type_slots[slot] - 1];
             if (known->hash == hash && known->size == size &&
                 memcmp (known->name, type, size) == 0) {
-                *type_id = self->type_slots[slot] - 1;
+                *type_id = self->recent_type_id = self->type_slots[slot] - 1;
                 return 0;
             }
             slot = (slot + 1) & self->type_slot_mask;
@@ -333,7 +341,7 @@ s_type_intern (hd_log_t *self, const char *type, size_t size, uint32_t *type_id)
     while (self->type_slots[slot])
         slot = (slot + 1) & self->type_slot_mask;
     self->type_slots[slot] = id + 1;
-    *type_id = id;
+    *type_id = self->recent_type_id = id;
     return 0;
 }
 
@@ -638,7 +646,6 @@ s_scan_segment (hd_log_t *self, s_scan_t *scan, s_segment_t *segment, int fd, ui
     scan->have = scan->at = 0;
     scan->data_offset = S_HEAD_SIZE;
     uint64_t expected = segment->first_seq;
-    uint32_t last_type_id = UINT32_MAX;
     while (true) {
         uint64_t offset = scan->data_offset + scan->at;
         segment->records_end = offset;
@@ -686,14 +693,10 @@ s_scan_segment (hd_log_t *self, s_scan_t *scan, s_segment_t *segment, int fd, ui
             snprintf (reason, reason_size, "bad type or envelope size in seq %" PRIu64, seq);
             return S_SCAN_DAMAGED;
         }
-        //  Consecutive records mostly share their type: skip the hash then
         const char *type = (const char *) record + S_RECORD_HEAD;
-        uint32_t type_id = last_type_id;
-        if (type_id == UINT32_MAX || self->types[type_id].size != type_size ||
-            memcmp (self->types[type_id].name, type, type_size) != 0)
-            if (s_type_intern (self, type, type_size, &type_id) != 0)
-                return S_SCAN_FAILED;
-        last_type_id = type_id;
+        uint32_t type_id;
+        if (s_type_intern (self, type, type_size, &type_id) != 0)
+            return S_SCAN_FAILED;
         if (s_segment_reserve (segment) != 0)
             return S_SCAN_FAILED;
         s_segment_index (segment, (uint32_t) offset, type_id, hd_get_u32 (record + 24),
@@ -998,6 +1001,7 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         return NULL;
     }
     self->dir_fd = -1;
+    self->recent_type_id = UINT32_MAX;
     //  Offsets in the index are u32: a segment never starts a record past 4 GiB
     self->segment_size = config->segment_size ? config->segment_size : S_DEFAULT_SEG;
     if (self->segment_size > UINT32_MAX)

@@ -267,6 +267,41 @@ test_many_entries (void **state)
     hd_dedup_destroy (&dedup);
 }
 
+//  The publish path's keys (sizes given, not NUL-terminated, built once)
+//  find what the string functions stored and the other way round, short
+//  and long (past the key's stack buffer) alike.
+static void
+test_prepared_keys (void **state)
+{
+    hd_dedup_t *dedup = hd_dedup_new (1000, 100);
+    char long_id[600];
+    memset (long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    const char *ids[] = {"id-1", long_id};
+    for (size_t index = 0; index < 2; index++) {
+        const char *id = ids[index];
+        //  "svc" followed by bytes that are not part of the source
+        const char *source = "svcEXTRA";
+        hd_dedup_key_t key;
+        assert_int_equal (hd_dedup_key_init (&key, source, 3, id, strlen (id)), 0);
+        assert_true ((key.heap != NULL) == (index == 1));
+        assert_int_equal (hd_dedup_lookup_key (dedup, &key, 0), 0);
+        assert_int_equal (hd_dedup_insert_key (dedup, &key, 10 + index, 0), 0);
+        assert_int_equal (hd_dedup_lookup_key (dedup, &key, 5), 10 + index);
+        hd_dedup_key_release (&key);
+        hd_dedup_key_release (&key); // idempotent
+        assert_int_equal (hd_dedup_lookup (dedup, "svc", id, 5), 10 + index);
+        assert_int_equal (hd_dedup_lookup (dedup, "svcE", id, 5), 0);
+        assert_int_equal (hd_dedup_insert (dedup, "other", id, 20 + index, 5), 0);
+        assert_int_equal (hd_dedup_key_init (&key, "other", 5, id, strlen (id)), 0);
+        assert_int_equal (hd_dedup_lookup_key (dedup, &key, 5), 20 + index);
+        hd_dedup_key_release (&key);
+    }
+    assert_int_equal (hd_dedup_remove (dedup, "svc", long_id), 0);
+    assert_int_equal (hd_dedup_lookup (dedup, "svc", long_id, 5), 0);
+    hd_dedup_destroy (&dedup);
+}
+
 int
 main (void)
 {
@@ -279,6 +314,7 @@ main (void)
         cmocka_unit_test (test_long_keys),
         cmocka_unit_test (test_reinsert_same_key),
         cmocka_unit_test (test_many_entries),
+        cmocka_unit_test (test_prepared_keys),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
