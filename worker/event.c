@@ -25,8 +25,9 @@
 //  Payloads up to this size are kept with the strings (one allocation);
 //  larger ones in a frame of their own, which is shared, never copied.
 #define S_TEXT_PAYLOAD_MAX 4096
-//  Room for the strings of a new event before its text first grows.
-#define S_NEW_TEXT 192
+//  Room for the strings of a new event before its text first grows: a
+//  typical envelope and a few hundred bytes of payload
+#define S_NEW_TEXT 448
 
 typedef struct {
     uint32_t key, key_length, value, value_length; // offsets and lengths in text
