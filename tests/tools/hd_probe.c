@@ -177,6 +177,13 @@ s_errors (const char *endpoint)
     s_publish (socket, "orders placed", "id-1", "x", 1, 9);
     s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
              "type with a space -> REJECT(INVALID)");
+    //  The type check reads eight bytes at a time, then the rest one by one
+    s_publish (socket, "ord\x7f" "ers.placed", "id-1", "x", 1, 9);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "type with DEL in its first eight bytes -> REJECT(INVALID)");
+    s_publish (socket, "orders.placed\t", "id-1", "x", 1, 9);
+    s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
+             "type ending in a tab -> REJECT(INVALID)");
     char long_type[400];
     memset (long_type, 'a', sizeof long_type - 1);
     long_type[sizeof long_type - 1] = 0;
