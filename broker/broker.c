@@ -314,7 +314,7 @@ s_flush_batches (hd_broker_t *self)
 //  Adds a delivery to the session's batch; a full batch goes out at once.
 static int
 s_batch_delivery (hd_broker_t *self, hd_session_t *session, uint64_t seq, uint32_t attempt,
-                  uint32_t ack_wait_ms, zmq_msg_t *envelope, zmq_msg_t *payload)
+                  uint32_t ack_wait_ms, const hd_log_view_t *record)
 {
     if (!session->batch_listed) {
         if (self->batching_count == self->batching_capacity) {
@@ -328,10 +328,10 @@ s_batch_delivery (hd_broker_t *self, hd_session_t *session, uint64_t seq, uint32
         self->batching[self->batching_count++] = session;
         session->batch_listed = true;
     }
-    if (hd_session_batch_add (session, seq, attempt, ack_wait_ms, zmq_msg_data (envelope),
-                              zmq_msg_size (envelope), zmq_msg_data (payload),
-                              zmq_msg_size (payload)))
+    if (hd_session_batch_add (session, seq, attempt, ack_wait_ms, record->envelope,
+                              record->envelope_size, record->payload, record->payload_size))
         return -1;
+    self->deliveries++;
     if (session->batch_count >= session->max_batch)
         s_flush_batch (self, session);
     return 0;
@@ -344,6 +344,13 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
     hd_session_t *session = handle;
     if (session->dead || session->doomed)
         return -1;
+    uint32_t ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
+    bool batching = session->max_batch > 1;
+    //  Batched events are copied into the batch straight from the cache
+    hd_log_view_t record;
+    if (batching && hd_log_peek (self->log, seq, &record) &&
+        record.payload_size <= (size_t) self->config.batch_payload_max)
+        return s_batch_delivery (self, session, seq, attempt, ack_wait_ms, &record);
     zmq_msg_t envelope, payload;
     if (hd_log_read (self->log, seq, &envelope, &payload) != 0) {
         //  Retention took it, or the disk failed: the pool keeps it for now
@@ -351,14 +358,12 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
                     strerror (errno));
         return -1;
     }
-    uint32_t ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
-    if (session->max_batch > 1 &&
-        zmq_msg_size (&payload) <= (size_t) self->config.batch_payload_max) {
-        int rc = s_batch_delivery (self, session, seq, attempt, ack_wait_ms, &envelope, &payload);
+    if (batching && zmq_msg_size (&payload) <= (size_t) self->config.batch_payload_max) {
+        record = (hd_log_view_t){zmq_msg_data (&envelope), zmq_msg_data (&payload),
+                                 zmq_msg_size (&envelope), zmq_msg_size (&payload)};
+        int rc = s_batch_delivery (self, session, seq, attempt, ack_wait_ms, &record);
         zmq_msg_close (&envelope);
         zmq_msg_close (&payload);
-        if (rc == 0)
-            self->deliveries++;
         return rc;
     }
     //  Whatever is batched goes first, so the worker sees dispatch order

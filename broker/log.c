@@ -1354,6 +1354,19 @@ s_record_bytes (hd_log_t *self, s_segment_t *segment, uint64_t index, size_t *si
     return self->read_buffer;
 }
 
+bool
+hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view)
+{
+    if (seq < self->cache_first || seq - self->cache_first >= self->cache_count)
+        return false;
+    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
+    view->envelope = zmq_msg_data (&cached->envelope);
+    view->envelope_size = zmq_msg_size (&cached->envelope);
+    view->payload = zmq_msg_data (&cached->payload);
+    view->payload_size = zmq_msg_size (&cached->payload);
+    return true;
+}
+
 int
 hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload)
 {

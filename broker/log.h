@@ -83,6 +83,15 @@ bool hd_log_sync_due (hd_log_t *self, int64_t now_ms);
 //  0, or -1 with errno ENOENT (not in the log) or EIO.
 int hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload);
 
+//  Record seq's bytes where the hot cache keeps them, without copies or
+//  new messages: valid until the log next changes. Returns false when
+//  seq is not cached (then use hd_log_read).
+typedef struct {
+    const void *envelope, *payload;
+    size_t envelope_size, payload_size;
+} hd_log_view_t;
+bool hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view);
+
 //  Index lookups without reading the disk. Return false when seq is not in
 //  the log.
 bool hd_log_meta (hd_log_t *self, uint64_t seq, uint32_t *type_id, uint32_t *key_hash);

@@ -265,6 +265,15 @@ s_check_sized (hd_log_t *log, uint64_t seq, size_t payload_size)
     for (size_t index = 0; index < payload_size; index++)
         assert_int_equal (((uint8_t *) zmq_msg_data (&payload))[index],
                           (uint8_t) (seq * 31 + index));
+    //  Where the cache has it, a peek shows the same bytes
+    hd_log_view_t view;
+    if (hd_log_peek (log, seq, &view)) {
+        assert_int_equal (view.envelope_size, zmq_msg_size (&envelope));
+        assert_memory_equal (view.envelope, zmq_msg_data (&envelope), view.envelope_size);
+        assert_int_equal (view.payload_size, payload_size);
+        if (payload_size)
+            assert_memory_equal (view.payload, zmq_msg_data (&payload), payload_size);
+    }
     zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
     uint32_t type_id, key_hash;
@@ -392,6 +401,11 @@ test_round_trip_cache (void **state)
     //  the same bytes however often
     s_check (log, 50);
     s_check (log, 50);
+    hd_log_view_t view;
+    for (uint64_t seq = 1; seq <= 100; seq++)
+        assert_true (hd_log_peek (log, seq, &view));
+    assert_false (hd_log_peek (log, 101, &view));
+    assert_false (hd_log_peek (log, 0, &view));
     hd_log_destroy (&log);
     assert_null (log);
     s_remove_tree (dir);
@@ -407,6 +421,8 @@ test_round_trip_disk (void **state)
     hd_log_config_t config = s_config (dir, 4096, 0);
     hd_log_t *log = s_open (&config, NULL);
     s_append_range (log, 1, 300);
+    hd_log_view_t view;
+    assert_false (hd_log_peek (log, 300, &view));
     for (uint64_t seq = 1; seq <= 300; seq++)
         s_check (log, seq);
     assert_int_equal (hd_log_flush (log, 0), 0);
@@ -426,6 +442,8 @@ test_round_trip_disk (void **state)
     assert_int_equal (hd_log_flush (log, 0), 0);
     for (uint64_t seq = 1; seq <= 400; seq++)
         s_check (log, seq);
+    assert_true (hd_log_peek (log, 400, &view));
+    assert_false (hd_log_peek (log, 321, &view)); // pushed out of 2000 bytes
     hd_log_destroy (&log);
     s_remove_tree (dir);
     free (dir);
