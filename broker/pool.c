@@ -75,6 +75,8 @@ struct _hd_pool_t {
     uint8_t *matches; // per type id: 0 unknown, 1 matches, 2 does not
     size_t matches_size;
     hd_hashmap_t *entries; // seq -> s_entry_t
+    s_entry_t *spare;      // freed entries kept for reuse, linked by next
+    size_t spare_count;
     hd_hashmap_t *keys;    // key hash -> s_key_t (owned)
     size_t blocked;
     hd_hashmap_t *dead;   // seq -> s_dead_t (owned)
@@ -319,11 +321,19 @@ s_record_seq (hd_pool_t *self, Herald__StateOp__OpCase which, uint64_t seq, uint
 //  --------------------------------------------------------------------------
 //  Entries
 
+//  Entries come and go once per event: a few thousand are kept for reuse
+//  rather than handed back to malloc
+#define S_SPARE_ENTRIES_MAX 4096
+
 static s_entry_t *
 s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)
 {
-    s_entry_t *entry = calloc (1, sizeof *entry);
-    if (!entry)
+    s_entry_t *entry = self->spare;
+    if (entry) {
+        self->spare = entry->next;
+        self->spare_count--;
+        memset (entry, 0, sizeof *entry);
+    } else if (!(entry = calloc (1, sizeof *entry)))
         return NULL;
     entry->seq = seq;
     entry->attempt = attempt;
@@ -436,8 +446,14 @@ static void
 s_entry_free (hd_pool_t *self, s_entry_t *entry)
 {
     hd_hashmap_remove (self->entries, entry->seq, entry);
-    free (entry->error);
-    free (entry);
+    if (entry->error)
+        free (entry->error);
+    if (self->spare_count < S_SPARE_ENTRIES_MAX) {
+        entry->next = self->spare;
+        self->spare = entry;
+        self->spare_count++;
+    } else
+        free (entry);
 }
 
 //  --------------------------------------------------------------------------
@@ -625,6 +641,11 @@ hd_pool_destroy (hd_pool_t **self_p)
             free (entry);
         }
         hd_hashmap_destroy (&self->entries);
+    }
+    while (self->spare) {
+        s_entry_t *entry = self->spare;
+        self->spare = entry->next;
+        free (entry);
     }
     if (self->keys) {
         size_t key_cursor = 0;
