@@ -1,4 +1,8 @@
-/*  dedup — hash of identities plus a FIFO in insertion (= time) order. */
+/*  dedup — hash of identities plus a FIFO in insertion (= time) order.
+
+    Entries leave strictly oldest first, so they are carved one after the
+    other out of large blocks, and a block goes back when the oldest entry
+    has moved past it: no malloc and free per event. */
 #include "dedup.h"
 #include "hashmap.h"
 
@@ -15,9 +19,19 @@ typedef struct s_entry {
     char key[]; // "<source length>:<source><id>", unambiguous for any bytes
 } s_entry_t;
 
+//  Entries live in blocks of at least S_BLOCK_SIZE bytes, oldest block first
+#define S_BLOCK_SIZE (64 * 1024)
+typedef struct s_block {
+    struct s_block *next;
+    size_t used, size;
+    _Alignas(16) uint8_t data[];
+} s_block_t;
+
 struct _hd_dedup_t {
     hd_hashmap_t *index; // key hash -> s_entry_t (matched by key)
     s_entry_t *oldest, *youngest;
+    s_block_t *first_block, *last_block;
+    s_block_t *spare_block; // the last one released, kept for the next
     int64_t window_ms;
     size_t max_entries;
     uint64_t evicted;
@@ -46,11 +60,12 @@ hd_dedup_destroy (hd_dedup_t **self_p)
         return;
     hd_dedup_t *self = *self_p;
     hd_hashmap_destroy (&self->index);
-    while (self->oldest) {
-        s_entry_t *entry = self->oldest;
-        self->oldest = entry->next;
-        free (entry);
+    while (self->first_block) {
+        s_block_t *block = self->first_block;
+        self->first_block = block->next;
+        free (block);
     }
+    free (self->spare_block);
     free (self);
     *self_p = NULL;
 }
@@ -134,6 +149,60 @@ hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t n
     return seq;
 }
 
+//  Room for an entry of size bytes at the end of the last block.
+static s_entry_t *
+s_entry_alloc (hd_dedup_t *self, size_t size)
+{
+    size = (size + 15) & ~(size_t) 15;
+    s_block_t *block = self->last_block;
+    if (!block || block->size - block->used < size) {
+        size_t capacity = size > S_BLOCK_SIZE ? size : S_BLOCK_SIZE;
+        block = self->spare_block;
+        if (block && block->size >= capacity)
+            self->spare_block = NULL;
+        else if (!(block = malloc (sizeof *block + capacity)))
+            return NULL;
+        else
+            block->size = capacity;
+        block->next = NULL;
+        block->used = 0;
+        if (self->last_block)
+            self->last_block->next = block;
+        else
+            self->first_block = block;
+        self->last_block = block;
+    }
+    s_entry_t *entry = (s_entry_t *) (block->data + block->used);
+    block->used += size;
+    return entry;
+}
+
+static bool
+s_block_holds (const s_block_t *block, const void *entry)
+{
+    return (const uint8_t *) entry >= block->data &&
+           (const uint8_t *) entry < block->data + block->used;
+}
+
+//  Hands back the blocks before the one holding the oldest entry (all of
+//  them when the FIFO is empty).
+static void
+s_blocks_release (hd_dedup_t *self)
+{
+    while (self->first_block &&
+           (!self->oldest || !s_block_holds (self->first_block, self->oldest))) {
+        s_block_t *block = self->first_block;
+        self->first_block = block->next;
+        if (!self->first_block)
+            self->last_block = NULL;
+        if (!self->spare_block || self->spare_block->size < block->size) {
+            free (self->spare_block);
+            self->spare_block = block;
+        } else
+            free (block);
+    }
+}
+
 //  Returns true when the entry was live, false when a later insert of the
 //  same key had already replaced it.
 static bool
@@ -145,7 +214,8 @@ s_drop_oldest (hd_dedup_t *self)
         self->youngest = NULL;
     //  A later insert of the same key replaced the index entry; keep that one
     bool live = hd_hashmap_remove (self->index, entry->hash, entry) == 0;
-    free (entry);
+    if (!self->oldest || !s_block_holds (self->first_block, self->oldest))
+        s_blocks_release (self);
     return live;
 }
 
@@ -157,7 +227,7 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
     while (hd_hashmap_size (self->index) >= self->max_entries && self->oldest)
         if (s_drop_oldest (self))
             self->evicted++;
-    s_entry_t *entry = malloc (sizeof *entry + key->size);
+    s_entry_t *entry = s_entry_alloc (self, sizeof *entry + key->size);
     if (!entry)
         return -1;
     memcpy (entry->key, key->data, key->size);
@@ -170,10 +240,9 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
     s_entry_t *old = s_find (self, key);
     if (old)
         hd_hashmap_remove (self->index, old->hash, old);
-    if (hd_hashmap_insert (self->index, entry->hash, entry) != 0) {
-        free (entry);
+    //  On failure the entry's room stays unused until its block goes
+    if (hd_hashmap_insert (self->index, entry->hash, entry) != 0)
         return -1;
-    }
     if (self->youngest)
         self->youngest->next = entry;
     else

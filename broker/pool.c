@@ -77,7 +77,7 @@ struct _hd_pool_t {
     hd_hashmap_t *entries; // seq -> s_entry_t
     s_entry_t *spare;      // freed entries kept for reuse, linked by next
     size_t spare_count;
-    hd_hashmap_t *keys;    // key hash -> s_key_t (owned)
+    hd_hashmap_t *keys; // key hash -> s_key_t (owned)
     size_t blocked;
     hd_hashmap_t *dead;   // seq -> s_dead_t (owned)
     zlistx_t *dead_order; // s_dead_t, oldest first

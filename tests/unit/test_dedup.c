@@ -302,6 +302,39 @@ test_prepared_keys (void **state)
     hd_dedup_destroy (&dedup);
 }
 
+//  Entries are carved out of shared blocks, released oldest first: keys
+//  larger than a block, a window that empties and fills again, and
+//  eviction by max_entries all keep every live entry readable.
+static void
+test_entry_blocks (void **state)
+{
+    hd_dedup_t *dedup = hd_dedup_new (100, 3000);
+    char *huge = s_repeat ('h', 100 * 1024);
+    char id[32];
+    for (int round = 0; round < 3; round++) {
+        int64_t start = round * 1000;
+        assert_int_equal (hd_dedup_insert (dedup, "s", huge, 1, start), 0);
+        for (int index = 0; index < 5000; index++) {
+            snprintf (id, sizeof id, "e-%d-%d", round, index);
+            assert_int_equal (hd_dedup_insert (dedup, "s", id, (uint64_t) index + 2, start), 0);
+        }
+        //  3000 at most: the oldest 2001 are gone, huge among them
+        assert_int_equal (hd_dedup_size (dedup), 3000);
+        assert_int_equal (hd_dedup_lookup (dedup, "s", huge, start), 0);
+        snprintf (id, sizeof id, "e-%d-%d", round, 2000);
+        assert_int_equal (hd_dedup_lookup (dedup, "s", id, start), 2002);
+        snprintf (id, sizeof id, "e-%d-%d", round, 1999);
+        assert_int_equal (hd_dedup_lookup (dedup, "s", id, start), 0);
+        assert_int_equal (hd_dedup_insert (dedup, "s", huge, 7, start + 1), 0);
+        assert_int_equal (hd_dedup_lookup (dedup, "s", huge, start + 1), 7);
+        //  Past the window everything goes, blocks included
+        hd_dedup_expire (dedup, start + 500);
+        assert_int_equal (hd_dedup_size (dedup), 0);
+    }
+    free (huge);
+    hd_dedup_destroy (&dedup);
+}
+
 int
 main (void)
 {
@@ -315,6 +348,7 @@ main (void)
         cmocka_unit_test (test_reinsert_same_key),
         cmocka_unit_test (test_many_entries),
         cmocka_unit_test (test_prepared_keys),
+        cmocka_unit_test (test_entry_blocks),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
