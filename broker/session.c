@@ -50,8 +50,11 @@ hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32
                       const void *envelope, size_t envelope_size, const void *payload,
                       size_t payload_size)
 {
-    if (hd_buffer_reserve (&self->batch, &self->batch_capacity,
-                           self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD))
+    size_t needed = self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD;
+    //  A new batch starts as large as recent ones were, not by doubling
+    if (!self->batch && needed < self->batch_hint)
+        needed = self->batch_hint;
+    if (hd_buffer_reserve (&self->batch, &self->batch_capacity, needed))
         return -1;
     self->batch_size +=
         hd_encode_delivery (self->batch + self->batch_size, seq, attempt, ack_wait_ms, envelope,
@@ -78,6 +81,10 @@ hd_session_batch_take (hd_session_t *self, zmq_msg_t *body)
         hd_session_batch_drop (self);
         return -1;
     }
+    //  The largest recent batch, slowly forgotten
+    self->batch_hint -= self->batch_hint / 8;
+    if (self->batch_size > self->batch_hint)
+        self->batch_hint = self->batch_size;
     self->batch = NULL;
     self->batch_size = self->batch_capacity = 0;
     self->batch_count = 0;
