@@ -174,27 +174,7 @@ hd_send_command (void *socket, const void *routing_id, size_t routing_id_size, h
     return 0;
 }
 
-size_t
-hd_varint_encode (uint8_t *out, uint64_t value)
-{
-    size_t size = 0;
-    while (value >= 0x80) {
-        out[size++] = (uint8_t) (value | 0x80);
-        value >>= 7;
-    }
-    out[size++] = (uint8_t) value;
-    return size;
-}
 
-//  proto3 leaves fields at zero out of the encoding
-size_t
-hd_encode_varint_field (uint8_t *out, int field, uint64_t value)
-{
-    if (value == 0)
-        return 0;
-    size_t size = hd_varint_encode (out, (uint64_t) field << 3);
-    return size + hd_varint_encode (out + size, value);
-}
 
 size_t
 hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms)
@@ -281,7 +261,7 @@ s_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
 
 //  Reads one field's tag and value: a varint in *value, or a length-delimited
 //  field's bytes in *data / *value (its size). Fixed-size fields are skipped.
-static int
+static inline int
 s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *value,
               const uint8_t **data)
 {
@@ -372,16 +352,6 @@ hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view
     return 1;
 }
 
-size_t
-hd_varint_size (uint64_t value)
-{
-    size_t size = 1;
-    while (value >= 0x80) {
-        value >>= 7;
-        size++;
-    }
-    return size;
-}
 
 static size_t
 s_publish_inner_size (uint64_t corr, size_t event_size, size_t payload_size)

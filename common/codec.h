@@ -101,12 +101,43 @@ int hd_send_command (void *socket, const void *routing_id, size_t routing_id_siz
 //  protobuf_c_message_pack produces (tested), at a fraction of its cost.
 //  out needs HD_VARINTS_MAX bytes. Return the encoded size.
 #define HD_VARINTS_MAX 40
-size_t hd_varint_encode (uint8_t *out, uint64_t value);
+//  (The small ones are inline: they run several times per event.)
+static inline size_t
+hd_varint_encode (uint8_t *out, uint64_t value)
+{
+    size_t size = 0;
+    while (value >= 0x80) {
+        out[size++] = (uint8_t) (value | 0x80);
+        value >>= 7;
+    }
+    out[size++] = (uint8_t) value;
+    return size;
+}
+
 //  Bytes hd_varint_encode writes for value.
-size_t hd_varint_size (uint64_t value);
-//  A varint field (left out when value is 0, as proto3 does) and a
-//  length-delimited field; both return the bytes written at out.
-size_t hd_encode_varint_field (uint8_t *out, int field, uint64_t value);
+static inline size_t
+hd_varint_size (uint64_t value)
+{
+    size_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        size++;
+    }
+    return size;
+}
+
+//  A varint field, left out when value is 0 (as proto3 does); returns the
+//  bytes written at out.
+static inline size_t
+hd_encode_varint_field (uint8_t *out, int field, uint64_t value)
+{
+    if (value == 0)
+        return 0;
+    size_t size = hd_varint_encode (out, (uint64_t) field << 3);
+    return size + hd_varint_encode (out + size, value);
+}
+
+//  A length-delimited field; returns the bytes written at out.
 size_t hd_encode_bytes_field (uint8_t *out, int field, const void *data, size_t size);
 //  Deliver{seq, attempt, ack_wait_ms}
 size_t hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms);
