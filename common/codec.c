@@ -174,8 +174,6 @@ hd_send_command (void *socket, const void *routing_id, size_t routing_id_size, h
     return 0;
 }
 
-
-
 size_t
 hd_encode_deliver (uint8_t *out, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms)
 {
@@ -351,7 +349,6 @@ hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view
     view->payload_size = item.data[5] ? item.value[5] : 0;
     return 1;
 }
-
 
 static size_t
 s_publish_inner_size (uint64_t corr, size_t event_size, size_t payload_size)

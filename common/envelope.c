@@ -66,23 +66,19 @@ s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes,
     }
 }
 
-bool
-hd_utf8_valid (const char *text, size_t size)
+//  True when the eight bytes hold no byte with the high bit and no zero.
+static inline bool
+s_plain_ascii (uint64_t word)
 {
-    const unsigned char *c = (const unsigned char *) text;
-    const unsigned char *end = c + size;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    return !(word & highs) && !((word - ones) & ~word & highs);
+}
+
+//  Checks from c on, a character at a time.
+static bool
+s_utf8_valid_slow (const unsigned char *c, const unsigned char *end)
+{
     while (c < end) {
-        //  ASCII eight bytes at a time: the common case
-        if (end - c >= 8) {
-            uint64_t word;
-            memcpy (&word, c, 8);
-            //  No high bit set and no zero byte in the word
-            if (!(word & 0x8080808080808080ULL) &&
-                !((word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL)) {
-                c += 8;
-                continue;
-            }
-        }
         if (*c == 0)
             return false;
         if (*c < 0x80) {
@@ -104,6 +100,26 @@ hd_utf8_valid (const char *text, size_t size)
         c += extra + 1;
     }
     return true;
+}
+
+bool
+hd_utf8_valid (const char *text, size_t size)
+{
+    //  The common case, plain ASCII, eight bytes at a time; the tail is
+    //  padded with 0x01 (plain, not zero) to a whole word
+    const unsigned char *c = (const unsigned char *) text;
+    const unsigned char *end = c + size;
+    uint64_t word;
+    for (; end - c >= 8; c += 8) {
+        memcpy (&word, c, 8);
+        if (!s_plain_ascii (word))
+            return s_utf8_valid_slow (c, end);
+    }
+    if (c == end)
+        return true;
+    word = 0x0101010101010101ULL;
+    memcpy (&word, c, (size_t) (end - c));
+    return s_plain_ascii (word) || s_utf8_valid_slow (c, end);
 }
 
 uint32_t

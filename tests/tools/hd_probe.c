@@ -178,7 +178,10 @@ s_errors (const char *endpoint)
     s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
              "type with a space -> REJECT(INVALID)");
     //  The type check reads eight bytes at a time, then the rest one by one
-    s_publish (socket, "ord\x7f" "ers.placed", "id-1", "x", 1, 9);
+    s_publish (socket,
+               "ord\x7f"
+               "ers.placed",
+               "id-1", "x", 1, 9);
     s_check (&tally, s_expect_code (socket, HD_CMD_REJECT, HERALD__ERROR_CODE__INVALID),
              "type with DEL in its first eight bytes -> REJECT(INVALID)");
     s_publish (socket, "orders.placed\t", "id-1", "x", 1, 9);

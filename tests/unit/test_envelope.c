@@ -110,6 +110,70 @@ test_utf8 (void **state)
     assert_int_equal (envelope.attributes, 2);
 }
 
+//  Unicode 15, table 3-7 (well-formed UTF-8 byte sequences), written out
+//  independently of the checker, NUL refused as the checker does.
+static bool
+s_reference_utf8 (const unsigned char *c, size_t size)
+{
+    size_t at = 0;
+    while (at < size) {
+        unsigned char b = c[at];
+        size_t need;
+        unsigned char low = 0x80, high = 0xBF;
+        if (b == 0)
+            return false;
+        if (b <= 0x7F) {
+            at++;
+            continue;
+        }
+        if (b >= 0xC2 && b <= 0xDF)
+            need = 1;
+        else if (b == 0xE0)
+            need = 2, low = 0xA0;
+        else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
+            need = 2;
+        else if (b == 0xED)
+            need = 2, high = 0x9F;
+        else if (b == 0xF0)
+            need = 3, low = 0x90;
+        else if (b >= 0xF1 && b <= 0xF3)
+            need = 3;
+        else if (b == 0xF4)
+            need = 3, high = 0x8F;
+        else
+            return false;
+        if (size - at <= need)
+            return false;
+        if (c[at + 1] < low || c[at + 1] > high)
+            return false;
+        for (size_t index = 2; index <= need; index++)
+            if (c[at + index] < 0x80 || c[at + index] > 0xBF)
+                return false;
+        at += need + 1;
+    }
+    return true;
+}
+
+//  The word-at-a-time checker against the reference, on strings of every
+//  length up to 40 around the word boundaries, mostly ASCII with a few
+//  bytes that matter.
+static void
+test_utf8_against_reference (void **state)
+{
+    static const unsigned char interesting[] = {0x00, 0x01, 0x7F, 0x80, 0xBF, 0xC0, 0xC2,
+                                                0xDF, 0xE0, 0xA0, 0xED, 0x9F, 0xEF, 0xF0,
+                                                0x90, 0xF4, 0x8F, 0xF5, 0xFF};
+    unsigned seed = 3;
+    unsigned char text[40];
+    for (int round = 0; round < 400000; round++) {
+        size_t size = (size_t) (rand_r (&seed) % 41);
+        for (size_t index = 0; index < size; index++)
+            text[index] = rand_r (&seed) % 5 ? (unsigned char) ('a' + rand_r (&seed) % 26)
+                                             : interesting[rand_r (&seed) % sizeof interesting];
+        assert_int_equal (hd_utf8_valid ((const char *) text, size), s_reference_utf8 (text, size));
+    }
+}
+
 //  Random damage: whatever protobuf-c refuses, the scanner refuses; what
 //  both accept gives the same fields.
 static void
@@ -175,6 +239,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_fields_and_last_wins),
         cmocka_unit_test (test_utf8),
+        cmocka_unit_test (test_utf8_against_reference),
         cmocka_unit_test (test_agrees_with_protobuf_c),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
