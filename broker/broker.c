@@ -499,29 +499,10 @@ s_end_turn (hd_broker_t *self)
 //  --------------------------------------------------------------------------
 //  PUBLISH
 
-//  A type is 1..max bytes, none of them a space, a control character or
-//  DEL. Eight bytes at a time: no byte below 0x21 and none equal to 0x7F.
 static bool
 s_valid_type (const char *type, size_t size, size_t max)
 {
-    if (size == 0 || size > max)
-        return false;
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    size_t index = 0;
-    for (; index + 8 <= size; index += 8) {
-        uint64_t word;
-        memcpy (&word, type + index, 8);
-        uint64_t del = word ^ (0x7F * ones);
-        //  Bytes of 0x80 and up are UTF-8 and fine: test the low seven bits
-        //  only where the high bit is clear
-        uint64_t below = (word - 0x21 * ones) & ~word & highs;
-        if (below || ((del - ones) & ~del & highs))
-            return false;
-    }
-    for (; index < size; index++)
-        if ((unsigned char) type[index] <= 0x20 || type[index] == 0x7F)
-            return false;
-    return true;
+    return size > 0 && size <= max && hd_type_chars_valid (type, size);
 }
 
 //  The stored envelope is the publisher's Event bytes followed by the seq

@@ -122,6 +122,26 @@ hd_utf8_valid (const char *text, size_t size)
     return s_plain_ascii (word) || s_utf8_valid_slow (c, end);
 }
 
+//  Eight bytes at a time: no byte below 0x21 and none equal to 0x7F
+//  (bytes of 0x80 and up are UTF-8 and fine).
+bool
+hd_type_chars_valid (const char *type, size_t size)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t index = 0;
+    for (; index + 8 <= size; index += 8) {
+        uint64_t word;
+        memcpy (&word, type + index, 8);
+        uint64_t del = word ^ (0x7F * ones);
+        if (((word - 0x21 * ones) & ~word & highs) || ((del - ones) & ~del & highs))
+            return false;
+    }
+    for (; index < size; index++)
+        if ((unsigned char) type[index] <= 0x20 || type[index] == 0x7F)
+            return false;
+    return true;
+}
+
 uint32_t
 hd_envelope_string_field (hd_envelope_string_t index)
 {

@@ -85,4 +85,8 @@ bool hd_envelope_walk_next (hd_envelope_walk_t *walk, hd_text_t *key, hd_text_t 
 //  overlong forms, no surrogates, nothing above U+10FFFF).
 bool hd_utf8_valid (const char *text, size_t size);
 
+//  True when none of size bytes at type is a space, a control character
+//  or DEL: what an event type (a topic) may hold besides its length limit.
+bool hd_type_chars_valid (const char *type, size_t size);
+
 #endif

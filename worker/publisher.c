@@ -11,6 +11,7 @@
 */
 #include "herald.h"
 #include "event.h"
+#include "envelope.h"
 #include "hashmap.h"
 
 #include <assert.h>
@@ -57,6 +58,7 @@ struct _hd_publisher_t {
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
     hd_hashmap_t *pending; // corr → s_pending_t *
+    s_pending_t *spare;    // settled entries kept for reuse (at most window)
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -181,6 +183,11 @@ hd_publisher_destroy (hd_publisher_t **self_p)
             free (entry);
         }
         hd_hashmap_destroy (&self->pending);
+    }
+    while (self->spare) {
+        s_pending_t *entry = self->spare;
+        self->spare = entry->next;
+        free (entry);
     }
     free (self->source);
     free (self);
@@ -345,7 +352,9 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
-    free (entry);
+    //  No more live entries than the window: as many spares at most
+    entry->next = self->spare;
+    self->spare = entry;
 }
 
 static void
@@ -498,11 +507,10 @@ s_validate (hd_publisher_t *self, hd_event_t *event)
         s_set_error (self, "event has no type");
         return -1;
     }
-    for (const unsigned char *c = (const unsigned char *) type; *c; c++)
-        if (*c <= 0x20 || *c == 0x7F) {
-            s_set_error (self, "event type '%s' contains a space or control character", type);
-            return -1;
-        }
+    if (!hd_type_chars_valid (type, strlen (type))) {
+        s_set_error (self, "event type '%s' contains a space or control character", type);
+        return -1;
+    }
     if (*hd_event_id (event) == 0 && hd_event_set_random_id (event)) {
         s_set_error (self, "cannot make an event id");
         return -1;
@@ -536,8 +544,11 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
             return -1;
         }
     }
-    s_pending_t *entry = calloc (1, sizeof *entry);
-    if (!entry) {
+    s_pending_t *entry = self->spare;
+    if (entry) {
+        self->spare = entry->next;
+        memset (entry, 0, sizeof *entry);
+    } else if (!(entry = calloc (1, sizeof *entry))) {
         s_set_error (self, "out of memory");
         return -1;
     }

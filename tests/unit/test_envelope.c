@@ -174,6 +174,33 @@ test_utf8_against_reference (void **state)
     }
 }
 
+//  The word-at-a-time type check against the plain one, bytes that matter
+//  at every position of strings up to 24 bytes.
+static void
+test_type_chars (void **state)
+{
+    static const unsigned char interesting[] = {0x00, 0x01, 0x09, 0x1F, 0x20, 0x21, 0x7E,
+                                                0x7F, 0x80, 0x81, 0xA0, 0xC3, 0xFE, 0xFF};
+    unsigned seed = 5;
+    char type[24];
+    for (int round = 0; round < 400000; round++) {
+        size_t size = (size_t) (rand_r (&seed) % 25);
+        for (size_t index = 0; index < size; index++)
+            type[index] = rand_r (&seed) % 6
+                              ? (char) ('a' + rand_r (&seed) % 26)
+                              : (char) interesting[rand_r (&seed) % sizeof interesting];
+        bool plain = true;
+        for (size_t index = 0; index < size; index++)
+            if ((unsigned char) type[index] <= 0x20 || type[index] == 0x7F)
+                plain = false;
+        assert_int_equal (hd_type_chars_valid (type, size), plain);
+    }
+    assert_true (hd_type_chars_valid ("orders.placed", 13));
+    assert_true (hd_type_chars_valid ("commandes.pass\xc3\xa9" "es", 18));
+    assert_false (hd_type_chars_valid ("orders placed", 13));
+    assert_false (hd_type_chars_valid ("orders.placed\x7f", 14));
+}
+
 //  Random damage: whatever protobuf-c refuses, the scanner refuses; what
 //  both accept gives the same fields.
 static void
@@ -237,9 +264,8 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_fields_and_last_wins),
-        cmocka_unit_test (test_utf8),
-        cmocka_unit_test (test_utf8_against_reference),
+        cmocka_unit_test (test_fields_and_last_wins),   cmocka_unit_test (test_utf8),
+        cmocka_unit_test (test_utf8_against_reference), cmocka_unit_test (test_type_chars),
         cmocka_unit_test (test_agrees_with_protobuf_c),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
