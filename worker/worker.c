@@ -174,6 +174,9 @@ typedef struct {
     uint32_t *progress_attempt;
     size_t progress_count;
     size_t progress_capacity;
+    //  Finished jobs kept for reuse: one comes and goes per event
+    hd_delivery_t *spare_jobs;
+    size_t spare_count;
 } s_io_t;
 
 static void
@@ -197,17 +200,57 @@ s_wake (hd_worker_t *self)
     (void) rc;
 }
 
+//  Frees what the job holds, not the job.
+static void
+s_job_clear (hd_delivery_t *job)
+{
+    hd_event_destroy (&job->event);
+    free (job->key);
+    job->key = NULL;
+    free (job->error);
+    job->error = NULL;
+}
+
 static void
 s_job_destroy (hd_delivery_t **job_p)
 {
     if (!job_p || !*job_p)
         return;
-    hd_delivery_t *job = *job_p;
-    hd_event_destroy (&job->event);
-    free (job->key);
-    free (job->error);
-    free (job);
+    s_job_clear (*job_p);
+    free (*job_p);
     *job_p = NULL;
+}
+
+#define S_SPARE_JOBS_MAX 1024
+
+//  s_job_destroy for the I/O thread: the job's memory is kept for reuse.
+static void
+s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
+{
+    hd_delivery_t *job = *job_p;
+    if (!job)
+        return;
+    if (io->spare_count >= S_SPARE_JOBS_MAX) {
+        s_job_destroy (job_p);
+        return;
+    }
+    s_job_clear (job);
+    job->next = io->spare_jobs;
+    io->spare_jobs = job;
+    io->spare_count++;
+    *job_p = NULL;
+}
+
+static hd_delivery_t *
+s_io_job_new (s_io_t *io)
+{
+    hd_delivery_t *job = io->spare_jobs;
+    if (!job)
+        return calloc (1, sizeof *job);
+    io->spare_jobs = job->next;
+    io->spare_count--;
+    memset (job, 0, sizeof *job);
+    return job;
 }
 
 //  ---------------------------------------------------------------------
@@ -391,7 +434,7 @@ s_io_drop_queued (s_io_t *io)
     while (job) {
         hd_delivery_t *next = job->next;
         hd_hashmap_remove (io->jobs, job->key_hash, job);
-        s_job_destroy (&job);
+        s_io_job_recycle (io, &job);
         job = next;
     }
 }
@@ -716,7 +759,7 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
         hd_event_destroy (&event);
         free (key);
     } else {
-        job = calloc (1, sizeof *job);
+        job = s_io_job_new (io);
         if (!job) {
             hd_event_destroy (&event);
             free (key);
@@ -731,7 +774,7 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
         job->ack_wait_ms = ack_wait_ms;
         job->generation = io->generation;
         if (hd_hashmap_insert (io->jobs, job->key_hash, job)) {
-            s_job_destroy (&job);
+            s_io_job_recycle (io, &job);
             return;
         }
         if (io->new_tail)
@@ -915,7 +958,7 @@ s_io_take_results (s_io_t *io)
             term.error = job->error ? job->error : (char *) "";
             s_io_send_command (io, HD_CMD_TERM, &term.base);
         }
-        s_job_destroy (&job);
+        s_io_job_recycle (io, &job);
     }
     while (progress) {
         s_progress_t *request = progress;
@@ -1051,6 +1094,11 @@ s_io_thread (void *arg)
     }
     hd_seen_destroy (&io->seen);
     hd_hashmap_destroy (&io->jobs);
+    while (io->spare_jobs) {
+        hd_delivery_t *job = io->spare_jobs;
+        io->spare_jobs = job->next;
+        free (job);
+    }
     free (io->ack_seq);
     free (io->ack_attempt);
     free (io->progress_seq);
