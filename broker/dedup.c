@@ -5,6 +5,7 @@
     has moved past it: no malloc and free per event. */
 #include "dedup.h"
 #include "hashmap.h"
+#include "buffer.h"
 
 #include <czmq.h>
 #include <stdlib.h>
@@ -19,8 +20,9 @@ typedef struct s_entry {
     char key[]; // "<source length>:<source><id>", unambiguous for any bytes
 } s_entry_t;
 
-//  Entries live in blocks of at least S_BLOCK_SIZE bytes, oldest block first
-#define S_BLOCK_SIZE (64 * 1024)
+//  Entries live in blocks of at least S_BLOCK_SIZE bytes, oldest block
+//  first (one entry per block under AddressSanitizer, to catch misuse)
+#define S_BLOCK_SIZE HD_SPARE_MAX (64 * 1024)
 typedef struct s_block {
     struct s_block *next;
     size_t used, size;
@@ -195,7 +197,7 @@ s_blocks_release (hd_dedup_t *self)
         self->first_block = block->next;
         if (!self->first_block)
             self->last_block = NULL;
-        if (!self->spare_block || self->spare_block->size < block->size) {
+        if (HD_SPARE_MAX (1) && (!self->spare_block || self->spare_block->size < block->size)) {
             free (self->spare_block);
             self->spare_block = block;
         } else

@@ -14,6 +14,7 @@
     waited longest gets the next event.
 */
 #include "pool.h"
+#include "buffer.h"
 #include "hashmap.h"
 
 #include <czmq.h>
@@ -323,7 +324,7 @@ s_record_seq (hd_pool_t *self, Herald__StateOp__OpCase which, uint64_t seq, uint
 
 //  Entries come and go once per event: a few thousand are kept for reuse
 //  rather than handed back to malloc
-#define S_SPARE_ENTRIES_MAX 4096
+#define S_SPARE_ENTRIES_MAX HD_SPARE_MAX (4096)
 
 static s_entry_t *
 s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)

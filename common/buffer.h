@@ -10,4 +10,12 @@
 //  *capacity as they were.
 int hd_buffer_reserve (uint8_t **data, size_t *capacity, size_t size);
 
+//  How many freed objects a reuse list may keep: count, or none in an
+//  AddressSanitizer build, so that a use after free is still caught.
+#if defined(__SANITIZE_ADDRESS__)
+#define HD_SPARE_MAX(count) 0
+#else
+#define HD_SPARE_MAX(count) (count)
+#endif
+
 #endif

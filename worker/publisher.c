@@ -13,6 +13,7 @@
 #include "event.h"
 #include "envelope.h"
 #include "hashmap.h"
+#include "buffer.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -353,6 +354,10 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
     //  No more live entries than the window: as many spares at most
+    if (HD_SPARE_MAX (1) == 0) {
+        free (entry);
+        return;
+    }
     entry->next = self->spare;
     self->spare = entry;
 }

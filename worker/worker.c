@@ -24,6 +24,7 @@
 #include "worker.h"
 #include "dedup_store.h"
 #include "event.h"
+#include "buffer.h"
 #include "seen.h"
 #include "hashmap.h"
 
@@ -221,7 +222,7 @@ s_job_destroy (hd_delivery_t **job_p)
     *job_p = NULL;
 }
 
-#define S_SPARE_JOBS_MAX 1024
+#define S_SPARE_JOBS_MAX HD_SPARE_MAX (1024)
 
 //  s_job_destroy for the I/O thread: the job's memory is kept for reuse.
 static void
