@@ -324,7 +324,7 @@ s_record_seq (hd_pool_t *self, Herald__StateOp__OpCase which, uint64_t seq, uint
 
 //  Entries come and go once per event: a few thousand are kept for reuse
 //  rather than handed back to malloc
-#define S_SPARE_ENTRIES_MAX HD_SPARE_MAX (4096)
+static const size_t s_spare_entries_max = HD_SPARE_MAX (4096);
 
 static s_entry_t *
 s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)
@@ -449,7 +449,7 @@ s_entry_free (hd_pool_t *self, s_entry_t *entry)
     hd_hashmap_remove (self->entries, entry->seq, entry);
     if (entry->error)
         free (entry->error);
-    if (self->spare_count < S_SPARE_ENTRIES_MAX) {
+    if (self->spare_count < s_spare_entries_max) {
         entry->next = self->spare;
         self->spare = entry;
         self->spare_count++;

@@ -169,6 +169,7 @@ s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value, bool chec
     s_reader_t reader = {(const uint8_t *) entry->data,
                          (const uint8_t *) entry->data + entry->size};
     *key = *value = (hd_text_t){NULL, 0};
+    hd_envelope_result_t result = HD_ENVELOPE_OK;
     while (reader.cursor < reader.end) {
         uint32_t number;
         int wire_type;
@@ -179,12 +180,13 @@ s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value, bool chec
         if (number == 1 || number == 2) {
             if (wire_type != 2)
                 return HD_ENVELOPE_MALFORMED;
+            //  Keep reading after a bad string: malformed input wins over it
             if (check_utf8 && !hd_utf8_valid (bytes.data, bytes.size))
-                return HD_ENVELOPE_NOT_UTF8;
+                result = HD_ENVELOPE_NOT_UTF8;
             *(number == 1 ? key : value) = bytes;
         }
     }
-    return HD_ENVELOPE_OK;
+    return result;
 }
 
 hd_envelope_result_t

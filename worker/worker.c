@@ -222,7 +222,7 @@ s_job_destroy (hd_delivery_t **job_p)
     *job_p = NULL;
 }
 
-#define S_SPARE_JOBS_MAX HD_SPARE_MAX (1024)
+static const size_t s_spare_jobs_max = HD_SPARE_MAX (1024);
 
 //  s_job_destroy for the I/O thread: the job's memory is kept for reuse.
 static void
@@ -231,7 +231,7 @@ s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
     hd_delivery_t *job = *job_p;
     if (!job)
         return;
-    if (io->spare_count >= S_SPARE_JOBS_MAX) {
+    if (io->spare_count >= s_spare_jobs_max) {
         s_job_destroy (job_p);
         return;
     }
