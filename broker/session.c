@@ -63,13 +63,6 @@ hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32
     return 0;
 }
 
-static void
-s_batch_free (void *data, void *hint)
-{
-    (void) hint;
-    free (data);
-}
-
 int
 hd_session_batch_take (hd_session_t *self, zmq_msg_t *body)
 {
@@ -77,18 +70,11 @@ hd_session_batch_take (hd_session_t *self, zmq_msg_t *body)
     if (count == 0)
         return 0;
     //  The buffer becomes the frame: ZeroMQ frees it once it is sent
-    if (zmq_msg_init_data (body, self->batch, self->batch_size, s_batch_free, NULL) != 0) {
-        hd_session_batch_drop (self);
-        return -1;
-    }
-    //  The largest recent batch, slowly forgotten
-    self->batch_hint -= self->batch_hint / 8;
-    if (self->batch_size > self->batch_hint)
-        self->batch_hint = self->batch_size;
-    self->batch = NULL;
+    hd_buffer_note_size (&self->batch_hint, self->batch_size);
+    int rc = hd_msg_init_take (body, &self->batch, self->batch_size);
     self->batch_size = self->batch_capacity = 0;
     self->batch_count = 0;
-    return count;
+    return rc == 0 ? count : -1;
 }
 
 void

@@ -10,6 +10,17 @@
 //  *capacity as they were.
 int hd_buffer_reserve (uint8_t **data, size_t *capacity, size_t size);
 
+//  For buffers handed on when full (a new one each time): the size recent
+//  ones reached, slowly forgotten, is where the next one starts, so it
+//  does not grow by doubling. Call with each finished buffer's size.
+static inline void
+hd_buffer_note_size (size_t *hint, size_t size)
+{
+    *hint -= *hint / 8;
+    if (size > *hint)
+        *hint = size;
+}
+
 //  How many freed objects a reuse list may keep: count, or none in an
 //  AddressSanitizer build, so that a use after free is still caught.
 #if defined(__SANITIZE_ADDRESS__)

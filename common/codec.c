@@ -440,6 +440,23 @@ hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size)
     return 0;
 }
 
+static void
+s_free_taken (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+int
+hd_msg_init_take (zmq_msg_t *msg, uint8_t **data, size_t size)
+{
+    int rc = zmq_msg_init_data (msg, *data, size, s_free_taken, NULL);
+    if (rc != 0)
+        free (*data);
+    *data = NULL;
+    return rc;
+}
+
 uint8_t *
 hd_proto_pack (const ProtobufCMessage *message, size_t *size_p)
 {
