@@ -235,28 +235,6 @@ hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const vo
                           payload_size);
 }
 
-static inline int
-s_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
-{
-    //  Tags and most lengths are one byte
-    if (*cursor < end && **cursor < 0x80) {
-        *value = *(*cursor)++;
-        return 0;
-    }
-    uint64_t result = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*cursor >= end)
-            return -1;
-        uint8_t byte = *(*cursor)++;
-        result |= (uint64_t) (byte & 0x7F) << shift;
-        if (!(byte & 0x80)) {
-            *value = result;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 //  Reads one field's tag and value: a varint in *value, or a length-delimited
 //  field's bytes in *data / *value (its size). Fixed-size fields are skipped.
 static inline int
@@ -264,12 +242,12 @@ s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *
               const uint8_t **data)
 {
     uint64_t tag;
-    if (s_varint_read (cursor, end, &tag) || tag >> 3 == 0 || tag >> 3 > INT32_MAX)
+    if (!hd_varint_read (cursor, end, &tag) || tag >> 3 == 0 || tag >> 3 > INT32_MAX)
         return -1;
     *field = (int) (tag >> 3);
     *data = NULL;
     switch (tag & 7) {
-        case 0: return s_varint_read (cursor, end, value);
+        case 0: return hd_varint_read (cursor, end, value) ? 0 : -1;
         case 1:
         case 5: {
             size_t width = (tag & 7) == 1 ? 8 : 4;
@@ -281,7 +259,7 @@ s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *
             return 0;
         }
         case 2:
-            if (s_varint_read (cursor, end, value) || *value > (uint64_t) (end - *cursor))
+            if (!hd_varint_read (cursor, end, value) || *value > (uint64_t) (end - *cursor))
                 return -1;
             *data = *cursor;
             *cursor += *value;

@@ -13,6 +13,7 @@
 #include <zmq.h>
 #include <protobuf-c/protobuf-c.h>
 #include "herald.pb-c.h"
+#include "varint.h"
 
 #define HD_PROTOCOL_VERSION 1
 #define HD_HEADER_SIZE      4
@@ -101,31 +102,6 @@ int hd_send_command (void *socket, const void *routing_id, size_t routing_id_siz
 //  protobuf_c_message_pack produces (tested), at a fraction of its cost.
 //  out needs HD_VARINTS_MAX bytes. Return the encoded size.
 #define HD_VARINTS_MAX 40
-//  (The small ones are inline: they run several times per event.)
-static inline size_t
-hd_varint_encode (uint8_t *out, uint64_t value)
-{
-    size_t size = 0;
-    while (value >= 0x80) {
-        out[size++] = (uint8_t) (value | 0x80);
-        value >>= 7;
-    }
-    out[size++] = (uint8_t) value;
-    return size;
-}
-
-//  Bytes hd_varint_encode writes for value.
-static inline size_t
-hd_varint_size (uint64_t value)
-{
-    size_t size = 1;
-    while (value >= 0x80) {
-        value >>= 7;
-        size++;
-    }
-    return size;
-}
-
 //  A varint field, left out when value is 0 (as proto3 does); returns the
 //  bytes written at out.
 static inline size_t

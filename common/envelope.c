@@ -1,5 +1,6 @@
 /*  envelope — in-place scan of an encoded Event. */
 #include "envelope.h"
+#include "varint.h"
 
 #include <string.h>
 
@@ -13,26 +14,6 @@ typedef struct {
     const uint8_t *end;
 } s_reader_t;
 
-static inline bool
-s_varint (s_reader_t *reader, uint64_t *value)
-{
-    //  Tags and most lengths are one byte
-    if (reader->cursor < reader->end && *reader->cursor < 0x80) {
-        *value = *reader->cursor++;
-        return true;
-    }
-    uint64_t result = 0;
-    for (int shift = 0; shift < 64 && reader->cursor < reader->end; shift += 7) {
-        uint8_t byte = *reader->cursor++;
-        result |= (uint64_t) (byte & 0x7F) << shift;
-        if (!(byte & 0x80)) {
-            *value = result;
-            return true;
-        }
-    }
-    return false;
-}
-
 //  Reads one field: its number, wire type, and the value: the bytes of a
 //  length-delimited field, the value of a varint. Fixed-size values are
 //  skipped over.
@@ -40,13 +21,14 @@ static inline bool
 s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes, uint64_t *varint)
 {
     uint64_t tag, value;
-    if (!s_varint (reader, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF)
+    if (!hd_varint_read (&reader->cursor, reader->end, &tag) || tag >> 3 == 0 ||
+        tag >> 3 > 0x1FFFFFFF)
         return false;
     *number = (uint32_t) (tag >> 3);
     *wire_type = (int) (tag & 7);
     size_t left = (size_t) (reader->end - reader->cursor);
     switch (*wire_type) {
-        case 0: return s_varint (reader, varint);
+        case 0: return hd_varint_read (&reader->cursor, reader->end, varint);
         case 1:
         case 5: {
             size_t width = *wire_type == 1 ? 8 : 4;
@@ -56,7 +38,8 @@ s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes,
             return true;
         }
         case 2:
-            if (!s_varint (reader, &value) || value > (uint64_t) (reader->end - reader->cursor))
+            if (!hd_varint_read (&reader->cursor, reader->end, &value) ||
+                value > (uint64_t) (reader->end - reader->cursor))
                 return false;
             bytes->data = (const char *) reader->cursor;
             bytes->size = (size_t) value;

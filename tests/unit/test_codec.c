@@ -724,10 +724,49 @@ test_publishes_encode_decode (void **state)
     free (mine);
 }
 
+//  Varints both ways, through the short path (fewer than ten bytes left
+//  before the end) and the unchecked one (ten or more).
+static void
+test_varints (void **state)
+{
+    const uint64_t values[] = {
+        0,         1, 127, 128, 300, 16383, 16384, (1ULL << 35) - 1, 1ULL << 56, UINT64_MAX - 1,
+        UINT64_MAX};
+    for (size_t index = 0; index < sizeof values / sizeof values[0]; index++) {
+        for (int padded = 0; padded < 2; padded++) {
+            uint8_t buffer[32];
+            memset (buffer, 0xEE, sizeof buffer);
+            size_t size = hd_varint_encode (buffer, values[index]);
+            assert_int_equal (size, hd_varint_size (values[index]));
+            const uint8_t *cursor = buffer;
+            uint64_t value = 0;
+            const uint8_t *end = buffer + size + (padded ? 12 : 0);
+            assert_true (hd_varint_read (&cursor, end, &value));
+            assert_true (value == values[index]);
+            assert_ptr_equal (cursor, buffer + size);
+            //  One byte short never reads
+            cursor = buffer;
+            if (size > 1)
+                assert_false (hd_varint_read (&cursor, buffer + size - 1, &value));
+        }
+    }
+    //  Eleven continuation bytes: too long, on both paths
+    uint8_t overlong[24];
+    memset (overlong, 0x80, sizeof overlong);
+    const uint8_t *cursor = overlong;
+    uint64_t value;
+    assert_false (hd_varint_read (&cursor, overlong + sizeof overlong, &value));
+    cursor = overlong;
+    assert_false (hd_varint_read (&cursor, overlong + 9, &value));
+    cursor = overlong;
+    assert_false (hd_varint_read (&cursor, overlong, &value)); // nothing at all
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_varints),
         cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_publishes_encode_decode),
