@@ -139,11 +139,10 @@ s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t t
 static int
 s_batch_append (hd_fanout_t *self, uint64_t type_seq, zmq_msg_t *envelope, zmq_msg_t *payload)
 {
-    size_t needed =
-        self->batch_size + zmq_msg_size (envelope) + zmq_msg_size (payload) + HD_DELIVERY_OVERHEAD;
-    if (!self->batch && needed < self->batch_hint)
-        needed = self->batch_hint;
-    if (hd_buffer_reserve (&self->batch, &self->batch_capacity, needed))
+    if (hd_buffer_reserve_hinted (&self->batch, &self->batch_capacity,
+                                  self->batch_size + zmq_msg_size (envelope) +
+                                      zmq_msg_size (payload) + HD_DELIVERY_OVERHEAD,
+                                  self->batch_hint))
         return -1;
     self->batch_size += hd_encode_fanout_item (
         self->batch + self->batch_size, self->epoch, type_seq, zmq_msg_data (envelope),
@@ -158,12 +157,13 @@ hd_fanout_flush (hd_fanout_t *self)
         s_send_single (self, self->run_type, self->run_type_size, self->first_type_seq,
                        &self->first_envelope, &self->first_payload);
     else if (self->run_count > 1) {
-        //  The batch buffer becomes the frame (no copy); the next one starts
-        //  as large as recent ones
+        //  The batch buffer becomes the frame (no copy); the next one grows
+        //  straight to the size recent ones reached
         hd_buffer_note_size (&self->batch_hint, self->batch_size);
+        size_t capacity = self->batch_capacity;
         self->batch_capacity = 0;
         zmq_msg_t body;
-        if (hd_msg_init_take (&body, &self->batch, self->batch_size) == 0) {
+        if (hd_msg_init_take (&body, &self->batch, self->batch_size, capacity) == 0) {
             if (hd_send_bytes (self->xpub, self->run_type, self->run_type_size,
                                ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
                 hd_send_msg (self->xpub, &body, ZMQ_DONTWAIT) == 0) {

@@ -50,11 +50,10 @@ hd_session_batch_add (hd_session_t *self, uint64_t seq, uint32_t attempt, uint32
                       const void *envelope, size_t envelope_size, const void *payload,
                       size_t payload_size)
 {
-    size_t needed = self->batch_size + envelope_size + payload_size + HD_DELIVERY_OVERHEAD;
-    //  A new batch starts as large as recent ones were, not by doubling
-    if (!self->batch && needed < self->batch_hint)
-        needed = self->batch_hint;
-    if (hd_buffer_reserve (&self->batch, &self->batch_capacity, needed))
+    if (hd_buffer_reserve_hinted (&self->batch, &self->batch_capacity,
+                                  self->batch_size + envelope_size + payload_size +
+                                      HD_DELIVERY_OVERHEAD,
+                                  self->batch_hint))
         return -1;
     self->batch_size +=
         hd_encode_delivery (self->batch + self->batch_size, seq, attempt, ack_wait_ms, envelope,
@@ -71,7 +70,7 @@ hd_session_batch_take (hd_session_t *self, zmq_msg_t *body)
         return 0;
     //  The buffer becomes the frame: ZeroMQ frees it once it is sent
     hd_buffer_note_size (&self->batch_hint, self->batch_size);
-    int rc = hd_msg_init_take (body, &self->batch, self->batch_size);
+    int rc = hd_msg_init_take (body, &self->batch, self->batch_size, self->batch_capacity);
     self->batch_size = self->batch_capacity = 0;
     self->batch_count = 0;
     return rc == 0 ? count : -1;

@@ -37,7 +37,7 @@ typedef struct {
     size_t batch_size;
     size_t batch_capacity;
     uint32_t batch_count;
-    size_t batch_hint; // size of recent batches: where the next one starts
+    size_t batch_hint; // size recent batches reached: what a growing one jumps to
     bool batch_listed; // on the broker's list of sessions to flush
     //  Subscribers: their latest report
     uint64_t received;

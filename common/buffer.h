@@ -11,8 +11,10 @@
 int hd_buffer_reserve (uint8_t **data, size_t *capacity, size_t size);
 
 //  For buffers handed on when full (a new one each time): the size recent
-//  ones reached, slowly forgotten, is where the next one starts, so it
-//  does not grow by doubling. Call with each finished buffer's size.
+//  ones reached, slowly forgotten (hd_buffer_note_size, with each finished
+//  buffer's size), is what one grows to once its first 4 KiB are not
+//  enough, so a large one is not built by doubling and a small one stays
+//  small.
 static inline void
 hd_buffer_note_size (size_t *hint, size_t size)
 {
@@ -21,9 +23,22 @@ hd_buffer_note_size (size_t *hint, size_t size)
         *hint = size;
 }
 
+static inline int
+hd_buffer_reserve_hinted (uint8_t **data, size_t *capacity, size_t size, size_t hint)
+{
+    if (size <= *capacity)
+        return 0;
+    return hd_buffer_reserve (data, capacity, *capacity && size < hint ? hint : size);
+}
+
 //  How many freed objects a reuse list may keep: count, or none in an
 //  AddressSanitizer build, so that a use after free is still caught.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) // clang before 21 has no __SANITIZE_ADDRESS__
+#define HD_ADDRESS_SANITIZER 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(HD_ADDRESS_SANITIZER)
 #define HD_SPARE_MAX(count) 0
 #else
 #define HD_SPARE_MAX(count) (count)

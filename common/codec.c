@@ -426,8 +426,15 @@ s_free_taken (void *data, void *hint)
 }
 
 int
-hd_msg_init_take (zmq_msg_t *msg, uint8_t **data, size_t size)
+hd_msg_init_take (zmq_msg_t *msg, uint8_t **data, size_t size, size_t capacity)
 {
+    //  A frame holds its whole allocation while it is queued: give back
+    //  what the content does not use when that is much
+    if (capacity > 2 * size + 4096) {
+        uint8_t *smaller = realloc (*data, size ? size : 1);
+        if (smaller)
+            *data = smaller;
+    }
     int rc = zmq_msg_init_data (msg, *data, size, s_free_taken, NULL);
     if (rc != 0)
         free (*data);

@@ -188,10 +188,12 @@ int hd_decode_publish_item (const uint8_t **cursor, const uint8_t *end, hd_publi
 //  out of memory (msg is then not initialised).
 int hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size);
 
-//  Initialises msg with the malloc'ed buffer *data as it is (no copy):
-//  ZeroMQ frees it once the frame is sent or closed. Takes the buffer in
-//  every case (freed on failure) and sets *data to NULL. Returns 0 or -1.
-int hd_msg_init_take (zmq_msg_t *msg, uint8_t **data, size_t size);
+//  Initialises msg with the first size bytes of the malloc'ed buffer *data
+//  of capacity bytes, without copying them (a buffer much larger than its
+//  content is shrunk first): ZeroMQ frees it once the frame is sent or
+//  closed. Takes the buffer in every case (freed on failure) and sets
+//  *data to NULL. Returns 0 or -1.
+int hd_msg_init_take (zmq_msg_t *msg, uint8_t **data, size_t size, size_t capacity);
 
 //  Pack message into a new malloc'ed buffer. Returns NULL on no memory.
 uint8_t *hd_proto_pack (const ProtobufCMessage *message, size_t *size_p);

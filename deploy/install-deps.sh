@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake make gcc pkg-config libzmq3-dev libczmq-dev libprotobuf-c-dev
-          protobuf-c-compiler libcmocka-dev liblmdb-dev libsqlite3-dev sqlite3 jq procps bc)
+          protobuf-c-compiler libcmocka-dev liblmdb-dev libsqlite3-dev sqlite3 jq procps bc
+          valgrind)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -9,7 +9,10 @@
     where the old value was appends to text; when text is full it is
     rebuilt with only what is still in use. Encoding and decoding are
     written out by hand against proto/herald.proto (common/envelope.c
-    reads), and tested against protobuf-c.
+    reads), and tested against protobuf-c: the known fields encode byte for
+    byte as protobuf-c writes them; unknown fields from a newer peer are
+    passed on exactly as they came (protobuf-c would rewrite a needlessly
+    long tag in its shortest form; the meaning is the same).
 */
 #include "event.h"
 #include "envelope.h"
@@ -221,19 +224,19 @@ s_attribute_push (hd_event_t *self, const char *key, size_t key_size, const char
         self->attributes = grown;
         self->attribute_capacity = capacity;
     }
+    //  Room for both first: key and value may point into this event's text,
+    //  which a rebuild between the two would free under the second
+    size_t needed = (key_size ? key_size + 1 : 0) + (value_size ? value_size + 1 : 0);
+    char *retired = NULL;
+    if (self->text_capacity - self->text_size < needed && s_text_rebuild (self, needed, &retired))
+        return -1;
     s_attribute_t entry = {0, 0, 0, 0};
-    //  Pushed only once both are in: a rebuild walks the pushed entries
-    if (s_text_set (self, &entry.key, &entry.key_length, key, key_size))
-        return -1;
+    //  Neither can fail now: both append into the room made above
+    s_text_set (self, &entry.key, &entry.key_length, key, key_size);
+    s_text_set (self, &entry.value, &entry.value_length, value, value_size);
     self->attributes[self->attribute_count++] = entry;
-    uint32_t value_offset = 0, value_length = 0;
-    if (s_text_set (self, &value_offset, &value_length, value, value_size)) {
-        self->attribute_count--;
-        return -1;
-    }
-    s_attribute_t *pushed = &self->attributes[self->attribute_count - 1];
-    pushed->value = value_offset;
-    pushed->value_length = value_length;
+    if (retired)
+        s_text_free (self, retired);
     return 0;
 }
 
@@ -265,6 +268,10 @@ s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t unknown_s
 static hd_event_t *
 s_decode (const void *data, size_t size, size_t payload_room)
 {
+    if (size > UINT32_MAX / 4) {
+        errno = EMSGSIZE; // text offsets are 32 bits; no broker sends this
+        return NULL;
+    }
     hd_envelope_t scanned;
     //  The broker stores only events whose strings are UTF-8 without NUL
     if (hd_envelope_scan (&scanned, data, size, false) != HD_ENVELOPE_OK) {

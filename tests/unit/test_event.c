@@ -468,6 +468,17 @@ test_edits_match_a_model (void **state)
                 free (keys[slot]);
                 free (values[slot]);
                 keys[slot] = values[slot] = NULL;
+            } else if (op == 6) {
+                //  A value from the event itself, for a key old or new: key
+                //  and value must both be in before its text moves
+                int from = rand_r (&seed) % HD_ENVELOPE_STRINGS;
+                char *value = strdup (s_getter (event, from));
+                assert_int_equal (
+                    hd_event_set_attribute (event, key_names[slot], s_getter (event, from)), 0);
+                if (!keys[slot])
+                    keys[slot] = strdup (key_names[slot]);
+                free (values[slot]);
+                values[slot] = value;
             } else {
                 char *value = s_random_text (&seed, 30);
                 assert_int_equal (hd_event_set_attribute (event, key_names[slot], value), 0);
