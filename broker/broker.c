@@ -82,8 +82,6 @@ struct _hd_broker_t {
     //  is flushed
     s_pending_t *pending;
     size_t pending_count, pending_capacity;
-    uint8_t *scratch; // id and source of the PUBLISH at hand, NUL-terminated
-    size_t scratch_size;
     uint8_t *pack_buffer; // journal records are packed here
     size_t pack_capacity;
     uint64_t epoch;
@@ -412,6 +410,12 @@ s_log_end (void *arg)
     return hd_log_next_seq (self->log) - hd_log_unflushed (self->log);
 }
 
+static char *
+s_text_dup (const hd_text_t *text)
+{
+    return text->size ? strndup (text->data, text->size) : strdup ("");
+}
+
 static void
 s_log_describe (void *arg, uint64_t seq, char **id, char **type)
 {
@@ -419,12 +423,11 @@ s_log_describe (void *arg, uint64_t seq, char **id, char **type)
     zmq_msg_t envelope, payload;
     if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
         return;
-    Herald__Event *event =
-        herald__event__unpack (NULL, zmq_msg_size (&envelope), zmq_msg_data (&envelope));
-    if (event) {
-        *id = strdup (event->id);
-        *type = strdup (event->type);
-        herald__event__free_unpacked (event, NULL);
+    hd_envelope_t event;
+    if (hd_envelope_scan (&event, zmq_msg_data (&envelope), zmq_msg_size (&envelope), false) !=
+        HD_ENVELOPE_MALFORMED) {
+        *id = s_text_dup (&event.text[HD_ENVELOPE_ID]);
+        *type = s_text_dup (&event.text[HD_ENVELOPE_TYPE]);
     }
     zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
@@ -551,25 +554,12 @@ s_check_event (hd_broker_t *self, const hd_envelope_t *event, hd_envelope_result
     return NULL;
 }
 
-//  Copies the scanned id and source into self->scratch as C strings, for
-//  the dedup window (the type is used with its size, where it lies).
+//  The dedup key of a scanned event (release it after use).
 static int
-s_identity (hd_broker_t *self, const hd_envelope_t *event, char **id, char **source)
+s_identity (const hd_envelope_t *event, hd_dedup_key_t *key)
 {
-    const hd_text_t *id_text = &event->text[HD_ENVELOPE_ID];
-    const hd_text_t *source_text = &event->text[HD_ENVELOPE_SOURCE];
-    if (hd_buffer_reserve (&self->scratch, &self->scratch_size,
-                           id_text->size + source_text->size + 2))
-        return -1;
-    char *cursor = (char *) self->scratch;
-    memcpy (cursor, id_text->data, id_text->size);
-    cursor[id_text->size] = 0;
-    *id = cursor;
-    cursor += id_text->size + 1;
-    memcpy (cursor, source_text->data, source_text->size);
-    cursor[source_text->size] = 0;
-    *source = cursor;
-    return 0;
+    const hd_text_t *id = &event->text[HD_ENVELOPE_ID], *source = &event->text[HD_ENVELOPE_SOURCE];
+    return hd_dedup_key_init (key, source->data, source->size, id->data, id->size);
 }
 
 //  A new entry at the end of the pending list, counted; NULL when out of
@@ -712,8 +702,7 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
         return;
     }
     hd_dedup_key_t identity;
-    const hd_text_t *id = &event.text[HD_ENVELOPE_ID], *source = &event.text[HD_ENVELOPE_SOURCE];
-    if (hd_dedup_key_init (&identity, source->data, source->size, id->data, id->size)) {
+    if (s_identity (&event, &identity)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         return;
@@ -791,7 +780,6 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
         s_publish_event (self, rid, rid_size, item.corr, item.envelope, item.envelope_size,
                          &payload);
         zmq_msg_close (&payload);
-        hd_arena_reset (self->arena);
     }
     if (rc < 0) {
         //  The items before this one stand; the rest have no corr to answer
@@ -882,25 +870,27 @@ s_release (hd_broker_t *self, size_t count)
     self->pending_count -= count;
 }
 
-//  The log refused the writes of the pending publishes from first on: they
-//  were rolled back; forget them everywhere and answer STORAGE.
+//  The log refused the writes of the pending publishes: they were rolled
+//  back; forget them everywhere and answer STORAGE.
 static void
-s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
+s_refuse_unwritten (hd_broker_t *self, int error)
 {
-    zsys_error ("log write failed, %zu publishes refused: %s", self->pending_count - first,
+    zsys_error ("log write failed, %zu publishes refused: %s", self->pending_count,
                 strerror (error));
-    for (size_t index = first; index < self->pending_count; index++) {
+    for (size_t index = 0; index < self->pending_count; index++) {
         s_pending_t *pending = &self->pending[index];
         if (!pending->duplicate) {
             //  The identity is read back from the stored envelope: keeping
             //  copies of it for this rare case would cost every publish
             hd_envelope_t event;
-            char *id, *source;
+            hd_dedup_key_t identity;
             if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
                                   zmq_msg_size (&pending->envelope),
                                   false) != HD_ENVELOPE_MALFORMED &&
-                s_identity (self, &event, &id, &source) == 0)
-                hd_dedup_remove (self->dedup, source, id);
+                s_identity (&event, &identity) == 0) {
+                hd_dedup_remove_key (self->dedup, &identity);
+                hd_dedup_key_release (&identity);
+            }
             for (size_t pool = 0; pool < self->pool_count; pool++)
                 if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
                     hd_pool_forget (self->pools[pool], pending->seq);
@@ -911,7 +901,7 @@ s_refuse_unwritten (hd_broker_t *self, size_t first, int error)
                        (uint32_t) self->config.retry_after_ms);
         s_pending_free (pending);
     }
-    self->pending_count = first;
+    self->pending_count = 0;
 }
 
 //  Group commit: one flush (and fdatasync, per policy) of the log and the
@@ -927,7 +917,7 @@ s_commit (hd_broker_t *self)
     if (hd_journal_flush (self->journal, now) != 0)
         zsys_error ("cannot write the pool journal: %s", strerror (errno));
     if (log_rc != 0)
-        s_refuse_unwritten (self, 0, log_errno);
+        s_refuse_unwritten (self, log_errno);
     else if (self->pending_count && self->config.fsync == HD_FSYNC_ALWAYS)
         self->fsyncs++;
     s_release (self, self->pending_count);
@@ -1911,13 +1901,15 @@ s_rebuild_dedup (hd_broker_t *self)
         zmq_msg_t envelope, payload;
         if (hd_log_read (self->log, seq, &envelope, &payload) != 0)
             continue;
-        Herald__Event *event =
-            herald__event__unpack (NULL, zmq_msg_size (&envelope), zmq_msg_data (&envelope));
-        if (event) {
+        hd_envelope_t event;
+        hd_dedup_key_t identity;
+        if (hd_envelope_scan (&event, zmq_msg_data (&envelope), zmq_msg_size (&envelope), false) !=
+                HD_ENVELOPE_MALFORMED &&
+            s_identity (&event, &identity) == 0) {
             uint64_t age_ms =
-                now_us > event->recorded_time_us ? (now_us - event->recorded_time_us) / 1000 : 0;
-            hd_dedup_insert (self->dedup, event->source, event->id, seq, now - (int64_t) age_ms);
-            herald__event__free_unpacked (event, NULL);
+                now_us > event.recorded_time_us ? (now_us - event.recorded_time_us) / 1000 : 0;
+            hd_dedup_insert_key (self->dedup, &identity, seq, now - (int64_t) age_ms);
+            hd_dedup_key_release (&identity);
         }
         zmq_msg_close (&envelope);
         zmq_msg_close (&payload);
@@ -2109,7 +2101,6 @@ hd_broker_destroy (hd_broker_t **self_p)
     hd_arena_destroy (&self->arena);
     free (self->pack_buffer);
     free (self->batching);
-    free (self->scratch);
     free (self);
     *self_p = NULL;
 }

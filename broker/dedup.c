@@ -265,14 +265,20 @@ hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t 
 }
 
 int
+hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key)
+{
+    //  The FIFO entry stays until it expires; it no longer owns the index slot
+    s_entry_t *entry = s_find (self, key);
+    return entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
+}
+
+int
 hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id)
 {
     hd_dedup_key_t key;
     if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
         return -1;
-    //  The FIFO entry stays until it expires; it no longer owns the index slot
-    s_entry_t *entry = s_find (self, &key);
-    int rc = entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
+    int rc = hd_dedup_remove_key (self, &key);
     hd_dedup_key_release (&key);
     return rc;
 }

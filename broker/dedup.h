@@ -32,6 +32,7 @@ int hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_si
 void hd_dedup_key_release (hd_dedup_key_t *key);
 uint64_t hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now);
 int hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now);
+int hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key);
 
 //  The same for C strings:
 //  The seq confirmed for (source, id) within the window, or 0.

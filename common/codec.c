@@ -235,39 +235,6 @@ hd_encode_fanout_item (uint8_t *out, uint64_t epoch, uint64_t type_seq, const vo
                           payload_size);
 }
 
-//  Reads one field's tag and value: a varint in *value, or a length-delimited
-//  field's bytes in *data / *value (its size). Fixed-size fields are skipped.
-static inline int
-s_field_read (const uint8_t **cursor, const uint8_t *end, int *field, uint64_t *value,
-              const uint8_t **data)
-{
-    uint64_t tag;
-    if (!hd_varint_read (cursor, end, &tag) || tag >> 3 == 0 || tag >> 3 > INT32_MAX)
-        return -1;
-    *field = (int) (tag >> 3);
-    *data = NULL;
-    switch (tag & 7) {
-        case 0: return hd_varint_read (cursor, end, value) ? 0 : -1;
-        case 1:
-        case 5: {
-            size_t width = (tag & 7) == 1 ? 8 : 4;
-            if ((size_t) (end - *cursor) < width)
-                return -1;
-            *cursor += width;
-            *value = 0;
-            *field = 0; // nothing here reads fixed-size fields
-            return 0;
-        }
-        case 2:
-            if (!hd_varint_read (cursor, end, value) || *value > (uint64_t) (end - *cursor))
-                return -1;
-            *data = *cursor;
-            *cursor += *value;
-            return 0;
-        default: return -1;
-    }
-}
-
 //  Reads the next entry of a batch body's repeated field 1 and the varint
 //  and bytes fields 1..HD_ITEM_FIELDS of it; other fields are skipped.
 //  Returns 1, 0 at the end of the body, -1 when malformed.
@@ -277,29 +244,33 @@ typedef struct {
     const uint8_t *data[HD_ITEM_FIELDS + 1]; // bytes fields; NULL for varints
 } s_item_t;
 
+//  Fixed-size fields are nothing any item here reads: they are skipped.
+static bool
+s_fixed (const hd_proto_field_t *field)
+{
+    return field->wire_type == 1 || field->wire_type == 5;
+}
+
 static int
 s_item_read (const uint8_t **cursor, const uint8_t *end, s_item_t *item)
 {
     while (*cursor < end) {
-        int field;
-        uint64_t size;
-        const uint8_t *body;
-        if (s_field_read (cursor, end, &field, &size, &body))
+        hd_proto_field_t field;
+        if (!hd_proto_field_read (cursor, end, &field))
             return -1;
-        if (field != 1)
+        if (field.number != 1 || s_fixed (&field))
             continue; // a field this version does not know
-        if (!body)
+        if (!field.data)
             return -1;
         memset (item, 0, sizeof *item);
-        const uint8_t *inner = body, *inner_end = body + size;
+        const uint8_t *inner = field.data, *inner_end = field.data + field.value;
         while (inner < inner_end) {
-            uint64_t value;
-            const uint8_t *data;
-            if (s_field_read (&inner, inner_end, &field, &value, &data))
+            hd_proto_field_t entry;
+            if (!hd_proto_field_read (&inner, inner_end, &entry))
                 return -1;
-            if (field >= 1 && field <= HD_ITEM_FIELDS) {
-                item->value[field] = value;
-                item->data[field] = data;
+            if (entry.number <= HD_ITEM_FIELDS && !s_fixed (&entry)) {
+                item->value[entry.number] = entry.value;
+                item->data[entry.number] = entry.data;
             }
         }
         return 1;

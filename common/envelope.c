@@ -9,44 +9,11 @@ static const uint8_t s_string_field[HD_ENVELOPE_STRINGS] = {1, 2, 3, 4, 6, 7, 8,
 //  and back: the string index of field numbers 1 to 11, -1 for the rest
 static const int8_t s_string_index[12] = {-1, 0, 1, 2, 3, -1, 4, 5, 6, 7, 8, 9};
 
-typedef struct {
-    const uint8_t *cursor;
-    const uint8_t *end;
-} s_reader_t;
-
-//  Reads one field: its number, wire type, and the value: the bytes of a
-//  length-delimited field, the value of a varint. Fixed-size values are
-//  skipped over.
-static inline bool
-s_field (s_reader_t *reader, uint32_t *number, int *wire_type, hd_text_t *bytes, uint64_t *varint)
+//  The bytes of a length-delimited field as text.
+static inline hd_text_t
+s_text (const hd_proto_field_t *field)
 {
-    uint64_t tag, value;
-    if (!hd_varint_read (&reader->cursor, reader->end, &tag) || tag >> 3 == 0 ||
-        tag >> 3 > 0x1FFFFFFF)
-        return false;
-    *number = (uint32_t) (tag >> 3);
-    *wire_type = (int) (tag & 7);
-    size_t left = (size_t) (reader->end - reader->cursor);
-    switch (*wire_type) {
-        case 0: return hd_varint_read (&reader->cursor, reader->end, varint);
-        case 1:
-        case 5: {
-            size_t width = *wire_type == 1 ? 8 : 4;
-            if (left < width)
-                return false;
-            reader->cursor += width;
-            return true;
-        }
-        case 2:
-            if (!hd_varint_read (&reader->cursor, reader->end, &value) ||
-                value > (uint64_t) (reader->end - reader->cursor))
-                return false;
-            bytes->data = (const char *) reader->cursor;
-            bytes->size = (size_t) value;
-            reader->cursor += value;
-            return true;
-        default: return false; // groups (3, 4) and the unused 6, 7
-    }
+    return (hd_text_t){(const char *) field->data, field->data ? (size_t) field->value : 0};
 }
 
 //  True when the eight bytes hold no byte with the high bit and no zero.
@@ -149,24 +116,22 @@ s_known (uint32_t number)
 static hd_envelope_result_t
 s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value, bool check_utf8)
 {
-    s_reader_t reader = {(const uint8_t *) entry->data,
-                         (const uint8_t *) entry->data + entry->size};
+    const uint8_t *cursor = (const uint8_t *) entry->data;
+    const uint8_t *end = cursor + entry->size;
     *key = *value = (hd_text_t){NULL, 0};
     hd_envelope_result_t result = HD_ENVELOPE_OK;
-    while (reader.cursor < reader.end) {
-        uint32_t number;
-        int wire_type;
-        hd_text_t bytes;
-        uint64_t varint;
-        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
+    while (cursor < end) {
+        hd_proto_field_t field;
+        if (!hd_proto_field_read (&cursor, end, &field))
             return HD_ENVELOPE_MALFORMED;
-        if (number == 1 || number == 2) {
-            if (wire_type != 2)
+        if (field.number == 1 || field.number == 2) {
+            if (field.wire_type != 2)
                 return HD_ENVELOPE_MALFORMED;
+            hd_text_t bytes = s_text (&field);
             //  Keep reading after a bad string: malformed input wins over it
             if (check_utf8 && !hd_utf8_valid (bytes.data, bytes.size))
                 result = HD_ENVELOPE_NOT_UTF8;
-            *(number == 1 ? key : value) = bytes;
+            *(field.number == 1 ? key : value) = bytes;
         }
     }
     return result;
@@ -176,43 +141,42 @@ hd_envelope_result_t
 hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check_utf8)
 {
     memset (self, 0, sizeof *self);
-    s_reader_t reader = {data, (const uint8_t *) data + size};
+    const uint8_t *cursor = data, *end = cursor + size;
     hd_envelope_result_t result = HD_ENVELOPE_OK;
-    while (reader.cursor < reader.end) {
-        const uint8_t *start = reader.cursor;
-        uint32_t number;
-        int wire_type;
-        hd_text_t bytes = {NULL, 0};
-        uint64_t varint = 0;
-        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
+    while (cursor < end) {
+        const uint8_t *start = cursor;
+        hd_proto_field_t field;
+        if (!hd_proto_field_read (&cursor, end, &field))
             return HD_ENVELOPE_MALFORMED;
+        uint32_t number = field.number;
         int string = s_string_of (number);
         if (string >= 0 || number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
-            if (wire_type != 2)
+            if (field.wire_type != 2)
                 return HD_ENVELOPE_MALFORMED;
-        } else if (s_known (number) && wire_type != 0)
+        } else if (s_known (number) && field.wire_type != 0)
             return HD_ENVELOPE_MALFORMED;
         if (string >= 0) {
+            hd_text_t bytes = s_text (&field);
             //  Keep reading after a bad string: malformed input wins over it
             if (check_utf8 && result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
                 result = HD_ENVELOPE_NOT_UTF8;
             self->text[string] = bytes;
         } else if (number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
-            hd_text_t key, value;
-            hd_envelope_result_t entry = s_attribute (&bytes, &key, &value, check_utf8);
-            if (entry == HD_ENVELOPE_MALFORMED)
-                return entry;
+            hd_text_t entry = s_text (&field), key, value;
+            hd_envelope_result_t checked = s_attribute (&entry, &key, &value, check_utf8);
+            if (checked == HD_ENVELOPE_MALFORMED)
+                return checked;
             if (result == HD_ENVELOPE_OK)
-                result = entry;
+                result = checked;
             self->attributes++;
         } else if (number == HD_ENVELOPE_FIELD_TIME_US)
-            self->time_us = varint;
+            self->time_us = field.value;
         else if (number == HD_ENVELOPE_FIELD_SEQ)
-            self->seq = varint;
+            self->seq = field.value;
         else if (number == HD_ENVELOPE_FIELD_RECORDED_TIME_US)
-            self->recorded_time_us = varint;
+            self->recorded_time_us = field.value;
         else
-            self->unknown_size += (size_t) (reader.cursor - start);
+            self->unknown_size += (size_t) (cursor - start);
     }
     return result;
 }
@@ -228,27 +192,23 @@ bool
 hd_envelope_walk_next (hd_envelope_walk_t *walk, hd_text_t *key, hd_text_t *value,
                        hd_text_t *unknown)
 {
-    s_reader_t reader = {walk->cursor, walk->end};
-    while (reader.cursor < reader.end) {
-        const uint8_t *start = reader.cursor;
-        uint32_t number;
-        int wire_type;
-        hd_text_t bytes = {NULL, 0};
-        uint64_t varint;
-        if (!s_field (&reader, &number, &wire_type, &bytes, &varint))
+    while (walk->cursor < walk->end) {
+        const uint8_t *start = walk->cursor;
+        hd_proto_field_t field;
+        if (!hd_proto_field_read (&walk->cursor, walk->end, &field))
             break; // not scanned first: the programmer's error, ends the walk
-        walk->cursor = reader.cursor;
-        if (number == HD_ENVELOPE_FIELD_ATTRIBUTES && key && value) {
-            if (s_attribute (&bytes, key, value, false) != HD_ENVELOPE_OK)
+        if (field.number == HD_ENVELOPE_FIELD_ATTRIBUTES && key && value) {
+            hd_text_t entry = s_text (&field);
+            if (s_attribute (&entry, key, value, false) != HD_ENVELOPE_OK)
                 break;
             if (unknown)
                 *unknown = (hd_text_t){NULL, 0};
             return true;
         }
-        if (!s_known (number) && unknown) {
+        if (!s_known (field.number) && unknown) {
             if (key && value)
                 *key = *value = (hd_text_t){NULL, 0};
-            *unknown = (hd_text_t){(const char *) start, (size_t) (reader.cursor - start)};
+            *unknown = (hd_text_t){(const char *) start, (size_t) (walk->cursor - start)};
             return true;
         }
     }

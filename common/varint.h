@@ -1,5 +1,6 @@
-/*  varint — protobuf base-128 varints, read and written inline: every
-    decoder and encoder of the hot path runs them several times per event.
+/*  varint — protobuf's base-128 varints and the fields built on them,
+    read and written inline: every decoder and encoder of the hot path
+    runs them several times per event.
 */
 #ifndef HD_VARINT_H_INCLUDED
 #define HD_VARINT_H_INCLUDED
@@ -73,6 +74,49 @@ hd_varint_size (uint64_t value)
         size++;
     }
     return size;
+}
+
+//  One protobuf field, as hd_proto_field_read finds it.
+typedef struct {
+    uint32_t number;
+    int wire_type;       // 0 varint, 1 fixed 64-bit, 2 length-delimited, 5 fixed 32-bit
+    uint64_t value;      // a varint's value, a length-delimited field's size; 0 for fixed
+    const uint8_t *data; // a length-delimited field's bytes; NULL for the others
+} hd_proto_field_t;
+
+//  Reads the field at *cursor (before end) and moves *cursor past it;
+//  fixed-size values are skipped over. False when it is malformed: runs
+//  past end, has field number 0 or above 2^29 - 1, or is a group (wire
+//  types 3 and 4, long deprecated) or an unused wire type.
+static inline bool
+hd_proto_field_read (const uint8_t **cursor, const uint8_t *end, hd_proto_field_t *field)
+{
+    uint64_t tag;
+    if (!hd_varint_read (cursor, end, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF)
+        return false;
+    field->number = (uint32_t) (tag >> 3);
+    field->wire_type = (int) (tag & 7);
+    field->value = 0;
+    field->data = NULL;
+    switch (field->wire_type) {
+        case 0: return hd_varint_read (cursor, end, &field->value);
+        case 1:
+        case 5: {
+            size_t width = field->wire_type == 1 ? 8 : 4;
+            if ((size_t) (end - *cursor) < width)
+                return false;
+            *cursor += width;
+            return true;
+        }
+        case 2:
+            if (!hd_varint_read (cursor, end, &field->value) ||
+                field->value > (uint64_t) (end - *cursor))
+                return false;
+            field->data = *cursor;
+            *cursor += field->value;
+            return true;
+        default: return false;
+    }
 }
 
 #endif

@@ -156,14 +156,26 @@ s_text_rebuild (hd_event_t *self, size_t needed, char **retired)
     return 0;
 }
 
+//  Makes room for needed more bytes of text, rebuilding it when full; the
+//  old text, if any, is handed back in *retired for the caller to free
+//  once it has read what it needs from it.
+static inline int
+s_text_room (hd_event_t *self, size_t needed, char **retired)
+{
+    *retired = NULL;
+    if (self->text_capacity - self->text_size >= needed)
+        return 0;
+    return s_text_rebuild (self, needed, retired);
+}
+
 //  Appends size bytes at data (plus a NUL when terminate) to text and
 //  returns their offset, or -1. data may point into text itself.
-static int64_t
+static inline int64_t
 s_text_append (hd_event_t *self, const void *data, size_t size, bool terminate)
 {
     size_t needed = size + (terminate ? 1 : 0);
-    char *retired = NULL;
-    if (self->text_capacity - self->text_size < needed && s_text_rebuild (self, needed, &retired))
+    char *retired;
+    if (s_text_room (self, needed, &retired))
         return -1;
     size_t offset = self->text_size;
     if (size)
@@ -227,8 +239,8 @@ s_attribute_push (hd_event_t *self, const char *key, size_t key_size, const char
     //  Room for both first: key and value may point into this event's text,
     //  which a rebuild between the two would free under the second
     size_t needed = (key_size ? key_size + 1 : 0) + (value_size ? value_size + 1 : 0);
-    char *retired = NULL;
-    if (self->text_capacity - self->text_size < needed && s_text_rebuild (self, needed, &retired))
+    char *retired;
+    if (s_text_room (self, needed, &retired))
         return -1;
     s_attribute_t entry = {0, 0, 0, 0};
     //  Neither can fail now: both append into the room made above

@@ -59,7 +59,8 @@ struct _hd_publisher_t {
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
     hd_hashmap_t *pending; // corr → s_pending_t *
-    s_pending_t *spare;    // settled entries kept for reuse (at most window)
+    s_pending_t *spare;    // settled entries kept for reuse, at most a window of them
+    size_t spare_count;
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -353,13 +354,14 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
-    //  No more live entries than the window: as many spares at most
-    if (HD_SPARE_MAX (1) == 0) {
+    size_t spare_max = HD_SPARE_MAX ((size_t) self->window);
+    if (self->spare_count >= spare_max) {
         free (entry);
         return;
     }
     entry->next = self->spare;
     self->spare = entry;
+    self->spare_count++;
 }
 
 static void
@@ -552,6 +554,7 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     s_pending_t *entry = self->spare;
     if (entry) {
         self->spare = entry->next;
+        self->spare_count--;
         memset (entry, 0, sizeof *entry);
     } else if (!(entry = calloc (1, sizeof *entry))) {
         s_set_error (self, "out of memory");

@@ -160,26 +160,26 @@ s_type_counter (hd_subscriber_t *self, const char *type)
     return last;
 }
 
-//  Account for one message's Fanout header: a jump in type_seq is a loss.
+//  Account for one event's epoch and type_seq: a jump in type_seq is a loss.
 static void
-s_track_gap (hd_subscriber_t *self, const char *type, const Herald__Fanout *fanout)
+s_track_gap (hd_subscriber_t *self, const char *type, uint64_t epoch, uint64_t type_seq)
 {
-    if (!self->have_epoch || fanout->epoch != self->epoch) {
+    if (!self->have_epoch || epoch != self->epoch) {
         zhashx_purge (self->last_seq);
         free (self->recent_type);
         self->recent_type = NULL;
-        self->epoch = fanout->epoch;
+        self->epoch = epoch;
         self->have_epoch = true;
     }
     uint64_t *last = s_type_counter (self, type);
     if (!last)
         return;
-    if (*last && fanout->type_seq > *last + 1)
-        self->gaps += fanout->type_seq - *last - 1;
+    if (*last && type_seq > *last + 1)
+        self->gaps += type_seq - *last - 1;
     //  The first event of a type sets the baseline: what came before we
     //  joined was not lost to us
-    if (fanout->type_seq > *last)
-        *last = fanout->type_seq;
+    if (type_seq > *last)
+        *last = type_seq;
 }
 
 static int
@@ -225,11 +225,8 @@ s_decode_batch (hd_subscriber_t *self, hd_frames_t *frames)
             self->malformed++;
             continue;
         }
-        Herald__Fanout fanout = HERALD__FANOUT__INIT;
-        fanout.epoch = item.epoch;
-        fanout.type_seq = item.type_seq;
         self->received++;
-        s_track_gap (self, hd_event_type (event), &fanout);
+        s_track_gap (self, hd_event_type (event), item.epoch, item.type_seq);
     }
     if (rc < 0)
         self->malformed++;
@@ -259,7 +256,7 @@ s_decode (hd_subscriber_t *self, hd_frames_t *frames)
         return NULL;
     }
     self->received++;
-    s_track_gap (self, hd_event_type (event), fanout);
+    s_track_gap (self, hd_event_type (event), fanout->epoch, fanout->type_seq);
     herald__fanout__free_unpacked (fanout, NULL);
     return event;
 }
