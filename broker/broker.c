@@ -1345,6 +1345,8 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.log_first_seq = first;
     stats.log_next_seq = next;
     stats.log_bytes = hd_log_bytes (self->log);
+    stats.log_spare_bytes = hd_log_spare_bytes (self->log);
+    stats.log_segments_prepared = hd_log_segments_prepared (self->log);
     char fsync[48];
     if (self->config.fsync == HD_FSYNC_INTERVAL)
         snprintf (fsync, sizeof fsync, "interval=%lld", (long long) self->config.fsync_interval_ms);
@@ -1813,6 +1815,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->fsync_interval_ms = 100;
     config->segment_size = 64 * 1024 * 1024;
     config->cache_bytes = 64 * 1024 * 1024;
+    config->prepare_segments = true;
     config->checkpoint_bytes = 64 * 1024 * 1024;
     config->journal_sync_ms = 100;
     config->max_pools = 1000;
@@ -1944,6 +1947,7 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
     log_config.fsync_interval_ms = config->fsync_interval_ms;
     log_config.skip_corrupt = config->skip_corrupt;
     log_config.cache_bytes = (size_t) config->cache_bytes;
+    log_config.prepare_segments = config->prepare_segments;
     hd_log_recovery_t log_report;
     self->log = hd_log_open (&log_config, &log_report, error, error_size);
     if (!self->log)

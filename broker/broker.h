@@ -39,6 +39,7 @@ typedef struct {
     int64_t segment_size;
     int64_t cache_bytes;
     bool skip_corrupt;
+    bool prepare_segments;    // next log segment written ahead (log.h), unless fsync never
     int64_t retention_age_ms; // 0: keep by age forever
     int64_t retention_bytes;  // 0: no size bound
     bool retention_hard;      // delete even what pools still need (counted as lost)

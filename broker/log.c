@@ -16,6 +16,7 @@
 #include "buffer.h"
 #include "bytes.h"
 #include "crc32c.h"
+#include "spare.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +42,8 @@
 #define S_BUFFER_KEEP (16u << 20)             // larger write/read buffers are freed after use
 #define S_NAME_SIZE   32
 #define S_DEFAULT_SEG (64u << 20)
+#define S_SPARE_NAME  "next-segment.spare" // not a segment name: recovery ignores it
+#define S_SPARE_RETRY 1000                 // ms before a failed spare is tried again
 
 typedef struct {
     uint32_t offset; // of the record in its segment file
@@ -52,6 +55,7 @@ typedef struct {
     uint64_t first_seq;       // from the file name
     uint64_t count;           // records indexed
     uint64_t size;            // file bytes, including unflushed ones
+    uint64_t allocated;       // bytes the file has on disk: past `flushed`, zeros written ahead
     uint64_t records_end;     // end of the last indexed record (< size only after a skip)
     uint64_t flushed;         // file bytes as of the last successful flush (0: no file yet)
     uint64_t flushed_count;   // count, records_end and last_us at that flush, for rollback
@@ -113,6 +117,9 @@ struct _hd_log_t {
     uint32_t *type_slots; // open addressing, id + 1 (0 = free)
     uint32_t type_slot_mask;
     uint32_t recent_type_id; // the last type interned (UINT32_MAX: none)
+
+    hd_spare_t *spare;          // the next segment written ahead (NULL: appends only)
+    uint64_t segments_prepared; // segments that went into a spare
 
     int fail_write, fail_sync; // test hooks: errno to fail with, 0 when disarmed
     unsigned fail_write_skip, fail_sync_skip;
@@ -751,6 +758,27 @@ s_list_segments (hd_log_t *self, uint64_t **list_p, size_t *count_p)
     return 0;
 }
 
+//  The end of the last byte that is not zero in offset .. file_size
+//  (offset when all are): zeros there were written ahead, not records.
+static int
+s_nonzero_end (int fd, uint64_t offset, uint64_t file_size, uint8_t *chunk, size_t chunk_size,
+               uint64_t *end)
+{
+    *end = offset;
+    while (offset < file_size) {
+        size_t size = file_size - offset < chunk_size ? (size_t) (file_size - offset) : chunk_size;
+        if (s_read_at (fd, chunk, size, offset) != 0)
+            return -1;
+        for (size_t at = size; at > 0; at--)
+            if (chunk[at - 1]) {
+                *end = offset + at;
+                break;
+            }
+        offset += size;
+    }
+    return 0;
+}
+
 typedef enum { S_HEAD_OK, S_HEAD_TORN, S_HEAD_WRONG_SEQ, S_HEAD_UNREADABLE } s_head_t;
 
 //  Reads and checks a segment head. Torn: short or without the magic, what
@@ -895,16 +923,25 @@ s_recover (hd_log_t *self, bool skip_corrupt, hd_log_recovery_t *recovery, char 
         recovery->records += segment->count;
         if (result == S_SCAN_DAMAGED && last) {
             //  A torn or corrupt tail: nothing after it can have been
-            //  confirmed, since records are written in order
-            if (ftruncate (segment->fd, (off_t) bad_offset) != 0) {
-                s_set_error (error, error_size, "cannot truncate %s/%s: %s", self->directory, name,
-                             strerror (errno));
+            //  confirmed, since records are written in order. Zeros after
+            //  it are space written ahead (spare.h), not damage.
+            uint64_t damage_end;
+            if (s_nonzero_end (segment->fd, bad_offset, file_size, scan.data, scan.max,
+                               &damage_end) != 0 ||
+                ftruncate (segment->fd, (off_t) bad_offset) != 0) {
+                s_set_error (error, error_size, "cannot read or truncate %s/%s: %s",
+                             self->directory, name, strerror (errno));
                 rc = -1;
                 break;
             }
-            recovery->truncated_bytes += file_size - bad_offset;
-            s_note (recovery, "Truncated %" PRIu64 " bytes at offset %" PRIu64 " of %s: %s.",
-                    file_size - bad_offset, bad_offset, name, reason);
+            recovery->truncated_bytes += damage_end - bad_offset;
+            recovery->unused_bytes += file_size - damage_end;
+            if (damage_end > bad_offset)
+                s_note (recovery, "Truncated %" PRIu64 " bytes at offset %" PRIu64 " of %s: %s.",
+                        damage_end - bad_offset, bad_offset, name, reason);
+            if (file_size > damage_end)
+                s_note (recovery, "Cut %" PRIu64 " unused bytes written ahead from the end of %s.",
+                        file_size - damage_end, name);
             segment->size = segment->flushed = bad_offset;
         } else if (result == S_SCAN_DAMAGED) {
             if (!skip_corrupt) {
@@ -947,6 +984,7 @@ s_recover (hd_log_t *self, bool skip_corrupt, hd_log_recovery_t *recovery, char 
         }
         segment->flushed_count = segment->count;
         segment->flushed_last_us = segment->last_us;
+        segment->allocated = segment->size;
         self->bytes += segment->size;
         if (last)
             self->next_seq = after;
@@ -1039,7 +1077,8 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
     self->cache_first = self->next_seq;
     //  Repairs (truncation, removed files) are made durable before anyone
     //  appends after them
-    if (self->fsync != HD_FSYNC_NEVER && (recovery->truncated_bytes || self->dir_dirty)) {
+    if (self->fsync != HD_FSYNC_NEVER &&
+        (recovery->truncated_bytes || recovery->unused_bytes || self->dir_dirty)) {
         s_segment_t *last = s_last (self);
         if ((last && s_sync (self, last->fd, false) != 0) ||
             s_sync (self, self->dir_fd, true) != 0) {
@@ -1051,6 +1090,16 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
             return NULL;
         }
         self->dir_dirty = false;
+    }
+    if (config->prepare_segments && self->fsync != HD_FSYNC_NEVER) {
+        //  Leave the file system at least one more segment's room
+        self->spare = hd_spare_new (self->dir_fd, S_SPARE_NAME, self->segment_size,
+                                    self->segment_size, S_SPARE_RETRY, error, error_size);
+        if (!self->spare) {
+            hd_log_destroy (&self);
+            errno = ENOMEM;
+            return NULL;
+        }
     }
     recovery->elapsed_us = s_now_us () - started;
     s_note (recovery,
@@ -1072,6 +1121,12 @@ hd_log_destroy (hd_log_t **self_p)
     //  A clean close writes and syncs what is buffered (best effort: on
     //  failure it is rolled back, as it was never confirmed)
     s_flush (self, 0, true);
+    hd_spare_destroy (&self->spare);
+    //  Zeros written ahead go, so that a clean restart finds only records
+    s_segment_t *last = s_last (self);
+    if (last && last->fd >= 0 && last->allocated > last->size &&
+        ftruncate (last->fd, (off_t) last->size) == 0 && self->fsync != HD_FSYNC_NEVER)
+        s_sync (self, last->fd, false);
     for (size_t index = 0; index < self->segment_count; index++)
         s_segment_destroy (&self->segments[index]);
     free (self->segments);
@@ -1129,10 +1184,14 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
         return 0;
 
     //  A record goes into a new segment when it would pass segment_size,
-    //  unless the segment is empty (so a huge record gets one of its own)
+    //  unless the segment is empty (so a huge record gets one of its own),
+    //  and as soon as a file written ahead is ready while the segment's own
+    //  file is being appended to (a new log, a restart, a failed flush)
     s_segment_t *segment = s_last (self);
     bool roll = !segment ||
-                (segment->size > S_HEAD_SIZE && segment->size + record_size > self->segment_size);
+                (segment->size > S_HEAD_SIZE && segment->size + record_size > self->segment_size) ||
+                (self->spare && segment->flushed > S_HEAD_SIZE &&
+                 segment->allocated == segment->flushed && hd_spare_ready (self->spare));
     if (hd_buffer_reserve (&self->buffer, &self->buffer_max,
                            self->buffer_size + record_size + (roll ? S_HEAD_SIZE : 0)) != 0)
         return 0;
@@ -1212,8 +1271,10 @@ s_rollback (hd_log_t *self)
         }
         //  If this fails too the bytes stay, but the next flush writes
         //  over them from `flushed` on, and recovery cuts any tail
+        //  Zeros written ahead after it go too: cheaper than writing them back
         if (segment->fd >= 0 && ftruncate (segment->fd, (off_t) segment->flushed) != 0) {
         }
+        segment->allocated = segment->flushed;
         segment->size = segment->records_end = segment->flushed;
         segment->count = segment->flushed_count;
         segment->last_us = segment->flushed_last_us;
@@ -1225,6 +1286,65 @@ s_rollback (hd_log_t *self)
         self->cache_first = self->flushed_seq;
     self->next_seq = self->flushed_seq;
     self->buffer_size = 0;
+}
+
+//  A full segment about to get a successor: zeros written ahead after its
+//  records are cut, and that is synced before the successor exists, so that
+//  only the last segment ever ends in zeros.
+static int
+s_segment_close_tail (hd_log_t *self, s_segment_t *segment)
+{
+    if (segment->allocated > segment->size) {
+        if (s_segment_fd (self, segment) < 0 || ftruncate (segment->fd, (off_t) segment->size) != 0)
+            return -1;
+        segment->allocated = segment->size;
+        segment->dirty = segment->dirty || self->fsync != HD_FSYNC_NEVER;
+    }
+    if (segment->dirty) {
+        if (s_sync (self, segment->fd, false) != 0)
+            return -1;
+        segment->dirty = false;
+    }
+    return 0;
+}
+
+//  Opens a new segment's file: the spare written ahead when one is ready,
+//  else a new empty file.
+static int
+s_segment_create (hd_log_t *self, s_segment_t *segment)
+{
+    char name[S_NAME_SIZE];
+    s_segment_name (name, segment->first_seq);
+    uint64_t taken = self->spare ? hd_spare_take (self->spare, name) : 0;
+    int flags = O_RDWR | O_CLOEXEC | (taken ? 0 : O_CREAT | O_TRUNC);
+    segment->fd = openat (self->dir_fd, name, flags, 0644);
+    self->dir_dirty = true;
+    if (segment->fd < 0) {
+        int error = errno;
+        if (taken)
+            unlinkat (self->dir_fd, name, 0);
+        errno = error;
+        return -1;
+    }
+    segment->allocated = taken;
+    segment->used = ++self->clock;
+    if (taken)
+        self->segments_prepared++;
+    return 0;
+}
+
+//  Writes segment's unflushed bytes. A full disk first gets the spare's
+//  space back, which is the log's own, before the write is refused.
+static int
+s_segment_write (hd_log_t *self, s_segment_t *segment)
+{
+    const uint8_t *data = self->buffer + segment->buffer_at;
+    size_t size = (size_t) (segment->size - segment->flushed);
+    if (s_write_at (self, segment->fd, data, size, segment->flushed) == 0)
+        return 0;
+    if (errno != ENOSPC || !self->spare || hd_spare_release (self->spare) == 0)
+        return -1;
+    return s_write_at (self, segment->fd, data, size, segment->flushed);
 }
 
 static int
@@ -1242,23 +1362,17 @@ s_flush (hd_log_t *self, int64_t now_ms, bool force_sync)
             //  The previous segment is synced before its successor exists,
             //  so a crash can tear only the last segment, never one inside
             s_segment_t *previous = index ? self->segments[index - 1] : NULL;
-            if (previous && previous->dirty) {
-                if (s_sync (self, previous->fd, false) != 0)
-                    goto failed;
-                previous->dirty = false;
-            }
-            char name[S_NAME_SIZE];
-            s_segment_name (name, segment->first_seq);
-            segment->fd = openat (self->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (segment->fd < 0)
+            if (previous && s_segment_close_tail (self, previous) != 0)
                 goto failed;
-            segment->used = ++self->clock;
-            self->dir_dirty = created = true;
+            created = true;
+            if (s_segment_create (self, segment) != 0)
+                goto failed;
         } else if (s_segment_fd (self, segment) < 0)
             goto failed;
-        if (s_write_at (self, segment->fd, self->buffer + segment->buffer_at,
-                        (size_t) (segment->size - segment->flushed), segment->flushed) != 0)
+        if (s_segment_write (self, segment) != 0)
             goto failed;
+        if (segment->size > segment->allocated)
+            segment->allocated = segment->size;
         segment->dirty = self->unsynced = syncing;
     }
     bool due = self->fsync == HD_FSYNC_ALWAYS || force_sync || !self->synced_once ||
@@ -1575,6 +1689,26 @@ hd_log_key_hash (const char *key, size_t size)
         return 0;
     uint32_t hash = s_hash_bytes (key, size);
     return hash ? hash : 1;
+}
+
+uint64_t
+hd_log_spare_bytes (hd_log_t *self)
+{
+    s_segment_t *last = s_last (self);
+    uint64_t ahead = last && last->allocated > last->size ? last->allocated - last->size : 0;
+    return ahead + (self->spare ? hd_spare_bytes (self->spare) : 0);
+}
+
+uint64_t
+hd_log_segments_prepared (hd_log_t *self)
+{
+    return self->segments_prepared;
+}
+
+bool
+hd_log_wait_spare (hd_log_t *self, int64_t timeout_ms)
+{
+    return self->spare && hd_spare_wait_ready (self->spare, timeout_ms);
 }
 
 void

@@ -2,6 +2,11 @@
     records in a data directory, an in-memory index per segment, and a hot
     cache of recent records so live delivery rarely reads the disk.
 
+    With prepare_segments, a thread writes each next segment file ahead with
+    zeros (spare.h) and a roll renames it into place, so commits overwrite
+    blocks instead of appending them; only the last segment can then end in
+    unused zeros, which recovery and a clean close cut off.
+
     Appends are buffered; hd_log_flush writes them and, per the fsync policy,
     fdatasyncs once for everything appended since the last flush (group
     commit). Nothing appended is confirmed to anyone before that flush.
@@ -31,6 +36,8 @@ typedef struct {
     int64_t fsync_interval_ms; // for HD_FSYNC_INTERVAL
     bool skip_corrupt;         // recovery skips corrupt records inside the log (loss reported)
     size_t cache_bytes;        // recent records kept in memory for reads
+    bool prepare_segments;     // a thread writes the next segment ahead (spare.h); not
+                               // with HD_FSYNC_NEVER, where nothing waits for the disk
 } hd_log_config_t;
 
 //  What recovery found. detail is a human sentence for the log and errors.
@@ -38,6 +45,7 @@ typedef struct {
     uint64_t records; // records indexed
     uint64_t segments;
     uint64_t truncated_bytes; // torn or corrupt tail removed from the last segment
+    uint64_t unused_bytes;    // zeros written ahead removed from the end of the last segment
     uint64_t skipped_records; // lost inside the log (only with skip_corrupt)
     uint64_t skipped_bytes;
     int64_t elapsed_us;
@@ -114,6 +122,17 @@ uint64_t hd_log_retain (hd_log_t *self, uint64_t keep_from_seq, uint64_t max_age
 
 //  32-bit hash of a partition key (0 for an empty key) as stored in records.
 uint32_t hd_log_key_hash (const char *key, size_t size);
+
+//  Disk space the log holds beyond hd_log_bytes: zeros written ahead at
+//  the end of the last segment and the next segment's file being prepared
+//  (together at most two segment sizes).
+uint64_t hd_log_spare_bytes (hd_log_t *self);
+//  Segments begun in a file written ahead (the others were appended to).
+uint64_t hd_log_segments_prepared (hd_log_t *self);
+
+//  Test hook: waits up to timeout_ms until the next segment's file is
+//  ready. False when it is not, or when the log does not prepare segments.
+bool hd_log_wait_spare (hd_log_t *self, int64_t timeout_ms);
 
 //  Test hooks, to exercise failure handling: after skip more successful
 //  writes (resp. fdatasyncs, directory fsyncs included) the next one fails

@@ -17,7 +17,7 @@ typedef struct {
     char *data_dir, *fsync;
     int64_t segment_size, cache_size, retention_age, retention_bytes, max_disk, max_deliver;
     int64_t max_dlq, checkpoint_bytes, journal_sync;
-    bool skip_corrupt, retention_hard;
+    bool skip_corrupt, retention_hard, prepare_segments;
 } s_settings_t;
 
 static hd_options_t *
@@ -71,6 +71,10 @@ s_options_new (s_settings_t *s)
                     &s->fsync);
     hd_options_add (options, "segment-size", HD_OPT_SIZE, "64M", NULL,
                     "size of one log segment file", &s->segment_size);
+    hd_options_add (options, "prepare-segments", HD_OPT_BOOL, "true", NULL,
+                    "write the next segment file ahead with zeros, so commits overwrite instead "
+                    "of append (faster fdatasync; holds up to two segments of extra disk)",
+                    &s->prepare_segments);
     hd_options_add (options, "cache-size", HD_OPT_SIZE, "64M", NULL,
                     "recent events kept in memory for delivery", &s->cache_size);
     hd_options_add (options, "skip-corrupt", HD_OPT_BOOL, NULL, NULL,
@@ -225,6 +229,7 @@ main (int argc, char **argv)
     config.segment_size = settings.segment_size;
     config.cache_bytes = settings.cache_size;
     config.skip_corrupt = settings.skip_corrupt;
+    config.prepare_segments = settings.prepare_segments;
     config.retention_age_ms = settings.retention_age;
     config.retention_bytes = settings.retention_bytes;
     config.retention_hard = settings.retention_hard;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Torn writes and corruption, end to end: a log whose last segment is cut at
-# random points keeps every complete record and serves on; corruption in the
+# Torn writes and corruption, end to end: a log whose last segment is torn at
+# random points keeps every complete record and serves on (a segment written
+# ahead ends in zeros: its torn write is records zeroed before the zeros, a
+# segment appended to is cut short); corruption in the
 # middle of the log stops the broker with a clear message unless
 # --skip-corrupt, which starts it and reports the loss.
 source "$(dirname "$0")/lib.sh"
@@ -15,11 +17,16 @@ payload=$(head -c 200 /dev/zero | tr '\0' 't')
 count=$(($(stat .log_next_seq) - 1))
 for round in 1 2 3; do
     kill_broker
-    last=$(ls "$WORK/data/log/"*.seg | sort | tail -n 1)
-    size=$(wc -c <"$last")
+    read -r last size end < <("$TBIN/hd_logtool" segments "$WORK/data/log" | tail -n 1)
     cut=$((RANDOM % 900 + 1))
-    [ $cut -lt $((size - 16)) ] || cut=$((size / 3))
-    truncate -s $((size - cut)) "$last"
+    [ $cut -lt $((end - 16)) ] || cut=$((end / 3))
+    if [ "$end" -lt "$size" ]; then
+        dd if=/dev/zero of="$last" bs=1 seek=$((end - cut)) count=$cut conv=notrunc 2>/dev/null
+        log "round $round: zeroed $cut bytes before $((size - end)) written ahead"
+    else
+        truncate -s $((size - cut)) "$last"
+        log "round $round: cut $cut bytes"
+    fi
     start_broker --segment-size 32K
     now=$(($(stat .log_next_seq) - 1))
     [ "$now" -lt "$count" ] || fail "round $round: cutting $cut bytes lost no record ($now of $count)"

@@ -8,7 +8,9 @@
       hd_logtool verify DIR [--skip-corrupt]
           as check, then read back every record (CRC checked); exit 1 on error
       hd_logtool segments DIR
-          one line per segment file: path and size, oldest first
+          one line per segment file, oldest first: path, size, and where its
+          data ends (after its last byte that is not zero: the rest was
+          written ahead)
       hd_logtool corrupt DIR OFFSET [FIRST_SEQ]
           flip one byte of the last segment (or the one starting at FIRST_SEQ);
           a negative OFFSET counts from the end of the file
@@ -18,6 +20,7 @@
 */
 #include "../../broker/log.c"
 #include "../../broker/crc32c.c"
+#include "../../broker/spare.c"
 
 #include <sys/time.h>
 
@@ -154,7 +157,19 @@ s_tool_list (const char *directory)
         s_segment_name (name, names[index]);
         snprintf (path, sizeof path, "%s/%s", directory, name);
         struct stat status;
-        printf ("%s %lld\n", path, stat (path, &status) == 0 ? (long long) status.st_size : -1LL);
+        int fd = open (path, O_RDONLY);
+        uint8_t *chunk = malloc (S_SCAN_CHUNK);
+        uint64_t data_end = 0;
+        if (fd < 0 || fstat (fd, &status) != 0 || !chunk ||
+            s_nonzero_end (fd, 0, (uint64_t) status.st_size, chunk, S_SCAN_CHUNK, &data_end) != 0) {
+            fprintf (stderr, "error: %s: %s\n", path, strerror (errno));
+            free (chunk);
+            free (names);
+            return 1;
+        }
+        close (fd);
+        free (chunk);
+        printf ("%s %lld %" PRIu64 "\n", path, (long long) status.st_size, data_end);
     }
     free (names);
     return 0;

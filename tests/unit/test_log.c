@@ -122,6 +122,18 @@ s_count_segments (const char *dir)
     return count;
 }
 
+//  The first seq of the newest segment file.
+static uint64_t
+s_load_last_first_seq (const char *dir)
+{
+    s_file_t files[256];
+    size_t count = s_load (dir, files, 256);
+    assert_true (count > 0);
+    uint64_t first_seq = files[count - 1].first_seq;
+    s_free_files (files, count);
+    return first_seq;
+}
+
 //  Writes files as a fresh log directory (replacing what is there).
 static void
 s_store (const char *dir, s_file_t *files, size_t count)
@@ -667,6 +679,17 @@ test_huge_record (void **state)
     free (dir);
 }
 
+//  What recovery reports as torn when the file's damaged tail is data[from
+//  .. to): up to its last byte that is not zero. Zeros after it could as
+//  well have been written ahead (spare.h), and are reported as unused.
+static uint64_t
+s_torn_bytes (const uint8_t *data, size_t from, size_t to)
+{
+    while (to > from && data[to - 1] == 0)
+        to--;
+    return to - from;
+}
+
 //  Opens the damaged copy and checks what recovery kept: records
 //  1 .. kept, truncated_bytes as given, and that appends go on at kept + 1
 //  and survive another reopen.
@@ -733,7 +756,7 @@ test_torn_tail (void **state)
             while (whole < in_last && offsets[whole + 1] <= cut)
                 whole++;
             kept = before_last + whole;
-            truncated = cut - offsets[whole];
+            truncated = s_torn_bytes (last->data, offsets[whole], cut);
         }
         s_check_recovered (&config, kept, truncated, cut < S_HEAD);
         if (cut < S_HEAD)
@@ -754,7 +777,8 @@ test_torn_tail (void **state)
         size_t hit = 0;
         while (offsets[hit + 1] <= at)
             hit++;
-        s_check_recovered (&config, before_last + hit, original_size - offsets[hit], false);
+        s_check_recovered (&config, before_last + hit,
+                           s_torn_bytes (last->data, offsets[hit], original_size), false);
     }
     memcpy (last->data, original, original_size);
     free (original);
@@ -1307,6 +1331,177 @@ test_flush_failure_rollback (void **state)
     free (dir);
 }
 
+//  A segment file whose data ends at data_end is followed by zeros only.
+static void
+s_assert_zero_tail (const char *dir, uint64_t first_seq, uint64_t data_end)
+{
+    s_file_t files[256];
+    size_t count = s_load (dir, files, 256);
+    bool found = false;
+    for (size_t index = 0; index < count; index++)
+        if (files[index].first_seq == first_seq) {
+            found = true;
+            assert_true (files[index].size >= data_end);
+            for (size_t at = data_end; at < files[index].size; at++)
+                assert_int_equal (files[index].data[at], 0);
+        }
+    s_free_files (files, count);
+    assert_true (found);
+}
+
+//  Segments written ahead (spare.h): a roll takes the prepared file, the
+//  full segment is cut to its records before its successor exists, a crash
+//  leaves zeros only after the last segment's records and recovery cuts
+//  them without calling it damage, a clean close leaves no zeros, a failed
+//  flush and a full disk fall back to appends, and no record changes.
+static void
+test_prepared_segments (void **state)
+{
+    char *dir = s_tempdir ();
+    char *copy = s_tempdir ();
+    const size_t segment_size = 4096;
+    hd_log_config_t config = s_config (dir, segment_size, 1 << 20);
+    config.fsync = HD_FSYNC_ALWAYS;
+    config.prepare_segments = true;
+    hd_log_t *log = s_open (&config, NULL);
+    assert_true (hd_log_wait_spare (log, 10000));
+    assert_int_equal (hd_log_spare_bytes (log), segment_size);
+
+    //  The first segment goes into the prepared file, which stays its size
+    s_append_range (log, 1, 3);
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    assert_int_equal (hd_log_segments_prepared (log), 1);
+    assert_int_equal (s_file_size (dir, 1), segment_size);
+    uint64_t data_end = hd_log_bytes (log);
+    s_assert_zero_tail (dir, 1, data_end);
+
+    //  The roll: segment 1 is cut to its records, the next is prepared
+    assert_true (hd_log_wait_spare (log, 10000));
+    uint64_t next = 4;
+    while (s_count_segments (dir) < 2) {
+        s_append_range (log, next, next);
+        assert_int_equal (hd_log_flush (log, 0), 0);
+        next++;
+    }
+    assert_int_equal (hd_log_segments_prepared (log), 2);
+    uint64_t second = s_load_last_first_seq (dir);
+    uint64_t first_bytes = s_file_size (dir, 1);
+    assert_true (first_bytes < segment_size);
+    assert_true (first_bytes + s_record_size (second) > segment_size); // it was full
+    assert_int_equal (s_file_size (dir, second), segment_size);
+
+    //  A crash now: the copy of the files is what a kill -9 leaves
+    s_file_t files[256];
+    size_t count = s_load (dir, files, 256);
+    s_store (copy, files, count);
+    hd_log_config_t copy_config = config;
+    copy_config.directory = copy;
+    copy_config.prepare_segments = false;
+    hd_log_recovery_t recovery;
+    hd_log_t *recovered = s_open (&copy_config, &recovery);
+    assert_int_equal (recovery.records, next - 1);
+    assert_int_equal (recovery.truncated_bytes, 0);
+    assert_int_equal (recovery.unused_bytes, segment_size - (hd_log_bytes (recovered) - first_bytes));
+    assert_non_null (strstr (recovery.detail, "unused bytes written ahead"));
+    for (uint64_t seq = 1; seq < next; seq++)
+        s_check (recovered, seq);
+    hd_log_destroy (&recovered);
+
+    //  A torn write into the prepared file: the last record's end never
+    //  reached the disk (zeros); it goes, as torn, and the zeros as unused
+    s_file_t *last = &files[count - 1];
+    size_t hole = (size_t) (hd_log_bytes (log) - first_bytes) - 5;
+    memset (last->data + hole, 0, 5);
+    s_store (copy, files, count);
+    recovered = s_open (&copy_config, &recovery);
+    assert_int_equal (recovery.records, next - 2);
+    assert_int_equal (recovery.truncated_bytes,
+                      s_torn_bytes (last->data, hole + 5 - s_record_size (next - 1), hole));
+    assert_true (recovery.unused_bytes > 0);
+    assert_non_null (strstr (recovery.detail, "Truncated"));
+    s_check_missing (recovered, next - 1);
+    hd_log_destroy (&recovered);
+    s_free_files (files, count);
+
+    //  A failed sync is rolled back by cutting the file, which is then
+    //  appended to; the next record starts a segment in the file written
+    //  ahead as soon as it is ready
+    assert_int_equal (s_file_size (dir, second), segment_size);
+    s_append_range (log, next, next);
+    hd_log_set_fail_sync (log, EIO, 0);
+    assert_int_equal (hd_log_flush (log, 0), -1);
+    uint64_t second_bytes = hd_log_bytes (log) - first_bytes;
+    assert_int_equal (s_file_size (dir, second), second_bytes);
+    assert_true (hd_log_wait_spare (log, 10000));
+    s_append_range (log, next, next);
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    assert_int_equal (hd_log_segments_prepared (log), 3);
+    assert_int_equal (s_load_last_first_seq (dir), next);
+    assert_int_equal (s_file_size (dir, second), second_bytes);
+    assert_int_equal (s_file_size (dir, next), segment_size);
+    next++;
+
+    //  A full disk: the spare's space is given back and the write retried;
+    //  the next roll then appends (nothing prepared), the one after that
+    //  takes a prepared file again
+    assert_true (hd_log_wait_spare (log, 10000));
+    s_append_range (log, next, next);
+    hd_log_set_fail_write (log, ENOSPC, 0);
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    next++;
+    struct stat status;
+    char spare_path[512];
+    snprintf (spare_path, sizeof spare_path, "%s/next-segment.spare", dir);
+    assert_int_not_equal (stat (spare_path, &status), 0);
+    uint64_t prepared = hd_log_segments_prepared (log);
+    size_t segments = s_count_segments (dir);
+    while (s_count_segments (dir) == segments) {
+        s_append_range (log, next, next);
+        assert_int_equal (hd_log_flush (log, 0), 0);
+        next++;
+    }
+    assert_int_equal (hd_log_segments_prepared (log), prepared);
+    assert_true (hd_log_wait_spare (log, 10000));
+    segments = s_count_segments (dir);
+    while (s_count_segments (dir) == segments) {
+        s_append_range (log, next, next);
+        assert_int_equal (hd_log_flush (log, 0), 0);
+        next++;
+    }
+    assert_int_equal (hd_log_segments_prepared (log), prepared + 1);
+    uint64_t newest = s_load_last_first_seq (dir);
+    assert_int_equal (s_file_size (dir, newest), segment_size);
+
+    //  A clean close leaves records only, and takes the spare file with it
+    hd_log_destroy (&log);
+    count = s_load (dir, files, 256);
+    for (size_t index = 0; index < count; index++) {
+        uint64_t ends[256];
+        size_t in_file = s_record_offsets (&files[index], ends, 255);
+        assert_int_equal (ends[in_file], files[index].size);
+    }
+    s_free_files (files, count);
+    assert_int_not_equal (stat (spare_path, &status), 0);
+    log = s_open (&config, &recovery);
+    assert_int_equal (recovery.truncated_bytes, 0);
+    assert_int_equal (recovery.unused_bytes, 0);
+    assert_int_equal (recovery.records, next - 1);
+    for (uint64_t seq = 1; seq < next; seq++)
+        s_check (log, seq);
+    hd_log_destroy (&log);
+
+    //  Nothing is prepared where nothing waits for the disk
+    config.fsync = HD_FSYNC_NEVER;
+    log = s_open (&config, NULL);
+    assert_false (hd_log_wait_spare (log, 0));
+    assert_int_equal (hd_log_spare_bytes (log), 0);
+    hd_log_destroy (&log);
+    s_remove_tree (copy);
+    s_remove_tree (dir);
+    free (copy);
+    free (dir);
+}
+
 static void
 test_fsync_never (void **state)
 {
@@ -1497,6 +1692,7 @@ main (void)
         cmocka_unit_test (test_seq_at_time),
         cmocka_unit_test (test_retain),
         cmocka_unit_test (test_flush_failure_rollback),
+        cmocka_unit_test (test_prepared_segments),
         cmocka_unit_test (test_fsync_never),
         cmocka_unit_test (test_fsync_always),
         cmocka_unit_test (test_fsync_barrier),

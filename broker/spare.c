@@ -1,0 +1,316 @@
+/*  spare — a zero-filled segment file made ahead by a thread. See spare.h.
+
+    The thread and the caller share the state under one mutex; the thread
+    does its writing without it, so hd_spare_take never waits for a write.
+    Only hd_spare_release and destroy wait, for the chunk being written.
+*/
+#include "spare.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_CHUNK      (1u << 20) // bytes per write
+#define S_SYNC_EVERY (4u << 20) // bytes between fdatasyncs, so dirty pages never pile up
+
+typedef enum {
+    S_WANTED, // the thread should make a file (once retry_at_ms has passed)
+    S_MAKING, // the thread is writing it
+    S_READY,  // whole and synced, waiting to be taken
+    S_PAUSED  // released: nothing until the next take
+} s_state_t;
+
+struct _hd_spare_t {
+    int dir_fd;
+    char *name;
+    uint64_t size;
+    uint64_t min_free;
+    int64_t retry_ms;
+    uint8_t *zeros;
+
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed; // state, stopping or cancel changed
+    s_state_t state;
+    bool stopping;
+    int64_t retry_at_ms;
+    atomic_bool cancel;    // the file being made is not wanted any more
+    atomic_bool ready;     // state == S_READY, for a look without the lock
+    atomic_uint_fast64_t bytes; // on disk now
+    hd_spare_stats_t stats;
+};
+
+static int64_t
+s_now_ms (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+//  Waits on changed until deadline_ms (monotonic), or without one when < 0.
+static void
+s_wait (hd_spare_t *self, int64_t deadline_ms)
+{
+    if (deadline_ms < 0) {
+        pthread_cond_wait (&self->changed, &self->lock);
+        return;
+    }
+    struct timespec until = {.tv_sec = deadline_ms / 1000,
+                             .tv_nsec = (long) (deadline_ms % 1000) * 1000000};
+    pthread_cond_timedwait (&self->changed, &self->lock, &until);
+}
+
+static int
+s_write_zeros (hd_spare_t *self, int fd, uint64_t offset, size_t size)
+{
+    while (size > 0) {
+        ssize_t written = pwrite (fd, self->zeros, size, (off_t) offset);
+        if (written < 0 && errno == EINTR)
+            continue;
+        if (written <= 0) {
+            if (written == 0)
+                errno = EIO;
+            return -1;
+        }
+        offset += (uint64_t) written;
+        size -= (size_t) written;
+        atomic_fetch_add (&self->bytes, (uint64_t) written);
+    }
+    return 0;
+}
+
+//  Writes the whole file. Returns 0, or -1 with errno (ECANCELED when
+//  cancel was set); the caller removes what was written.
+static int
+s_make (hd_spare_t *self)
+{
+    struct statvfs space;
+    if (fstatvfs (self->dir_fd, &space) != 0)
+        return -1;
+    uint64_t free_bytes = (uint64_t) space.f_bavail * space.f_frsize;
+    if (free_bytes < self->size + self->min_free) {
+        errno = ENOSPC;
+        return -1;
+    }
+    int fd = openat (self->dir_fd, self->name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    atomic_store (&self->bytes, 0);
+    int rc = 0;
+    uint64_t unsynced = 0;
+    for (uint64_t offset = 0; offset < self->size && rc == 0;) {
+        if (atomic_load (&self->cancel)) {
+            errno = ECANCELED;
+            rc = -1;
+            break;
+        }
+        size_t chunk = self->size - offset < S_CHUNK ? (size_t) (self->size - offset) : S_CHUNK;
+        rc = s_write_zeros (self, fd, offset, chunk);
+        offset += chunk;
+        unsynced += chunk;
+        if (rc == 0 && (unsynced >= S_SYNC_EVERY || offset == self->size)) {
+            rc = fdatasync (fd);
+            unsynced = 0;
+        }
+    }
+    int saved = errno;
+    close (fd);
+    errno = saved;
+    return rc;
+}
+
+static void
+s_remove_file (hd_spare_t *self)
+{
+    unlinkat (self->dir_fd, self->name, 0);
+    atomic_store (&self->bytes, 0);
+}
+
+static void *
+s_run (void *arg)
+{
+    hd_spare_t *self = arg;
+    pthread_mutex_lock (&self->lock);
+    while (!self->stopping) {
+        if (self->state != S_WANTED) {
+            s_wait (self, -1);
+            continue;
+        }
+        if (s_now_ms () < self->retry_at_ms) {
+            s_wait (self, self->retry_at_ms);
+            continue;
+        }
+        self->state = S_MAKING;
+        pthread_mutex_unlock (&self->lock);
+        int rc = s_make (self);
+        int error = errno;
+        pthread_mutex_lock (&self->lock);
+        self->stats.bytes_written += atomic_load (&self->bytes);
+        if (rc == 0) {
+            self->state = S_READY;
+            atomic_store (&self->ready, true);
+            self->stats.prepared++;
+        } else {
+            s_remove_file (self);
+            if (error == ECANCELED)
+                self->state = S_PAUSED;
+            else {
+                self->stats.failed++;
+                self->state = S_WANTED;
+                self->retry_at_ms = s_now_ms () + self->retry_ms;
+            }
+        }
+        atomic_store (&self->cancel, false);
+        pthread_cond_broadcast (&self->changed);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+hd_spare_t *
+hd_spare_new (int dir_fd, const char *name, uint64_t size, uint64_t min_free, int64_t retry_ms,
+              char *error, size_t error_size)
+{
+    hd_spare_t *self = calloc (1, sizeof *self);
+    if (!self || !(self->name = strdup (name)) || !(self->zeros = calloc (1, S_CHUNK))) {
+        snprintf (error, error_size, "out of memory");
+        if (self)
+            free (self->name);
+        free (self);
+        return NULL;
+    }
+    self->dir_fd = dir_fd;
+    self->size = size;
+    self->min_free = min_free;
+    self->retry_ms = retry_ms;
+    self->state = S_WANTED;
+    atomic_init (&self->cancel, false);
+    atomic_init (&self->ready, false);
+    atomic_init (&self->bytes, 0);
+    pthread_condattr_t attributes;
+    pthread_condattr_init (&attributes);
+    pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->changed, &attributes);
+    pthread_condattr_destroy (&attributes);
+    pthread_mutex_init (&self->lock, NULL);
+    int rc = pthread_create (&self->thread, NULL, s_run, self);
+    if (rc != 0) {
+        snprintf (error, error_size, "cannot start the segment preparer: %s", strerror (rc));
+        pthread_cond_destroy (&self->changed);
+        pthread_mutex_destroy (&self->lock);
+        free (self->zeros);
+        free (self->name);
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+hd_spare_destroy (hd_spare_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_spare_t *self = *self_p;
+    pthread_mutex_lock (&self->lock);
+    self->stopping = true;
+    atomic_store (&self->cancel, true);
+    pthread_cond_broadcast (&self->changed);
+    pthread_mutex_unlock (&self->lock);
+    pthread_join (self->thread, NULL);
+    s_remove_file (self);
+    pthread_cond_destroy (&self->changed);
+    pthread_mutex_destroy (&self->lock);
+    free (self->zeros);
+    free (self->name);
+    free (self);
+    *self_p = NULL;
+}
+
+uint64_t
+hd_spare_take (hd_spare_t *self, const char *segment_name)
+{
+    uint64_t taken = 0;
+    pthread_mutex_lock (&self->lock);
+    if (self->state == S_READY) {
+        atomic_store (&self->ready, false);
+        if (renameat (self->dir_fd, self->name, self->dir_fd, segment_name) == 0) {
+            taken = self->size;
+            self->stats.taken++;
+            atomic_store (&self->bytes, 0);
+        } else {
+            //  Whatever is wrong with it, make a new one
+            s_remove_file (self);
+            self->stats.failed++;
+        }
+        self->state = S_WANTED;
+    } else if (self->state == S_PAUSED)
+        self->state = S_WANTED;
+    pthread_cond_broadcast (&self->changed);
+    pthread_mutex_unlock (&self->lock);
+    return taken;
+}
+
+uint64_t
+hd_spare_release (hd_spare_t *self)
+{
+    uint64_t held = 0;
+    pthread_mutex_lock (&self->lock);
+    if (self->state == S_MAKING) {
+        //  What it holds now; the thread removes it after its current chunk
+        held = atomic_load (&self->bytes);
+        atomic_store (&self->cancel, true);
+        while (self->state == S_MAKING)
+            s_wait (self, -1);
+    }
+    if (self->state == S_READY) {
+        atomic_store (&self->ready, false);
+        held = atomic_load (&self->bytes);
+        s_remove_file (self);
+    }
+    if (held)
+        self->stats.released++;
+    self->state = S_PAUSED;
+    pthread_mutex_unlock (&self->lock);
+    return held;
+}
+
+bool
+hd_spare_ready (hd_spare_t *self)
+{
+    return atomic_load_explicit (&self->ready, memory_order_relaxed);
+}
+
+uint64_t
+hd_spare_bytes (hd_spare_t *self)
+{
+    return atomic_load (&self->bytes);
+}
+
+void
+hd_spare_stats (hd_spare_t *self, hd_spare_stats_t *stats)
+{
+    pthread_mutex_lock (&self->lock);
+    *stats = self->stats;
+    pthread_mutex_unlock (&self->lock);
+}
+
+bool
+hd_spare_wait_ready (hd_spare_t *self, int64_t timeout_ms)
+{
+    int64_t deadline = s_now_ms () + timeout_ms;
+    pthread_mutex_lock (&self->lock);
+    while (self->state != S_READY && s_now_ms () < deadline)
+        s_wait (self, deadline);
+    bool ready = self->state == S_READY;
+    pthread_mutex_unlock (&self->lock);
+    return ready;
+}
