@@ -1371,6 +1371,8 @@ s_flush (hd_log_t *self, int64_t now_ms, bool force_sync)
             goto failed;
         if (s_segment_write (self, segment) != 0)
             goto failed;
+        if (self->spare)
+            hd_spare_note_written (self->spare, segment->size - segment->flushed);
         if (segment->size > segment->allocated)
             segment->allocated = segment->size;
         segment->dirty = self->unsynced = syncing;

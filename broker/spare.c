@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_CHUNK      (1u << 20) // bytes per write
-#define S_SYNC_EVERY (4u << 20) // bytes between fdatasyncs, so dirty pages never pile up
+#define S_CHUNK    (256u << 10) // bytes per write, each sent to the disk at once
+#define S_PACE     2            // zeros written per byte the log wrote since the last take
+#define S_PACE_NAP 5            // ms between looks at the log's progress when ahead
+#define S_IDLE_MS  20           // a log that wrote nothing for this long is idle: no pacing
 
 typedef enum {
     S_WANTED, // the thread should make a file (once retry_at_ms has passed)
@@ -41,9 +43,11 @@ struct _hd_spare_t {
     s_state_t state;
     bool stopping;
     int64_t retry_at_ms;
-    atomic_bool cancel;    // the file being made is not wanted any more
-    atomic_bool ready;     // state == S_READY, for a look without the lock
-    atomic_uint_fast64_t bytes; // on disk now
+    atomic_bool cancel;               // the file being made is not wanted any more
+    atomic_bool ready;                // state == S_READY, for a look without the lock
+    atomic_uint_fast64_t bytes;       // on disk now
+    atomic_uint_fast64_t log_written; // bytes the log wrote since the last take
+    atomic_int_fast64_t log_wrote_ms; // when the log last wrote (monotonic ms)
     hd_spare_stats_t stats;
 };
 
@@ -105,22 +109,40 @@ s_make (hd_spare_t *self)
         return -1;
     atomic_store (&self->bytes, 0);
     int rc = 0;
-    uint64_t unsynced = 0;
     for (uint64_t offset = 0; offset < self->size && rc == 0;) {
         if (atomic_load (&self->cancel)) {
             errno = ECANCELED;
             rc = -1;
             break;
         }
+        //  Every write here delays the log's next fdatasync (the device
+        //  flush waits for it), so while the log is busy zeros go out in
+        //  step with its own writes rather than in one burst: done when
+        //  the segment being filled is half full
+        bool idle = s_now_ms () - atomic_load (&self->log_wrote_ms) >= S_IDLE_MS;
+        if (!idle && offset > S_PACE * atomic_load (&self->log_written)) {
+            struct timespec nap = {0, S_PACE_NAP * 1000000L};
+            nanosleep (&nap, NULL);
+            continue;
+        }
         size_t chunk = self->size - offset < S_CHUNK ? (size_t) (self->size - offset) : S_CHUNK;
         rc = s_write_zeros (self, fd, offset, chunk);
+        //  Written back now, and the chunk before it waited for, so that at
+        //  most two chunks are ever on their way to the disk ahead of one
+        //  of the log's fdatasyncs (an fdatasync here would also commit the
+        //  file system's journal each time)
+        if (rc == 0)
+            sync_file_range (fd, (off_t) offset, (off_t) chunk, SYNC_FILE_RANGE_WRITE);
+        if (rc == 0 && offset >= S_CHUNK)
+            sync_file_range (fd, (off_t) (offset - S_CHUNK), S_CHUNK,
+                             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                 SYNC_FILE_RANGE_WAIT_AFTER);
         offset += chunk;
-        unsynced += chunk;
-        if (rc == 0 && (unsynced >= S_SYNC_EVERY || offset == self->size)) {
-            rc = fdatasync (fd);
-            unsynced = 0;
-        }
     }
+    //  Once, at the end: the blocks and the file's size are durable before
+    //  the log writes into it, so its fdatasyncs need not commit them
+    if (rc == 0)
+        rc = fdatasync (fd);
     int saved = errno;
     close (fd);
     errno = saved;
@@ -195,6 +217,8 @@ hd_spare_new (int dir_fd, const char *name, uint64_t size, uint64_t min_free, in
     atomic_init (&self->cancel, false);
     atomic_init (&self->ready, false);
     atomic_init (&self->bytes, 0);
+    atomic_init (&self->log_written, 0);
+    atomic_init (&self->log_wrote_ms, 0);
     pthread_condattr_t attributes;
     pthread_condattr_init (&attributes);
     pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
@@ -246,6 +270,7 @@ hd_spare_take (hd_spare_t *self, const char *segment_name)
             taken = self->size;
             self->stats.taken++;
             atomic_store (&self->bytes, 0);
+            atomic_store (&self->log_written, 0);
         } else {
             //  Whatever is wrong with it, make a new one
             s_remove_file (self);
@@ -281,6 +306,13 @@ hd_spare_release (hd_spare_t *self)
     self->state = S_PAUSED;
     pthread_mutex_unlock (&self->lock);
     return held;
+}
+
+void
+hd_spare_note_written (hd_spare_t *self, uint64_t bytes)
+{
+    atomic_fetch_add_explicit (&self->log_written, bytes, memory_order_relaxed);
+    atomic_store_explicit (&self->log_wrote_ms, s_now_ms (), memory_order_relaxed);
 }
 
 bool

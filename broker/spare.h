@@ -8,8 +8,10 @@
     log takes a whole file of zeros, already allocated and synced, at each
     segment roll (a rename) and fills it from the front.
 
-    The thread writes the file in chunks and syncs it as it goes, then
-    waits until the file is taken and starts the next. It never makes the
+    The thread writes the file in chunks, each sent to the disk at once
+    (sync_file_range) and paced by the log's own writes (see
+    hd_spare_note_written), syncs it once when whole, then waits until it is
+    taken and starts the next. It never makes the
     file while the file system has less than size + min_free bytes free,
     and a full disk or an I/O error only means no spare for a while (it
     tries again after retry_ms): the log then appends as without it.
@@ -45,6 +47,12 @@ void hd_spare_destroy (hd_spare_t **self_p);
 //  directory (the caller syncs the directory) and returns its size; the
 //  thread then starts the next. Returns 0 when none is ready.
 uint64_t hd_spare_take (hd_spare_t *self, const char *segment_name);
+
+//  The log wrote bytes. While the log writes (it wrote in the last 20 ms)
+//  the thread writes zeros at twice its pace since the last take (a file is
+//  whole when the segment being filled is half full), because its writes
+//  slow the log's fdatasyncs; while the log is idle, at full speed.
+void hd_spare_note_written (hd_spare_t *self, uint64_t bytes);
 
 //  True when hd_spare_take would get a file (a look, without waiting).
 bool hd_spare_ready (hd_spare_t *self);

@@ -477,7 +477,8 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
         ",\"expired_sessions\":%" PRIu64 ",\"log_first_seq\":%" PRIu64 ",\"log_next_seq\":%" PRIu64
         ",\"log_bytes\":%" PRIu64 ",\"fsyncs\":%" PRIu64 ",\"storage_rejects\":%" PRIu64
         ",\"recovered_events\":%" PRIu64 ",\"recovery_ms\":%" PRIu64 ",\"deliveries\":%" PRIu64
-        ",\"delivery_batches\":%" PRIu64 ",\"fanout_batches\":%" PRIu64 ",\"fsync\":",
+        ",\"delivery_batches\":%" PRIu64 ",\"fanout_batches\":%" PRIu64
+        ",\"log_spare_bytes\":%" PRIu64 ",\"log_segments_prepared\":%" PRIu64 ",\"fsync\":",
         (uint64_t) stats->uptime_ms, (uint64_t) stats->epoch, (uint64_t) stats->published,
         (uint64_t) stats->duplicates, (uint64_t) stats->rejected, (uint64_t) stats->malformed,
         (uint32_t) stats->subscribers, (uint32_t) stats->subscriptions,
@@ -489,7 +490,8 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
         (uint64_t) stats->log_next_seq, (uint64_t) stats->log_bytes, (uint64_t) stats->fsyncs,
         (uint64_t) stats->storage_rejects, (uint64_t) stats->recovered_events,
         (uint64_t) stats->recovery_ms, (uint64_t) stats->deliveries,
-        (uint64_t) stats->delivery_batches, (uint64_t) stats->fanout_batches);
+        (uint64_t) stats->delivery_batches, (uint64_t) stats->fanout_batches,
+        (uint64_t) stats->log_spare_bytes, (uint64_t) stats->log_segments_prepared);
     s_append_string (&buffer, stats->fsync);
     s_append (&buffer, ",\"pools\":[");
     for (size_t index = 0; index < stats->n_pools; index++) {

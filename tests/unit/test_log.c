@@ -1401,7 +1401,8 @@ test_prepared_segments (void **state)
     hd_log_t *recovered = s_open (&copy_config, &recovery);
     assert_int_equal (recovery.records, next - 1);
     assert_int_equal (recovery.truncated_bytes, 0);
-    assert_int_equal (recovery.unused_bytes, segment_size - (hd_log_bytes (recovered) - first_bytes));
+    assert_int_equal (recovery.unused_bytes,
+                      segment_size - (hd_log_bytes (recovered) - first_bytes));
     assert_non_null (strstr (recovery.detail, "unused bytes written ahead"));
     for (uint64_t seq = 1; seq < next; seq++)
         s_check (recovered, seq);
