@@ -843,6 +843,13 @@ s_recover (hd_log_t *self, bool skip_corrupt, hd_log_recovery_t *recovery, char 
             return -1;
         }
         s_head_t head = s_head_check (fd, (uint64_t) status.st_size, names[name_count - 1]);
+        //  A spare renamed into place before its head was written is zeros
+        //  only: space written ahead, not a torn write
+        uint8_t chunk[4096];
+        uint64_t data_end = (uint64_t) status.st_size;
+        if (head == S_HEAD_TORN &&
+            s_nonzero_end (fd, 0, (uint64_t) status.st_size, chunk, sizeof chunk, &data_end) != 0)
+            head = S_HEAD_UNREADABLE;
         close (fd);
         if (head == S_HEAD_OK)
             break;
@@ -861,7 +868,8 @@ s_recover (hd_log_t *self, bool skip_corrupt, hd_log_recovery_t *recovery, char 
             return -1;
         }
         self->dir_dirty = true;
-        recovery->truncated_bytes += (uint64_t) status.st_size;
+        recovery->truncated_bytes += data_end;
+        recovery->unused_bytes += (uint64_t) status.st_size - data_end;
         s_note (recovery, "Removed %s (%" PRIu64 " bytes, no valid head: torn creation).", name,
                 (uint64_t) status.st_size);
         removed_next_seq = names[name_count - 1];

@@ -750,7 +750,7 @@ test_torn_tail (void **state)
             cut = offsets[in_last - 1]; // exactly before the last record
         last->size = cut;
         s_store (dir, files, count);
-        uint64_t kept = before_last, truncated = cut;
+        uint64_t kept = before_last, truncated = s_torn_bytes (last->data, 0, cut);
         if (cut >= S_HEAD) {
             size_t whole = 0;
             while (whole < in_last && offsets[whole + 1] <= cut)
@@ -1490,6 +1490,22 @@ test_prepared_segments (void **state)
     for (uint64_t seq = 1; seq < next; seq++)
         s_check (log, seq);
     hd_log_destroy (&log);
+
+    //  A crash right after a spare was renamed into place, before its head
+    //  was written: a last segment of zeros only goes, as unused space
+    char zeros_path[512];
+    snprintf (zeros_path, sizeof zeros_path, "%s/%020" PRIu64 ".seg", dir, next);
+    int fd = open (zeros_path, O_WRONLY | O_CREAT, 0644);
+    assert_true (fd >= 0);
+    assert_int_equal (ftruncate (fd, (off_t) segment_size), 0);
+    close (fd);
+    log = s_open (&config, &recovery);
+    assert_int_equal (recovery.truncated_bytes, 0);
+    assert_int_equal (recovery.unused_bytes, segment_size);
+    assert_non_null (strstr (recovery.detail, "Removed"));
+    assert_int_equal (hd_log_next_seq (log), next);
+    hd_log_destroy (&log);
+    assert_int_not_equal (stat (zeros_path, &status), 0);
 
     //  Nothing is prepared where nothing waits for the disk
     config.fsync = HD_FSYNC_NEVER;
