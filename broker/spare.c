@@ -6,6 +6,7 @@
 */
 #include "spare.h"
 
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -51,15 +52,8 @@ struct _hd_spare_t {
     hd_spare_stats_t stats;
 };
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-//  Waits on changed until deadline_ms (monotonic), or without one when < 0.
+//  Waits on changed until deadline_ms (zclock_mono, CLOCK_MONOTONIC on
+//  Linux like the condition's clock), or without one when < 0.
 static void
 s_wait (hd_spare_t *self, int64_t deadline_ms)
 {
@@ -119,7 +113,7 @@ s_make (hd_spare_t *self)
         //  flush waits for it), so while the log is busy zeros go out in
         //  step with its own writes rather than in one burst: done when
         //  the segment being filled is half full
-        bool idle = s_now_ms () - atomic_load (&self->log_wrote_ms) >= S_IDLE_MS;
+        bool idle = zclock_mono () - atomic_load (&self->log_wrote_ms) >= S_IDLE_MS;
         if (!idle && offset > S_PACE * atomic_load (&self->log_written)) {
             struct timespec nap = {0, S_PACE_NAP * 1000000L};
             nanosleep (&nap, NULL);
@@ -166,7 +160,7 @@ s_run (void *arg)
             s_wait (self, -1);
             continue;
         }
-        if (s_now_ms () < self->retry_at_ms) {
+        if (zclock_mono () < self->retry_at_ms) {
             s_wait (self, self->retry_at_ms);
             continue;
         }
@@ -187,7 +181,7 @@ s_run (void *arg)
             else {
                 self->stats.failed++;
                 self->state = S_WANTED;
-                self->retry_at_ms = s_now_ms () + self->retry_ms;
+                self->retry_at_ms = zclock_mono () + self->retry_ms;
             }
         }
         atomic_store (&self->cancel, false);
@@ -312,7 +306,7 @@ void
 hd_spare_note_written (hd_spare_t *self, uint64_t bytes)
 {
     atomic_fetch_add_explicit (&self->log_written, bytes, memory_order_relaxed);
-    atomic_store_explicit (&self->log_wrote_ms, s_now_ms (), memory_order_relaxed);
+    atomic_store_explicit (&self->log_wrote_ms, zclock_mono (), memory_order_relaxed);
 }
 
 bool
@@ -338,9 +332,9 @@ hd_spare_stats (hd_spare_t *self, hd_spare_stats_t *stats)
 bool
 hd_spare_wait_ready (hd_spare_t *self, int64_t timeout_ms)
 {
-    int64_t deadline = s_now_ms () + timeout_ms;
+    int64_t deadline = zclock_mono () + timeout_ms;
     pthread_mutex_lock (&self->lock);
-    while (self->state != S_READY && s_now_ms () < deadline)
+    while (self->state != S_READY && zclock_mono () < deadline)
         s_wait (self, deadline);
     bool ready = self->state == S_READY;
     pthread_mutex_unlock (&self->lock);
