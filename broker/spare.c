@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #define S_PACE     2            // zeros written per byte the log wrote since the last take
 #define S_PACE_NAP 5            // ms between looks at the log's progress when ahead
 #define S_IDLE_MS  20           // a log that wrote nothing for this long is idle: no pacing
+#define S_NICE     10           // the thread's CPU priority (nice value)
 
 typedef enum {
     S_WANTED, // the thread should make a file (once retry_at_ms has passed)
@@ -154,6 +157,10 @@ static void *
 s_run (void *arg)
 {
     hd_spare_t *self = arg;
+    //  Zeros can wait; the broker's own thread and its clients cannot
+    //  (Linux: a thread's nice value is its own). Failure changes nothing.
+    if (setpriority (PRIO_PROCESS, (id_t) syscall (SYS_gettid), S_NICE) != 0) {
+    }
     pthread_mutex_lock (&self->lock);
     while (!self->stopping) {
         if (self->state != S_WANTED) {
