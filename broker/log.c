@@ -1099,15 +1099,18 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         }
         self->dir_dirty = false;
     }
+    //  A spare left by a crash is space, not data; gone whether or not
+    //  this run prepares segments
+    if (unlinkat (self->dir_fd, S_SPARE_NAME, 0) == 0)
+        s_note (recovery, "Removed an unused %s.", S_SPARE_NAME);
     if (config->prepare_segments && self->fsync != HD_FSYNC_NEVER) {
-        //  Leave the file system at least one more segment's room
+        //  Leave the file system at least one more segment's room. Without
+        //  the thread the log only appends, as with prepare_segments off.
+        char reason[128];
         self->spare = hd_spare_new (self->dir_fd, S_SPARE_NAME, self->segment_size,
-                                    self->segment_size, S_SPARE_RETRY, error, error_size);
-        if (!self->spare) {
-            hd_log_destroy (&self);
-            errno = ENOMEM;
-            return NULL;
-        }
+                                    self->segment_size, S_SPARE_RETRY, reason, sizeof reason);
+        if (!self->spare)
+            s_note (recovery, "Segments are not written ahead: %s.", reason);
     }
     recovery->elapsed_us = s_now_us () - started;
     s_note (recovery,
@@ -1255,6 +1258,30 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     return self->next_seq++;
 }
 
+//  Cuts a segment's file back to its flushed size after a failed flush
+//  (zeros written ahead after it go too: cheaper than writing them back),
+//  and syncs that at once: the bytes cut may already be on disk (synced
+//  before a roll, written back, or inside a file written ahead whose size
+//  was durable), and they must not come back after a crash, nor sit in a
+//  segment that gets a successor. What cannot be cut or synced now is left
+//  for s_segment_close_tail and the next flush (allocated, dirty).
+static void
+s_segment_cut_back (hd_log_t *self, s_segment_t *segment)
+{
+    uint64_t file_end = segment->allocated > segment->size ? segment->allocated : segment->size;
+    if (segment->fd < 0 || ftruncate (segment->fd, (off_t) segment->flushed) != 0) {
+        segment->allocated = file_end;
+        return;
+    }
+    segment->allocated = segment->flushed;
+    if (self->fsync == HD_FSYNC_NEVER)
+        return;
+    if (s_sync (self, segment->fd, false) != 0) {
+        segment->dirty = true;
+        self->unsynced = true;
+    }
+}
+
 //  Puts the files and the index back as they were at the last successful
 //  flush: removes segments created since, cuts the one that was being
 //  written back to its flushed size.
@@ -1277,12 +1304,7 @@ s_rollback (hd_log_t *self)
             self->segment_count--;
             continue;
         }
-        //  If this fails too the bytes stay, but the next flush writes
-        //  over them from `flushed` on, and recovery cuts any tail
-        //  Zeros written ahead after it go too: cheaper than writing them back
-        if (segment->fd >= 0 && ftruncate (segment->fd, (off_t) segment->flushed) != 0) {
-        }
-        segment->allocated = segment->flushed;
+        s_segment_cut_back (self, segment);
         segment->size = segment->records_end = segment->flushed;
         segment->count = segment->flushed_count;
         segment->last_us = segment->flushed_last_us;

@@ -273,9 +273,10 @@ hd_spare_take (hd_spare_t *self, const char *segment_name)
             atomic_store (&self->bytes, 0);
             atomic_store (&self->log_written, 0);
         } else {
-            //  Whatever is wrong with it, make a new one
+            //  Whatever is wrong with it, make a new one, after a pause
             s_remove_file (self);
             self->stats.failed++;
+            self->retry_at_ms = zclock_mono () + self->retry_ms;
         }
         self->state = S_WANTED;
     } else if (self->state == S_PAUSED)

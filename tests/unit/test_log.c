@@ -1430,9 +1430,13 @@ test_prepared_segments (void **state)
     assert_int_equal (s_file_size (dir, second), segment_size);
     s_append_range (log, next, next);
     hd_log_set_fail_sync (log, EIO, 0);
+    uint64_t syncs = hd_log_syncs (log);
     assert_int_equal (hd_log_flush (log, 0), -1);
     uint64_t second_bytes = hd_log_bytes (log) - first_bytes;
     assert_int_equal (s_file_size (dir, second), second_bytes);
+    //  The failed sync, then the cut synced at once: before the segment
+    //  gets a successor, and so that the cut record cannot come back
+    assert_int_equal (hd_log_syncs (log), syncs + 2);
     assert_true (hd_log_wait_spare (log, 10000));
     s_append_range (log, next, next);
     assert_int_equal (hd_log_flush (log, 0), 0);
@@ -1473,6 +1477,51 @@ test_prepared_segments (void **state)
     uint64_t newest = s_load_last_first_seq (dir);
     assert_int_equal (s_file_size (dir, newest), segment_size);
 
+    //  A roll whose new segment fails to sync: the full segment was cut to
+    //  its records and synced before the new one existed; the rollback
+    //  cuts it back to what was confirmed, synced, and the new file goes
+    assert_true (hd_log_wait_spare (log, 10000));
+    uint64_t older_bytes = 0;
+    count = s_load (dir, files, 256);
+    for (size_t index = 0; index + 1 < count; index++)
+        older_bytes += files[index].size;
+    s_free_files (files, count);
+    uint64_t bytes_before = hd_log_bytes (log);
+    uint64_t newest_data = bytes_before - older_bytes;
+    uint64_t confirmed_next = next;
+    size_t segments_before = s_count_segments (dir);
+    uint64_t room = segment_size - newest_data;
+    while (s_record_size (next) <= room) {
+        room -= s_record_size (next);
+        s_append_range (log, next, next);
+        next++;
+    }
+    s_append_range (log, next, next + 1); // two records into the new segment
+    next += 2;
+    hd_log_set_fail_sync (log, EIO, 1);
+    syncs = hd_log_syncs (log);
+    assert_int_equal (hd_log_flush (log, 0), -1);
+    //  The full segment's cut, the new one's (failed), the cut back
+    assert_int_equal (hd_log_syncs (log), syncs + 3);
+    assert_int_equal (s_count_segments (dir), segments_before);
+    assert_int_equal (s_file_size (dir, newest), newest_data);
+    assert_int_equal (hd_log_bytes (log), bytes_before);
+    assert_int_equal (hd_log_next_seq (log), confirmed_next);
+    count = s_load (dir, files, 256);
+    s_store (copy, files, count);
+    s_free_files (files, count);
+    recovered = s_open (&copy_config, &recovery);
+    assert_int_equal (recovery.records, confirmed_next - 1);
+    assert_int_equal (recovery.truncated_bytes, 0);
+    assert_int_equal (recovery.unused_bytes, 0);
+    hd_log_destroy (&recovered);
+    //  And the same appends then go through
+    next = confirmed_next;
+    s_append_range (log, next, next + 60);
+    next += 61;
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    assert_true (s_count_segments (dir) > segments_before);
+
     //  A clean close leaves records only, and takes the spare file with it
     hd_log_destroy (&log);
     count = s_load (dir, files, 256);
@@ -1507,9 +1556,16 @@ test_prepared_segments (void **state)
     hd_log_destroy (&log);
     assert_int_not_equal (stat (zeros_path, &status), 0);
 
-    //  Nothing is prepared where nothing waits for the disk
+    //  Nothing is prepared where nothing waits for the disk, and a spare a
+    //  crash left behind goes all the same
+    fd = open (spare_path, O_WRONLY | O_CREAT, 0644);
+    assert_true (fd >= 0);
+    assert_int_equal (ftruncate (fd, (off_t) segment_size), 0);
+    close (fd);
     config.fsync = HD_FSYNC_NEVER;
-    log = s_open (&config, NULL);
+    log = s_open (&config, &recovery);
+    assert_non_null (strstr (recovery.detail, "Removed an unused next-segment.spare"));
+    assert_int_not_equal (stat (spare_path, &status), 0);
     assert_false (hd_log_wait_spare (log, 0));
     assert_int_equal (hd_log_spare_bytes (log), 0);
     hd_log_destroy (&log);
@@ -1598,15 +1654,18 @@ test_fsync_barrier (void **state)
     assert_int_equal (hd_log_syncs (log), syncs + created + 2);
 
     //  The order: when the write into a new segment fails, the segment
-    //  before it has already been synced
+    //  before it has already been synced; the rollback cuts it back to
+    //  what was confirmed and syncs that too (what was cut was on disk)
     s_append_range (log, 31, 31);
     assert_int_equal (hd_log_flush (log, 0), 0);
     uint64_t next = hd_log_next_seq (log);
+    uint64_t confirmed_size = s_file_size (dir, s_load_last_first_seq (dir));
     s_append_range (log, next, next + 14); // fills the last segment, starts another
     syncs = hd_log_syncs (log);
     hd_log_set_fail_write (log, EIO, 1);
     assert_int_equal (hd_log_flush (log, 0), -1);
-    assert_int_equal (hd_log_syncs (log), syncs + 1);
+    assert_int_equal (hd_log_syncs (log), syncs + 2);
+    assert_int_equal (s_file_size (dir, s_load_last_first_seq (dir)), confirmed_size);
     hd_log_destroy (&log);
     s_remove_tree (dir);
     free (dir);
