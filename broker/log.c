@@ -121,7 +121,7 @@ struct _hd_log_t {
     hd_spare_t *spare;          // the next segment written ahead (NULL: appends only)
     uint64_t segments_prepared; // segments that went into a spare
 
-    int fail_write, fail_sync; // test hooks: errno to fail with, 0 when disarmed
+    int fail_write, fail_sync, fail_truncate; // test hooks: errno to fail with, 0 when disarmed
     unsigned fail_write_skip, fail_sync_skip;
 };
 
@@ -246,6 +246,18 @@ s_read_at (int fd, uint8_t *data, size_t size, uint64_t offset)
         offset += (uint64_t) got;
     }
     return 0;
+}
+
+//  Cuts a segment file while the log runs (recovery cuts its own).
+static int
+s_truncate (hd_log_t *self, int fd, uint64_t size)
+{
+    if (self->fail_truncate) {
+        errno = self->fail_truncate;
+        self->fail_truncate = 0;
+        return -1;
+    }
+    return ftruncate (fd, (off_t) size);
 }
 
 static int
@@ -1269,7 +1281,7 @@ static void
 s_segment_cut_back (hd_log_t *self, s_segment_t *segment)
 {
     uint64_t file_end = segment->allocated > segment->size ? segment->allocated : segment->size;
-    if (segment->fd < 0 || ftruncate (segment->fd, (off_t) segment->flushed) != 0) {
+    if (segment->fd < 0 || s_truncate (self, segment->fd, segment->flushed) != 0) {
         segment->allocated = file_end;
         return;
     }
@@ -1325,7 +1337,7 @@ static int
 s_segment_close_tail (hd_log_t *self, s_segment_t *segment)
 {
     if (segment->allocated > segment->size) {
-        if (s_segment_fd (self, segment) < 0 || ftruncate (segment->fd, (off_t) segment->size) != 0)
+        if (s_segment_fd (self, segment) < 0 || s_truncate (self, segment->fd, segment->size) != 0)
             return -1;
         segment->allocated = segment->size;
         segment->dirty = segment->dirty || self->fsync != HD_FSYNC_NEVER;
@@ -1748,6 +1760,12 @@ hd_log_set_fail_write (hd_log_t *self, int error, unsigned skip)
 {
     self->fail_write = error;
     self->fail_write_skip = skip;
+}
+
+void
+hd_log_set_fail_truncate (hd_log_t *self, int error)
+{
+    self->fail_truncate = error;
 }
 
 void

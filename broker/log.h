@@ -140,6 +140,9 @@ bool hd_log_wait_spare (hd_log_t *self, int64_t timeout_ms);
 //  filling disk does. 0 disarms.
 void hd_log_set_fail_write (hd_log_t *self, int error, unsigned skip);
 void hd_log_set_fail_sync (hd_log_t *self, int error, unsigned skip);
+//  The next cut of a segment file (rollback, or a full segment's zeros)
+//  fails with errno error.
+void hd_log_set_fail_truncate (hd_log_t *self, int error);
 //  fdatasync and directory fsync calls made so far (tests, metrics).
 uint64_t hd_log_syncs (hd_log_t *self);
 

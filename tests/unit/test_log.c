@@ -1522,6 +1522,47 @@ test_prepared_segments (void **state)
     assert_int_equal (hd_log_flush (log, 0), 0);
     assert_true (s_count_segments (dir) > segments_before);
 
+    //  A rollback whose cut fails: the file keeps a half-written batch
+    //  after its records (and the zeros after that); the segment must not
+    //  get a successor before that is cut, so no early roll, and the roll
+    //  that comes cuts it
+    assert_true (hd_log_wait_spare (log, 10000));
+    s_append_range (log, next, next);
+    next++;
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    uint64_t current = s_load_last_first_seq (dir);
+    assert_int_equal (s_file_size (dir, current), segment_size); // written ahead
+    segments_before = s_count_segments (dir);
+    s_append_range (log, next, next + 4);
+    hd_log_set_fail_write (log, EIO, 0);
+    hd_log_set_fail_truncate (log, EIO);
+    assert_int_equal (hd_log_flush (log, 0), -1);
+    assert_int_equal (s_file_size (dir, current), segment_size);
+    assert_true (hd_log_wait_spare (log, 10000));
+    s_append_range (log, next, next);
+    next++;
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    assert_int_equal (s_count_segments (dir), segments_before); // no early roll
+    while (s_count_segments (dir) == segments_before) {
+        s_append_range (log, next, next);
+        next++;
+        assert_int_equal (hd_log_flush (log, 0), 0);
+    }
+    count = s_load (dir, files, 256);
+    for (size_t index = 0; index + 1 < count; index++) {
+        uint64_t ends[256];
+        size_t in_file = s_record_offsets (&files[index], ends, 255);
+        assert_int_equal (ends[in_file], files[index].size); // records only
+    }
+    s_store (copy, files, count);
+    s_free_files (files, count);
+    recovered = s_open (&copy_config, &recovery);
+    assert_int_equal (recovery.records, next - 1);
+    assert_int_equal (recovery.truncated_bytes, 0);
+    for (uint64_t seq = 1; seq < next; seq++)
+        s_check (recovered, seq);
+    hd_log_destroy (&recovered);
+
     //  A clean close leaves records only, and takes the spare file with it
     hd_log_destroy (&log);
     count = s_load (dir, files, 256);
