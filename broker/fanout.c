@@ -19,17 +19,14 @@ struct _hd_fanout_t {
     uint64_t epoch;
     zhashx_t *type_seqs; // type -> uint64_t counter
     size_t max_types;
-    //  The last type counted: events come in runs of one type
-    char recent_type[256];
-    size_t recent_type_size;
-    uint64_t *recent_counter; // NULL when none
-
     int64_t subscriptions;
     uint64_t sent;
     uint64_t batches;
-    //  The run
+    //  The run: events come in runs of one type. run_type is the last type
+    //  published, its counter kept at hand (NULL when none)
     char run_type[256];
     size_t run_type_size;
+    uint64_t *run_counter;
     size_t run_count;
     uint64_t first_type_seq;
     zmq_msg_t first_envelope, first_payload; // shared with the log's cache
@@ -79,35 +76,29 @@ hd_fanout_destroy (hd_fanout_t **self_p)
     *self_p = NULL;
 }
 
-//  Next type_seq for type (type_size < 256, checked by the caller), or 0
-//  on no memory.
+//  Starts counting type (type_size < 256, checked by the caller) as the
+//  run's type; returns its next type_seq, or 0 on no memory.
 static uint64_t
-s_next_type_seq (hd_fanout_t *self, const char *type, size_t type_size)
+s_start_type (hd_fanout_t *self, const char *type, size_t type_size)
 {
-    if (self->recent_counter && self->recent_type_size == type_size &&
-        memcmp (self->recent_type, type, type_size) == 0)
-        return ++*self->recent_counter;
-    char type_text[256];
-    memcpy (type_text, type, type_size);
-    type_text[type_size] = 0;
-    uint64_t *counter = zhashx_lookup (self->type_seqs, type_text);
-    if (!counter) {
+    memcpy (self->run_type, type, type_size);
+    self->run_type[type_size] = 0;
+    self->run_type_size = type_size;
+    self->run_counter = zhashx_lookup (self->type_seqs, self->run_type);
+    if (!self->run_counter) {
         if (zhashx_size (self->type_seqs) >= self->max_types) {
             //  Forgetting counters is only safe under a new epoch
-            self->recent_counter = NULL;
             zhashx_purge (self->type_seqs);
             self->epoch++;
         }
-        counter = calloc (1, sizeof *counter);
-        if (!counter || zhashx_insert (self->type_seqs, type_text, counter) != 0) {
+        uint64_t *counter = calloc (1, sizeof *counter);
+        if (!counter || zhashx_insert (self->type_seqs, self->run_type, counter) != 0) {
             free (counter);
             return 0;
         }
+        self->run_counter = counter;
     }
-    memcpy (self->recent_type, type, type_size);
-    self->recent_type_size = type_size;
-    self->recent_counter = counter;
-    return ++*counter;
+    return ++*self->run_counter;
 }
 
 //  Sends [type][Fanout][Event][payload]; the frames are shared, not copied.
@@ -187,10 +178,16 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
 {
     if (type_size >= sizeof self->run_type)
         return -1;
-    uint64_t type_seq = s_next_type_seq (self, type, type_size);
-    bool same_run = self->run_count > 0 && self->run_type_size == type_size &&
-                    memcmp (self->run_type, type, type_size) == 0;
-    if (!same_run || self->run_count >= S_RUN_EVENTS_MAX || self->batch_size >= S_RUN_BYTES_MAX)
+    uint64_t type_seq;
+    if (self->run_counter && self->run_type_size == type_size &&
+        memcmp (self->run_type, type, type_size) == 0)
+        type_seq = ++*self->run_counter;
+    else {
+        //  The run ends under its own type (and epoch) before the next starts
+        hd_fanout_flush (self);
+        type_seq = s_start_type (self, type, type_size);
+    }
+    if (self->run_count >= S_RUN_EVENTS_MAX || self->batch_size >= S_RUN_BYTES_MAX)
         hd_fanout_flush (self);
     if (zmq_msg_size (payload) > S_RUN_PAYLOAD_MAX) {
         //  Large payloads are never copied: after the run, on their own
@@ -198,8 +195,6 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
         return s_send_single (self, type, type_size, type_seq, envelope, payload);
     }
     if (self->run_count == 0) {
-        memcpy (self->run_type, type, type_size);
-        self->run_type_size = type_size;
         self->first_type_seq = type_seq;
         zmq_msg_copy (&self->first_envelope, envelope);
         zmq_msg_copy (&self->first_payload, payload);

@@ -1134,6 +1134,7 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
 }
 
 static int s_flush (hd_log_t *self, int64_t now_ms, bool force_sync);
+static int s_segment_close_tail (hd_log_t *self, s_segment_t *segment);
 
 void
 hd_log_destroy (hd_log_t **self_p)
@@ -1146,10 +1147,9 @@ hd_log_destroy (hd_log_t **self_p)
     s_flush (self, 0, true);
     hd_spare_destroy (&self->spare);
     //  Zeros written ahead go, so that a clean restart finds only records
-    s_segment_t *last = s_last (self);
-    if (last && last->fd >= 0 && last->allocated > last->size &&
-        ftruncate (last->fd, (off_t) last->size) == 0 && self->fsync != HD_FSYNC_NEVER)
-        s_sync (self, last->fd, false);
+    //  (best effort: recovery cuts them too)
+    if (s_last (self))
+        s_segment_close_tail (self, s_last (self));
     for (size_t index = 0; index < self->segment_count; index++)
         s_segment_destroy (&self->segments[index]);
     free (self->segments);

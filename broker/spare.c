@@ -43,15 +43,13 @@ struct _hd_spare_t {
 
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t changed; // state, stopping or cancel changed
-    s_state_t state;
+    pthread_cond_t changed;  // state, stopping or cancel changed
+    _Atomic s_state_t state; // changed under lock; hd_spare_ready looks without it
     bool stopping;
     int64_t retry_at_ms;
     atomic_bool cancel;               // the file being made is not wanted any more
-    atomic_bool ready;                // state == S_READY, for a look without the lock
     atomic_uint_fast64_t bytes;       // on disk now
     atomic_uint_fast64_t log_written; // bytes the log wrote since the last take
-    atomic_int_fast64_t log_wrote_ms; // when the log last wrote (monotonic ms)
     hd_spare_stats_t stats;
 };
 
@@ -106,6 +104,9 @@ s_make (hd_spare_t *self)
         return -1;
     atomic_store (&self->bytes, 0);
     int rc = 0;
+    //  The log is busy until it has written nothing for S_IDLE_MS
+    uint64_t log_written = atomic_load (&self->log_written);
+    int64_t log_wrote_ms = zclock_mono ();
     for (uint64_t offset = 0; offset < self->size && rc == 0;) {
         if (atomic_load (&self->cancel)) {
             errno = ECANCELED;
@@ -116,8 +117,13 @@ s_make (hd_spare_t *self)
         //  flush waits for it), so while the log is busy zeros go out in
         //  step with its own writes rather than in one burst: done when
         //  the segment being filled is half full
-        bool idle = zclock_mono () - atomic_load (&self->log_wrote_ms) >= S_IDLE_MS;
-        if (!idle && offset > S_PACE * atomic_load (&self->log_written)) {
+        int64_t now = zclock_mono ();
+        if (atomic_load (&self->log_written) != log_written) {
+            log_written = atomic_load (&self->log_written);
+            log_wrote_ms = now;
+        }
+        bool idle = now - log_wrote_ms >= S_IDLE_MS;
+        if (!idle && offset > S_PACE * log_written) {
             struct timespec nap = {0, S_PACE_NAP * 1000000L};
             nanosleep (&nap, NULL);
             continue;
@@ -179,7 +185,6 @@ s_run (void *arg)
         self->stats.bytes_written += atomic_load (&self->bytes);
         if (rc == 0) {
             self->state = S_READY;
-            atomic_store (&self->ready, true);
             self->stats.prepared++;
         } else {
             s_remove_file (self);
@@ -216,10 +221,8 @@ hd_spare_new (int dir_fd, const char *name, uint64_t size, uint64_t min_free, in
     self->retry_ms = retry_ms;
     self->state = S_WANTED;
     atomic_init (&self->cancel, false);
-    atomic_init (&self->ready, false);
     atomic_init (&self->bytes, 0);
     atomic_init (&self->log_written, 0);
-    atomic_init (&self->log_wrote_ms, 0);
     pthread_condattr_t attributes;
     pthread_condattr_init (&attributes);
     pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
@@ -266,7 +269,6 @@ hd_spare_take (hd_spare_t *self, const char *segment_name)
     uint64_t taken = 0;
     pthread_mutex_lock (&self->lock);
     if (self->state == S_READY) {
-        atomic_store (&self->ready, false);
         if (renameat (self->dir_fd, self->name, self->dir_fd, segment_name) == 0) {
             taken = self->size;
             self->stats.taken++;
@@ -299,7 +301,6 @@ hd_spare_release (hd_spare_t *self)
             s_wait (self, -1);
     }
     if (self->state == S_READY) {
-        atomic_store (&self->ready, false);
         held = atomic_load (&self->bytes);
         s_remove_file (self);
     }
@@ -314,13 +315,12 @@ void
 hd_spare_note_written (hd_spare_t *self, uint64_t bytes)
 {
     atomic_fetch_add_explicit (&self->log_written, bytes, memory_order_relaxed);
-    atomic_store_explicit (&self->log_wrote_ms, zclock_mono (), memory_order_relaxed);
 }
 
 bool
 hd_spare_ready (hd_spare_t *self)
 {
-    return atomic_load_explicit (&self->ready, memory_order_relaxed);
+    return atomic_load_explicit (&self->state, memory_order_relaxed) == S_READY;
 }
 
 uint64_t
