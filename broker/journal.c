@@ -6,6 +6,7 @@
 #include "buffer.h"
 #include "bytes.h"
 #include "crc32c.h"
+#include "file.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -77,35 +78,19 @@ s_error (char *error, size_t error_size, const char *format, ...)
     va_end (args);
 }
 
-//  Writes all of data at offset, looping over partial writes. The test hook
-//  writes half for real first, so rollback has a real partial write to undo.
+//  Writes all of data at offset. The test hook writes half for real first,
+//  so rollback has a real partial write to undo.
 static int
 s_write_all (hd_journal_t *self, int fd, const uint8_t *data, size_t size, uint64_t offset)
 {
-    size_t done = 0;
-    size_t limit = size;
     int fail = self->fail_next_write;
     self->fail_next_write = 0;
-    if (fail)
-        limit = size / 2;
-    while (done < limit) {
-        ssize_t rc = pwrite (fd, data + done, limit - done, (off_t) (offset + done));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            //  No progress on a regular file means trouble, not a retry
-            errno = EIO;
-            return -1;
-        }
-        done += (size_t) rc;
-    }
     if (fail) {
-        errno = fail;
+        if (hd_file_write_at (fd, data, size / 2, offset) == 0)
+            errno = fail;
         return -1;
     }
-    return 0;
+    return hd_file_write_at (fd, data, size, offset);
 }
 
 //  Reads up to size bytes at offset; fewer only at end of file.

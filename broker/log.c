@@ -16,6 +16,7 @@
 #include "buffer.h"
 #include "bytes.h"
 #include "crc32c.h"
+#include "file.h"
 #include "spare.h"
 
 #include <dirent.h>
@@ -206,26 +207,12 @@ s_write_at (hd_log_t *self, int fd, const uint8_t *data, size_t size, uint64_t o
 {
     if (self->fail_write && self->fail_write_skip-- == 0) {
         //  Test hook: half the bytes reach the file, like a disk filling up
-        ssize_t ignored = pwrite (fd, data, size / 2, (off_t) offset);
-        (void) ignored;
+        hd_file_write_at (fd, data, size / 2, offset);
         errno = self->fail_write;
         self->fail_write = 0;
         return -1;
     }
-    while (size > 0) {
-        ssize_t written = pwrite (fd, data, size, (off_t) offset);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written <= 0) {
-            if (written == 0)
-                errno = EIO; // no progress and no reason: do not spin
-            return -1;
-        }
-        data += written;
-        size -= (size_t) written;
-        offset += (uint64_t) written;
-    }
-    return 0;
+    return hd_file_write_at (fd, data, size, offset);
 }
 
 //  Reads exactly size bytes; a short file is EIO (the index said they exist).

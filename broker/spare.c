@@ -5,6 +5,7 @@
     Only hd_spare_release and destroy wait, for the chunk being written.
 */
 #include "spare.h"
+#include "file.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -70,19 +71,9 @@ s_wait (hd_spare_t *self, int64_t deadline_ms)
 static int
 s_write_zeros (hd_spare_t *self, int fd, uint64_t offset, size_t size)
 {
-    while (size > 0) {
-        ssize_t written = pwrite (fd, self->zeros, size, (off_t) offset);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written <= 0) {
-            if (written == 0)
-                errno = EIO;
-            return -1;
-        }
-        offset += (uint64_t) written;
-        size -= (size_t) written;
-        atomic_fetch_add (&self->bytes, (uint64_t) written);
-    }
+    if (hd_file_write_at (fd, self->zeros, size, offset) != 0)
+        return -1;
+    atomic_fetch_add (&self->bytes, (uint64_t) size);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "../../broker/log.c"
 #include "../../broker/crc32c.c"
 #include "../../broker/spare.c"
+#include "../../broker/file.c"
 
 #include <sys/time.h>
 
