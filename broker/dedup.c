@@ -140,17 +140,6 @@ hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now)
     return entry->seq;
 }
 
-uint64_t
-hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now)
-{
-    hd_dedup_key_t key;
-    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
-        return 0;
-    uint64_t seq = hd_dedup_lookup_key (self, &key, now);
-    hd_dedup_key_release (&key);
-    return seq;
-}
-
 //  Room for an entry of size bytes at the end of the last block.
 static s_entry_t *
 s_entry_alloc (hd_dedup_t *self, size_t size)
@@ -254,33 +243,11 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
 }
 
 int
-hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq, int64_t now)
-{
-    hd_dedup_key_t key;
-    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
-        return -1;
-    int rc = hd_dedup_insert_key (self, &key, seq, now);
-    hd_dedup_key_release (&key);
-    return rc;
-}
-
-int
 hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key)
 {
     //  The FIFO entry stays until it expires; it no longer owns the index slot
     s_entry_t *entry = s_find (self, key);
     return entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
-}
-
-int
-hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id)
-{
-    hd_dedup_key_t key;
-    if (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)))
-        return -1;
-    int rc = hd_dedup_remove_key (self, &key);
-    hd_dedup_key_release (&key);
-    return rc;
 }
 
 void

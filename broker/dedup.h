@@ -21,8 +21,8 @@ typedef struct {
     const char *data;
     size_t size;
     uint64_t hash;
-    char *heap; // when the key did not fit in stack
-    char stack[256];
+    char *heap;      // when the key did not fit in stack
+    char stack[536]; // two ids of the default --max-id (256) and the framing
 } hd_dedup_key_t;
 
 //  Builds the key of (source, id), given with their sizes. Returns 0, or -1
@@ -30,20 +30,12 @@ typedef struct {
 int hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_size, const char *id,
                        size_t id_size);
 void hd_dedup_key_release (hd_dedup_key_t *key);
+//  The seq confirmed for the identity within the window, or 0.
 uint64_t hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now);
+//  Remember identity -> seq from now. Returns 0, or -1 when out of memory.
 int hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now);
+//  Forget the identity now: its publish was rolled back. Returns 0, -1 when absent.
 int hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key);
-
-//  The same for C strings:
-//  The seq confirmed for (source, id) within the window, or 0.
-uint64_t hd_dedup_lookup (hd_dedup_t *self, const char *source, const char *id, int64_t now);
-
-//  Remember (source, id) -> seq from now. Returns 0, or -1 when out of memory.
-int hd_dedup_insert (hd_dedup_t *self, const char *source, const char *id, uint64_t seq,
-                     int64_t now);
-
-//  Forget (source, id) now: its publish was rolled back. Returns 0, -1 when absent.
-int hd_dedup_remove (hd_dedup_t *self, const char *source, const char *id);
 
 //  Forget entries older than the window.
 void hd_dedup_expire (hd_dedup_t *self, int64_t now);

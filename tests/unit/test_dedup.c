@@ -11,31 +11,63 @@
 
 #include "dedup.h"
 
+//  The dedup API takes keys built once per publish; the tests speak in
+//  (source, id) strings.
+static uint64_t
+s_lookup (hd_dedup_t *dedup, const char *source, const char *id, int64_t now)
+{
+    hd_dedup_key_t key;
+    assert_int_equal (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)), 0);
+    uint64_t seq = hd_dedup_lookup_key (dedup, &key, now);
+    hd_dedup_key_release (&key);
+    return seq;
+}
+
+static int
+s_insert (hd_dedup_t *dedup, const char *source, const char *id, uint64_t seq, int64_t now)
+{
+    hd_dedup_key_t key;
+    assert_int_equal (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)), 0);
+    int rc = hd_dedup_insert_key (dedup, &key, seq, now);
+    hd_dedup_key_release (&key);
+    return rc;
+}
+
+static int
+s_remove (hd_dedup_t *dedup, const char *source, const char *id)
+{
+    hd_dedup_key_t key;
+    assert_int_equal (hd_dedup_key_init (&key, source, strlen (source), id, strlen (id)), 0);
+    int rc = hd_dedup_remove_key (dedup, &key);
+    hd_dedup_key_release (&key);
+    return rc;
+}
+
 static void
 test_lookup_miss_and_hit (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
     assert_non_null (dedup);
     assert_int_equal (hd_dedup_size (dedup), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-1", 0), 0);
+    assert_int_equal (s_lookup (dedup, "svc", "id-1", 0), 0);
 
-    assert_int_equal (hd_dedup_insert (dedup, "svc", "id-1", 7, 0), 0);
+    assert_int_equal (s_insert (dedup, "svc", "id-1", 7, 0), 0);
     assert_int_equal (hd_dedup_size (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-1", 0), 7);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-1", 500), 7);
+    assert_int_equal (s_lookup (dedup, "svc", "id-1", 0), 7);
+    assert_int_equal (s_lookup (dedup, "svc", "id-1", 500), 7);
     //  Other ids, other sources, and empty strings are other identities
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-2", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "other", "id-1", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "", "id-1", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "SVC", "id-1", 0), 0);
+    assert_int_equal (s_lookup (dedup, "svc", "id-2", 0), 0);
+    assert_int_equal (s_lookup (dedup, "other", "id-1", 0), 0);
+    assert_int_equal (s_lookup (dedup, "svc", "", 0), 0);
+    assert_int_equal (s_lookup (dedup, "", "id-1", 0), 0);
+    assert_int_equal (s_lookup (dedup, "SVC", "id-1", 0), 0);
 
-    assert_int_equal (hd_dedup_insert (dedup, "svc", "id-2", 8, 10), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "", "", 9, 10), 0);
+    assert_int_equal (s_insert (dedup, "svc", "id-2", 8, 10), 0);
+    assert_int_equal (s_insert (dedup, "", "", 9, 10), 0);
     assert_int_equal (hd_dedup_size (dedup), 3);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-2", 10), 8);
-    assert_int_equal (hd_dedup_lookup (dedup, "", "", 10), 9);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", "id-1", 10), 7);
+    assert_int_equal (s_lookup (dedup, "svc", "id-2", 10), 8);
+    assert_int_equal (s_lookup (dedup, "", "", 10), 9);
+    assert_int_equal (s_lookup (dedup, "svc", "id-1", 10), 7);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     hd_dedup_destroy (&dedup);
     assert_null (dedup);
@@ -46,13 +78,13 @@ static void
 test_window_expiry (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 100), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "b", 2, 600), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 100), 0);
+    assert_int_equal (s_insert (dedup, "s", "b", 2, 600), 0);
 
     //  Inside the window up to window_ms - 1, gone at exactly window_ms
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1099), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1100), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "b", 1100), 2);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1099), 1);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1100), 0);
+    assert_int_equal (s_lookup (dedup, "s", "b", 1100), 2);
     //  Lookup alone does not remove anything
     assert_int_equal (hd_dedup_size (dedup), 2);
 
@@ -60,10 +92,10 @@ test_window_expiry (void **state)
     assert_int_equal (hd_dedup_size (dedup), 2);
     hd_dedup_expire (dedup, 1100);
     assert_int_equal (hd_dedup_size (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "b", 1599), 2);
+    assert_int_equal (s_lookup (dedup, "s", "b", 1599), 2);
     hd_dedup_expire (dedup, 1600);
     assert_int_equal (hd_dedup_size (dedup), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "b", 1600), 0);
+    assert_int_equal (s_lookup (dedup, "s", "b", 1600), 0);
     //  Expiry is not eviction
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     hd_dedup_destroy (&dedup);
@@ -73,20 +105,20 @@ static void
 test_insert_after_expiry (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 100);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "x", 2, 500), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1000), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 0), 0);
+    assert_int_equal (s_insert (dedup, "s", "x", 2, 500), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1000), 0);
 
     //  The key is free again: a new seq, with a new window from now
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 3, 1000), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 3, 1000), 0);
     assert_int_equal (hd_dedup_size (dedup), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1000), 3);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1999), 3);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1000), 3);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1999), 3);
     //  Insert expired the old "x" entry on its way
-    assert_int_equal (hd_dedup_insert (dedup, "s", "y", 4, 1500), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "x", 1500), 0);
+    assert_int_equal (s_insert (dedup, "s", "y", 4, 1500), 0);
+    assert_int_equal (s_lookup (dedup, "s", "x", 1500), 0);
     assert_int_equal (hd_dedup_size (dedup), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 2000), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 2000), 0);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     hd_dedup_destroy (&dedup);
 }
@@ -95,44 +127,44 @@ static void
 test_max_entries_evicts_oldest (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (60000, 3);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "1", 1, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "2", 2, 1), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "3", 3, 2), 0);
+    assert_int_equal (s_insert (dedup, "s", "1", 1, 0), 0);
+    assert_int_equal (s_insert (dedup, "s", "2", 2, 1), 0);
+    assert_int_equal (s_insert (dedup, "s", "3", 3, 2), 0);
     assert_int_equal (hd_dedup_size (dedup), 3);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
 
-    assert_int_equal (hd_dedup_insert (dedup, "s", "4", 4, 3), 0);
+    assert_int_equal (s_insert (dedup, "s", "4", 4, 3), 0);
     assert_int_equal (hd_dedup_size (dedup), 3);
     assert_int_equal (hd_dedup_evicted (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "1", 3), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "2", 3), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "3", 3), 3);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "4", 3), 4);
+    assert_int_equal (s_lookup (dedup, "s", "1", 3), 0);
+    assert_int_equal (s_lookup (dedup, "s", "2", 3), 2);
+    assert_int_equal (s_lookup (dedup, "s", "3", 3), 3);
+    assert_int_equal (s_lookup (dedup, "s", "4", 3), 4);
 
     for (int index = 5; index <= 10; index++) {
         char id[8];
         snprintf (id, sizeof id, "%d", index);
-        assert_int_equal (hd_dedup_insert (dedup, "s", id, (uint64_t) index, index), 0);
+        assert_int_equal (s_insert (dedup, "s", id, (uint64_t) index, index), 0);
     }
     assert_int_equal (hd_dedup_size (dedup), 3);
     assert_int_equal (hd_dedup_evicted (dedup), 7);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "7", 10), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "8", 10), 8);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "10", 10), 10);
+    assert_int_equal (s_lookup (dedup, "s", "7", 10), 0);
+    assert_int_equal (s_lookup (dedup, "s", "8", 10), 8);
+    assert_int_equal (s_lookup (dedup, "s", "10", 10), 10);
 
     //  Entries that expired are not counted as evicted
-    assert_int_equal (hd_dedup_insert (dedup, "s", "11", 11, 100000), 0);
+    assert_int_equal (s_insert (dedup, "s", "11", 11, 100000), 0);
     assert_int_equal (hd_dedup_size (dedup), 1);
     assert_int_equal (hd_dedup_evicted (dedup), 7);
     hd_dedup_destroy (&dedup);
 
     //  max_entries 0 still remembers the latest one
     dedup = hd_dedup_new (60000, 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 0), 1);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "b", 2, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "b", 0), 2);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 0), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 0), 1);
+    assert_int_equal (s_insert (dedup, "s", "b", 2, 0), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 0), 0);
+    assert_int_equal (s_lookup (dedup, "s", "b", 0), 2);
     assert_int_equal (hd_dedup_evicted (dedup), 1);
     hd_dedup_destroy (&dedup);
 }
@@ -141,27 +173,27 @@ static void
 test_identity_is_unambiguous (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (60000, 100);
-    assert_int_equal (hd_dedup_insert (dedup, "ab", "c", 1, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "a", "bc", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "abc", "", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "", "abc", 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "a", "bc", 2, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "abc", "", 3, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "", "abc", 4, 0), 0);
+    assert_int_equal (s_insert (dedup, "ab", "c", 1, 0), 0);
+    assert_int_equal (s_lookup (dedup, "a", "bc", 0), 0);
+    assert_int_equal (s_lookup (dedup, "abc", "", 0), 0);
+    assert_int_equal (s_lookup (dedup, "", "abc", 0), 0);
+    assert_int_equal (s_insert (dedup, "a", "bc", 2, 0), 0);
+    assert_int_equal (s_insert (dedup, "abc", "", 3, 0), 0);
+    assert_int_equal (s_insert (dedup, "", "abc", 4, 0), 0);
     assert_int_equal (hd_dedup_size (dedup), 4);
-    assert_int_equal (hd_dedup_lookup (dedup, "ab", "c", 0), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "a", "bc", 0), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "abc", "", 0), 3);
-    assert_int_equal (hd_dedup_lookup (dedup, "", "abc", 0), 4);
+    assert_int_equal (s_lookup (dedup, "ab", "c", 0), 1);
+    assert_int_equal (s_lookup (dedup, "a", "bc", 0), 2);
+    assert_int_equal (s_lookup (dedup, "abc", "", 0), 3);
+    assert_int_equal (s_lookup (dedup, "", "abc", 0), 4);
 
     //  Separators and digits inside the strings do not confuse it either
-    assert_int_equal (hd_dedup_insert (dedup, "1:a", "b", 5, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "1", "a:b", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "1:", "ab", 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "x", "2:yz", 6, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "x2:", "yz", 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "1:a", "b", 0), 5);
-    assert_int_equal (hd_dedup_lookup (dedup, "x", "2:yz", 0), 6);
+    assert_int_equal (s_insert (dedup, "1:a", "b", 5, 0), 0);
+    assert_int_equal (s_lookup (dedup, "1", "a:b", 0), 0);
+    assert_int_equal (s_lookup (dedup, "1:", "ab", 0), 0);
+    assert_int_equal (s_insert (dedup, "x", "2:yz", 6, 0), 0);
+    assert_int_equal (s_lookup (dedup, "x2:", "yz", 0), 0);
+    assert_int_equal (s_lookup (dedup, "1:a", "b", 0), 5);
+    assert_int_equal (s_lookup (dedup, "x", "2:yz", 0), 6);
     hd_dedup_destroy (&dedup);
 }
 
@@ -184,24 +216,24 @@ test_long_keys (void **state)
     char *id_other = s_repeat ('i', 2000);
     id_other[1999] = 'j';
 
-    assert_int_equal (hd_dedup_lookup (dedup, source, id, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, source, id, 11, 0), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, source, id, 1), 11);
-    assert_int_equal (hd_dedup_lookup (dedup, source, id_other, 1), 0);
-    assert_int_equal (hd_dedup_insert (dedup, source, id_other, 12, 1), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, source, id_other, 1), 12);
-    assert_int_equal (hd_dedup_lookup (dedup, source, id, 1), 11);
+    assert_int_equal (s_lookup (dedup, source, id, 0), 0);
+    assert_int_equal (s_insert (dedup, source, id, 11, 0), 0);
+    assert_int_equal (s_lookup (dedup, source, id, 1), 11);
+    assert_int_equal (s_lookup (dedup, source, id_other, 1), 0);
+    assert_int_equal (s_insert (dedup, source, id_other, 12, 1), 0);
+    assert_int_equal (s_lookup (dedup, source, id_other, 1), 12);
+    assert_int_equal (s_lookup (dedup, source, id, 1), 11);
 
     //  Around the size where the lookup key leaves the stack buffer
     for (size_t length = 470; length <= 520; length++) {
         char *long_id = s_repeat ('k', length);
-        assert_int_equal (hd_dedup_insert (dedup, "src", long_id, 100 + length, 2), 0);
-        assert_int_equal (hd_dedup_lookup (dedup, "src", long_id, 2), 100 + length);
+        assert_int_equal (s_insert (dedup, "src", long_id, 100 + length, 2), 0);
+        assert_int_equal (s_lookup (dedup, "src", long_id, 2), 100 + length);
         free (long_id);
     }
     for (size_t length = 470; length <= 520; length++) {
         char *long_id = s_repeat ('k', length);
-        assert_int_equal (hd_dedup_lookup (dedup, "src", long_id, 3), 100 + length);
+        assert_int_equal (s_lookup (dedup, "src", long_id, 3), 100 + length);
         free (long_id);
     }
     assert_int_equal (hd_dedup_size (dedup), 53);
@@ -215,36 +247,36 @@ static void
 test_reinsert_same_key (void **state)
 {
     hd_dedup_t *dedup = hd_dedup_new (1000, 2);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 1, 0), 0);
-    assert_int_equal (hd_dedup_insert (dedup, "s", "a", 2, 100), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 0), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 2, 100), 0);
     //  One identity, the latest seq, with a window from the latest insert
     assert_int_equal (hd_dedup_size (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 100), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1050), 2);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1100), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 100), 2);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1050), 2);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1100), 0);
 
     //  The replaced entry does not take a slot: room for one more, no eviction
-    assert_int_equal (hd_dedup_insert (dedup, "s", "b", 3, 200), 0);
+    assert_int_equal (s_insert (dedup, "s", "b", 3, 200), 0);
     assert_int_equal (hd_dedup_size (dedup), 2);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     //  The next insert evicts exactly one identity: the oldest ("a")
-    assert_int_equal (hd_dedup_insert (dedup, "s", "c", 4, 300), 0);
+    assert_int_equal (s_insert (dedup, "s", "c", 4, 300), 0);
     assert_int_equal (hd_dedup_size (dedup), 2);
     assert_int_equal (hd_dedup_evicted (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 300), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "b", 300), 3);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "c", 300), 4);
+    assert_int_equal (s_lookup (dedup, "s", "a", 300), 0);
+    assert_int_equal (s_lookup (dedup, "s", "b", 300), 3);
+    assert_int_equal (s_lookup (dedup, "s", "c", 300), 4);
     hd_dedup_destroy (&dedup);
 
     //  Re-inserting many times keeps one identity and expires cleanly
     dedup = hd_dedup_new (1000, 10);
     for (int round = 0; round < 50; round++)
-        assert_int_equal (hd_dedup_insert (dedup, "s", "a", (uint64_t) round + 1, round), 0);
+        assert_int_equal (s_insert (dedup, "s", "a", (uint64_t) round + 1, round), 0);
     assert_int_equal (hd_dedup_size (dedup), 1);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1048), 50);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1048), 50);
     hd_dedup_expire (dedup, 1049);
     assert_int_equal (hd_dedup_size (dedup), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "s", "a", 1049), 0);
+    assert_int_equal (s_lookup (dedup, "s", "a", 1049), 0);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     hd_dedup_destroy (&dedup);
 }
@@ -256,13 +288,13 @@ test_many_entries (void **state)
     char id[32];
     for (int index = 0; index < 20000; index++) {
         snprintf (id, sizeof id, "event-%d", index);
-        assert_int_equal (hd_dedup_insert (dedup, "bulk", id, (uint64_t) index + 1, index), 0);
+        assert_int_equal (s_insert (dedup, "bulk", id, (uint64_t) index + 1, index), 0);
     }
     assert_int_equal (hd_dedup_size (dedup), 10000); // the first 10000 expired on the way
     snprintf (id, sizeof id, "event-%d", 9999);
-    assert_int_equal (hd_dedup_lookup (dedup, "bulk", id, 19999), 0);
+    assert_int_equal (s_lookup (dedup, "bulk", id, 19999), 0);
     snprintf (id, sizeof id, "event-%d", 10000);
-    assert_int_equal (hd_dedup_lookup (dedup, "bulk", id, 19999), 10001);
+    assert_int_equal (s_lookup (dedup, "bulk", id, 19999), 10001);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
     hd_dedup_destroy (&dedup);
 }
@@ -290,15 +322,15 @@ test_prepared_keys (void **state)
         assert_int_equal (hd_dedup_lookup_key (dedup, &key, 5), 10 + index);
         hd_dedup_key_release (&key);
         hd_dedup_key_release (&key); // idempotent
-        assert_int_equal (hd_dedup_lookup (dedup, "svc", id, 5), 10 + index);
-        assert_int_equal (hd_dedup_lookup (dedup, "svcE", id, 5), 0);
-        assert_int_equal (hd_dedup_insert (dedup, "other", id, 20 + index, 5), 0);
+        assert_int_equal (s_lookup (dedup, "svc", id, 5), 10 + index);
+        assert_int_equal (s_lookup (dedup, "svcE", id, 5), 0);
+        assert_int_equal (s_insert (dedup, "other", id, 20 + index, 5), 0);
         assert_int_equal (hd_dedup_key_init (&key, "other", 5, id, strlen (id)), 0);
         assert_int_equal (hd_dedup_lookup_key (dedup, &key, 5), 20 + index);
         hd_dedup_key_release (&key);
     }
-    assert_int_equal (hd_dedup_remove (dedup, "svc", long_id), 0);
-    assert_int_equal (hd_dedup_lookup (dedup, "svc", long_id, 5), 0);
+    assert_int_equal (s_remove (dedup, "svc", long_id), 0);
+    assert_int_equal (s_lookup (dedup, "svc", long_id, 5), 0);
     hd_dedup_destroy (&dedup);
 }
 
@@ -313,20 +345,20 @@ test_entry_blocks (void **state)
     char id[32];
     for (int round = 0; round < 3; round++) {
         int64_t start = round * 1000;
-        assert_int_equal (hd_dedup_insert (dedup, "s", huge, 1, start), 0);
+        assert_int_equal (s_insert (dedup, "s", huge, 1, start), 0);
         for (int index = 0; index < 5000; index++) {
             snprintf (id, sizeof id, "e-%d-%d", round, index);
-            assert_int_equal (hd_dedup_insert (dedup, "s", id, (uint64_t) index + 2, start), 0);
+            assert_int_equal (s_insert (dedup, "s", id, (uint64_t) index + 2, start), 0);
         }
         //  3000 at most: the oldest 2001 are gone, huge among them
         assert_int_equal (hd_dedup_size (dedup), 3000);
-        assert_int_equal (hd_dedup_lookup (dedup, "s", huge, start), 0);
+        assert_int_equal (s_lookup (dedup, "s", huge, start), 0);
         snprintf (id, sizeof id, "e-%d-%d", round, 2000);
-        assert_int_equal (hd_dedup_lookup (dedup, "s", id, start), 2002);
+        assert_int_equal (s_lookup (dedup, "s", id, start), 2002);
         snprintf (id, sizeof id, "e-%d-%d", round, 1999);
-        assert_int_equal (hd_dedup_lookup (dedup, "s", id, start), 0);
-        assert_int_equal (hd_dedup_insert (dedup, "s", huge, 7, start + 1), 0);
-        assert_int_equal (hd_dedup_lookup (dedup, "s", huge, start + 1), 7);
+        assert_int_equal (s_lookup (dedup, "s", id, start), 0);
+        assert_int_equal (s_insert (dedup, "s", huge, 7, start + 1), 0);
+        assert_int_equal (s_lookup (dedup, "s", huge, start + 1), 7);
         //  Past the window everything goes, blocks included
         hd_dedup_expire (dedup, start + 500);
         assert_int_equal (hd_dedup_size (dedup), 0);
