@@ -252,14 +252,22 @@ s_attribute_push (hd_event_t *self, const char *key, size_t key_size, const char
     return 0;
 }
 
-//  Adds the attributes and unknown fields of a scanned Event.
+//  Adds the attributes and unknown fields of a scanned Event, whose counts
+//  the scan gave.
 static int
-s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t unknown_size)
+s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t attributes,
+               size_t unknown_size)
 {
     if (unknown_size) {
         self->unknown = malloc (unknown_size);
         if (!self->unknown)
             return -1;
+    }
+    if (attributes) {
+        self->attributes = malloc (attributes * sizeof *self->attributes);
+        if (!self->attributes)
+            return -1;
+        self->attribute_capacity = attributes;
     }
     hd_envelope_walk_t walk;
     hd_envelope_walk_start (&walk, data, size);
@@ -304,7 +312,7 @@ s_decode (const void *data, size_t size, size_t payload_room)
     self->seq = scanned.seq;
     self->recorded_time_us = scanned.recorded_time_us;
     if ((scanned.attributes || scanned.unknown_size) &&
-        s_decode_rest (self, data, size, scanned.unknown_size))
+        s_decode_rest (self, data, size, scanned.attributes, scanned.unknown_size))
         hd_event_destroy (&self);
     return self;
 }
@@ -563,15 +571,8 @@ hd_event_set_attribute (hd_event_t *self, const char *key, const char *value)
         }
         return 0;
     }
-    if (entry) {
-        uint32_t offset = entry->value, length = entry->value_length;
-        if (s_text_set (self, &offset, &length, value, strlen (value)))
-            return -1;
-        //  The entry may have moved with a rebuild of text; its index did not
-        self->attributes[index].value = offset;
-        self->attributes[index].value_length = length;
-        return 0;
-    }
+    if (entry)
+        return s_text_set (self, &entry->value, &entry->value_length, value, strlen (value));
     return s_attribute_push (self, key, strlen (key), value, strlen (value));
 }
 
@@ -605,10 +606,7 @@ hd_event_set_payload (hd_event_t *self, const void *data, size_t size)
     zmq_msg_t payload;
     if (hd_msg_init_copy (&payload, data, size))
         return -1;
-    zmq_msg_close (&self->payload_frame);
-    zmq_msg_init (&self->payload_frame);
-    zmq_msg_move (&self->payload_frame, &payload);
-    zmq_msg_close (&payload);
+    zmq_msg_move (&self->payload_frame, &payload); // releases the old frame
     self->payload_in_text = false;
     self->payload_size = 0;
     return 0;

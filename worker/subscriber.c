@@ -15,10 +15,9 @@ struct _hd_subscriber_t {
     zsock_t *sub;
     zsock_t *reporter; // DEALER to the broker, NULL without a broker endpoint
     char *name;
-    zhashx_t *last_seq; // type → last type_seq seen (uint64_t *)
+    zhashx_t *last_seq; // type → s_type_counter_t
     //  The last type looked up: events come in runs of one type
-    char *recent_type;
-    uint64_t *recent_last;
+    struct _s_type_counter_t *recent;
     uint64_t epoch;
     bool have_epoch;
     uint64_t received;
@@ -39,6 +38,12 @@ s_set_error (hd_subscriber_t *self, const char *format, ...)
     vsnprintf (self->error, sizeof self->error, format, args);
     va_end (args);
 }
+
+//  A type's last type_seq seen, with the type it counts
+typedef struct _s_type_counter_t {
+    uint64_t last;
+    char type[];
+} s_type_counter_t;
 
 static void
 s_counter_free (void **item)
@@ -96,7 +101,6 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
         zsock_destroy (&self->reporter);
     }
     zhashx_destroy (&self->last_seq);
-    free (self->recent_type);
     for (size_t index = 0; index < self->queue_count; index++)
         hd_event_destroy (&self->queue[self->queue_head + index]);
     free (self->queue);
@@ -141,23 +145,22 @@ s_send_report (hd_subscriber_t *self)
 static uint64_t *
 s_type_counter (hd_subscriber_t *self, const char *type)
 {
-    if (self->recent_type && strcmp (self->recent_type, type) == 0)
-        return self->recent_last;
-    uint64_t *last = zhashx_lookup (self->last_seq, type);
-    if (!last) {
-        last = calloc (1, sizeof *last);
-        if (!last || zhashx_insert (self->last_seq, type, last)) {
-            free (last);
+    if (self->recent && strcmp (self->recent->type, type) == 0)
+        return &self->recent->last;
+    s_type_counter_t *counter = zhashx_lookup (self->last_seq, type);
+    if (!counter) {
+        size_t size = strlen (type) + 1;
+        counter = calloc (1, sizeof *counter + size);
+        if (!counter)
+            return NULL;
+        memcpy (counter->type, type, size);
+        if (zhashx_insert (self->last_seq, type, counter)) {
+            free (counter);
             return NULL;
         }
     }
-    char *recent = strdup (type);
-    if (recent) {
-        free (self->recent_type);
-        self->recent_type = recent;
-        self->recent_last = last;
-    }
-    return last;
+    self->recent = counter;
+    return &counter->last;
 }
 
 //  Account for one event's epoch and type_seq: a jump in type_seq is a loss.
@@ -166,8 +169,7 @@ s_track_gap (hd_subscriber_t *self, const char *type, uint64_t epoch, uint64_t t
 {
     if (!self->have_epoch || epoch != self->epoch) {
         zhashx_purge (self->last_seq);
-        free (self->recent_type);
-        self->recent_type = NULL;
+        self->recent = NULL;
         self->epoch = epoch;
         self->have_epoch = true;
     }
