@@ -198,11 +198,10 @@ static size_t
 s_encode_item (uint8_t *out, const uint8_t *varints, size_t varints_size, const void *envelope,
                size_t envelope_size, const void *payload, size_t payload_size)
 {
-    uint8_t length[10];
     //  A submessage is always written, even when empty
-    size_t inner = varints_size + 1 + hd_varint_encode (length, envelope_size) + envelope_size;
+    size_t inner = varints_size + hd_bytes_field_size (envelope_size);
     if (payload_size)
-        inner += 1 + hd_varint_encode (length, payload_size) + payload_size;
+        inner += hd_bytes_field_size (payload_size);
     out[0] = 1 << 3 | 2;
     size_t size = 1 + hd_varint_encode (out + 1, inner);
     memcpy (out + size, varints, varints_size);
@@ -302,10 +301,9 @@ hd_decode_delivery (const uint8_t **cursor, const uint8_t *end, hd_delivery_view
 static size_t
 s_publish_inner_size (uint64_t corr, size_t event_size, size_t payload_size)
 {
-    size_t inner =
-        (corr ? 1 + hd_varint_size (corr) : 0) + 1 + hd_varint_size (event_size) + event_size;
+    size_t inner = (corr ? hd_varint_field_size (corr) : 0) + hd_bytes_field_size (event_size);
     if (payload_size)
-        inner += 1 + hd_varint_size (payload_size) + payload_size;
+        inner += hd_bytes_field_size (payload_size);
     return inner;
 }
 
@@ -313,7 +311,7 @@ size_t
 hd_publish_item_size (uint64_t corr, size_t event_size, size_t payload_size)
 {
     size_t inner = s_publish_inner_size (corr, event_size, payload_size);
-    return 1 + hd_varint_size (inner) + inner;
+    return hd_bytes_field_size (inner);
 }
 
 int

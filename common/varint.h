@@ -76,6 +76,20 @@ hd_varint_size (uint64_t value)
     return size;
 }
 
+//  Bytes of a field whose tag takes one byte (field numbers 1..15): a
+//  varint value, or size bytes after their length.
+static inline size_t
+hd_varint_field_size (uint64_t value)
+{
+    return 1 + hd_varint_size (value);
+}
+
+static inline size_t
+hd_bytes_field_size (size_t size)
+{
+    return 1 + hd_varint_size (size) + size;
+}
+
 //  One protobuf field, as hd_proto_field_read finds it.
 typedef struct {
     uint32_t number;

@@ -338,18 +338,11 @@ hd_event_decode_bytes (const void *envelope, size_t size, const void *payload, s
     return self;
 }
 
-//  The bytes of a length-delimited field with a one-byte tag.
-static size_t
-s_bytes_field_size (size_t size)
-{
-    return 1 + hd_varint_size (size) + size;
-}
-
 static size_t
 s_attribute_size (const s_attribute_t *entry)
 {
-    return (entry->key_length ? s_bytes_field_size (entry->key_length) : 0) +
-           (entry->value_length ? s_bytes_field_size (entry->value_length) : 0);
+    return (entry->key_length ? hd_bytes_field_size (entry->key_length) : 0) +
+           (entry->value_length ? hd_bytes_field_size (entry->value_length) : 0);
 }
 
 //  Tags of fields 16 and up take two bytes
@@ -368,9 +361,9 @@ hd_event_encoded_size (const hd_event_t *self)
                   self->unknown_size;
     for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
         if (self->length[index])
-            size += s_bytes_field_size (self->length[index]);
+            size += hd_bytes_field_size (self->length[index]);
     for (size_t index = 0; index < self->attribute_count; index++)
-        size += s_bytes_field_size (s_attribute_size (&self->attributes[index]));
+        size += hd_bytes_field_size (s_attribute_size (&self->attributes[index]));
     return size;
 }
 
