@@ -47,8 +47,9 @@ struct _s_pending_t {
     s_list_t *list; // the list holding this entry
     uint64_t corr;
     hd_event_t *event;
-    int64_t due_ms; // on waiting: when to send again
-    bool sent;      // sent at least once (a further send is a resend)
+    size_t event_size; // encoded, without the payload: events do not change once published
+    int64_t due_ms;    // on waiting: when to send again
+    bool sent;         // sent at least once (a further send is a resend)
 };
 
 struct _hd_publisher_t {
@@ -240,12 +241,12 @@ s_batchable (s_pending_t *entry)
 //  Sends the first count entries of the outbox as one PUBLISHES. Returns 0
 //  or -1 (EAGAIN: nothing was sent).
 static int
-s_send_batch (hd_publisher_t *self, size_t count, const size_t *event_sizes)
+s_send_batch (hd_publisher_t *self, size_t count)
 {
     size_t size = 0;
     s_pending_t *entry = self->outbox.head;
     for (size_t index = 0; index < count; index++, entry = entry->next)
-        size += hd_publish_item_size (entry->corr, event_sizes[index],
+        size += hd_publish_item_size (entry->corr, entry->event_size,
                                       hd_event_payload_size (entry->event));
     zmq_msg_t body;
     if (zmq_msg_init_size (&body, size) != 0)
@@ -255,7 +256,7 @@ s_send_batch (hd_publisher_t *self, size_t count, const size_t *event_sizes)
     entry = self->outbox.head;
     for (size_t index = 0; index < count; index++, entry = entry->next) {
         uint8_t *event_at;
-        written += hd_encode_publish_item (out + written, entry->corr, event_sizes[index],
+        written += hd_encode_publish_item (out + written, entry->corr, entry->event_size,
                                            hd_event_payload (entry->event),
                                            hd_event_payload_size (entry->event), &event_at);
         hd_event_encode_into (entry->event, event_at);
@@ -288,16 +289,15 @@ s_mark_sent (hd_publisher_t *self, size_t count)
 
 //  How many entries from the head of the outbox go into one PUBLISHES.
 static size_t
-s_batch_size (hd_publisher_t *self, size_t *event_sizes)
+s_batch_size (hd_publisher_t *self)
 {
     size_t count = 0, bytes = 0;
     for (s_pending_t *entry = self->outbox.head;
          entry && count < S_BATCH_EVENTS_MAX && s_batchable (entry); entry = entry->next) {
-        size_t event_size = hd_event_encoded_size (entry->event);
-        bytes += event_size + hd_event_payload_size (entry->event) + HD_DELIVERY_OVERHEAD;
+        bytes += entry->event_size + hd_event_payload_size (entry->event) + HD_DELIVERY_OVERHEAD;
         if (count > 0 && bytes > S_BATCH_BYTES_MAX)
             break;
-        event_sizes[count++] = event_size;
+        count++;
     }
     return count;
 }
@@ -324,11 +324,10 @@ s_flush_outbox (hd_publisher_t *self, bool force)
         size_t unconfirmed = hd_hashmap_size (self->pending) - self->outbox.count;
         if (!force && unconfirmed >= hold && self->outbox.count < batch_events)
             break;
-        size_t event_sizes[S_BATCH_EVENTS_MAX];
-        size_t count = s_batch_size (self, event_sizes);
+        size_t count = s_batch_size (self);
         if (count <= 1)
             count = s_send (self, self->outbox.head) ? 0 : 1;
-        else if (s_send_batch (self, count, event_sizes))
+        else if (s_send_batch (self, count))
             count = 0;
         self->blocked = count == 0;
         if (count == 0)
@@ -562,6 +561,7 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     }
     entry->corr = ++self->next_corr;
     entry->event = *event_p;
+    entry->event_size = hd_event_encoded_size (entry->event);
     if (hd_hashmap_insert (self->pending, entry->corr, entry)) {
         free (entry);
         s_set_error (self, "out of memory");

@@ -143,28 +143,6 @@ hd_seen_expire (hd_seen_t *self, int64_t now_ms)
     }
 }
 
-//  (source, id) as a key: in buffer when it fits, else malloc'ed (the
-//  caller frees a key that is not buffer). NULL when out of memory.
-#define S_KEY_INLINE 512
-typedef union {
-    hd_key_t key;
-    char bytes[sizeof (hd_key_t) + S_KEY_INLINE];
-} s_key_buffer_t;
-
-static hd_key_t *
-s_key_make (s_key_buffer_t *buffer, const char *source, const char *id)
-{
-    size_t source_size = strlen (source), id_size = strlen (id);
-    if (source_size + 1 + id_size > S_KEY_INLINE)
-        return hd_key_new (source, id);
-    hd_key_t *key = &buffer->key;
-    key->size = source_size + 1 + id_size;
-    memcpy (key->data, source, source_size);
-    key->data[source_size] = 0;
-    memcpy (key->data + source_size + 1, id, id_size);
-    return key;
-}
-
 int
 hd_seen_add (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms)
 {
@@ -212,26 +190,18 @@ hd_seen_has (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms
 int
 hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
 {
-    s_key_buffer_t buffer;
-    hd_key_t *key = s_key_make (&buffer, source, id);
-    if (!key)
-        return -1;
-    int rc = hd_seen_add (self, key, hd_key_hash (key), now_ms);
-    if (key != &buffer.key)
-        free (key);
+    hd_key_t *key = hd_key_new (source, id);
+    int rc = key ? hd_seen_add (self, key, hd_key_hash (key), now_ms) : -1;
+    free (key);
     return rc;
 }
 
 bool
 hd_seen_contains (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
 {
-    s_key_buffer_t buffer;
-    hd_key_t *key = s_key_make (&buffer, source, id);
-    if (!key)
-        return false;
-    bool found = hd_seen_has (self, key, hd_key_hash (key), now_ms);
-    if (key != &buffer.key)
-        free (key);
+    hd_key_t *key = hd_key_new (source, id);
+    bool found = key && hd_seen_has (self, key, hd_key_hash (key), now_ms);
+    free (key);
     return found;
 }
 
