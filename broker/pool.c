@@ -76,9 +76,8 @@ struct _hd_pool_t {
     uint8_t *matches; // per type id: 0 unknown, 1 matches, 2 does not
     size_t matches_size;
     hd_hashmap_t *entries; // seq -> s_entry_t
-    s_entry_t *spare;      // freed entries kept for reuse, linked by next
-    size_t spare_count;
-    hd_hashmap_t *keys; // key hash -> s_key_t (owned)
+    hd_reuse_t spare;      // freed entries kept for reuse
+    hd_hashmap_t *keys;    // key hash -> s_key_t (owned)
     size_t blocked;
     hd_hashmap_t *dead;   // seq -> s_dead_t (owned)
     zlistx_t *dead_order; // s_dead_t, oldest first
@@ -324,17 +323,13 @@ s_record_seq (hd_pool_t *self, Herald__StateOp__OpCase which, uint64_t seq, uint
 
 //  Entries come and go once per event: a few thousand are kept for reuse
 //  rather than handed back to malloc
-static const size_t s_spare_entries_max = HD_SPARE_MAX (4096);
+#define S_SPARE_ENTRIES 4096
 
 static s_entry_t *
 s_entry_new (hd_pool_t *self, uint64_t seq, uint32_t attempt, int64_t now)
 {
-    s_entry_t *entry = self->spare;
-    if (entry) {
-        self->spare = entry->next;
-        self->spare_count--;
-        memset (entry, 0, sizeof *entry);
-    } else if (!(entry = calloc (1, sizeof *entry)))
+    s_entry_t *entry = hd_reuse_take (&self->spare, sizeof *entry);
+    if (!entry)
         return NULL;
     entry->seq = seq;
     entry->attempt = attempt;
@@ -449,12 +444,7 @@ s_entry_free (hd_pool_t *self, s_entry_t *entry)
     hd_hashmap_remove (self->entries, entry->seq, entry);
     if (entry->error)
         free (entry->error);
-    if (self->spare_count < s_spare_entries_max) {
-        entry->next = self->spare;
-        self->spare = entry;
-        self->spare_count++;
-    } else
-        free (entry);
+    hd_reuse_keep (&self->spare, entry);
 }
 
 //  --------------------------------------------------------------------------
@@ -613,6 +603,7 @@ hd_pool_new (uint32_t id, const char *name, const char *filter, const hd_pool_co
     self->config = *config;
     self->hooks = *hooks;
     self->start_seq = self->cursor = start_seq;
+    hd_reuse_init (&self->spare, S_SPARE_ENTRIES);
     self->entries = hd_hashmap_new ();
     self->keys = hd_hashmap_new ();
     self->dead = hd_hashmap_new ();
@@ -643,11 +634,7 @@ hd_pool_destroy (hd_pool_t **self_p)
         }
         hd_hashmap_destroy (&self->entries);
     }
-    while (self->spare) {
-        s_entry_t *entry = self->spare;
-        self->spare = entry->next;
-        free (entry);
-    }
+    hd_reuse_drain (&self->spare);
     if (self->keys) {
         size_t key_cursor = 0;
         for (s_key_t *key; (key = hd_hashmap_next (self->keys, &key_cursor));)

@@ -60,8 +60,7 @@ struct _hd_publisher_t {
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
     hd_hashmap_t *pending; // corr → s_pending_t *
-    s_pending_t *spare;    // settled entries kept for reuse, at most a window of them
-    size_t spare_count;
+    hd_reuse_t spare;      // settled entries kept for reuse, at most a window of them
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -146,6 +145,7 @@ hd_publisher_new (const char *broker_endpoint, const char *source)
     if (!self)
         return NULL;
     self->window = 1000;
+    hd_reuse_init (&self->spare, self->window);
     self->retry_ms = 3000;
     self->source = source && *source ? strdup (source) : zsys_hostname ();
     if (!self->source)
@@ -187,11 +187,7 @@ hd_publisher_destroy (hd_publisher_t **self_p)
         }
         hd_hashmap_destroy (&self->pending);
     }
-    while (self->spare) {
-        s_pending_t *entry = self->spare;
-        self->spare = entry->next;
-        free (entry);
-    }
+    hd_reuse_drain (&self->spare);
     free (self->source);
     free (self);
     *self_p = NULL;
@@ -201,6 +197,7 @@ void
 hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
 {
     self->window = window ? window : 1;
+    self->spare.max = HD_SPARE_MAX ((size_t) self->window);
 }
 
 void
@@ -353,14 +350,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
-    size_t spare_max = HD_SPARE_MAX ((size_t) self->window);
-    if (self->spare_count >= spare_max) {
-        free (entry);
-        return;
-    }
-    entry->next = self->spare;
-    self->spare = entry;
-    self->spare_count++;
+    hd_reuse_keep (&self->spare, entry);
 }
 
 static void
@@ -550,12 +540,8 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
             return -1;
         }
     }
-    s_pending_t *entry = self->spare;
-    if (entry) {
-        self->spare = entry->next;
-        self->spare_count--;
-        memset (entry, 0, sizeof *entry);
-    } else if (!(entry = calloc (1, sizeof *entry))) {
+    s_pending_t *entry = hd_reuse_take (&self->spare, sizeof *entry);
+    if (!entry) {
         s_set_error (self, "out of memory");
         return -1;
     }

@@ -176,8 +176,7 @@ typedef struct {
     size_t progress_count;
     size_t progress_capacity;
     //  Finished jobs kept for reuse: one comes and goes per event
-    hd_delivery_t *spare_jobs;
-    size_t spare_count;
+    hd_reuse_t spare_jobs; // the I/O thread's jobs, kept for reuse
 } s_io_t;
 
 static void
@@ -222,36 +221,21 @@ s_job_destroy (hd_delivery_t **job_p)
     *job_p = NULL;
 }
 
-static const size_t s_spare_jobs_max = HD_SPARE_MAX (1024);
-
 //  s_job_destroy for the I/O thread: the job's memory is kept for reuse.
 static void
 s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
 {
-    hd_delivery_t *job = *job_p;
-    if (!job)
+    if (!*job_p)
         return;
-    if (io->spare_count >= s_spare_jobs_max) {
-        s_job_destroy (job_p);
-        return;
-    }
-    s_job_clear (job);
-    job->next = io->spare_jobs;
-    io->spare_jobs = job;
-    io->spare_count++;
+    s_job_clear (*job_p);
+    hd_reuse_keep (&io->spare_jobs, *job_p);
     *job_p = NULL;
 }
 
 static hd_delivery_t *
 s_io_job_new (s_io_t *io)
 {
-    hd_delivery_t *job = io->spare_jobs;
-    if (!job)
-        return calloc (1, sizeof *job);
-    io->spare_jobs = job->next;
-    io->spare_count--;
-    memset (job, 0, sizeof *job);
-    return job;
+    return hd_reuse_take (&io->spare_jobs, sizeof (hd_delivery_t));
 }
 
 //  ---------------------------------------------------------------------
@@ -1026,6 +1010,7 @@ s_io_thread (void *arg)
     s_io_t io_state = {0};
     s_io_t *io = &io_state;
     io->worker = self;
+    hd_reuse_init (&io->spare_jobs, 1024);
     io->heartbeat_ms = S_HEARTBEAT_DEFAULT_MS;
     io->liveness = S_LIVENESS_DEFAULT;
     io->ack_wait_ms = 30000;
@@ -1095,11 +1080,7 @@ s_io_thread (void *arg)
     }
     hd_seen_destroy (&io->seen);
     hd_hashmap_destroy (&io->jobs);
-    while (io->spare_jobs) {
-        hd_delivery_t *job = io->spare_jobs;
-        io->spare_jobs = job->next;
-        free (job);
-    }
+    hd_reuse_drain (&io->spare_jobs);
     free (io->ack_seq);
     free (io->ack_attempt);
     free (io->progress_seq);
