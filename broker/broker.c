@@ -612,9 +612,13 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
         event->text[HD_ENVELOPE_TYPE].data; // not NUL-terminated: used with type_size
     size_t type_size = event->text[HD_ENVELOPE_TYPE].size;
     const hd_text_t *key = &event->text[HD_ENVELOPE_PARTITION_KEY];
+    bool pooled = false;
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
-        if (hd_pool_matches (pool, type, type_size) && hd_pool_full (pool)) {
+        if (!hd_pool_matches (pool, type, type_size))
+            continue;
+        pooled = true;
+        if (hd_pool_full (pool)) {
             char reason[200];
             snprintf (reason, sizeof reason, "pool '%s' holds --max-pending events",
                       hd_pool_name (pool));
@@ -652,7 +656,7 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     }
     if (hd_log_append (self->log, recorded_us, type, type_size,
                        hd_log_key_hash (key->data ? key->data : "", key->size), &pending->envelope,
-                       &pending->payload) != seq) {
+                       &pending->payload, pooled) != seq) {
         zmq_msg_close (&pending->envelope);
         zmq_msg_close (&pending->payload);
         self->storage_rejects++;
@@ -663,7 +667,7 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     //  Remembered now so a second copy in this same turn is a duplicate too,
     //  and counted in the pools now so --max-pending holds within a turn
     hd_dedup_insert_key (self->dedup, identity, seq, now);
-    for (size_t index = 0; index < self->pool_count; index++)
+    for (size_t index = 0; pooled && index < self->pool_count; index++)
         if (hd_pool_matches (self->pools[index], type, type_size))
             hd_pool_notify (self->pools[index], seq);
     memcpy (pending->type, type, type_size);

@@ -581,12 +581,31 @@ s_cache_grow (hd_log_t *self)
     return 0;
 }
 
-//  Caching is best effort: a record that does not fit (or no memory)
-//  empties the cache, which must stay a contiguous run of seqs.
-static void
-s_cache_add (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload)
+//  The cached frames of seq, or NULL when seq is outside the cache or only
+//  holds its place there
+static s_cached_t *
+s_cache_find (hd_log_t *self, uint64_t seq)
 {
-    size_t cost = zmq_msg_size (envelope) + zmq_msg_size (payload) + sizeof (s_cached_t);
+    if (seq < self->cache_first || seq - self->cache_first >= self->cache_count)
+        return NULL;
+    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
+    return zmq_msg_size (&cached->envelope) ? cached : NULL;
+}
+
+//  Caching is best effort: a record that does not fit (or no memory)
+//  empties the cache, which must stay a contiguous run of seqs. A record
+//  not worth caching keeps its place with empty frames (an Event is never
+//  empty, so an empty envelope reads as "not cached").
+static void
+s_cache_add (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload, bool keep)
+{
+    if (!keep && self->cache_count == 0) {
+        self->cache_first = seq + 1;
+        return;
+    }
+    size_t cost = sizeof (s_cached_t);
+    if (keep)
+        cost += zmq_msg_size (envelope) + zmq_msg_size (payload);
     if (cost > self->cache_limit || (self->cache_count == self->cache_max && s_cache_grow (self))) {
         while (self->cache_count)
             s_cache_drop_oldest (self);
@@ -600,8 +619,10 @@ s_cache_add (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *paylo
     s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
     zmq_msg_init (&cached->envelope);
     zmq_msg_init (&cached->payload);
-    zmq_msg_copy (&cached->envelope, envelope);
-    zmq_msg_copy (&cached->payload, payload);
+    if (keep) {
+        zmq_msg_copy (&cached->envelope, envelope);
+        zmq_msg_copy (&cached->payload, payload);
+    }
     self->cache_count++;
     self->cache_used += cost;
 }
@@ -1176,7 +1197,7 @@ hd_log_bytes (hd_log_t *self)
 
 uint64_t
 hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
-               uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload)
+               uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload, bool cache)
 {
     if (!type || type_size == 0 || type_size > 255 || !envelope || !payload) {
         errno = EINVAL;
@@ -1253,7 +1274,7 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     self->buffer_size += record_size;
     self->bytes += record_size;
     if (self->cache_limit)
-        s_cache_add (self, seq, envelope, payload);
+        s_cache_add (self, seq, envelope, payload, cache && envelope_size > 0);
     return self->next_seq++;
 }
 
@@ -1502,9 +1523,9 @@ s_record_bytes (hd_log_t *self, s_segment_t *segment, uint64_t index, size_t *si
 bool
 hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view)
 {
-    if (seq < self->cache_first || seq - self->cache_first >= self->cache_count)
+    s_cached_t *cached = s_cache_find (self, seq);
+    if (!cached)
         return false;
-    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
     view->envelope = zmq_msg_data (&cached->envelope);
     view->envelope_size = zmq_msg_size (&cached->envelope);
     view->payload = zmq_msg_data (&cached->payload);
@@ -1519,8 +1540,8 @@ hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *paylo
         errno = ENOENT;
         return -1;
     }
-    if (seq >= self->cache_first && seq - self->cache_first < self->cache_count) {
-        s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
+    s_cached_t *cached = s_cache_find (self, seq);
+    if (cached) {
         zmq_msg_init (envelope);
         zmq_msg_init (payload);
         zmq_msg_copy (envelope, &cached->envelope);

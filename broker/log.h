@@ -70,11 +70,12 @@ uint64_t hd_log_next_seq (hd_log_t *self);
 //  Bytes on disk (all segments), including appended but unflushed bytes.
 uint64_t hd_log_bytes (hd_log_t *self);
 
-//  Append the record for hd_log_next_seq (). The frames are shared with the
-//  cache (zmq_msg_copy), not consumed. type must be 1..255 bytes. Returns the
-//  seq, or 0 with errno set.
+//  Append the record for hd_log_next_seq (). With cache, the frames are
+//  also kept in the hot cache (shared, zmq_msg_copy), for a record that
+//  will be read back soon (a pool's delivery); they are never consumed.
+//  type must be 1..255 bytes. Returns the seq, or 0 with errno set.
 uint64_t hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
-                        uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload);
+                        uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload, bool cache);
 
 //  Make everything appended so far durable according to the policy: write,
 //  then fdatasync (always; interval: when due; never: not at all). Returns

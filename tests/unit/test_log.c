@@ -229,7 +229,7 @@ s_content (uint64_t seq, s_content_t *content)
 }
 
 static uint64_t
-s_append_sized (hd_log_t *log, uint64_t seq, size_t payload_size)
+s_append_cached (hd_log_t *log, uint64_t seq, size_t payload_size, bool cache)
 {
     s_content_t content;
     s_content (seq, &content);
@@ -239,14 +239,20 @@ s_append_sized (hd_log_t *log, uint64_t seq, size_t payload_size)
     assert_int_equal (zmq_msg_init_size (&payload, payload_size), 0);
     for (size_t index = 0; index < payload_size; index++)
         ((char *) zmq_msg_data (&payload))[index] = (char) (seq * 31 + index);
-    uint64_t got =
-        hd_log_append (log, content.recorded_us, content.type, content.type_size,
-                       hd_log_key_hash (content.key, strlen (content.key)), &envelope, &payload);
+    uint64_t got = hd_log_append (log, content.recorded_us, content.type, content.type_size,
+                                  hd_log_key_hash (content.key, strlen (content.key)), &envelope,
+                                  &payload, cache);
     //  Not consumed: the caller still owns its frames
     assert_int_equal (zmq_msg_size (&envelope), content.envelope_size);
     zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
     return got;
+}
+
+static uint64_t
+s_append_sized (hd_log_t *log, uint64_t seq, size_t payload_size)
+{
+    return s_append_cached (log, seq, payload_size, true);
 }
 
 static uint64_t
@@ -461,6 +467,51 @@ test_round_trip_disk (void **state)
     free (dir);
 }
 
+//  Records appended without caching (events no pool takes) are read from
+//  the write buffer or the disk; the cached ones around them still peek,
+//  and the places they hold in the cache cost no frames
+static void
+test_uncached_records (void **state)
+{
+    char *dir = s_tempdir ();
+    hd_log_config_t config = s_config (dir, 4096, 1 << 16);
+    hd_log_t *log = s_open (&config, NULL);
+    s_content_t content;
+    for (uint64_t seq = 1; seq <= 40; seq++) {
+        s_content (seq, &content);
+        bool cache = (seq > 10 && seq <= 20) || seq > 30;
+        assert_int_equal (s_append_cached (log, seq, content.payload_size, cache), seq);
+    }
+    for (int flushed = 0; flushed < 2; flushed++) {
+        hd_log_view_t view;
+        for (uint64_t seq = 1; seq <= 40; seq++) {
+            bool cached = (seq > 10 && seq <= 20) || seq > 30;
+            assert_int_equal (hd_log_peek (log, seq, &view), cached);
+            s_check (log, seq);
+        }
+        assert_int_equal (hd_log_flush (log, 0), 0);
+    }
+    hd_log_destroy (&log);
+
+    //  Records not kept while the cache is empty take no place in it: the
+    //  first kept one starts it
+    config.cache_bytes = 2000;
+    log = s_open (&config, NULL);
+    uint64_t first = hd_log_next_seq (log);
+    for (uint64_t seq = first; seq < first + 50; seq++) {
+        s_content (seq, &content);
+        assert_int_equal (s_append_cached (log, seq, content.payload_size, seq == first + 49), seq);
+    }
+    hd_log_view_t view;
+    assert_true (hd_log_peek (log, first + 49, &view));
+    assert_false (hd_log_peek (log, first + 48, &view));
+    for (uint64_t seq = 1; seq < first + 50; seq++)
+        s_check (log, seq);
+    hd_log_destroy (&log);
+    s_remove_tree (dir);
+    free (dir);
+}
+
 static void
 test_append_validation (void **state)
 {
@@ -473,17 +524,17 @@ test_append_validation (void **state)
     char type[256];
     memset (type, 't', sizeof type);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, type, 0, 0, &envelope, &payload), 0);
+    assert_int_equal (hd_log_append (log, 1, type, 0, 0, &envelope, &payload, true), 0);
     assert_int_equal (errno, EINVAL);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, type, 256, 0, &envelope, &payload), 0);
+    assert_int_equal (hd_log_append (log, 1, type, 256, 0, &envelope, &payload, true), 0);
     assert_int_equal (errno, EINVAL);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, NULL, 3, 0, &envelope, &payload), 0);
+    assert_int_equal (hd_log_append (log, 1, NULL, 3, 0, &envelope, &payload, true), 0);
     assert_int_equal (errno, EINVAL);
     assert_int_equal (hd_log_next_seq (log), 1);
     //  255 bytes of type and empty frames are fine
-    assert_int_equal (hd_log_append (log, 1, type, 255, 0, &envelope, &payload), 1);
+    assert_int_equal (hd_log_append (log, 1, type, 255, 0, &envelope, &payload, true), 1);
     assert_int_equal (hd_log_flush (log, 0), 0);
     hd_log_destroy (&log);
     log = s_open (&config, NULL);
@@ -1056,7 +1107,7 @@ test_meta_and_types (void **state)
     for (int index = 0; index < 5; index++)
         assert_int_equal (hd_log_append (log, 10, types[index], strlen (types[index]),
                                          hd_log_key_hash (keys[index], strlen (keys[index])),
-                                         &frame, &frame),
+                                         &frame, &frame, true),
                           (uint64_t) index + 1);
     zmq_msg_close (&frame);
     assert_int_equal (hd_log_type_count (log), 3);
@@ -1102,7 +1153,7 @@ s_append_at (hd_log_t *log, uint64_t recorded_us)
     zmq_msg_t frame;
     zmq_msg_init_size (&frame, 20);
     memset (zmq_msg_data (&frame), 'x', 20);
-    uint64_t seq = hd_log_append (log, recorded_us, "t", 1, 0, &frame, &frame);
+    uint64_t seq = hd_log_append (log, recorded_us, "t", 1, 0, &frame, &frame, true);
     zmq_msg_close (&frame);
     return seq;
 }
@@ -1794,6 +1845,7 @@ main (void)
         cmocka_unit_test (test_key_hash),
         cmocka_unit_test (test_round_trip_cache),
         cmocka_unit_test (test_round_trip_disk),
+        cmocka_unit_test (test_uncached_records),
         cmocka_unit_test (test_append_validation),
         cmocka_unit_test (test_reopen),
         cmocka_unit_test (test_directory_created),
