@@ -853,6 +853,9 @@ s_pending_free (s_pending_t *pending)
 static void
 s_release (hd_broker_t *self, size_t count)
 {
+    //  Confirms first: the publishers' windows reopen while the fan-out
+    //  is encoded and sent
+    s_send_confirms (self, count);
     for (size_t index = 0; index < count; index++) {
         s_pending_t *pending = &self->pending[index];
         if (pending->duplicate)
@@ -866,7 +869,6 @@ s_release (hd_broker_t *self, size_t count)
         self->published++;
     }
     hd_fanout_flush (self->fanout);
-    s_send_confirms (self, count);
     for (size_t index = 0; index < count; index++)
         s_pending_free (&self->pending[index]);
     memmove (self->pending, self->pending + count,
