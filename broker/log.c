@@ -1,6 +1,6 @@
 /*  log — segment files of CRC32C-framed records, a compact in-memory index
     per segment (12 bytes a record plus a time sample every 256 records), a
-    ring of recent records shared with the broker's messages, and group
+    hot cache of recent records shared with the broker's messages (cache.c), and group
     commit: appends go to one write buffer that hd_log_flush writes and
     fdatasyncs once.
 
@@ -10,11 +10,12 @@
       recovery has a hole after its records (up to the next segment);
     - unflushed bytes are a suffix: the last one or few segments, whose
       bytes from `flushed` on sit in the write buffer, in segment order;
-    - the cache holds the contiguous seqs cache_first .. + cache_count - 1.
+    - the cache holds no seq at or past next_seq.
 */
 #include "log.h"
 #include "buffer.h"
 #include "bytes.h"
+#include "cache.h"
 #include "crc32c.h"
 #include "file.h"
 #include "spare.h"
@@ -78,18 +79,12 @@ typedef struct {
     uint32_t hash;
 } s_type_t;
 
-typedef struct {
-    zmq_msg_t envelope;
-    zmq_msg_t payload;
-} s_cached_t;
-
 struct _hd_log_t {
     char *directory;
     int dir_fd;
     size_t segment_size;
     hd_fsync_t fsync;
     int64_t fsync_interval_ms;
-    size_t cache_limit;
 
     s_segment_t **segments;
     size_t segment_count, segment_max;
@@ -109,9 +104,7 @@ struct _hd_log_t {
     uint64_t syncs;
     uint64_t clock; // read clock for the fd LRU
 
-    s_cached_t *cache; // ring indexed by seq & (cache_max - 1)
-    size_t cache_max, cache_count, cache_used;
-    uint64_t cache_first;
+    hd_cache_t *cache; // NULL when cache_bytes is 0
 
     s_type_t *types; // by id
     uint32_t type_count, types_max;
@@ -524,107 +517,6 @@ s_segment_fd (hd_log_t *self, s_segment_t *segment)
     if (segment->fd >= 0)
         s_trim_fds (self);
     return segment->fd;
-}
-
-//  --------------------------------------------------------------------------
-//  Hot cache
-
-static size_t
-s_cache_cost (s_cached_t *cached)
-{
-    return zmq_msg_size (&cached->envelope) + zmq_msg_size (&cached->payload) + sizeof *cached;
-}
-
-static void
-s_cache_drop_oldest (hd_log_t *self)
-{
-    s_cached_t *cached = &self->cache[self->cache_first & (self->cache_max - 1)];
-    self->cache_used -= s_cache_cost (cached);
-    zmq_msg_close (&cached->envelope);
-    zmq_msg_close (&cached->payload);
-    self->cache_first++;
-    self->cache_count--;
-}
-
-static void
-s_cache_drop_newest (hd_log_t *self)
-{
-    uint64_t seq = self->cache_first + self->cache_count - 1;
-    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
-    self->cache_used -= s_cache_cost (cached);
-    zmq_msg_close (&cached->envelope);
-    zmq_msg_close (&cached->payload);
-    self->cache_count--;
-}
-
-static int
-s_cache_grow (hd_log_t *self)
-{
-    size_t new_max = self->cache_max ? self->cache_max * 2 : 64;
-    s_cached_t *ring = malloc (new_max * sizeof *ring);
-    if (!ring)
-        return -1;
-    for (uint64_t seq = self->cache_first; seq < self->cache_first + self->cache_count; seq++) {
-        s_cached_t *from = &self->cache[seq & (self->cache_max - 1)];
-        s_cached_t *to = &ring[seq & (new_max - 1)];
-        //  zmq_msg_t must be moved with zmq_msg_move, never memcpy'd
-        zmq_msg_init (&to->envelope);
-        zmq_msg_init (&to->payload);
-        zmq_msg_move (&to->envelope, &from->envelope);
-        zmq_msg_move (&to->payload, &from->payload);
-        zmq_msg_close (&from->envelope);
-        zmq_msg_close (&from->payload);
-    }
-    free (self->cache);
-    self->cache = ring;
-    self->cache_max = new_max;
-    return 0;
-}
-
-//  The cached frames of seq, or NULL when seq is outside the cache or only
-//  holds its place there
-static s_cached_t *
-s_cache_find (hd_log_t *self, uint64_t seq)
-{
-    if (seq < self->cache_first || seq - self->cache_first >= self->cache_count)
-        return NULL;
-    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
-    return zmq_msg_size (&cached->envelope) ? cached : NULL;
-}
-
-//  Caching is best effort: a record that does not fit (or no memory)
-//  empties the cache, which must stay a contiguous run of seqs. A record
-//  not worth caching keeps its place with empty frames (an Event is never
-//  empty, so an empty envelope reads as "not cached").
-static void
-s_cache_add (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload, bool keep)
-{
-    if (!keep && self->cache_count == 0) {
-        self->cache_first = seq + 1;
-        return;
-    }
-    size_t cost = sizeof (s_cached_t);
-    if (keep)
-        cost += zmq_msg_size (envelope) + zmq_msg_size (payload);
-    if (cost > self->cache_limit || (self->cache_count == self->cache_max && s_cache_grow (self))) {
-        while (self->cache_count)
-            s_cache_drop_oldest (self);
-        self->cache_first = seq + 1;
-        return;
-    }
-    while (self->cache_used + cost > self->cache_limit)
-        s_cache_drop_oldest (self);
-    if (self->cache_count == 0)
-        self->cache_first = seq;
-    s_cached_t *cached = &self->cache[seq & (self->cache_max - 1)];
-    zmq_msg_init (&cached->envelope);
-    zmq_msg_init (&cached->payload);
-    if (keep) {
-        zmq_msg_copy (&cached->envelope, envelope);
-        zmq_msg_copy (&cached->payload, payload);
-    }
-    self->cache_count++;
-    self->cache_used += cost;
 }
 
 //  --------------------------------------------------------------------------
@@ -1074,8 +966,13 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         self->segment_size = UINT32_MAX;
     self->fsync = config->fsync;
     self->fsync_interval_ms = config->fsync_interval_ms > 0 ? config->fsync_interval_ms : 0;
-    self->cache_limit = config->cache_bytes;
     self->next_seq = 1;
+    if (config->cache_bytes && !(self->cache = hd_cache_new (config->cache_bytes))) {
+        s_set_error (error, error_size, "out of memory");
+        hd_log_destroy (&self);
+        errno = ENOMEM;
+        return NULL;
+    }
 
     if (s_make_directory (self->directory) != 0 ||
         (self->dir_fd = open (self->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -1102,7 +999,6 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         return NULL;
     }
     self->flushed_seq = self->next_seq;
-    self->cache_first = self->next_seq;
     //  Repairs (truncation, removed files) are made durable before anyone
     //  appends after them
     if (self->fsync != HD_FSYNC_NEVER &&
@@ -1161,9 +1057,7 @@ hd_log_destroy (hd_log_t **self_p)
     for (size_t index = 0; index < self->segment_count; index++)
         s_segment_destroy (&self->segments[index]);
     free (self->segments);
-    while (self->cache_count)
-        s_cache_drop_oldest (self);
-    free (self->cache);
+    hd_cache_destroy (&self->cache);
     for (uint32_t id = 0; id < self->type_count; id++)
         free (self->types[id].name);
     free (self->types);
@@ -1273,8 +1167,8 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     segment->records_end = segment->size;
     self->buffer_size += record_size;
     self->bytes += record_size;
-    if (self->cache_limit)
-        s_cache_add (self, seq, envelope, payload, cache && envelope_size > 0);
+    if (self->cache)
+        hd_cache_add (self->cache, seq, envelope, payload, cache && envelope_size > 0);
     return self->next_seq++;
 }
 
@@ -1330,10 +1224,8 @@ s_rollback (hd_log_t *self)
         segment->last_us = segment->flushed_last_us;
         break;
     }
-    while (self->cache_count && self->cache_first + self->cache_count > self->flushed_seq)
-        s_cache_drop_newest (self);
-    if (self->cache_count == 0)
-        self->cache_first = self->flushed_seq;
+    if (self->cache)
+        hd_cache_drop_from (self->cache, self->flushed_seq);
     self->next_seq = self->flushed_seq;
     self->buffer_size = 0;
 }
@@ -1523,13 +1415,13 @@ s_record_bytes (hd_log_t *self, s_segment_t *segment, uint64_t index, size_t *si
 bool
 hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view)
 {
-    s_cached_t *cached = s_cache_find (self, seq);
-    if (!cached)
+    zmq_msg_t *envelope, *payload;
+    if (!self->cache || !hd_cache_find (self->cache, seq, &envelope, &payload))
         return false;
-    view->envelope = zmq_msg_data (&cached->envelope);
-    view->envelope_size = zmq_msg_size (&cached->envelope);
-    view->payload = zmq_msg_data (&cached->payload);
-    view->payload_size = zmq_msg_size (&cached->payload);
+    view->envelope = zmq_msg_data (envelope);
+    view->envelope_size = zmq_msg_size (envelope);
+    view->payload = zmq_msg_data (payload);
+    view->payload_size = zmq_msg_size (payload);
     return true;
 }
 
@@ -1540,12 +1432,12 @@ hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *paylo
         errno = ENOENT;
         return -1;
     }
-    s_cached_t *cached = s_cache_find (self, seq);
-    if (cached) {
+    zmq_msg_t *cached_envelope, *cached_payload;
+    if (self->cache && hd_cache_find (self->cache, seq, &cached_envelope, &cached_payload)) {
         zmq_msg_init (envelope);
         zmq_msg_init (payload);
-        zmq_msg_copy (envelope, &cached->envelope);
-        zmq_msg_copy (payload, &cached->payload);
+        zmq_msg_copy (envelope, cached_envelope);
+        zmq_msg_copy (payload, cached_payload);
         return 0;
     }
     s_segment_t *segment = s_find (self, seq);
@@ -1725,11 +1617,8 @@ hd_log_retain (hd_log_t *self, uint64_t keep_from_seq, uint64_t max_age_us, uint
         memmove (self->segments, self->segments + gone,
                  (self->segment_count - gone) * sizeof *self->segments);
         self->segment_count -= gone;
-        uint64_t first_seq = hd_log_first_seq (self);
-        while (self->cache_count && self->cache_first < first_seq)
-            s_cache_drop_oldest (self);
-        if (self->cache_count == 0 && self->cache_first < first_seq)
-            self->cache_first = first_seq;
+        if (self->cache)
+            hd_cache_drop_before (self->cache, hd_log_first_seq (self));
     }
     return deleted;
 }

@@ -22,6 +22,7 @@
 #include "../../broker/crc32c.c"
 #include "../../broker/spare.c"
 #include "../../broker/file.c"
+#include "../../broker/cache.c"
 
 #include <sys/time.h>
 

@@ -1,0 +1,236 @@
+//  cache: the run of seqs, the byte budget, places without frames, chunk
+//  boundaries.
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cache.h"
+
+#define S_PLACE_COST 128 // two zmq_msg_t: the cost of a place without frames
+
+//  Frames whose bytes say which seq they belong to
+static void
+s_frames (uint64_t seq, size_t payload_size, zmq_msg_t *envelope, zmq_msg_t *payload)
+{
+    char text[32];
+    int size = snprintf (text, sizeof text, "event-%llu", (unsigned long long) seq);
+    assert_int_equal (zmq_msg_init_size (envelope, (size_t) size), 0);
+    memcpy (zmq_msg_data (envelope), text, (size_t) size);
+    assert_int_equal (zmq_msg_init_size (payload, payload_size), 0);
+    memset (zmq_msg_data (payload), (int) (seq & 0xFF), payload_size);
+}
+
+static void
+s_add (hd_cache_t *cache, uint64_t seq, size_t payload_size, bool keep)
+{
+    zmq_msg_t envelope, payload;
+    s_frames (seq, payload_size, &envelope, &payload);
+    hd_cache_add (cache, seq, &envelope, &payload, keep);
+    zmq_msg_close (&envelope);
+    zmq_msg_close (&payload);
+}
+
+static void
+s_assert_cached (hd_cache_t *cache, uint64_t seq, size_t payload_size)
+{
+    zmq_msg_t *envelope, *payload;
+    assert_true (hd_cache_find (cache, seq, &envelope, &payload));
+    char text[32];
+    int size = snprintf (text, sizeof text, "event-%llu", (unsigned long long) seq);
+    assert_int_equal (zmq_msg_size (envelope), (size_t) size);
+    assert_memory_equal (zmq_msg_data (envelope), text, (size_t) size);
+    assert_int_equal (zmq_msg_size (payload), payload_size);
+    for (size_t index = 0; index < payload_size; index++)
+        assert_int_equal (((uint8_t *) zmq_msg_data (payload))[index], (uint8_t) (seq & 0xFF));
+}
+
+static void
+s_assert_missing (hd_cache_t *cache, uint64_t seq)
+{
+    zmq_msg_t *envelope, *payload;
+    assert_false (hd_cache_find (cache, seq, &envelope, &payload));
+}
+
+static void
+test_run_and_shared_frames (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (1 << 20);
+    assert_non_null (cache);
+    s_assert_missing (cache, 1);
+    zmq_msg_t envelope, payload;
+    s_frames (10, 200, &envelope, &payload);
+    hd_cache_add (cache, 10, &envelope, &payload, true);
+    //  Shared, not copied, and not consumed
+    zmq_msg_t *got_envelope, *got_payload;
+    assert_true (hd_cache_find (cache, 10, &got_envelope, &got_payload));
+    assert_ptr_equal (zmq_msg_data (got_payload), zmq_msg_data (&payload));
+    assert_int_equal (zmq_msg_size (&payload), 200);
+    zmq_msg_close (&envelope);
+    zmq_msg_close (&payload);
+    s_assert_cached (cache, 10, 200);
+    for (uint64_t seq = 11; seq <= 2000; seq++)
+        s_add (cache, seq, seq % 50, true);
+    assert_int_equal (hd_cache_count (cache), 1991);
+    for (uint64_t seq = 11; seq <= 2000; seq++)
+        s_assert_cached (cache, seq, seq % 50);
+    s_assert_missing (cache, 9);
+    s_assert_missing (cache, 2001);
+    hd_cache_destroy (&cache);
+    assert_null (cache);
+    hd_cache_destroy (&cache);
+}
+
+static void
+test_budget (void **state)
+{
+    //  Each record costs envelope ("event-NNNN") + payload + a place
+    size_t record = 10 + 100 + S_PLACE_COST;
+    hd_cache_t *cache = hd_cache_new (10 * record);
+    for (uint64_t seq = 1000; seq <= 1008; seq++)
+        s_add (cache, seq, 100, true);
+    assert_int_equal (hd_cache_bytes (cache), 9 * record);
+    for (uint64_t seq = 1009; seq <= 1500; seq++)
+        s_add (cache, seq, 100, true);
+    assert_int_equal (hd_cache_count (cache), 10);
+    assert_int_equal (hd_cache_bytes (cache), 10 * record);
+    s_assert_missing (cache, 1490);
+    for (uint64_t seq = 1491; seq <= 1500; seq++)
+        s_assert_cached (cache, seq, 100);
+    //  A record larger than the whole budget empties the cache
+    s_add (cache, 1501, 20 * record, true);
+    assert_int_equal (hd_cache_count (cache), 0);
+    assert_int_equal (hd_cache_bytes (cache), 0);
+    s_assert_missing (cache, 1500);
+    s_assert_missing (cache, 1501);
+    //  and the run starts again after it
+    s_add (cache, 1502, 100, true);
+    s_assert_cached (cache, 1502, 100);
+    hd_cache_destroy (&cache);
+
+    //  No budget: nothing is kept
+    cache = hd_cache_new (0);
+    s_add (cache, 1, 10, true);
+    assert_int_equal (hd_cache_count (cache), 0);
+    s_assert_missing (cache, 1);
+    hd_cache_destroy (&cache);
+}
+
+static void
+test_places_without_frames (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (1 << 20);
+    //  Not kept while the cache is empty: no place at all
+    s_add (cache, 1, 10, false);
+    s_add (cache, 2, 10, false);
+    assert_int_equal (hd_cache_count (cache), 0);
+    s_add (cache, 3, 10, true);
+    s_add (cache, 4, 10, false);
+    s_add (cache, 5, 10, true);
+    assert_int_equal (hd_cache_count (cache), 3);
+    //  A place costs its size only
+    assert_int_equal (hd_cache_bytes (cache), 2 * (7 + 10) + 3 * S_PLACE_COST);
+    s_assert_missing (cache, 2);
+    s_assert_cached (cache, 3, 10);
+    s_assert_missing (cache, 4);
+    s_assert_cached (cache, 5, 10);
+    hd_cache_destroy (&cache);
+}
+
+static void
+test_gap_restarts_run (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (1 << 20);
+    for (uint64_t seq = 1; seq <= 600; seq++)
+        s_add (cache, seq, 10, true);
+    s_add (cache, 700, 10, true); // not 601: the run starts again at 700
+    assert_int_equal (hd_cache_count (cache), 1);
+    s_assert_missing (cache, 600);
+    s_assert_cached (cache, 700, 10);
+    s_add (cache, 701, 10, true);
+    s_assert_cached (cache, 701, 10);
+    //  An earlier seq too
+    s_add (cache, 5, 10, true);
+    assert_int_equal (hd_cache_count (cache), 1);
+    s_assert_missing (cache, 701);
+    s_assert_cached (cache, 5, 10);
+    hd_cache_destroy (&cache);
+}
+
+//  Drops at and across chunk boundaries (512 places), then growth again
+static void
+test_drops_across_chunks (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (64 << 20);
+    uint64_t first = 500; // the run starts mid-chunk
+    for (uint64_t seq = first; seq < first + 3000; seq++)
+        s_add (cache, seq, 16, true);
+    hd_cache_drop_before (cache, 512);
+    assert_int_equal (hd_cache_count (cache), 3000 - 12);
+    s_assert_missing (cache, 511);
+    s_assert_cached (cache, 512, 16);
+    hd_cache_drop_before (cache, 1500);
+    s_assert_missing (cache, 1499);
+    s_assert_cached (cache, 1500, 16);
+    hd_cache_drop_from (cache, 2048); // a chunk's first place
+    s_assert_missing (cache, 2048);
+    s_assert_cached (cache, 2047, 16);
+    hd_cache_drop_from (cache, 2000);
+    assert_int_equal (hd_cache_count (cache), 500);
+    //  The run goes on from where it was cut, into new chunks
+    for (uint64_t seq = 2000; seq < 6000; seq++)
+        s_add (cache, seq, 16, true);
+    for (uint64_t seq = 1500; seq < 6000; seq++)
+        s_assert_cached (cache, seq, 16);
+    hd_cache_drop_before (cache, 6000); // everything
+    assert_int_equal (hd_cache_count (cache), 0);
+    assert_int_equal (hd_cache_bytes (cache), 0);
+    s_add (cache, 9000, 16, true);
+    s_assert_cached (cache, 9000, 16);
+    hd_cache_drop_from (cache, 1); // everything
+    assert_int_equal (hd_cache_count (cache), 0);
+    hd_cache_destroy (&cache);
+}
+
+//  A full cache turning over for a long time: the run stays contiguous
+//  and the bytes counted match what it holds
+static void
+test_turnover (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (300 * 1024);
+    for (uint64_t seq = 1; seq <= 50000; seq++)
+        s_add (cache, seq, seq % 300, seq % 7 != 0);
+    size_t count = hd_cache_count (cache);
+    assert_true (count > 1000);
+    size_t bytes = 0;
+    for (uint64_t seq = 50001 - count; seq <= 50000; seq++) {
+        if (seq % 7 == 0) {
+            s_assert_missing (cache, seq);
+            bytes += S_PLACE_COST;
+        } else {
+            s_assert_cached (cache, seq, seq % 300);
+            char text[32];
+            bytes += (size_t) snprintf (text, sizeof text, "event-%llu", (unsigned long long) seq) +
+                     seq % 300 + S_PLACE_COST;
+        }
+    }
+    assert_int_equal (hd_cache_bytes (cache), bytes);
+    assert_true (bytes <= 300 * 1024);
+    s_assert_missing (cache, 50000 - count);
+    hd_cache_destroy (&cache);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_run_and_shared_frames), cmocka_unit_test (test_budget),
+        cmocka_unit_test (test_places_without_frames), cmocka_unit_test (test_gap_restarts_run),
+        cmocka_unit_test (test_drops_across_chunks),   cmocka_unit_test (test_turnover),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
