@@ -172,6 +172,8 @@ hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *pa
     }
     while (self->used + cost > self->limit)
         s_drop_oldest (self);
+    if (!keep && self->count == 0)
+        return; // the room made emptied the cache
     if (s_chunk_for (self, seq)) {
         hd_cache_drop_from (self, self->first);
         return;

@@ -139,6 +139,15 @@ test_places_without_frames (void **state)
     s_assert_missing (cache, 4);
     s_assert_cached (cache, 5, 10);
     hd_cache_destroy (&cache);
+
+    //  A place whose room pushes out the only kept record is not made either
+    cache = hd_cache_new (7 + 10 + S_PLACE_COST + 100);
+    s_add (cache, 1, 10, true);
+    assert_int_equal (hd_cache_count (cache), 1);
+    s_add (cache, 2, 10, false);
+    assert_int_equal (hd_cache_count (cache), 0);
+    assert_int_equal (hd_cache_bytes (cache), 0);
+    hd_cache_destroy (&cache);
 }
 
 static void

@@ -316,6 +316,9 @@ s_check_missing (hd_log_t *log, uint64_t seq)
     assert_int_equal (hd_log_read (log, seq, &envelope, &payload), -1);
     assert_int_equal (errno, ENOENT);
     assert_false (hd_log_meta (log, seq, NULL, NULL));
+    //  Nor in the cache: a rolled-back or retained record must leave it
+    hd_log_view_t view;
+    assert_false (hd_log_peek (log, seq, &view));
 }
 
 static size_t
