@@ -161,8 +161,6 @@ hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *pa
 {
     if (self->count && seq != self->first + self->count)
         hd_cache_drop_from (self, self->first);
-    if (!keep && self->count == 0)
-        return; // a place before the first kept record is not worth having
     size_t cost = sizeof (s_place_t);
     if (keep)
         cost += zmq_msg_size (envelope) + zmq_msg_size (payload);
@@ -173,7 +171,7 @@ hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *pa
     while (self->used + cost > self->limit)
         s_drop_oldest (self);
     if (!keep && self->count == 0)
-        return; // the room made emptied the cache
+        return; // a place before the first kept record is not worth having
     if (s_chunk_for (self, seq)) {
         hd_cache_drop_from (self, self->first);
         return;
