@@ -93,24 +93,6 @@ s_write_all (hd_journal_t *self, int fd, const uint8_t *data, size_t size, uint6
     return hd_file_write_at (fd, data, size, offset);
 }
 
-//  Reads up to size bytes at offset; fewer only at end of file.
-static ssize_t
-s_read_all (int fd, uint8_t *data, size_t size, uint64_t offset)
-{
-    size_t done = 0;
-    while (done < size) {
-        ssize_t rc = pread (fd, data + done, size - done, (off_t) (offset + done));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -1;
-        if (rc == 0)
-            break;
-        done += (size_t) rc;
-    }
-    return (ssize_t) done;
-}
-
 //  A rename or a new file is only durable once its directory is synced.
 static int
 s_sync_directory (const char *directory)
@@ -224,7 +206,7 @@ s_recover_checkpoint (hd_journal_t *self, bool skip_corrupt, hd_journal_replay_f
         close (fd);
         return -1;
     }
-    ssize_t got = s_read_all (fd, data, file_size, 0);
+    ssize_t got = hd_file_read_at (fd, data, file_size, 0);
     int saved = errno;
     close (fd);
     if (got < 0) {
@@ -308,7 +290,7 @@ s_reader_get (s_reader_t *reader, uint64_t offset, size_t size)
     size_t want = reader->capacity - reader->length;
     if (want > reader->file_size - end)
         want = (size_t) (reader->file_size - end);
-    ssize_t got = s_read_all (reader->fd, reader->data + reader->length, want, end);
+    ssize_t got = hd_file_read_at (reader->fd, reader->data + reader->length, want, end);
     if (got < 0)
         return NULL;
     reader->length += (size_t) got;
@@ -433,7 +415,7 @@ s_recover_journal (hd_journal_t *self, uint64_t generation, bool skip_corrupt,
         reset = true;
     } else {
         uint8_t head[HD_JOURNAL_HEAD];
-        if (s_read_all (self->fd, head, sizeof head, 0) != (ssize_t) sizeof head) {
+        if (hd_file_read_at (self->fd, head, sizeof head, 0) != (ssize_t) sizeof head) {
             s_error (error, error_size, "cannot read %s: %s", self->journal_path, strerror (errno));
             return -1;
         }

@@ -212,18 +212,12 @@ s_write_at (hd_log_t *self, int fd, const uint8_t *data, size_t size, uint64_t o
 static int
 s_read_at (int fd, uint8_t *data, size_t size, uint64_t offset)
 {
-    while (size > 0) {
-        ssize_t got = pread (fd, data, size, (off_t) offset);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            if (got == 0)
-                errno = EIO;
-            return -1;
-        }
-        data += got;
-        size -= (size_t) got;
-        offset += (uint64_t) got;
+    ssize_t got = hd_file_read_at (fd, data, size, offset);
+    if (got < 0)
+        return -1;
+    if ((size_t) got < size) {
+        errno = EIO;
+        return -1;
     }
     return 0;
 }
