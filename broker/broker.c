@@ -36,6 +36,7 @@ s_wall_us (void)
 
 #define S_REPORT_MS     1000 // subscribers' report interval (PROTOCOL.md section 7)
 #define S_BATCH         512
+#define S_TURN_ARENA    (1024 * 1024) // stamped envelopes of a turn; more go to malloc
 #define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
 
@@ -50,6 +51,7 @@ typedef struct {
     zmq_msg_t envelope; // shared with the log's cache, for the fan-out
     zmq_msg_t payload;
     bool duplicate; // a resend of an event not yet durable: confirm it with it
+    bool borrowed;  // a frame points into the turn's memory (see s_pending_frames)
 } s_pending_t;
 
 struct _hd_broker_t {
@@ -62,6 +64,13 @@ struct _hd_broker_t {
     zloop_t *loop;
     hd_log_t *log;
     hd_arena_t *arena; // decodes hot-path messages; reset after each one
+    //  What pending publishes of events no pool takes borrow until the end
+    //  of the turn: stamped envelopes, and the PUBLISHES bodies that hold
+    //  their payloads (s_pending_frames)
+    hd_arena_t *turn_arena;
+    zmq_msg_t *turn_bodies;
+    size_t turn_body_count, turn_body_capacity;
+    size_t body_borrowers; // pending publishes borrowing the body being handled
     hd_journal_t *journal;
     int lock_fd;     // flock on the data directory
     bool recovering; // replaying the journal: pools must not journal again
@@ -511,22 +520,73 @@ s_valid_type (const char *type, size_t size, size_t max)
 //  The stored envelope is the publisher's Event bytes followed by the seq
 //  and recorded_time_us fields: protobuf keeps the last value of a field,
 //  so this overrides whatever the client sent without re-encoding.
+#define S_STAMP_MAX 24
+
+//  Writes the two fields at out; returns their size (at most S_STAMP_MAX).
+static size_t
+s_stamp_fields (uint8_t *out, uint64_t seq, uint64_t recorded_us)
+{
+    //  Tags of fields 20 and 21 (wire type 0) are the varints A0 01 and A8 01
+    size_t size = 0;
+    out[size++] = 0xA0;
+    out[size++] = 0x01;
+    size += hd_varint_encode (out + size, seq);
+    out[size++] = 0xA8;
+    out[size++] = 0x01;
+    size += hd_varint_encode (out + size, recorded_us);
+    return size;
+}
+
+//  The stamped envelope in memory of its own (a message that outlives the
+//  turn: the hot cache keeps it).
 static int
 s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size, uint64_t seq,
                   uint64_t recorded_us)
 {
-    //  Tags of fields 20 and 21 (wire type 0) are the varints A0 01 and A8 01
-    uint8_t suffix[24] = {0xA0, 0x01};
-    size_t size = 2;
-    size += hd_varint_encode (suffix + size, seq);
-    suffix[size++] = 0xA8;
-    suffix[size++] = 0x01;
-    size += hd_varint_encode (suffix + size, recorded_us);
+    uint8_t fields[S_STAMP_MAX];
+    size_t size = s_stamp_fields (fields, seq, recorded_us);
     if (zmq_msg_init_size (stamped, original_size + size) == -1)
         return -1;
     memcpy (zmq_msg_data (stamped), original, original_size);
-    memcpy ((uint8_t *) zmq_msg_data (stamped) + original_size, suffix, size);
+    memcpy ((uint8_t *) zmq_msg_data (stamped) + original_size, fields, size);
     return 0;
+}
+
+//  The pending publish's frames. An event no pool takes needs them only
+//  until the end of the turn (the log's write, the fan-out), so they borrow
+//  instead of owning: the stamped envelope goes into the turn's arena and a
+//  borrowed payload (a PUBLISHES item: a constant message over the body,
+//  which the turn keeps) is shared as it is. That saves two allocations and
+//  a payload copy per event. A pooled event's frames stay in the hot cache
+//  after the turn: they get memory of their own. payload_borrowed: payload
+//  is a constant message over a PUBLISHES body.
+static int
+s_pending_frames (hd_broker_t *self, s_pending_t *pending, const void *envelope,
+                  size_t envelope_size, zmq_msg_t *payload, bool payload_borrowed, bool pooled,
+                  uint64_t seq, uint64_t recorded_us)
+{
+    uint8_t *stamped =
+        pooled ? NULL : hd_arena_take (self->turn_arena, envelope_size + S_STAMP_MAX);
+    if (stamped) {
+        memcpy (stamped, envelope, envelope_size);
+        size_t size = envelope_size + s_stamp_fields (stamped + envelope_size, seq, recorded_us);
+        zmq_msg_init_data (&pending->envelope, stamped, size, NULL, NULL);
+        zmq_msg_copy (&pending->payload, payload);
+        pending->borrowed = true;
+        if (payload_borrowed)
+            self->body_borrowers++;
+        return 0;
+    }
+    int rc = payload_borrowed ? hd_msg_init_copy (&pending->payload, zmq_msg_data (payload),
+                                                  zmq_msg_size (payload))
+                              : zmq_msg_copy (&pending->payload, payload);
+    if (rc == 0 && s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, recorded_us))
+        rc = -1;
+    if (rc) {
+        zmq_msg_close (&pending->payload);
+        zmq_msg_init (&pending->envelope);
+    }
+    return rc;
 }
 
 //  Returns a reason for INVALID, or NULL when the event is acceptable.
@@ -582,6 +642,7 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     pending->corr = corr;
     pending->seq = seq;
     pending->duplicate = duplicate;
+    pending->borrowed = false;
     pending->type_size = 0;
     zmq_msg_init (&pending->envelope);
     zmq_msg_init (&pending->payload);
@@ -592,7 +653,8 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
 static void
 s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
                       const void *envelope, size_t envelope_size, zmq_msg_t *payload,
-                      const hd_envelope_t *event, const hd_dedup_key_t *identity)
+                      bool payload_borrowed, const hd_envelope_t *event,
+                      const hd_dedup_key_t *identity)
 {
     int64_t now = zclock_mono ();
     uint64_t original = hd_dedup_lookup_key (self->dedup, identity, now);
@@ -644,12 +706,10 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
         return;
     }
     self->pending_count--; // counted again once it is in the log
-    zmq_msg_init (&pending->payload);
-    zmq_msg_copy (&pending->payload, payload);
     //  One clock read: the envelope and the log's index carry the same time
     uint64_t recorded_us = s_wall_us ();
-    if (s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, recorded_us)) {
-        zmq_msg_close (&pending->payload);
+    if (s_pending_frames (self, pending, envelope, envelope_size, payload, payload_borrowed, pooled,
+                          seq, recorded_us)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         return;
@@ -677,10 +737,12 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
 
 //  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
 //  to the log and counted in its pools, or refused. payload is shared (a
-//  reference is taken), not taken.
+//  reference is taken), not taken; payload_borrowed: it is a constant
+//  message over a PUBLISHES body that the turn keeps (s_keep_body).
 static void
 s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
-                 const void *envelope, size_t envelope_size, zmq_msg_t *payload)
+                 const void *envelope, size_t envelope_size, zmq_msg_t *payload,
+                 bool payload_borrowed)
 {
     if (envelope_size > (size_t) self->config.max_envelope) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
@@ -711,8 +773,8 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
                        (uint32_t) self->config.retry_after_ms);
         return;
     }
-    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload, &event,
-                          &identity);
+    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload,
+                          payload_borrowed, &event, &identity);
     hd_dedup_key_release (&identity);
 }
 
@@ -750,11 +812,52 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     uint64_t corr = publish->corr;
     herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
     s_publish_event (self, rid, rid_size, corr, hd_frames_data (frames, 3),
-                     hd_frames_size (frames, 3), &frames->frame[4]);
+                     hd_frames_size (frames, 3), &frames->frame[4], false);
 }
 
-//  A batch: each item is a PUBLISH of its own. Payloads are copied out of
-//  the body (clients batch small events only).
+//  Whether a PUBLISHES body can lend its bytes until the end of the turn:
+//  there is room to keep the frame, and its bytes live outside the
+//  zmq_msg_t (a very small message holds them inside, and keeping it moves
+//  it).
+static bool
+s_body_lendable (hd_broker_t *self, zmq_msg_t *body)
+{
+    const uint8_t *data = zmq_msg_data (body);
+    if (data >= (const uint8_t *) body && data < (const uint8_t *) (body + 1))
+        return false;
+    if (self->turn_body_count < self->turn_body_capacity)
+        return true;
+    size_t capacity = self->turn_body_capacity ? 2 * self->turn_body_capacity : 16;
+    zmq_msg_t *bodies = realloc (self->turn_bodies, capacity * sizeof *bodies);
+    if (!bodies)
+        return false;
+    self->turn_bodies = bodies;
+    self->turn_body_capacity = capacity;
+    return true;
+}
+
+//  The turn keeps the body (moved out of the message, room made by
+//  s_body_lendable) while pending publishes borrow from it.
+static void
+s_keep_body (hd_broker_t *self, zmq_msg_t *body)
+{
+    zmq_msg_t *kept = &self->turn_bodies[self->turn_body_count++];
+    zmq_msg_init (kept);
+    zmq_msg_move (kept, body);
+}
+
+//  The end of what the turn lent: no pending publish is left.
+static void
+s_end_turn_memory (hd_broker_t *self)
+{
+    for (size_t index = 0; index < self->turn_body_count; index++)
+        zmq_msg_close (&self->turn_bodies[index]);
+    self->turn_body_count = 0;
+    hd_arena_reset (self->turn_arena);
+}
+
+//  A batch: each item is a PUBLISH of its own. Payloads are borrowed from
+//  the body, or copied out of it (clients batch small events only).
 static void
 s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
 {
@@ -772,19 +875,25 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
     }
     const uint8_t *cursor = hd_frames_data (frames, 2);
     const uint8_t *end = cursor + hd_frames_size (frames, 2);
+    bool lendable = s_body_lendable (self, &frames->frame[2]);
+    self->body_borrowers = 0;
     hd_publish_view_t item;
     int rc;
     while ((rc = hd_decode_publish_item (&cursor, end, &item)) == 1) {
         zmq_msg_t payload;
-        if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0) {
+        if (lendable)
+            zmq_msg_init_data (&payload, (void *) item.payload, item.payload_size, NULL, NULL);
+        else if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0) {
             s_send_reject (self, rid, rid_size, item.corr, HERALD__ERROR_CODE__INTERNAL,
                            "out of memory", (uint32_t) self->config.retry_after_ms);
             continue;
         }
         s_publish_event (self, rid, rid_size, item.corr, item.envelope, item.envelope_size,
-                         &payload);
+                         &payload, lendable);
         zmq_msg_close (&payload);
     }
+    if (self->body_borrowers)
+        s_keep_body (self, &frames->frame[2]);
     if (rc < 0) {
         //  The items before this one stand; the rest have no corr to answer
         s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISHES,
@@ -865,7 +974,7 @@ s_release (hd_broker_t *self, size_t count)
                 self->pool_dirty[pool] = true;
         if (hd_fanout_subscriptions (self->fanout) > 0)
             hd_fanout_publish (self->fanout, pending->type, pending->type_size, &pending->envelope,
-                               &pending->payload);
+                               &pending->payload, pending->borrowed);
         self->published++;
     }
     hd_fanout_flush (self->fanout);
@@ -927,6 +1036,7 @@ s_commit (hd_broker_t *self)
     else if (self->pending_count && self->config.fsync == HD_FSYNC_ALWAYS)
         self->fsyncs++;
     s_release (self, self->pending_count);
+    s_end_turn_memory (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -2010,14 +2120,16 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
     self->pending = calloc (S_BATCH, sizeof *self->pending);
     self->pending_capacity = S_BATCH;
     self->arena = hd_arena_new (256 * 1024);
+    self->turn_arena = hd_arena_new (S_TURN_ARENA);
     self->dedup = hd_dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
     self->sessions = hd_hashmap_new ();
     self->dead = zlistx_new ();
     self->doomed = zlistx_new ();
     self->disconnected = zlistx_new ();
     self->loop = zloop_new ();
-    if (!self->router || !self->xpub || !self->pending || !self->arena || !self->dedup ||
-        !self->sessions || !self->dead || !self->doomed || !self->disconnected || !self->loop) {
+    if (!self->router || !self->xpub || !self->pending || !self->arena || !self->turn_arena ||
+        !self->dedup || !self->sessions || !self->dead || !self->doomed || !self->disconnected ||
+        !self->loop) {
         snprintf (error, error_size, "out of memory");
         hd_broker_destroy (&self);
         return NULL;
@@ -2079,6 +2191,8 @@ hd_broker_destroy (hd_broker_t **self_p)
     for (size_t index = 0; index < self->pending_count; index++)
         s_pending_free (&self->pending[index]);
     self->pending_count = 0;
+    if (self->turn_arena)
+        s_end_turn_memory (self);
     //  Pools are still alive here: their state goes into the checkpoint
     if (self->journal && self->log && s_checkpoint (self) == 0)
         zsys_info ("state checkpointed for a fast restart");
@@ -2109,6 +2223,8 @@ hd_broker_destroy (hd_broker_t **self_p)
         close (self->lock_fd);
     free (self->pending);
     hd_arena_destroy (&self->arena);
+    hd_arena_destroy (&self->turn_arena);
+    free (self->turn_bodies);
     free (self->pack_buffer);
     free (self->batching);
     free (self);

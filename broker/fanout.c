@@ -30,6 +30,7 @@ struct _hd_fanout_t {
     size_t run_count;
     uint64_t first_type_seq;
     zmq_msg_t first_envelope, first_payload; // shared with the log's cache
+    bool first_borrowed;                     // see hd_fanout_publish
     uint8_t *batch;                          // handed to ZeroMQ as the frame when sent
     size_t batch_size, batch_capacity;
     size_t batch_hint; // the size recent batches reached
@@ -101,19 +102,32 @@ s_start_type (hd_fanout_t *self, const char *type, size_t type_size)
     return ++*self->run_counter;
 }
 
-//  Sends [type][Fanout][Event][payload]; the frames are shared, not copied.
+//  A frame to send: shared with msg, or a copy of its bytes when borrowed.
+static int
+s_frame_of (zmq_msg_t *frame, zmq_msg_t *msg, bool borrowed)
+{
+    if (borrowed)
+        return hd_msg_init_copy (frame, zmq_msg_data (msg), zmq_msg_size (msg));
+    zmq_msg_init (frame);
+    return zmq_msg_copy (frame, msg);
+}
+
+//  Sends [type][Fanout][Event][payload]; the frames are shared, not copied,
+//  unless borrowed.
 static int
 s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t type_seq,
-               zmq_msg_t *envelope, zmq_msg_t *payload)
+               zmq_msg_t *envelope, zmq_msg_t *payload, bool borrowed)
 {
     Herald__Fanout fanout = HERALD__FANOUT__INIT;
     fanout.type_seq = type_seq;
     fanout.epoch = self->epoch;
     zmq_msg_t envelope_copy, payload_copy;
-    zmq_msg_init (&envelope_copy);
-    zmq_msg_init (&payload_copy);
-    zmq_msg_copy (&envelope_copy, envelope);
-    zmq_msg_copy (&payload_copy, payload);
+    if (s_frame_of (&envelope_copy, envelope, borrowed))
+        return -1;
+    if (s_frame_of (&payload_copy, payload, borrowed)) {
+        zmq_msg_close (&envelope_copy);
+        return -1;
+    }
     int rc = -1;
     if (hd_send_bytes (self->xpub, type, type_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
         hd_send_proto (self->xpub, &fanout.base, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0 &&
@@ -146,7 +160,7 @@ hd_fanout_flush (hd_fanout_t *self)
 {
     if (self->run_count == 1)
         s_send_single (self, self->run_type, self->run_type_size, self->first_type_seq,
-                       &self->first_envelope, &self->first_payload);
+                       &self->first_envelope, &self->first_payload, self->first_borrowed);
     else if (self->run_count > 1) {
         //  The batch buffer becomes the frame (no copy); the next one grows
         //  straight to the size recent ones reached
@@ -174,7 +188,7 @@ hd_fanout_flush (hd_fanout_t *self)
 
 int
 hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                   zmq_msg_t *payload)
+                   zmq_msg_t *payload, bool borrowed)
 {
     if (type_size >= sizeof self->run_type)
         return -1;
@@ -192,12 +206,14 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
     if (zmq_msg_size (payload) > S_RUN_PAYLOAD_MAX) {
         //  Large payloads are never copied: after the run, on their own
         hd_fanout_flush (self);
-        return s_send_single (self, type, type_size, type_seq, envelope, payload);
+        return s_send_single (self, type, type_size, type_seq, envelope, payload, borrowed);
     }
     if (self->run_count == 0) {
         self->first_type_seq = type_seq;
+        //  A borrowed frame's copy is borrowed too: flushed before it goes bad
         zmq_msg_copy (&self->first_envelope, envelope);
         zmq_msg_copy (&self->first_payload, payload);
+        self->first_borrowed = borrowed;
         self->run_count = 1;
         return 0;
     }

@@ -11,17 +11,22 @@ struct _hd_arena_t {
     size_t used;
 };
 
+void *
+hd_arena_take (hd_arena_t *self, size_t size)
+{
+    size_t aligned = (size + 15) & ~(size_t) 15;
+    if (aligned < size || aligned > self->size - self->used)
+        return NULL;
+    void *pointer = self->buffer + self->used;
+    self->used += aligned;
+    return pointer;
+}
+
 static void *
 s_alloc (void *data, size_t size)
 {
-    hd_arena_t *self = data;
-    size_t aligned = (size + 15) & ~(size_t) 15;
-    if (aligned >= size && self->used + aligned <= self->size) {
-        void *pointer = self->buffer + self->used;
-        self->used += aligned;
-        return pointer;
-    }
-    return malloc (size ? size : 1);
+    void *pointer = hd_arena_take (data, size);
+    return pointer ? pointer : malloc (size ? size : 1);
 }
 
 static void

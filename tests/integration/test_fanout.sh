@@ -31,4 +31,23 @@ grep -q 'hello' "$WORK/sub1.log" || fail "payload lost at subscriber 1"
 [ "$(stat .fanout_sent)" = $N ] || fail "broker fanned out $(stat .fanout_sent) events"
 batches=$(stat .fanout_batches)
 [ "$batches" -gt 0 ] && [ "$batches" -lt $N ] || fail "$batches fan-out batches for $N events"
-log "ok ($N events in $batches batches and single messages)"
+[ "$(grep -c '^seq=.* hello$' "$WORK/sub1.log")" = $N ] || fail "a payload changed at subscriber 1"
+
+# Two publishers at once, each with its own payload: the broker hands the
+# fan-out the payloads inside the publishers' batches, which must not be
+# let go (or reused) before they are sent; every event keeps its own.
+spawn sub3 "$BIN/herald" sub orders. --xpub "$XPUB" --broker "$ROUTER" --count $((2 * N)) --timeout 60s --name s3
+SUB3=$LAST_PID
+wait_for "sub3 and other subscribed" 10 stat_is .subscriptions 2 # sub1 and sub2 are done
+"$BIN/herald" pub orders.paid payment-payload-of-another-size --count $N --id p --quiet \
+    --broker "$ROUTER" >"$WORK/pub_paid.out" &
+PAID=$!
+"$BIN/herald" pub orders.shipped shipped --count $N --id s --quiet --broker "$ROUTER" \
+    >"$WORK/pub_shipped.out" || fail "publish orders.shipped"
+wait "$PAID" || fail "publish orders.paid"
+wait "$SUB3" || fail "subscriber 3 did not get $((2 * N)) events"
+[ "$(grep -c '^seq=.* id=p-[0-9]* type=orders.paid payment-payload-of-another-size$' "$WORK/sub3.log")" = $N ] ||
+    fail "orders.paid events with another payload at subscriber 3"
+[ "$(grep -c '^seq=.* id=s-[0-9]* type=orders.shipped shipped$' "$WORK/sub3.log")" = $N ] ||
+    fail "orders.shipped events with another payload at subscriber 3"
+log "ok ($N events in $batches batches and single messages; two publishers at once)"

@@ -33,6 +33,23 @@ test_bump_and_fallback (void **state)
 }
 
 static void
+test_take (void **state)
+{
+    hd_arena_t *arena = hd_arena_new (64);
+    uint8_t *first = hd_arena_take (arena, 20);
+    assert_non_null (first);
+    assert_ptr_equal (hd_arena_take (arena, 16), first + 32);
+    //  16 bytes left: what does not fit is refused, never taken from malloc
+    assert_null (hd_arena_take (arena, 17));
+    assert_null (hd_arena_take (arena, SIZE_MAX));
+    assert_ptr_equal (hd_arena_take (arena, 16), first + 48);
+    assert_null (hd_arena_take (arena, 1));
+    hd_arena_reset (arena);
+    assert_ptr_equal (hd_arena_take (arena, 64), first);
+    hd_arena_destroy (&arena);
+}
+
+static void
 test_decodes_events (void **state)
 {
     Herald__Event event = HERALD__EVENT__INIT;
@@ -66,6 +83,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_bump_and_fallback),
+        cmocka_unit_test (test_take),
         cmocka_unit_test (test_decodes_events),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -19,8 +19,18 @@ typedef struct {
     uint64_t type_seq;
     uint64_t seq;
     size_t payload_size;
-    int message; // index of the message that carried it
+    int payload_fill; // the byte every payload byte is, -1 when they differ
+    int message;      // index of the message that carried it
 } s_seen_t;
+
+static int
+s_fill_of (const uint8_t *data, size_t size)
+{
+    for (size_t index = 1; index < size; index++)
+        if (data[index] != data[0])
+            return -1;
+    return size ? data[0] : -1;
+}
 
 //  Receives messages until count events arrived; returns messages read.
 static int
@@ -47,6 +57,7 @@ s_receive (zsock_t *sub, s_seen_t *seen, int count)
             seen[events].type_seq = fanout->type_seq;
             seen[events].seq = event->seq;
             seen[events].payload_size = zframe_size (payload);
+            seen[events].payload_fill = s_fill_of (zframe_data (payload), zframe_size (payload));
             seen[events].message = messages;
             events++;
             herald__fanout__free_unpacked (fanout, NULL);
@@ -66,6 +77,7 @@ s_receive (zsock_t *sub, s_seen_t *seen, int count)
                 seen[events].type_seq = view.type_seq;
                 seen[events].seq = event->seq;
                 seen[events].payload_size = view.payload_size;
+                seen[events].payload_fill = s_fill_of (view.payload, view.payload_size);
                 seen[events].message = messages;
                 events++;
                 herald__event__free_unpacked (event, NULL);
@@ -79,17 +91,39 @@ s_receive (zsock_t *sub, s_seen_t *seen, int count)
     return messages;
 }
 
+static Herald__Event
+s_event (const char *type, uint64_t seq)
+{
+    Herald__Event event = HERALD__EVENT__INIT;
+    event.id = (char *) "id";
+    event.source = (char *) "s";
+    event.type = (char *) type;
+    event.seq = seq;
+    return event;
+}
+
+//  An XPUB at endpoint with one SUB for everything, and a fan-out on it
+//  that has seen the subscription.
+static hd_fanout_t *
+s_fanout_with_sub (const char *endpoint, uint64_t epoch, zsock_t **xpub, zsock_t **sub)
+{
+    *xpub = zsock_new_xpub (endpoint);
+    *sub = zsock_new_sub (endpoint, "");
+    assert_non_null (*xpub);
+    assert_non_null (*sub);
+    zmq_pollitem_t item = {zsock_resolve (*xpub), 0, ZMQ_POLLIN, 0};
+    assert_int_equal (zmq_poll (&item, 1, 5000), 1); // the subscription arrived
+    hd_fanout_t *fanout = hd_fanout_new (zsock_resolve (*xpub), epoch, 100);
+    assert_non_null (fanout);
+    hd_fanout_read_subscriptions (fanout);
+    return fanout;
+}
+
 static void
 test_runs_batch_in_order (void **state)
 {
-    zsock_t *xpub = zsock_new_xpub ("inproc://fanout-test");
-    zsock_t *sub = zsock_new_sub ("inproc://fanout-test", "");
-    assert_non_null (xpub);
-    assert_non_null (sub);
-    zmq_pollitem_t item = {zsock_resolve (xpub), 0, ZMQ_POLLIN, 0};
-    assert_int_equal (zmq_poll (&item, 1, 5000), 1); // the subscription arrived
-    hd_fanout_t *fanout = hd_fanout_new (zsock_resolve (xpub), 7, 100);
-    hd_fanout_read_subscriptions (fanout);
+    zsock_t *xpub, *sub;
+    hd_fanout_t *fanout = s_fanout_with_sub ("inproc://fanout-test", 7, &xpub, &sub);
 
     //  A A B A A A(big payload) A, then a flush
     const char *types[] = {"a.x", "a.x", "b.y", "a.x", "a.x", "a.x", "a.x"};
@@ -97,11 +131,7 @@ test_runs_batch_in_order (void **state)
     enum { COUNT = 7 };
     static char big[5000];
     for (int index = 0; index < COUNT; index++) {
-        Herald__Event event = HERALD__EVENT__INIT;
-        event.id = (char *) "id";
-        event.source = (char *) "s";
-        event.type = (char *) types[index];
-        event.seq = 100 + index;
+        Herald__Event event = s_event (types[index], 100 + index);
         size_t size;
         uint8_t *packed = hd_proto_pack (&event.base, &size);
         zmq_msg_t envelope, payload;
@@ -109,9 +139,9 @@ test_runs_batch_in_order (void **state)
         memcpy (zmq_msg_data (&envelope), packed, size);
         zmq_msg_init_size (&payload, payload_sizes[index]);
         memcpy (zmq_msg_data (&payload), big, payload_sizes[index]);
-        assert_int_equal (
-            hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope, &payload),
-            0);
+        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope,
+                                             &payload, false),
+                          0);
         zmq_msg_close (&envelope); // the fan-out keeps its own references
         zmq_msg_close (&payload);
         free (packed);
@@ -141,11 +171,59 @@ test_runs_batch_in_order (void **state)
     zsock_destroy (&xpub);
 }
 
+//  Borrowed frames (constant messages over the caller's memory, good until
+//  the flush returns): whatever goes out as a frame of its own — a run of
+//  one, a large payload — is a copy, so the memory can change right after.
+static void
+test_borrowed_frames_are_copied (void **state)
+{
+    zsock_t *xpub, *sub;
+    hd_fanout_t *fanout = s_fanout_with_sub ("inproc://fanout-borrowed", 1, &xpub, &sub);
+
+    //  B alone, [A A], A with a large payload, A alone
+    const char *types[] = {"b.y", "a.x", "a.x", "a.x", "a.x"};
+    const size_t payload_sizes[] = {40, 40, 40, 5000, 40};
+    enum { COUNT = 5 };
+    static uint8_t envelopes[COUNT][64];
+    static uint8_t payloads[COUNT][5000];
+    size_t envelope_sizes[COUNT];
+    for (int index = 0; index < COUNT; index++) {
+        Herald__Event event = s_event (types[index], 200 + index);
+        assert_true (herald__event__get_packed_size (&event) <= sizeof envelopes[index]);
+        envelope_sizes[index] = herald__event__pack (&event, envelopes[index]);
+        memset (payloads[index], 'a' + index, payload_sizes[index]);
+        zmq_msg_t envelope, payload;
+        zmq_msg_init_data (&envelope, envelopes[index], envelope_sizes[index], NULL, NULL);
+        zmq_msg_init_data (&payload, payloads[index], payload_sizes[index], NULL, NULL);
+        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope,
+                                             &payload, true),
+                          0);
+        zmq_msg_close (&envelope);
+        zmq_msg_close (&payload);
+    }
+    hd_fanout_flush (fanout);
+    //  The caller's memory goes on to other things before anyone reads
+    memset (envelopes, 0xFF, sizeof envelopes);
+    memset (payloads, 'z', sizeof payloads);
+
+    s_seen_t seen[COUNT];
+    assert_int_equal (s_receive (sub, seen, COUNT), 4);
+    for (int index = 0; index < COUNT; index++) {
+        assert_int_equal (seen[index].seq, 200 + index);
+        assert_int_equal (seen[index].payload_size, payload_sizes[index]);
+        assert_int_equal (seen[index].payload_fill, 'a' + index);
+    }
+    hd_fanout_destroy (&fanout);
+    zsock_destroy (&sub);
+    zsock_destroy (&xpub);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_runs_batch_in_order),
+        cmocka_unit_test (test_borrowed_frames_are_copied),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
