@@ -298,16 +298,25 @@ s_decode (const void *data, size_t size, size_t payload_room)
         errno = EPROTO;
         return NULL;
     }
-    //  Every string and its NUL fit in the bytes that encoded it
-    hd_event_t *self = s_event_alloc (size + payload_room);
+    //  The strings stay where they are in a copy of the envelope, each
+    //  NUL-terminated over the byte after it: that is the next field's tag
+    //  (or the end, for which one byte more is kept), which nothing reads
+    //  once the scan is done. One copy instead of one per string.
+    hd_event_t *self = s_event_alloc (size + 1 + payload_room);
     if (!self)
         return NULL;
-    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
-        if (s_text_set (self, &self->offset[index], &self->length[index], scanned.text[index].data,
-                        scanned.text[index].size)) {
-            hd_event_destroy (&self);
-            return NULL;
-        }
+    memcpy (self->text + 1, data, size);
+    self->text[1 + size] = 0;
+    self->text_size = size + 2;
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++) {
+        const hd_text_t *text = &scanned.text[index];
+        if (text->size == 0)
+            continue; // unset: offset and length stay 0
+        uint32_t offset = 1 + (uint32_t) ((const uint8_t *) text->data - (const uint8_t *) data);
+        self->offset[index] = offset;
+        self->length[index] = (uint32_t) text->size;
+        self->text[offset + text->size] = 0;
+    }
     self->time_us = scanned.time_us;
     self->seq = scanned.seq;
     self->recorded_time_us = scanned.recorded_time_us;

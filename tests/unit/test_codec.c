@@ -762,11 +762,63 @@ test_varints (void **state)
     assert_false (hd_varint_read (&cursor, overlong, &value)); // nothing at all
 }
 
+//  What hd_varint_read must do, a byte at a time.
+static bool
+s_reference_varint (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
+{
+    uint64_t result = 0;
+    const uint8_t *at = *cursor;
+    for (int index = 0; index < 10; index++) {
+        if (at == end) {
+            *cursor = at;
+            return false;
+        }
+        uint8_t byte = *at++;
+        result |= (uint64_t) (byte & 0x7F) << (7 * index);
+        if (!(byte & 0x80)) {
+            *value = result;
+            *cursor = at;
+            return true;
+        }
+    }
+    *cursor = at;
+    return false;
+}
+
+//  Random bytes (runs of continuation bits, overlong forms, any length
+//  left before the end): every path reads what the reference reads.
+static void
+test_varints_random (void **state)
+{
+    unsigned seed = 7;
+    for (int round = 0; round < 200000; round++) {
+        uint8_t buffer[16];
+        size_t length = (size_t) (rand_r (&seed) % 13);
+        int continued = rand_r (&seed) % 12; // leading bytes with the high bit set
+        for (size_t index = 0; index < sizeof buffer; index++) {
+            uint8_t byte = (uint8_t) rand_r (&seed);
+            buffer[index] = (int) index < continued ? byte | 0x80 : byte & 0x7F;
+            if (rand_r (&seed) % 4 == 0)
+                buffer[index] = (uint8_t) rand_r (&seed);
+        }
+        const uint8_t *mine = buffer, *theirs = buffer;
+        uint64_t my_value = 0, their_value = 0;
+        bool my_ok = hd_varint_read (&mine, buffer + length, &my_value);
+        bool their_ok = s_reference_varint (&theirs, buffer + length, &their_value);
+        assert_int_equal (my_ok, their_ok);
+        if (my_ok) {
+            assert_true (my_value == their_value);
+            assert_ptr_equal (mine, theirs);
+        }
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_varints),
+        cmocka_unit_test (test_varints_random),
         cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_publishes_encode_decode),
