@@ -517,12 +517,12 @@ s_valid_type (const char *type, size_t size, size_t max)
     return size > 0 && size <= max && hd_type_chars_valid (type, size);
 }
 
-//  The stored envelope is the publisher's Event bytes followed by the seq
-//  and recorded_time_us fields: protobuf keeps the last value of a field,
-//  so this overrides whatever the client sent without re-encoding.
 #define S_STAMP_MAX 24
 
-//  Writes the two fields at out; returns their size (at most S_STAMP_MAX).
+//  The stored envelope is the publisher's Event bytes followed by the seq
+//  and recorded_time_us fields: protobuf keeps the last value of a field,
+//  so this overrides whatever the client sent without re-encoding. Writes
+//  the two fields at out; returns their size (at most S_STAMP_MAX).
 static size_t
 s_stamp_fields (uint8_t *out, uint64_t seq, uint64_t recorded_us)
 {
