@@ -36,7 +36,8 @@ s_wall_us (void)
 
 #define S_REPORT_MS     1000 // subscribers' report interval (PROTOCOL.md section 7)
 #define S_BATCH         512
-#define S_TURN_ARENA    (1024 * 1024) // stamped envelopes of a turn; more go to malloc
+#define S_TURN_ARENA    (1024 * 1024)      // stamped envelopes of a turn; more go to malloc
+#define S_TURN_BODIES   (16 * 1024 * 1024) // PUBLISHES bodies a turn keeps; past it, copies
 #define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
 
@@ -70,6 +71,7 @@ struct _hd_broker_t {
     hd_arena_t *turn_arena;
     zmq_msg_t *turn_bodies;
     size_t turn_body_count, turn_body_capacity;
+    size_t turn_body_bytes;
     size_t body_borrowers; // pending publishes borrowing the body being handled
     hd_journal_t *journal;
     int lock_fd;     // flock on the data directory
@@ -816,14 +818,17 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
 }
 
 //  Whether a PUBLISHES body can lend its bytes until the end of the turn:
-//  there is room to keep the frame, and its bytes live outside the
-//  zmq_msg_t (a very small message holds them inside, and keeping it moves
-//  it).
+//  there is room to keep the frame (within S_TURN_BODIES bytes a turn: a
+//  body is kept whole, however little of it an event borrows), and its
+//  bytes live outside the zmq_msg_t (a very small message holds them
+//  inside, and keeping it moves it).
 static bool
 s_body_lendable (hd_broker_t *self, zmq_msg_t *body)
 {
     const uint8_t *data = zmq_msg_data (body);
     if (data >= (const uint8_t *) body && data < (const uint8_t *) (body + 1))
+        return false;
+    if (self->turn_body_bytes + zmq_msg_size (body) > S_TURN_BODIES)
         return false;
     if (self->turn_body_count < self->turn_body_capacity)
         return true;
@@ -842,6 +847,7 @@ static void
 s_keep_body (hd_broker_t *self, zmq_msg_t *body)
 {
     zmq_msg_t *kept = &self->turn_bodies[self->turn_body_count++];
+    self->turn_body_bytes += zmq_msg_size (body);
     zmq_msg_init (kept);
     zmq_msg_move (kept, body);
 }
@@ -853,6 +859,7 @@ s_end_turn_memory (hd_broker_t *self)
     for (size_t index = 0; index < self->turn_body_count; index++)
         zmq_msg_close (&self->turn_bodies[index]);
     self->turn_body_count = 0;
+    self->turn_body_bytes = 0;
     hd_arena_reset (self->turn_arena);
 }
 

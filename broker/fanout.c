@@ -30,7 +30,7 @@ struct _hd_fanout_t {
     size_t run_count;
     uint64_t first_type_seq;
     zmq_msg_t first_envelope, first_payload; // shared with the log's cache
-    bool first_borrowed;                     // see hd_fanout_publish
+    int first_borrowed;                      // HD_FANOUT_*_BORROWED
     uint8_t *batch;                          // handed to ZeroMQ as the frame when sent
     size_t batch_size, batch_capacity;
     size_t batch_hint; // the size recent batches reached
@@ -113,18 +113,18 @@ s_frame_of (zmq_msg_t *frame, zmq_msg_t *msg, bool borrowed)
 }
 
 //  Sends [type][Fanout][Event][payload]; the frames are shared, not copied,
-//  unless borrowed.
+//  unless borrowed (HD_FANOUT_*_BORROWED).
 static int
 s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t type_seq,
-               zmq_msg_t *envelope, zmq_msg_t *payload, bool borrowed)
+               zmq_msg_t *envelope, zmq_msg_t *payload, int borrowed)
 {
     Herald__Fanout fanout = HERALD__FANOUT__INIT;
     fanout.type_seq = type_seq;
     fanout.epoch = self->epoch;
     zmq_msg_t envelope_copy, payload_copy;
-    if (s_frame_of (&envelope_copy, envelope, borrowed))
+    if (s_frame_of (&envelope_copy, envelope, borrowed & HD_FANOUT_ENVELOPE_BORROWED))
         return -1;
-    if (s_frame_of (&payload_copy, payload, borrowed)) {
+    if (s_frame_of (&payload_copy, payload, borrowed & HD_FANOUT_PAYLOAD_BORROWED)) {
         zmq_msg_close (&envelope_copy);
         return -1;
     }
@@ -188,7 +188,7 @@ hd_fanout_flush (hd_fanout_t *self)
 
 int
 hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                   zmq_msg_t *payload, bool borrowed)
+                   zmq_msg_t *payload, int borrowed)
 {
     if (type_size >= sizeof self->run_type)
         return -1;

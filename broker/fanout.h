@@ -25,12 +25,15 @@ void hd_fanout_destroy (hd_fanout_t **self_p);
 //  (they are shared, not copied). Events of one type that follow each other
 //  wait and go as one FanoutBatch message at the next hd_fanout_flush (or
 //  when the run is full or another type comes); a payload over 4 KiB goes
-//  alone, uncopied. borrowed: the frames point at memory that is only good
-//  until the caller's next hd_fanout_flush returns (ZeroMQ constant
-//  messages), so what would go out as the frames themselves is copied
-//  first. Returns 0, -1 when out of memory.
+//  alone, uncopied. borrowed (HD_FANOUT_*_BORROWED bits): that frame
+//  points at memory that is only good until the caller's next
+//  hd_fanout_flush returns (a ZeroMQ constant message), so if it would go
+//  out as a frame of its own it is copied first. Returns 0, -1 when out of
+//  memory.
+#define HD_FANOUT_ENVELOPE_BORROWED 1
+#define HD_FANOUT_PAYLOAD_BORROWED  2
 int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                       zmq_msg_t *payload, bool borrowed);
+                       zmq_msg_t *payload, int borrowed);
 
 //  Send the waiting run. Call at the end of every commit.
 void hd_fanout_flush (hd_fanout_t *self);

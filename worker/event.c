@@ -301,8 +301,11 @@ s_decode (const void *data, size_t size, size_t payload_room)
     //  The strings stay where they are in a copy of the envelope, each
     //  NUL-terminated over the byte after it: that is the next field's tag
     //  (or the end, for which one byte more is kept), which nothing reads
-    //  once the scan is done. One copy instead of one per string.
-    hd_event_t *self = s_event_alloc (size + 1 + payload_room);
+    //  once the scan is done. One copy instead of one per string. The
+    //  attributes are copied after it: their keys and values, each with a
+    //  NUL, take fewer bytes than the entries that encoded them.
+    size_t attribute_room = scanned.attributes ? size : 0;
+    hd_event_t *self = s_event_alloc (size + 1 + attribute_room + payload_room);
     if (!self)
         return NULL;
     memcpy (self->text + 1, data, size);

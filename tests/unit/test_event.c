@@ -430,6 +430,48 @@ test_unknown_fields_kept (void **state)
     hd_event_destroy (&event);
 }
 
+//  A string field that comes twice: the last one counts, even when it is
+//  empty, and a string that ends the envelope keeps its last byte. Setters
+//  afterwards work in place or append without disturbing the others.
+static void
+test_repeated_and_trailing_strings (void **state)
+{
+    const uint8_t envelope[] = {0x0A, 5, 'f',  'i', 'r', 's',  't',      // id "first"
+                                0x12, 4, 's',  'h', 'o', 'p',            // source "shop"
+                                0x1A, 3, 'a',  '.', 'b',                 // type "a.b"
+                                0x0A, 6, 's',  'e', 'c', 'o',  'n', 'd', // id again: "second"
+                                0x22, 2, 's',  '1',                      // subject "s1"
+                                0x62, 6, 0x0A, 1,   'k', 0x12, 1,   'v', // attribute k=v
+                                0x22, 0,                                 // subject again: empty
+                                0x5A, 5, 't',  'r', 'a', 'c',  'e'}; // traceparent "trace", last
+    hd_event_t *event = hd_event_decode (envelope, sizeof envelope, NULL);
+    assert_non_null (event);
+    assert_string_equal (hd_event_id (event), "second");
+    assert_string_equal (hd_event_source (event), "shop");
+    assert_string_equal (hd_event_type (event), "a.b");
+    assert_string_equal (hd_event_subject (event), "");
+    assert_string_equal (hd_event_traceparent (event), "trace");
+    assert_string_equal (hd_event_attribute (event, "k"), "v");
+    assert_int_equal (hd_event_set_id (event, "third"), 0);            // fits: in place
+    assert_int_equal (hd_event_set_source (event, "a-longer-one"), 0); // appended
+    assert_string_equal (hd_event_id (event), "third");
+    assert_string_equal (hd_event_source (event), "a-longer-one");
+    assert_string_equal (hd_event_type (event), "a.b");
+    assert_string_equal (hd_event_traceparent (event), "trace");
+    size_t size;
+    uint8_t *packed = hd_event_encode (event, &size);
+    Herald__Event *theirs = herald__event__unpack (NULL, size, packed);
+    assert_non_null (theirs);
+    assert_string_equal (theirs->id, "third");
+    assert_string_equal (theirs->source, "a-longer-one");
+    assert_string_equal (theirs->subject, "");
+    assert_string_equal (theirs->traceparent, "trace");
+    assert_int_equal (theirs->n_attributes, 1);
+    herald__event__free_unpacked (theirs, NULL);
+    free (packed);
+    hd_event_destroy (&event);
+}
+
 //  Long random edit sequences (values taken from the event itself too,
 //  which a setter must read before it moves the event's text) agree with
 //  a plain model, and survive an encode/decode at every step.
@@ -630,6 +672,7 @@ main (void)
         cmocka_unit_test (test_encode_decode_buffer),
         cmocka_unit_test (test_against_protobuf_c),
         cmocka_unit_test (test_unknown_fields_kept),
+        cmocka_unit_test (test_repeated_and_trailing_strings),
         cmocka_unit_test (test_edits_match_a_model),
         cmocka_unit_test (test_round_trip_frames),
         cmocka_unit_test (test_inherit),

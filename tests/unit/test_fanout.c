@@ -19,8 +19,9 @@ typedef struct {
     uint64_t type_seq;
     uint64_t seq;
     size_t payload_size;
-    int payload_fill; // the byte every payload byte is, -1 when they differ
-    int message;      // index of the message that carried it
+    int payload_fill;         // the byte every payload byte is, -1 when they differ
+    const void *payload_data; // where a single message's payload arrived
+    int message;              // index of the message that carried it
 } s_seen_t;
 
 static int
@@ -58,6 +59,7 @@ s_receive (zsock_t *sub, s_seen_t *seen, int count)
             seen[events].seq = event->seq;
             seen[events].payload_size = zframe_size (payload);
             seen[events].payload_fill = s_fill_of (zframe_data (payload), zframe_size (payload));
+            seen[events].payload_data = zframe_data (payload);
             seen[events].message = messages;
             events++;
             herald__fanout__free_unpacked (fanout, NULL);
@@ -139,9 +141,9 @@ test_runs_batch_in_order (void **state)
         memcpy (zmq_msg_data (&envelope), packed, size);
         zmq_msg_init_size (&payload, payload_sizes[index]);
         memcpy (zmq_msg_data (&payload), big, payload_sizes[index]);
-        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope,
-                                             &payload, false),
-                          0);
+        assert_int_equal (
+            hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope, &payload, 0),
+            0);
         zmq_msg_close (&envelope); // the fan-out keeps its own references
         zmq_msg_close (&payload);
         free (packed);
@@ -174,19 +176,22 @@ test_runs_batch_in_order (void **state)
 //  Borrowed frames (constant messages over the caller's memory, good until
 //  the flush returns): whatever goes out as a frame of its own — a run of
 //  one, a large payload — is a copy, so the memory can change right after.
+//  A frame that is not borrowed is still shared, not copied.
 static void
 test_borrowed_frames_are_copied (void **state)
 {
     zsock_t *xpub, *sub;
     hd_fanout_t *fanout = s_fanout_with_sub ("inproc://fanout-borrowed", 1, &xpub, &sub);
 
-    //  B alone, [A A], A with a large payload, A alone
-    const char *types[] = {"b.y", "a.x", "a.x", "a.x", "a.x"};
-    const size_t payload_sizes[] = {40, 40, 40, 5000, 40};
-    enum { COUNT = 5 };
+    //  B alone, [A A], A with a large payload, A alone, and last an A whose
+    //  large payload is its own (only its envelope is borrowed)
+    const char *types[] = {"b.y", "a.x", "a.x", "a.x", "a.x", "a.x"};
+    const size_t payload_sizes[] = {40, 40, 40, 5000, 40, 6000};
+    enum { COUNT = 6, OWNED = 5 };
     static uint8_t envelopes[COUNT][64];
-    static uint8_t payloads[COUNT][5000];
+    static uint8_t payloads[COUNT][6000];
     size_t envelope_sizes[COUNT];
+    const void *owned_data = NULL;
     for (int index = 0; index < COUNT; index++) {
         Herald__Event event = s_event (types[index], 200 + index);
         assert_true (herald__event__get_packed_size (&event) <= sizeof envelopes[index]);
@@ -194,9 +199,16 @@ test_borrowed_frames_are_copied (void **state)
         memset (payloads[index], 'a' + index, payload_sizes[index]);
         zmq_msg_t envelope, payload;
         zmq_msg_init_data (&envelope, envelopes[index], envelope_sizes[index], NULL, NULL);
-        zmq_msg_init_data (&payload, payloads[index], payload_sizes[index], NULL, NULL);
+        int borrowed = HD_FANOUT_ENVELOPE_BORROWED | HD_FANOUT_PAYLOAD_BORROWED;
+        if (index == OWNED) {
+            zmq_msg_init_size (&payload, payload_sizes[index]);
+            memset (zmq_msg_data (&payload), 'a' + index, payload_sizes[index]);
+            owned_data = zmq_msg_data (&payload);
+            borrowed = HD_FANOUT_ENVELOPE_BORROWED;
+        } else
+            zmq_msg_init_data (&payload, payloads[index], payload_sizes[index], NULL, NULL);
         assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope,
-                                             &payload, true),
+                                             &payload, borrowed),
                           0);
         zmq_msg_close (&envelope);
         zmq_msg_close (&payload);
@@ -207,12 +219,14 @@ test_borrowed_frames_are_copied (void **state)
     memset (payloads, 'z', sizeof payloads);
 
     s_seen_t seen[COUNT];
-    assert_int_equal (s_receive (sub, seen, COUNT), 4);
+    assert_int_equal (s_receive (sub, seen, COUNT), 5);
     for (int index = 0; index < COUNT; index++) {
         assert_int_equal (seen[index].seq, 200 + index);
         assert_int_equal (seen[index].payload_size, payload_sizes[index]);
         assert_int_equal (seen[index].payload_fill, 'a' + index);
     }
+    //  inproc hands the frame itself over: the same bytes, not a copy
+    assert_ptr_equal (seen[OWNED].payload_data, owned_data);
     hd_fanout_destroy (&fanout);
     zsock_destroy (&sub);
     zsock_destroy (&xpub);
