@@ -10,9 +10,14 @@ N=20000
 start_broker --sub-hwm 100
 spawn w "$TBIN/hd_test_client" work --broker "$ROUTER" --pool p --filter "" --credit 100 --log "$WORK/handled.txt"
 wait_for "worker" 10 workers_in p 1
-spawn slow "$TBIN/hd_test_client" subscribe --xpub "$XPUB" --broker "$ROUTER" --name slow
+# Both wait for events far longer than the test runs: a frozen subscriber
+# whose wait ran out while it was stopped would give up the moment it is
+# thawed, before its socket has handed it anything (both stop on SIGINT)
+spawn slow "$TBIN/hd_test_client" subscribe --xpub "$XPUB" --broker "$ROUTER" --name slow \
+    --timeout 600s
 SLOW=$LAST_PID
-spawn live "$TBIN/hd_test_client" subscribe --xpub "$XPUB" --broker "$ROUTER" --name live
+spawn live "$TBIN/hd_test_client" subscribe --xpub "$XPUB" --broker "$ROUTER" --name live \
+    --timeout 600s
 LIVE=$LAST_PID
 wait_for "2 subscriptions" 10 stat_is .subscriptions 2
 wait_for "2 reporting subscribers" 10 stat_is .subscribers 2
