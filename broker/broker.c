@@ -52,7 +52,7 @@ typedef struct {
     zmq_msg_t envelope; // shared with the log's cache, for the fan-out
     zmq_msg_t payload;
     bool duplicate; // a resend of an event not yet durable: confirm it with it
-    bool borrowed;  // a frame points into the turn's memory (see s_pending_frames)
+    int borrowed;   // HD_FANOUT_*_BORROWED: frames in the turn's memory (s_pending_frames)
 } s_pending_t;
 
 struct _hd_broker_t {
@@ -574,9 +574,11 @@ s_pending_frames (hd_broker_t *self, s_pending_t *pending, const void *envelope,
         size_t size = envelope_size + s_stamp_fields (stamped + envelope_size, seq, recorded_us);
         zmq_msg_init_data (&pending->envelope, stamped, size, NULL, NULL);
         zmq_msg_copy (&pending->payload, payload);
-        pending->borrowed = true;
-        if (payload_borrowed)
+        pending->borrowed = HD_FANOUT_ENVELOPE_BORROWED;
+        if (payload_borrowed) {
+            pending->borrowed |= HD_FANOUT_PAYLOAD_BORROWED;
             self->body_borrowers++;
+        }
         return 0;
     }
     int rc = payload_borrowed ? hd_msg_init_copy (&pending->payload, zmq_msg_data (payload),
@@ -644,7 +646,7 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     pending->corr = corr;
     pending->seq = seq;
     pending->duplicate = duplicate;
-    pending->borrowed = false;
+    pending->borrowed = 0;
     pending->type_size = 0;
     zmq_msg_init (&pending->envelope);
     zmq_msg_init (&pending->payload);

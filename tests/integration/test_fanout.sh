@@ -50,4 +50,9 @@ wait "$SUB3" || fail "subscriber 3 did not get $((2 * N)) events"
     fail "orders.paid events with another payload at subscriber 3"
 [ "$(grep -c '^seq=.* id=s-[0-9]* type=orders.shipped shipped$' "$WORK/sub3.log")" = $N ] ||
     fail "orders.shipped events with another payload at subscriber 3"
-log "ok ($N events in $batches batches and single messages; two publishers at once)"
+# Batches whose types alternate: every event goes out on its own, its
+# payload still inside the publisher's batch, which the broker lets go at
+# the end of the turn
+"$TBIN/hd_probe" mixed-batches --broker "$ROUTER" --xpub "$XPUB" --count 4000 >"$WORK/mixed.out" ||
+    fail "alternating types: $(cat "$WORK/mixed.out")"
+log "ok ($N events in $batches batches and single messages; two publishers at once; $(cat "$WORK/mixed.out"))"

@@ -4,6 +4,9 @@
     hd_probe leases  --broker EP --pool P stale tags, NACK, PROGRESS, lease expiry
                                            (broker needs --ack-wait 400ms --backoff-initial 100ms)
     hd_probe garbage --broker EP --count N a flood of malformed input; broker must still answer
+    hd_probe mixed-batches --broker EP --xpub EP --count N
+                                          batches of alternating types: each event reaches a
+                                          subscriber with its own payload
 
     Prints one line per check and exits 1 if any check failed.
 */
@@ -642,6 +645,122 @@ s_idle_workers (const char *endpoint, int count, int pools, int seconds)
     return joined == count ? 0 : 1;
 }
 
+//  Checks one received event of mixed-batches: its id is m-N and every byte
+//  of its payload is N & 0xFF. Returns 1 for a right one, 0 for a probe
+//  (ignored), -1 for a wrong one.
+static int
+s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payload,
+               size_t payload_size)
+{
+    Herald__Event *event = herald__event__unpack (NULL, envelope_size, envelope);
+    if (!event)
+        return -1;
+    int number = -1;
+    bool probe = strncmp (event->id, "probe-", 6) == 0;
+    if (!probe)
+        sscanf (event->id, "m-%d", &number);
+    herald__event__free_unpacked (event, NULL);
+    if (probe)
+        return 0;
+    if (number < 0 || payload_size != 100)
+        return -1;
+    for (size_t index = 0; index < payload_size; index++)
+        if (payload[index] != (uint8_t) number)
+            return -1;
+    return 1;
+}
+
+//  count events in PUBLISHES batches of 16 whose types alternate (mixed.a,
+//  mixed.b), each with a payload of its own, watched live on the XPUB.
+//  Every run of one type is one event long, so the broker sends each event
+//  as a message of its own while the batch that holds its payload is only
+//  the broker's until the end of the turn: every event must arrive with its
+//  own bytes.
+static int
+s_mixed_batches (const char *endpoint, const char *xpub, int count)
+{
+    zsock_t *sub = zsock_new_sub (xpub, "mixed.");
+    zsock_t *socket = s_connect (endpoint);
+    if (!sub) {
+        fprintf (stderr, "hd_probe: cannot connect %s\n", xpub);
+        return 2;
+    }
+    //  The subscription has reached the broker once a probe comes back
+    bool subscribed = false;
+    for (int probe = 0; probe < 100 && !subscribed; probe++) {
+        char id[32];
+        snprintf (id, sizeof id, "probe-%d", probe);
+        s_publish (socket, "mixed.probe", id, "p", 1, (uint64_t) probe + 1);
+        zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+        subscribed = zmq_poll (&item, 1, 100) == 1;
+    }
+    if (!subscribed) {
+        fprintf (stderr, "hd_probe: no probe came back on %s\n", xpub);
+        return 1;
+    }
+    enum { BATCH = 16 };
+    uint8_t payloads[BATCH][100];
+    char ids[BATCH][16];
+    Herald__Event events[BATCH];
+    Herald__PublishItem items[BATCH];
+    Herald__PublishItem *list[BATCH];
+    for (int first = 0; first < count; first += BATCH) {
+        int size = count - first < BATCH ? count - first : BATCH;
+        for (int index = 0; index < size; index++) {
+            int number = first + index;
+            snprintf (ids[index], sizeof ids[index], "m-%d", number);
+            memset (payloads[index], (uint8_t) number, sizeof payloads[index]);
+            herald__event__init (&events[index]);
+            events[index].id = ids[index];
+            events[index].source = "hd_probe";
+            events[index].type = number % 2 ? "mixed.b" : "mixed.a";
+            herald__publish_item__init (&items[index]);
+            items[index].corr = 1000 + (uint64_t) number;
+            items[index].event = &events[index];
+            items[index].payload.data = payloads[index];
+            items[index].payload.len = sizeof payloads[index];
+            list[index] = &items[index];
+        }
+        Herald__Publishes publishes = HERALD__PUBLISHES__INIT;
+        publishes.n_items = (size_t) size;
+        publishes.items = list;
+        size_t packed_size;
+        uint8_t *packed = hd_proto_pack (&publishes.base, &packed_size);
+        s_send_raw (socket, "HD\x01\x05", 4, packed, packed_size);
+        free (packed);
+    }
+    int right = 0, wrong = 0;
+    while (right + wrong < count) {
+        hd_frames_t frames;
+        zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, 10000) != 1 ||
+            hd_frames_recv (&frames, zsock_resolve (sub), 0) != 0)
+            break;
+        if (frames.count == 4) {
+            int checked = s_mixed_check (hd_frames_data (&frames, 2), hd_frames_size (&frames, 2),
+                                         hd_frames_data (&frames, 3), hd_frames_size (&frames, 3));
+            right += checked > 0;
+            wrong += checked < 0;
+        } else if (frames.count == 2) {
+            const uint8_t *cursor = hd_frames_data (&frames, 1);
+            const uint8_t *end = cursor + hd_frames_size (&frames, 1);
+            hd_fanout_view_t view;
+            while (hd_decode_fanout_item (&cursor, end, &view) == 1) {
+                int checked = s_mixed_check (view.envelope, view.envelope_size, view.payload,
+                                             view.payload_size);
+                right += checked > 0;
+                wrong += checked < 0;
+            }
+        } else
+            wrong++;
+        hd_frames_close (&frames);
+    }
+    printf ("right=%d wrong=%d of %d\n", right, wrong, count);
+    zsock_destroy (&socket);
+    zsock_destroy (&sub);
+    return right == count && wrong == 0 ? 0 : 1;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -649,12 +768,14 @@ main (int argc, char **argv)
         printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n"
                 "       hd_probe idle-workers --broker EP --count N [--pools P] [--seconds S]\n"
                 "       hd_probe dup-burst --broker EP --pool ID --count N\n"
+                "       hd_probe mixed-batches --broker EP --xpub EP --count N\n"
                 "       hd_probe create-pool --broker EP --pool P [--filter F] [--ordered 1]\n"
                 "                [--max-deliver N] [--ack-wait-ms N] [--from "
                 "earliest|latest|SEQ|@TIME_US]\n");
         return argc < 2 ? 2 : 0;
     }
     const char *endpoint = "tcp://127.0.0.1:7100";
+    const char *xpub = "tcp://127.0.0.1:7101";
     const char *pool = "probe";
     int count = 10000;
     const char *filter = "", *from = NULL;
@@ -664,6 +785,8 @@ main (int argc, char **argv)
     for (int index = 2; index + 1 < argc; index += 2) {
         if (!strcmp (argv[index], "--broker"))
             endpoint = argv[index + 1];
+        else if (!strcmp (argv[index], "--xpub"))
+            xpub = argv[index + 1];
         else if (!strcmp (argv[index], "--pool"))
             pool = argv[index + 1];
         else if (!strcmp (argv[index], "--count"))
@@ -691,6 +814,8 @@ main (int argc, char **argv)
         return s_garbage (endpoint, count);
     if (!strcmp (argv[1], "dup-burst"))
         return s_dup_burst (endpoint, pool, count);
+    if (!strcmp (argv[1], "mixed-batches"))
+        return s_mixed_batches (endpoint, xpub, count);
     if (!strcmp (argv[1], "idle-workers"))
         return s_idle_workers (endpoint, count, pools, seconds);
     if (!strcmp (argv[1], "create-pool"))
