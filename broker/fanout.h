@@ -9,7 +9,6 @@
 #ifndef HD_FANOUT_H_INCLUDED
 #define HD_FANOUT_H_INCLUDED
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
