@@ -172,7 +172,13 @@ typedef struct {
     uint32_t index;
     char *buffer; // payload
     char id[128];
+    int timeout_ms; // what is left of the run, refreshed every S_TIMEOUT_EVERY events
 } s_publisher_t;
+
+//  A clock read per publish for the timeout alone would weigh on the
+//  publisher this harness measures; the timeout may run over by the time
+//  this many publishes take
+#define S_TIMEOUT_EVERY 256
 
 //  "<prefix>-<seq>" without snprintf, which costs more than the rest of
 //  building the event (a client formats its ids its own way; this harness
@@ -214,7 +220,7 @@ s_publish (s_publisher_t *self, uint32_t seq, uint64_t sched_ns)
         s_format_id (self->id, sizeof (self->id), hdr->id_prefix, seq);
     if (hd_event_set_id (event, self->id) ||
         hd_event_set_payload (event, self->buffer, hdr->payload_size) ||
-        hd_publisher_publish (self->publisher, &event, s_remaining_ms (self->ctl))) {
+        hd_publisher_publish (self->publisher, &event, self->timeout_ms)) {
         hd_event_destroy (&event);
         return -1;
     }
@@ -232,6 +238,7 @@ s_probe (s_publisher_t *self)
             seen += atomic_load (&hdr->recv[index].probe_seen) ? 1 : 0;
         if (seen == hdr->nrecv)
             return 0;
+        self->timeout_ms = s_remaining_ms (self->ctl);
         if (s_publish (self, HB_PROBE_SEQ, hb_now_ns ()))
             return -1;
         hd_publisher_poll (self->publisher);
@@ -290,6 +297,8 @@ hb_role_publisher (hb_ctl_t *ctl, uint32_t index)
             hb_sleep_until_ns (sched);
         } else
             sched = hb_now_ns ();
+        if (sent % S_TIMEOUT_EVERY == 0)
+            self.timeout_ms = s_remaining_ms (ctl);
         if (s_publish (&self, seq, sched)) {
             s_set_error (me->error, "publish", hd_publisher_error (self.publisher));
             rc = -1;

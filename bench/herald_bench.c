@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +46,10 @@ typedef struct {
     uint64_t received, lost, dupes, malformed, gaps;
     double lat_us[HB_NPCT]; // percentiles of first-receipt latency
     double seconds;
+    //  CPU time (user + system) of the run's processes, clients and the
+    //  broker herald-bench started, divided by the events: what an event
+    //  costs the machine, steadier than a rate on a shared one
+    double cpu_us_per_event;
 } hb_result_t;
 
 typedef struct {
@@ -66,6 +71,7 @@ typedef struct {
     int child_status[HB_MAX_CHILDREN];
     bool child_live[HB_MAX_CHILDREN];
     size_t nchildren;
+    double cpu_us; // of the processes reaped in this run
     hb_result_t results[2][HB_MAX_RUNS];
 } hb_ctx_t;
 
@@ -124,6 +130,18 @@ s_spawn (hb_ctx_t *ctx, char *const argv[], const char *log_path)
     return pid;
 }
 
+//  waitpid that adds the process's CPU time to the run's
+static pid_t
+s_wait (hb_ctx_t *ctx, pid_t pid, int *status, int options)
+{
+    struct rusage usage;
+    pid_t waited = wait4 (pid, status, options, &usage);
+    if (waited == pid)
+        ctx->cpu_us += (double) usage.ru_utime.tv_sec * 1e6 + (double) usage.ru_utime.tv_usec +
+                       (double) usage.ru_stime.tv_sec * 1e6 + (double) usage.ru_stime.tv_usec;
+    return waited;
+}
+
 //  Reap whatever exited. Returns the number of children still alive.
 static size_t
 s_reap (hb_ctx_t *ctx)
@@ -133,7 +151,7 @@ s_reap (hb_ctx_t *ctx)
         if (!ctx->child_live[index])
             continue;
         int status;
-        if (waitpid (ctx->children[index], &status, WNOHANG) == ctx->children[index]) {
+        if (s_wait (ctx, ctx->children[index], &status, WNOHANG) == ctx->children[index]) {
             ctx->child_live[index] = false;
             ctx->child_status[index] = status;
         } else
@@ -162,7 +180,7 @@ s_kill_children (hb_ctx_t *ctx, int wait_ms)
             kill (ctx->children[index], SIGKILL);
     for (size_t index = 0; index < ctx->nchildren; index++)
         if (ctx->child_live[index]) {
-            waitpid (ctx->children[index], &ctx->child_status[index], 0);
+            s_wait (ctx, ctx->children[index], &ctx->child_status[index], 0);
             ctx->child_live[index] = false;
         }
     ctx->nchildren = 0;
@@ -175,14 +193,14 @@ s_stop_broker (hb_ctx_t *ctx)
         return;
     kill (ctx->broker_pid, SIGTERM);
     for (int tries = 0; tries < 1000; tries++) {
-        if (waitpid (ctx->broker_pid, NULL, WNOHANG) == ctx->broker_pid) {
+        if (s_wait (ctx, ctx->broker_pid, NULL, WNOHANG) == ctx->broker_pid) {
             ctx->broker_pid = 0;
             return;
         }
         hb_sleep_ms (10);
     }
     kill (ctx->broker_pid, SIGKILL);
-    waitpid (ctx->broker_pid, NULL, 0);
+    s_wait (ctx, ctx->broker_pid, NULL, 0);
     ctx->broker_pid = 0;
 }
 
@@ -432,6 +450,7 @@ static int
 s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
 {
     memset (result, 0, sizeof (*result));
+    ctx->cpu_us = 0;
     char label[64];
     snprintf (label, sizeof (label), "[%s run %d/%" PRId64 "]", s_wl_name (workload), run,
               ctx->runs);
@@ -612,6 +631,8 @@ done:
         s_tail_file (logpath, 10);
     }
     s_stop_broker (ctx);
+    if (events)
+        result->cpu_us_per_event = ctx->cpu_us / events;
     hb_ctl_unmap (&ctl);
     unlink (ctl_path);
     s_rmtree (rundir);
@@ -645,7 +666,7 @@ s_median (hb_result_t *results, int runs, size_t offset)
 
 typedef struct {
     int ok, failed;
-    double pub_rate, recv_rate, recv_avg, lat_us[HB_NPCT];
+    double pub_rate, recv_rate, recv_avg, lat_us[HB_NPCT], cpu_us_per_event;
     uint64_t lost, dupes, gaps, rejected, resent, malformed;
 } hb_summary_t;
 
@@ -668,6 +689,7 @@ s_summarise (hb_result_t *results, int runs)
     summary.pub_rate = s_median (results, runs, offsetof (hb_result_t, pub_rate));
     summary.recv_rate = s_median (results, runs, offsetof (hb_result_t, recv_rate));
     summary.recv_avg = s_median (results, runs, offsetof (hb_result_t, recv_avg));
+    summary.cpu_us_per_event = s_median (results, runs, offsetof (hb_result_t, cpu_us_per_event));
     for (int q = 0; q < HB_NPCT; q++)
         summary.lat_us[q] =
             s_median (results, runs, offsetof (hb_result_t, lat_us) + (size_t) q * sizeof (double));
@@ -687,8 +709,8 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
         fprintf (out, "offered rate %" PRId64 " events/s for %.1f s\n", ctx->rate,
                  (double) ctx->duration_ms / 1000.0);
     fprintf (out, "| workload | pub msg/s | recv msg/s | lost | dupes | p50 us | p99 us | p99.9 us "
-                  "| max us | failed runs |\n");
-    fprintf (out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                  "| max us | CPU us/event | failed runs |\n");
+    fprintf (out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
         hb_summary_t s = s_summarise (ctx->results[workload - 1], (int) ctx->runs);
@@ -702,9 +724,9 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
                       ctx->publishers, ctx->workers);
         fprintf (out,
                  "| %s | %.0f | %.0f | %" PRIu64 " | %" PRIu64
-                 " | %.0f | %.0f | %.0f | %.0f | %d |\n",
+                 " | %.0f | %.0f | %.0f | %.0f | %.2f | %d |\n",
                  name, s.pub_rate, s.recv_rate, s.lost, s.dupes, s.lat_us[0], s.lat_us[2],
-                 s.lat_us[3], s.lat_us[HB_NPCT - 1], s.failed);
+                 s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event, s.failed);
         if (s.rejected || s.resent || s.malformed || s.gaps)
             fprintf (out,
                      "  (%s: rejected %" PRIu64 ", resent %" PRIu64 ", malformed %" PRIu64
@@ -733,21 +755,23 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
                  "\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64 ",\"rejected\":%" PRIu64
                  ",\"resent\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"gaps\":%" PRIu64
                  ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-                 "\"max_us\":%.1f,\"runs\":[",
+                 "\"max_us\":%.1f,\"cpu_us_per_event\":%.3f,\"cpu_scope\":\"%s\",\"runs\":[",
                  workload == HB_W1 ? "w1" : "w2", s.ok, s.failed, s.pub_rate,
                  workload == HB_W1 ? "sub_rate" : "proc_rate", s.recv_rate, s.lost, s.dupes,
                  s.rejected, s.resent, s.malformed, s.gaps, s.lat_us[0], s.lat_us[1], s.lat_us[2],
-                 s.lat_us[3], s.lat_us[HB_NPCT - 1]);
+                 s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event,
+                 *ctx->broker ? "clients" : "clients and broker");
         for (int run = 0; run < ctx->runs; run++) {
             hb_result_t *r = &results[run];
             fprintf (out,
                      "%s{\"ok\":%s,\"pub_rate\":%.0f,\"recv_rate\":%.0f,\"recv_avg\":%.0f,"
                      "\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"received\":%" PRIu64
                      ",\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64
-                     ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"seconds\":%.2f}",
+                     ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"seconds\":%.2f,"
+                     "\"cpu_us_per_event\":%.3f}",
                      run ? "," : "", r->ok ? "true" : "false", r->pub_rate, r->recv_rate,
                      r->recv_avg, r->sent, r->confirmed, r->received, r->lost, r->dupes,
-                     r->lat_us[0], r->lat_us[2], r->lat_us[3], r->seconds);
+                     r->lat_us[0], r->lat_us[2], r->lat_us[3], r->seconds, r->cpu_us_per_event);
         }
         fprintf (out, "]}");
     }

@@ -137,11 +137,12 @@ s_attribute (const hd_text_t *entry, hd_text_t *key, hd_text_t *value, bool chec
     return result;
 }
 
-hd_envelope_result_t
-hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check_utf8)
+//  hd_envelope_scan without the strings it does not find: present gets a
+//  bit for each string it sets.
+static hd_envelope_result_t
+s_scan (hd_envelope_t *self, const uint8_t *cursor, const uint8_t *end, bool check_utf8,
+        unsigned *present)
 {
-    memset (self, 0, sizeof *self);
-    const uint8_t *cursor = data, *end = cursor + size;
     hd_envelope_result_t result = HD_ENVELOPE_OK;
     while (cursor < end) {
         const uint8_t *start = cursor;
@@ -161,6 +162,7 @@ hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check
             if (check_utf8 && result == HD_ENVELOPE_OK && !hd_utf8_valid (bytes.data, bytes.size))
                 result = HD_ENVELOPE_NOT_UTF8;
             self->text[string] = bytes;
+            *present |= 1u << string;
         } else if (number == HD_ENVELOPE_FIELD_ATTRIBUTES) {
             hd_text_t entry = s_text (&field), key, value;
             hd_envelope_result_t checked = s_attribute (&entry, &key, &value, check_utf8);
@@ -178,6 +180,22 @@ hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check
         else
             self->unknown_size += (size_t) (cursor - start);
     }
+    return result;
+}
+
+hd_envelope_result_t
+hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check_utf8)
+{
+    //  Each string is written once, found or empty, instead of clearing the
+    //  whole struct first: that memset was a third of a client's scan
+    self->time_us = self->seq = self->recorded_time_us = 0;
+    self->attributes = self->unknown_size = 0;
+    unsigned present = 0;
+    const uint8_t *cursor = data;
+    hd_envelope_result_t result = s_scan (self, cursor, cursor + size, check_utf8, &present);
+    for (int index = 0; index < HD_ENVELOPE_STRINGS; index++)
+        if (!(present & (1u << index)))
+            self->text[index] = (hd_text_t){NULL, 0};
     return result;
 }
 

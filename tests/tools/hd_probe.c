@@ -645,12 +645,12 @@ s_idle_workers (const char *endpoint, int count, int pools, int seconds)
     return joined == count ? 0 : 1;
 }
 
-//  Checks one received event of mixed-batches: its id is m-N and every byte
-//  of its payload is N & 0xFF. Returns 1 for a right one, 0 for a probe
-//  (ignored), -1 for a wrong one.
+//  Checks one received event of mixed-batches: its id is m-N, not seen
+//  before, and every byte of its payload is N & 0xFF. Returns 1 for a right
+//  one, 0 for a probe (ignored), -1 for a wrong one.
 static int
 s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payload,
-               size_t payload_size)
+               size_t payload_size, char *seen, int count)
 {
     Herald__Event *event = herald__event__unpack (NULL, envelope_size, envelope);
     if (!event)
@@ -662,7 +662,7 @@ s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payloa
     herald__event__free_unpacked (event, NULL);
     if (probe)
         return 0;
-    if (number < 0 || payload_size != 100)
+    if (number < 0 || number >= count || seen[number]++ || payload_size != 100)
         return -1;
     for (size_t index = 0; index < payload_size; index++)
         if (payload[index] != (uint8_t) number)
@@ -675,7 +675,10 @@ s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payloa
 //  Every run of one type is one event long, so the broker sends each event
 //  as a message of its own while the batch that holds its payload is only
 //  the broker's until the end of the turn: every event must arrive with its
-//  own bytes.
+//  own bytes. Five items of each batch repeat an earlier one of the same
+//  batch, 1 to 5 items back (the broker identifies events a few items
+//  ahead of publishing them): each must be confirmed as a duplicate and
+//  arrive nowhere, every other event exactly once.
 static int
 s_mixed_batches (const char *endpoint, const char *xpub, int count)
 {
@@ -699,6 +702,9 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
         return 1;
     }
     enum { BATCH = 16 };
+    //  The item each one repeats, or -1
+    static const int repeats[BATCH] = {-1, 0, -1, -1, 2, -1, -1, -1, 5, -1, -1, 7, -1, -1, -1, 10};
+    int expected_duplicates = 0;
     uint8_t payloads[BATCH][100];
     char ids[BATCH][16];
     Herald__Event events[BATCH];
@@ -707,7 +713,9 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
     for (int first = 0; first < count; first += BATCH) {
         int size = count - first < BATCH ? count - first : BATCH;
         for (int index = 0; index < size; index++) {
-            int number = first + index;
+            int original = repeats[index] >= 0 ? repeats[index] : index;
+            int number = first + original;
+            expected_duplicates += original != index;
             snprintf (ids[index], sizeof ids[index], "m-%d", number);
             memset (payloads[index], (uint8_t) number, sizeof payloads[index]);
             herald__event__init (&events[index]);
@@ -715,7 +723,7 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
             events[index].source = "hd_probe";
             events[index].type = number % 2 ? "mixed.b" : "mixed.a";
             herald__publish_item__init (&items[index]);
-            items[index].corr = 1000 + (uint64_t) number;
+            items[index].corr = 1000 + (uint64_t) (first + index);
             items[index].event = &events[index];
             items[index].payload.data = payloads[index];
             items[index].payload.len = sizeof payloads[index];
@@ -729,8 +737,10 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
         s_send_raw (socket, "HD\x01\x05", 4, packed, packed_size);
         free (packed);
     }
+    int distinct = count - expected_duplicates;
+    char *seen = calloc ((size_t) count, 1);
     int right = 0, wrong = 0;
-    while (right + wrong < count) {
+    while (seen && right + wrong < distinct) {
         hd_frames_t frames;
         zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
         if (zmq_poll (&item, 1, 10000) != 1 ||
@@ -738,7 +748,8 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
             break;
         if (frames.count == 4) {
             int checked = s_mixed_check (hd_frames_data (&frames, 2), hd_frames_size (&frames, 2),
-                                         hd_frames_data (&frames, 3), hd_frames_size (&frames, 3));
+                                         hd_frames_data (&frames, 3), hd_frames_size (&frames, 3),
+                                         seen, count);
             right += checked > 0;
             wrong += checked < 0;
         } else if (frames.count == 2) {
@@ -747,7 +758,7 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
             hd_fanout_view_t view;
             while (hd_decode_fanout_item (&cursor, end, &view) == 1) {
                 int checked = s_mixed_check (view.envelope, view.envelope_size, view.payload,
-                                             view.payload_size);
+                                             view.payload_size, seen, count);
                 right += checked > 0;
                 wrong += checked < 0;
             }
@@ -755,10 +766,48 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
             wrong++;
         hd_frames_close (&frames);
     }
-    printf ("right=%d wrong=%d of %d\n", right, wrong, count);
+    //  Anything more on the XPUB is a duplicate that got through
+    for (hd_frames_t frames;
+         wrong == 0 && hd_frames_recv (&frames, zsock_resolve (sub), ZMQ_DONTWAIT) == 0;) {
+        wrong++;
+        hd_frames_close (&frames);
+    }
+    free (seen);
+    int confirmed = 0, duplicates = 0;
+    while (confirmed < count + 100) {
+        hd_frames_t frames;
+        int command = s_recv (socket, &frames, confirmed >= count ? 0 : 5000);
+        if (command < 0)
+            break;
+        Herald__Confirms *many = NULL;
+        Herald__Confirm *one = NULL;
+        if (command == HD_CMD_CONFIRMS)
+            many = herald__confirms__unpack (NULL, hd_frames_size (&frames, 1),
+                                             hd_frames_data (&frames, 1));
+        else if (command == HD_CMD_CONFIRM)
+            one = herald__confirm__unpack (NULL, hd_frames_size (&frames, 1),
+                                           hd_frames_data (&frames, 1));
+        for (size_t index = 0; index < (many ? many->n_seq : one ? 1 : 0); index++) {
+            uint64_t corr = many ? many->corr[index] : one->corr;
+            bool duplicate = many ? many->duplicate[index] : one->duplicate;
+            //  Probes (corr 1..100) are not counted
+            confirmed += corr >= 1000;
+            duplicates += corr >= 1000 && duplicate;
+        }
+        if (many)
+            herald__confirms__free_unpacked (many, NULL);
+        if (one)
+            herald__confirm__free_unpacked (one, NULL);
+        hd_frames_close (&frames);
+    }
+    printf ("right=%d wrong=%d of %d distinct; confirmed=%d duplicates=%d of %d\n", right, wrong,
+            distinct, confirmed, duplicates, expected_duplicates);
     zsock_destroy (&socket);
     zsock_destroy (&sub);
-    return right == count && wrong == 0 ? 0 : 1;
+    return right == distinct && wrong == 0 && confirmed == count &&
+                   duplicates == expected_duplicates
+               ? 0
+               : 1;
 }
 
 int
