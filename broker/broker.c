@@ -55,20 +55,6 @@ typedef struct {
     int borrowed;   // HD_FANOUT_*_BORROWED: frames in the turn's memory (s_pending_frames)
 } s_pending_t;
 
-//  An event of a PUBLISH(ES) that passed its checks, identity worked out
-typedef struct {
-    uint64_t corr;
-    const void *envelope;
-    size_t envelope_size;
-    zmq_msg_t payload; // shared or borrowed (s_on_publishes)
-    hd_envelope_t event;
-    hd_dedup_key_t identity;
-} s_incoming_t;
-
-//  Events a PUBLISHES has identified ahead of the one being published:
-//  enough for a dedup slot to arrive from memory in the meantime
-#define S_LOOKAHEAD 4
-
 struct _hd_broker_t {
     hd_broker_config_t config;
     zsock_t *router;
@@ -87,12 +73,10 @@ struct _hd_broker_t {
     size_t turn_body_count, turn_body_capacity;
     size_t turn_body_bytes;
     size_t body_borrowers; // pending publishes borrowing the body being handled
-    //  Clocks read once per message for the events it carries
+    //  Clocks read once per message for the events it carries: two reads an
+    //  event were a tenth of the publish path
     int64_t message_mono_ms;
     uint64_t message_wall_us;
-    //  The next events of a PUBLISHES, checked and identified while the
-    //  dedup lookups of the ones before them are still under way
-    s_incoming_t incoming[S_LOOKAHEAD];
     hd_journal_t *journal;
     int lock_fd;     // flock on the data directory
     bool recovering; // replaying the journal: pools must not journal again
@@ -673,7 +657,7 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     return pending;
 }
 
-//  s_publish_prepared once the event is valid and its identity worked out.
+//  s_publish_event once the event is valid and its identity worked out.
 static void
 s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
                       const void *envelope, size_t envelope_size, zmq_msg_t *payload,
@@ -759,57 +743,47 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     self->pending_count++;
 }
 
-//  Checks and scans one event of a PUBLISH or PUBLISHES and works out its
-//  identity (incoming: corr, envelope and payload set). Returns 0, or -1
-//  when it was refused (answered; nothing to release).
-static int
-s_prepare_event (hd_broker_t *self, const void *rid, size_t rid_size, s_incoming_t *incoming)
+//  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
+//  to the log and counted in its pools, or refused. payload is shared (a
+//  reference is taken), not taken; payload_borrowed: it is a constant
+//  message over a PUBLISHES body that the turn keeps (s_keep_body).
+static void
+s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                 const void *envelope, size_t envelope_size, zmq_msg_t *payload,
+                 bool payload_borrowed)
 {
-    uint64_t corr = incoming->corr;
-    if (incoming->envelope_size > (size_t) self->config.max_envelope) {
+    if (envelope_size > (size_t) self->config.max_envelope) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "Event frame is larger than --max-envelope", 0);
-        return -1;
+        return;
     }
-    if (zmq_msg_size (&incoming->payload) > (size_t) self->config.max_payload) {
+    if (zmq_msg_size (payload) > (size_t) self->config.max_payload) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "payload is larger than --max-payload", 0);
-        return -1;
+        return;
     }
-    hd_envelope_result_t scanned =
-        hd_envelope_scan (&incoming->event, incoming->envelope, incoming->envelope_size, true);
+    hd_envelope_t event;
+    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size, true);
     if (scanned == HD_ENVELOPE_MALFORMED) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
                        "Event does not parse", 0);
-        return -1;
+        return;
     }
-    const char *invalid = s_check_event (self, &incoming->event, scanned);
+    const char *invalid = s_check_event (self, &event, scanned);
     if (invalid) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
-        return -1;
+        return;
     }
-    if (s_identity (&incoming->event, &incoming->identity)) {
+    hd_dedup_key_t identity;
+    if (s_identity (&event, &identity)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
-        return -1;
+        return;
     }
-    return 0;
-}
-
-//  Deduplicates a prepared event, appends it to the log and counts it in
-//  its pools, or refuses it; then releases it. payload_borrowed: its
-//  payload is a constant message over a PUBLISHES body that the turn keeps
-//  (s_keep_body).
-static void
-s_publish_prepared (hd_broker_t *self, const void *rid, size_t rid_size, s_incoming_t *incoming,
-                    bool payload_borrowed)
-{
-    s_publish_identified (self, rid, rid_size, incoming->corr, incoming->envelope,
-                          incoming->envelope_size, &incoming->payload, payload_borrowed,
-                          &incoming->event, &incoming->identity);
-    hd_dedup_key_release (&incoming->identity);
-    zmq_msg_close (&incoming->payload);
+    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload,
+                          payload_borrowed, &event, &identity);
+    hd_dedup_key_release (&identity);
 }
 
 //  Bad input that gets an ERROR (it has no corr to REJECT), counted.
@@ -843,22 +817,10 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
                   "Publish body does not parse");
         return;
     }
-    s_incoming_t *incoming = &self->incoming[0];
-    incoming->corr = publish->corr;
+    uint64_t corr = publish->corr;
     herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
-    incoming->envelope = hd_frames_data (frames, 3);
-    incoming->envelope_size = hd_frames_size (frames, 3);
-    zmq_msg_init (&incoming->payload);
-    if (zmq_msg_copy (&incoming->payload, &frames->frame[4]) != 0) {
-        s_send_reject (self, rid, rid_size, incoming->corr, HERALD__ERROR_CODE__INTERNAL,
-                       strerror (errno), (uint32_t) self->config.retry_after_ms);
-        zmq_msg_close (&incoming->payload);
-        return;
-    }
-    if (s_prepare_event (self, rid, rid_size, incoming) == 0)
-        s_publish_prepared (self, rid, rid_size, incoming, false);
-    else
-        zmq_msg_close (&incoming->payload);
+    s_publish_event (self, rid, rid_size, corr, hd_frames_data (frames, 3),
+                     hd_frames_size (frames, 3), &frames->frame[4], false);
 }
 
 //  Whether a PUBLISHES body can lend its bytes until the end of the turn:
@@ -928,37 +890,21 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
     const uint8_t *end = cursor + hd_frames_size (frames, 2);
     bool lendable = s_body_lendable (self, &frames->frame[2]);
     self->body_borrowers = 0;
-    //  A ring of prepared events: each is published S_LOOKAHEAD - 1 events
-    //  after its dedup slot was asked for
-    size_t first = 0, count = 0;
     hd_publish_view_t item;
     int rc;
     while ((rc = hd_decode_publish_item (&cursor, end, &item)) == 1) {
-        s_incoming_t *incoming = &self->incoming[(first + count) % S_LOOKAHEAD];
-        incoming->corr = item.corr;
-        incoming->envelope = item.envelope;
-        incoming->envelope_size = item.envelope_size;
+        zmq_msg_t payload;
         if (lendable)
-            zmq_msg_init_data (&incoming->payload, (void *) item.payload, item.payload_size, NULL,
-                               NULL);
-        else if (hd_msg_init_copy (&incoming->payload, item.payload, item.payload_size) != 0) {
+            zmq_msg_init_data (&payload, (void *) item.payload, item.payload_size, NULL, NULL);
+        else if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0) {
             s_send_reject (self, rid, rid_size, item.corr, HERALD__ERROR_CODE__INTERNAL,
                            "out of memory", (uint32_t) self->config.retry_after_ms);
             continue;
         }
-        if (s_prepare_event (self, rid, rid_size, incoming) != 0) {
-            zmq_msg_close (&incoming->payload);
-            continue;
-        }
-        hd_dedup_prefetch (self->dedup, &incoming->identity);
-        if (++count == S_LOOKAHEAD) {
-            s_publish_prepared (self, rid, rid_size, &self->incoming[first], lendable);
-            first = (first + 1) % S_LOOKAHEAD;
-            count--;
-        }
+        s_publish_event (self, rid, rid_size, item.corr, item.envelope, item.envelope_size,
+                         &payload, lendable);
+        zmq_msg_close (&payload);
     }
-    for (; count; count--, first = (first + 1) % S_LOOKAHEAD)
-        s_publish_prepared (self, rid, rid_size, &self->incoming[first], lendable);
     if (self->body_borrowers)
         s_keep_body (self, &frames->frame[2]);
     if (rc < 0) {

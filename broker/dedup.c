@@ -52,11 +52,6 @@ hd_dedup_new (int64_t window_ms, size_t max_entries)
     }
     self->window_ms = window_ms;
     self->max_entries = max_entries ? max_entries : 1;
-    //  Sized for the most it may hold: growing moves every entry at once (a
-    //  pause of tens of milliseconds at a million), and the pages of the
-    //  slots are only taken as entries land on them. Without the memory it
-    //  grows as it fills instead.
-    hd_hashmap_reserve (self->index, self->max_entries);
     return self;
 }
 
@@ -143,12 +138,6 @@ hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now)
     if (!entry || now - entry->time >= self->window_ms)
         return 0;
     return entry->seq;
-}
-
-void
-hd_dedup_prefetch (hd_dedup_t *self, const hd_dedup_key_t *key)
-{
-    hd_hashmap_prefetch (self->index, key->hash);
 }
 
 //  Room for an entry of size bytes at the end of the last block.

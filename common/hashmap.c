@@ -1,7 +1,6 @@
 /*  hashmap — open-addressing hash table from 64-bit keys to pointers. */
 #include "hashmap.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,12 +64,6 @@ hd_hashmap_size (hd_hashmap_t *self)
     return self->size;
 }
 
-size_t
-hd_hashmap_capacity (hd_hashmap_t *self)
-{
-    return self->mask + 1;
-}
-
 static void
 s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
 {
@@ -81,17 +74,10 @@ s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
     slots[index].value = value;
 }
 
-//  Whether count values fit in slots slots below the load limit
-static bool
-s_fits (size_t count, size_t slots)
-{
-    return count <= SIZE_MAX / S_LOAD_DENOMINATOR &&
-           count * S_LOAD_DENOMINATOR <= slots * S_LOAD_NUMERATOR;
-}
-
 static int
-s_resize (hd_hashmap_t *self, size_t count)
+s_grow (hd_hashmap_t *self)
 {
+    size_t count = (self->mask + 1) * 2;
     s_slot_t *slots = calloc (count, sizeof *slots);
     if (!slots)
         return -1;
@@ -105,23 +91,12 @@ s_resize (hd_hashmap_t *self, size_t count)
 }
 
 int
-hd_hashmap_reserve (hd_hashmap_t *self, size_t count)
-{
-    size_t slots = self->mask + 1;
-    while (!s_fits (count, slots)) {
-        if (slots > SIZE_MAX / 2 / sizeof (s_slot_t))
-            return -1;
-        slots *= 2;
-    }
-    return slots == self->mask + 1 ? 0 : s_resize (self, slots);
-}
-
-int
 hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value)
 {
     if (!value)
         return -1;
-    if (!s_fits (self->size + 1, self->mask + 1) && s_resize (self, (self->mask + 1) * 2) != 0)
+    if ((self->size + 1) * S_LOAD_DENOMINATOR > (self->mask + 1) * S_LOAD_NUMERATOR &&
+        s_grow (self) != 0)
         return -1;
     s_place (self->slots, self->mask, key, value);
     self->size++;
@@ -138,12 +113,6 @@ hd_hashmap_find (hd_hashmap_t *self, uint64_t key, hd_hashmap_match_fn *match, c
             return slot->value;
     }
     return NULL;
-}
-
-void
-hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key)
-{
-    __builtin_prefetch (&self->slots[s_home (key, self->mask)]);
 }
 
 //  Empties slot hole and moves later slots of the same probe run back, so

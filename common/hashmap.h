@@ -29,13 +29,6 @@ hd_hashmap_t *hd_hashmap_new (void);
 void hd_hashmap_destroy (hd_hashmap_t **self_p);
 
 size_t hd_hashmap_size (hd_hashmap_t *self);
-//  Slots allocated (each 16 bytes): what the map costs in memory.
-size_t hd_hashmap_capacity (hd_hashmap_t *self);
-
-//  Makes room for count values at once, so the map does not grow (and
-//  move every value) until it holds more. Returns 0, or -1 when out of
-//  memory (the map is unchanged).
-int hd_hashmap_reserve (hd_hashmap_t *self, size_t count);
 
 //  Adds value under key; a key may hold several values. Returns 0, or -1
 //  when out of memory (nothing added).
@@ -45,10 +38,6 @@ int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);
 //  NULL: the first value under key), or NULL.
 void *hd_hashmap_find (hd_hashmap_t *self, uint64_t key, hd_hashmap_match_fn *match,
                        const void *arg);
-
-//  Asks the CPU to fetch the slot where a lookup of key starts, so a
-//  lookup made a little later does not wait for memory.
-void hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key);
 
 //  Removes value from under key. Returns 0, or -1 when it is not there.
 int hd_hashmap_remove (hd_hashmap_t *self, uint64_t key, const void *value);

@@ -1,6 +1,6 @@
 /*  hashmap: integer keys, shared keys with a match function, removal by
     backward shift (checked against a plain array model under random
-    inserts and removals), iteration, growth, reserved room. */
+    inserts and removals), iteration, growth. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,41 +109,6 @@ test_random_against_model (void **state)
     hd_hashmap_destroy (&map);
 }
 
-//  Reserved room holds that many values without growing; values already
-//  in the map stay reachable across it; a request too large for memory
-//  fails and changes nothing.
-static void
-test_reserve (void **state)
-{
-    hd_hashmap_t *map = hd_hashmap_new ();
-    assert_non_null (map);
-    enum { FIRST = 50, COUNT = 10000 };
-    static int values[COUNT];
-    for (uint64_t key = 1; key <= FIRST; key++)
-        assert_int_equal (hd_hashmap_insert (map, key, &values[key - 1]), 0);
-    assert_int_equal (hd_hashmap_reserve (map, COUNT), 0);
-    size_t capacity = hd_hashmap_capacity (map);
-    assert_true (capacity * 7 >= COUNT * 10);                  // within the load limit
-    assert_true (capacity < 2 * COUNT * 2);                    // and not far past it
-    assert_int_equal (hd_hashmap_reserve (map, COUNT / 2), 0); // never shrinks
-    assert_int_equal (hd_hashmap_capacity (map), capacity);
-    for (uint64_t key = 1; key <= FIRST; key++) {
-        hd_hashmap_prefetch (map, key);
-        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
-    }
-    for (uint64_t key = FIRST + 1; key <= COUNT; key++)
-        assert_int_equal (hd_hashmap_insert (map, key, &values[key - 1]), 0);
-    assert_int_equal (hd_hashmap_capacity (map), capacity);
-    for (uint64_t key = 1; key <= COUNT; key++)
-        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
-    assert_int_equal (hd_hashmap_reserve (map, SIZE_MAX / 4), -1);
-    assert_int_equal (hd_hashmap_capacity (map), capacity);
-    assert_int_equal (hd_hashmap_size (map), COUNT);
-    hd_hashmap_prefetch (map, COUNT + 1); // a key that is not there
-    hd_hashmap_destroy (&map);
-    assert_null (map);
-}
-
 int
 main (void)
 {
@@ -151,7 +116,6 @@ main (void)
         cmocka_unit_test (test_integer_keys_and_growth),
         cmocka_unit_test (test_shared_keys),
         cmocka_unit_test (test_random_against_model),
-        cmocka_unit_test (test_reserve),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
