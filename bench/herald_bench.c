@@ -943,7 +943,10 @@ main (int argc, char **argv)
         "is receipt - scheduled send time (CLOCK_MONOTONIC, open loop), first delivery of\n"
         "every event; use --rate/--duration for latency figures, since at full speed it\n"
         "measures queueing. lost = deliveries that never happened, dupes = receipts beyond\n"
-        "the first. Without --broker a fresh herald-broker runs per run (TCP on 127.0.0.1,\n"
+        "the first. CPU us/event = user + system time of the run's processes (clients, and\n"
+        "the broker when herald-bench started it) / events: what an event costs the\n"
+        "machine, steadier than a rate on a shared one (setup is in it: use large --events).\n"
+        "Without --broker a fresh herald-broker runs per run (TCP on 127.0.0.1,\n"
         "ephemeral ports, data dir in a temp dir that is removed). Exit status: 0 when every\n"
         "run completed, 1 when a run failed or timed out, 2 on bad usage.");
     hd_options_add (options, "workload", HD_OPT_STRING, "both", "", "w1, w2 or both",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # herald-bench sanity: a small W1 and W2 run against a broker it starts
-# itself completes, and reports no loss (W1, W2) and no duplicates (W2).
+# itself completes, and reports no loss (W1, W2), no duplicates (W2) and
+# the CPU time its processes took.
 source "$(dirname "$0")/lib.sh"
 
 [ -x "$BIN/herald-bench" ] || fail "no $BIN/herald-bench"
@@ -21,4 +22,9 @@ check '.w2.lost' 0
 check '.w2.dupes' 0
 check '.w2.runs[0].received' 5000
 check '.w2.proc_rate > 0' true
+# CPU per event: every process of the run counted (the broker too); at
+# least the broker's start and the clients' connects, far below a second
+check '.w1.cpu_scope' 'clients and broker'
+check '.w1.runs[0].cpu_us_per_event > 0.5 and .w1.runs[0].cpu_us_per_event < 1000000' true
+check '.w2.cpu_us_per_event > 0.5 and .w2.cpu_us_per_event < 1000000' true
 log "ok"

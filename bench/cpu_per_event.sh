@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# CPU time an event costs the machine, Herald against the raw-ZeroMQ
+# brokers of ../shared/bench-peers, same workloads, same session. On a
+# 2-core machine where every row is CPU-bound this explains the rates: a
+# row can only reach a peer's rate with as little CPU per event.
+#
+#   bench/cpu_per_event.sh [BUILD_DIR]      (default: build)
+#
+# CPU = user + system time of every process of a run (broker and clients;
+# herald-bench's own is left out), divided by the events. Herald's comes
+# from herald-bench --json (cpu_us_per_event); the raw-ZeroMQ runs are
+# started here as run.sh starts them and their children's times are read
+# with the shell's `times` once all are reaped.
+#
+# Environment: RUNS=5 (medians), N1=200000 N2=100000, PEERS_SRC, WINDOW=1000
+# (Herald's publisher window: the raw publishers keep none; the library's
+# default is 1000).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$ROOT/build}
+[[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
+HB="$BUILD/bin/herald-bench"
+RUNS=${RUNS:-5}
+N1=${N1:-200000}
+N2=${N2:-100000}
+WINDOW=${WINDOW:-1000}
+PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-cpu.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+[[ -x "$HB" ]] || { echo "no $HB: build first" >&2; exit 1; }
+command -v jq >/dev/null || { echo "cpu_per_event.sh needs jq" >&2; exit 1; }
+[[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
+
+# Only the ZeroMQ client and the control tool: they need libzmq alone
+B="$WORK/peers"
+mkdir -p "$B"
+CFLAGS="-O2 -g -std=gnu11"
+gcc $CFLAGS -c "$PEERS_SRC/src/common.c" -o "$B/common.o"
+gcc $CFLAGS "$PEERS_SRC/src/benchctl.c" "$B/common.o" -o "$B/benchctl"
+gcc $CFLAGS "$PEERS_SRC/src/zmq_bench.c" "$B/common.o" -o "$B/zmq_bench" \
+    $(pkg-config --cflags --libs libzmq)
+
+port_open() { ss -ltnH "sport = :$1" | grep -q .; }
+
+# zmq_run fanout|queue EVENTS RECEIVERS: one raw-ZeroMQ run; prints
+# "rate cpu_us_per_event"
+zmq_run() {
+    local kind=$1 events=$2 receivers=$3 ctl="$WORK/zmq.ctl"
+    (
+        if port_open 5601 || port_open 5602; then
+            echo "ports 5601/5602 busy" >&2
+            exit 1
+        fi
+        "$B/benchctl" init "$ctl" "$kind" "$events" "$receivers" 0 120 >/dev/null
+        BENCH_HWM=0 "$B/zmq_bench" "broker-$kind" "$ctl" >"$WORK/broker.log" 2>&1 &
+        broker=$!
+        for _ in $(seq 1 200); do port_open 5601 && port_open 5602 && break; sleep 0.05; done
+        role=sub-fanout pub=pub-fanout
+        [[ $kind = queue ]] && { role=worker-queue; pub=pub-queue; }
+        pids=()
+        for i in $(seq 0 $((receivers - 1))); do
+            BENCH_HWM=0 "$B/zmq_bench" "$role" "$ctl" "$i" >/dev/null 2>&1 &
+            pids+=($!)
+        done
+        BENCH_HWM=0 BENCH_RATE=0 "$B/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
+        pids+=($!)
+        wait "${pids[@]}"
+        kill "$broker"
+        wait "$broker" || true
+        report=$("$B/benchctl" report "$ctl")
+        key=sub_rate_min
+        [[ $kind = queue ]] && key=proc_rate
+        rate=$(tr ' ' '\n' <<<"$report" | awk -F= -v k=$key '$1 == k {print $2}')
+        lost=$(tr ' ' '\n' <<<"$report" | awk -F= '$1 == "lost" {print $2}')
+        # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
+        # redirected, not piped: a pipe would run it in a child of its own
+        times >"$WORK/times"
+        cpu=$(tail -n 1 "$WORK/times" | awk '{
+            n = split($1 " " $2, t, " "); s = 0
+            for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }
+            print s }')
+        echo "$rate $(awk -v c="$cpu" -v n="$events" 'BEGIN { printf "%.3f", c * 1e6 / n }') $lost"
+    )
+}
+
+# herald_run ARGS...: prints "rate cpu_us_per_event lost"
+herald_run() {
+    local wl=$1
+    shift
+    "$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null |
+        jq -r ".$wl | \"\(if .sub_rate then .sub_rate else .proc_rate end) \(.cpu_us_per_event) \(.lost)\""
+}
+
+median() { sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)] }'; }
+
+declare -A RATE CPU LOST
+row() { # name command...
+    local name=$1
+    shift
+    : >"$WORK/$name"
+    for r in $(seq 1 "$RUNS"); do
+        "$@" >>"$WORK/$name" || echo "- - -" >>"$WORK/$name"
+        echo "[$(date +%H:%M:%S)] $name run $r: $(tail -n 1 "$WORK/$name")" >&2
+    done
+    RATE[$name]=$(awk '$1 != "-" {print $1}' "$WORK/$name" | median)
+    CPU[$name]=$(awk '$2 != "-" {print $2}' "$WORK/$name" | median)
+    LOST[$name]=$(awk '$3 != "-" {s += $3} END {print s + 0}' "$WORK/$name")
+}
+
+# Interleaved by row, one system at a time
+row zmq_w1 zmq_run fanout "$N1" 2
+row herald_w1 herald_run w1 --events "$N1" --fsync never --window "$WINDOW"
+row zmq_w2 zmq_run queue "$N2" 4
+row herald_w2 herald_run w2 --events "$N2" --fsync never --window "$WINDOW"
+row herald_w2_always herald_run w2 --events "$N2" --fsync always --window 256
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+echo
+echo "CPU per event, medians of $RUNS runs ($(nproc) cores; herald window $WINDOW unless noted)"
+echo
+echo "| workload | system | events/s | CPU us/event | CPU vs raw ZeroMQ | lost |"
+echo "|---|---|---:|---:|---:|---:|"
+echo "| W1 fan-out (per sub) | raw ZeroMQ XSUB/XPUB, HWM 0 | ${RATE[zmq_w1]} | ${CPU[zmq_w1]} | 1.00 | ${LOST[zmq_w1]} |"
+echo "| W1 fan-out (per sub) | Herald, --fsync never | ${RATE[herald_w1]} | ${CPU[herald_w1]} | $(ratio "${CPU[herald_w1]}" "${CPU[zmq_w1]}") | ${LOST[herald_w1]} |"
+echo "| W2 work queue | raw ZeroMQ ROUTER/ROUTER | ${RATE[zmq_w2]} | ${CPU[zmq_w2]} | 1.00 | ${LOST[zmq_w2]} |"
+echo "| W2 work queue | Herald, --fsync never | ${RATE[herald_w2]} | ${CPU[herald_w2]} | $(ratio "${CPU[herald_w2]}" "${CPU[zmq_w2]}") | ${LOST[herald_w2]} |"
+echo "| W2 work queue | Herald, --fsync always, window 256 | ${RATE[herald_w2_always]} | ${CPU[herald_w2_always]} | $(ratio "${CPU[herald_w2_always]}" "${CPU[zmq_w2]}") | ${LOST[herald_w2_always]} |"
