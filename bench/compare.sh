@@ -189,8 +189,8 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo
     echo "### Herald (herald-bench)"
     echo
-    echo "| row | pub msg/s | recv msg/s | lost | dupes | p50 µs | p99 µs | p99.9 µs | failed runs |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| row | pub msg/s | recv msg/s | lost | dupes | p50 µs | p99 µs | p99.9 µs | CPU µs/event | failed runs |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in "w1-never|w1|W1 fan-out, --fsync never (recv: slower sub)" \
         "w1-always|w1|W1 fan-out, --fsync always (recv: slower sub)" \
         "w2-always|w2|W2 work queue, --fsync always (processed)" \
@@ -201,7 +201,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
         "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
         IFS='|' read -r name wl label <<<"$row"
         rate=$(hj "$name" ".$wl.sub_rate // .$wl.proc_rate")
-        echo "| $label | $(num "$(hj "$name" ".$wl.pub_rate")") | $(num "$rate") | $(hj "$name" ".$wl.lost") | $(hj "$name" ".$wl.dupes") | $(num "$(hj "$name" ".$wl.p50_us")") | $(num "$(hj "$name" ".$wl.p99_us")") | $(num "$(hj "$name" ".$wl.p999_us")") | $(hj "$name" ".$wl.failed_runs") |"
+        echo "| $label | $(num "$(hj "$name" ".$wl.pub_rate")") | $(num "$rate") | $(hj "$name" ".$wl.lost") | $(hj "$name" ".$wl.dupes") | $(num "$(hj "$name" ".$wl.p50_us")") | $(num "$(hj "$name" ".$wl.p99_us")") | $(num "$(hj "$name" ".$wl.p999_us")") | $(hj "$name" ".$wl.cpu_us_per_event") | $(hj "$name" ".$wl.failed_runs") |"
     done
     echo
     echo "### Ratios (same session; throughput: higher is better; latency: Herald / peer, lower is better)"
