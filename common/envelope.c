@@ -1,5 +1,7 @@
 /*  envelope — in-place scan of an encoded Event. */
 #include "envelope.h"
+
+#include <stddef.h>
 #include "varint.h"
 
 #include <string.h>
@@ -182,6 +184,11 @@ s_scan (hd_envelope_t *self, const uint8_t *cursor, const uint8_t *end, bool che
     }
     return result;
 }
+
+//  hd_envelope_scan sets every field by name: a field added after
+//  unknown_size would be left unset
+_Static_assert(sizeof (hd_envelope_t) == offsetof (hd_envelope_t, unknown_size) + sizeof (size_t),
+               "hd_envelope_scan must set every field of hd_envelope_t");
 
 hd_envelope_result_t
 hd_envelope_scan (hd_envelope_t *self, const void *data, size_t size, bool check_utf8)
