@@ -58,8 +58,11 @@ zmq_run() {
         for _ in $(seq 1 200); do port_open 5601 && port_open 5602 && break; sleep 0.05; done
         role=sub-fanout pub=pub-fanout
         [[ $kind = queue ]] && { role=worker-queue; pub=pub-queue; }
+        # From here to the second `times` only the ZeroMQ processes are
+        # reaped: the helpers above (benchctl, ss, sleep) are left out
+        times >"$WORK/times.before"
         pids=()
-        for i in $(seq 0 $((receivers - 1))); do
+        for ((i = 0; i < receivers; i++)); do
             BENCH_HWM=0 "$B/zmq_bench" "$role" "$ctl" "$i" >/dev/null 2>&1 &
             pids+=($!)
         done
@@ -68,28 +71,29 @@ zmq_run() {
         wait "${pids[@]}"
         kill "$broker"
         wait "$broker" || true
+        # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
+        # redirected, not piped: a pipe would run it in a child of its own
+        times >"$WORK/times.after"
         report=$("$B/benchctl" report "$ctl")
         key=sub_rate_min
         [[ $kind = queue ]] && key=proc_rate
         rate=$(tr ' ' '\n' <<<"$report" | awk -F= -v k=$key '$1 == k {print $2}')
         lost=$(tr ' ' '\n' <<<"$report" | awk -F= '$1 == "lost" {print $2}')
-        # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
-        # redirected, not piped: a pipe would run it in a child of its own
-        times >"$WORK/times"
-        cpu=$(tail -n 1 "$WORK/times" | awk '{
-            n = split($1 " " $2, t, " "); s = 0
-            for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }
-            print s }')
+        cpu=$(awk 'FNR == 2 {
+                n = split($1 " " $2, t, " "); s = 0
+                for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }
+                total += (FILENAME ~ /after/ ? s : -s) }
+            END { print total }' "$WORK/times.before" "$WORK/times.after")
         echo "$rate $(awk -v c="$cpu" -v n="$events" 'BEGIN { printf "%.3f", c * 1e6 / n }') $lost"
     )
 }
 
-# herald_run ARGS...: prints "rate cpu_us_per_event lost"
+# herald_run ARGS...: prints "rate cpu_us_per_event lost"; fails with the run
 herald_run() {
-    local wl=$1
+    local wl=$1 json
     shift
-    "$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null |
-        jq -r ".$wl | \"\(if .sub_rate then .sub_rate else .proc_rate end) \(.cpu_us_per_event) \(.lost)\""
+    json=$("$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null) || return 1
+    jq -r ".$wl | \"\(.sub_rate // .proc_rate) \(.cpu_us_per_event) \(.lost)\"" <<<"$json"
 }
 
 median() { sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)] }'; }
@@ -100,7 +104,9 @@ row() { # name command...
     shift
     : >"$WORK/$name"
     for r in $(seq 1 "$RUNS"); do
-        "$@" >>"$WORK/$name" || echo "- - -" >>"$WORK/$name"
+        local line
+        line=$("$@") || line="- - -" # a failed run counts in no median
+        echo "$line" >>"$WORK/$name"
         echo "[$(date +%H:%M:%S)] $name run $r: $(tail -n 1 "$WORK/$name")" >&2
     done
     RATE[$name]=$(awk '$1 != "-" {print $1}' "$WORK/$name" | median)

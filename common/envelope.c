@@ -185,9 +185,10 @@ s_scan (hd_envelope_t *self, const uint8_t *cursor, const uint8_t *end, bool che
     return result;
 }
 
-//  hd_envelope_scan sets every field by name: a field added after
-//  unknown_size would be left unset
-_Static_assert(sizeof (hd_envelope_t) == offsetof (hd_envelope_t, unknown_size) + sizeof (size_t),
+//  hd_envelope_scan sets every field by name: one added anywhere would be
+//  left unset (this fails when the struct changes; padding would too)
+_Static_assert(sizeof (hd_envelope_t) == sizeof (((hd_envelope_t *) 0)->text) +
+                                             3 * sizeof (uint64_t) + 2 * sizeof (size_t),
                "hd_envelope_scan must set every field of hd_envelope_t");
 
 hd_envelope_result_t

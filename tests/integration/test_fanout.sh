@@ -55,4 +55,8 @@ wait "$SUB3" || fail "subscriber 3 did not get $((2 * N)) events"
 # the end of the turn
 "$TBIN/hd_probe" mixed-batches --broker "$ROUTER" --xpub "$XPUB" --count 4000 >"$WORK/mixed.out" ||
     fail "alternating types: $(cat "$WORK/mixed.out")"
-log "ok ($N events in $batches batches and single messages; two publishers at once; $(cat "$WORK/mixed.out"))"
+# The same with items repeated inside their batch, 1 to 5 items back:
+# confirmed as duplicates, never fanned out
+"$TBIN/hd_probe" mixed-batches --broker "$ROUTER" --xpub "$XPUB" --count 4000 --repeats 1 \
+    >"$WORK/repeats.out" || fail "repeats inside a batch: $(cat "$WORK/repeats.out")"
+log "ok ($N events in $batches batches and single messages; two publishers at once; $(cat "$WORK/mixed.out"); with repeats: $(cat "$WORK/repeats.out"))"

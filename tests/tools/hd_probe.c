@@ -645,7 +645,7 @@ s_idle_workers (const char *endpoint, int count, int pools, int seconds)
     return joined == count ? 0 : 1;
 }
 
-//  Checks one received event of mixed-batches: its id is m-N, not seen
+//  Checks one received event of mixed-batches: its id is m-N or r-N, not seen
 //  before, and every byte of its payload is N & 0xFF. Returns 1 for a right
 //  one, 0 for a probe (ignored), -1 for a wrong one.
 static int
@@ -658,7 +658,7 @@ s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payloa
     int number = -1;
     bool probe = strncmp (event->id, "probe-", 6) == 0;
     if (!probe)
-        sscanf (event->id, "m-%d", &number);
+        sscanf (event->id, "%*c-%d", &number); // m-N, or r-N with repeats
     herald__event__free_unpacked (event, NULL);
     if (probe)
         return 0;
@@ -675,12 +675,12 @@ s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payloa
 //  Every run of one type is one event long, so the broker sends each event
 //  as a message of its own while the batch that holds its payload is only
 //  the broker's until the end of the turn: every event must arrive with its
-//  own bytes. Five items of each batch repeat an earlier one of the same
-//  batch, 1 to 5 items back (the broker identifies events a few items
-//  ahead of publishing them): each must be confirmed as a duplicate and
-//  arrive nowhere, every other event exactly once.
+//  own bytes. With repeats, five items of each batch repeat an earlier one
+//  of the same batch, 1 to 5 items back: each must be confirmed as a
+//  duplicate and arrive nowhere, every other event exactly once (runs of
+//  one type are then longer: the single-message path is the plain mode's).
 static int
-s_mixed_batches (const char *endpoint, const char *xpub, int count)
+s_mixed_batches (const char *endpoint, const char *xpub, int count, bool with_repeats)
 {
     zsock_t *sub = zsock_new_sub (xpub, "mixed.");
     zsock_t *socket = s_connect (endpoint);
@@ -713,10 +713,11 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
     for (int first = 0; first < count; first += BATCH) {
         int size = count - first < BATCH ? count - first : BATCH;
         for (int index = 0; index < size; index++) {
-            int original = repeats[index] >= 0 ? repeats[index] : index;
+            int original = with_repeats && repeats[index] >= 0 ? repeats[index] : index;
             int number = first + original;
             expected_duplicates += original != index;
-            snprintf (ids[index], sizeof ids[index], "m-%d", number);
+            //  Ids of their own per mode: one broker sees both modes
+            snprintf (ids[index], sizeof ids[index], "%c-%d", with_repeats ? 'r' : 'm', number);
             memset (payloads[index], (uint8_t) number, sizeof payloads[index]);
             herald__event__init (&events[index]);
             events[index].id = ids[index];
@@ -738,7 +739,7 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
         free (packed);
     }
     int distinct = count - expected_duplicates;
-    char *seen = calloc ((size_t) count, 1);
+    char *seen = count > 0 ? calloc ((size_t) count, 1) : NULL;
     int right = 0, wrong = 0;
     while (seen && right + wrong < distinct) {
         hd_frames_t frames;
@@ -766,9 +767,13 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
             wrong++;
         hd_frames_close (&frames);
     }
-    //  Anything more on the XPUB is a duplicate that got through
-    for (hd_frames_t frames;
-         wrong == 0 && hd_frames_recv (&frames, zsock_resolve (sub), ZMQ_DONTWAIT) == 0;) {
+    //  Anything more on the XPUB is a duplicate that got through: it would
+    //  come with the last turns' fan-out, well within the wait
+    for (zmq_pollitem_t item = {zsock_resolve (sub), 0, ZMQ_POLLIN, 0};
+         wrong == 0 && zmq_poll (&item, 1, 200) == 1;) {
+        hd_frames_t frames;
+        if (hd_frames_recv (&frames, zsock_resolve (sub), 0) != 0)
+            break;
         wrong++;
         hd_frames_close (&frames);
     }
@@ -776,7 +781,8 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count)
     int confirmed = 0, duplicates = 0;
     while (confirmed < count + 100) {
         hd_frames_t frames;
-        int command = s_recv (socket, &frames, confirmed >= count ? 0 : 5000);
+        //  Past count, a short wait for a confirm too many
+        int command = s_recv (socket, &frames, confirmed >= count ? 200 : 5000);
         if (command < 0)
             break;
         Herald__Confirms *many = NULL;
@@ -817,7 +823,7 @@ main (int argc, char **argv)
         printf ("usage: hd_probe errors|leases|garbage --broker EP [--pool P] [--count N]\n"
                 "       hd_probe idle-workers --broker EP --count N [--pools P] [--seconds S]\n"
                 "       hd_probe dup-burst --broker EP --pool ID --count N\n"
-                "       hd_probe mixed-batches --broker EP --xpub EP --count N\n"
+                "       hd_probe mixed-batches --broker EP --xpub EP --count N [--repeats 1]\n"
                 "       hd_probe create-pool --broker EP --pool P [--filter F] [--ordered 1]\n"
                 "                [--max-deliver N] [--ack-wait-ms N] [--from "
                 "earliest|latest|SEQ|@TIME_US]\n");
@@ -831,6 +837,7 @@ main (int argc, char **argv)
     bool ordered = false;
     uint32_t max_deliver = 0, ack_wait_ms = 0;
     int pools = 100, seconds = 30;
+    bool repeats = false;
     for (int index = 2; index + 1 < argc; index += 2) {
         if (!strcmp (argv[index], "--broker"))
             endpoint = argv[index + 1];
@@ -854,6 +861,8 @@ main (int argc, char **argv)
             pools = atoi (argv[index + 1]) > 0 ? atoi (argv[index + 1]) : 1;
         else if (!strcmp (argv[index], "--seconds"))
             seconds = atoi (argv[index + 1]);
+        else if (!strcmp (argv[index], "--repeats"))
+            repeats = atoi (argv[index + 1]) != 0;
     }
     if (!strcmp (argv[1], "errors"))
         return s_errors (endpoint);
@@ -864,7 +873,7 @@ main (int argc, char **argv)
     if (!strcmp (argv[1], "dup-burst"))
         return s_dup_burst (endpoint, pool, count);
     if (!strcmp (argv[1], "mixed-batches"))
-        return s_mixed_batches (endpoint, xpub, count);
+        return s_mixed_batches (endpoint, xpub, count, repeats);
     if (!strcmp (argv[1], "idle-workers"))
         return s_idle_workers (endpoint, count, pools, seconds);
     if (!strcmp (argv[1], "create-pool"))
