@@ -44,7 +44,7 @@ gcc $CFLAGS "$PEERS_SRC/src/zmq_bench.c" "$B/common.o" -o "$B/zmq_bench" \
 port_open() { ss -ltnH "sport = :$1" | grep -q .; }
 
 # zmq_run fanout|queue EVENTS RECEIVERS: one raw-ZeroMQ run; prints
-# "rate cpu_us_per_event"
+# "rate cpu_us_per_event lost"; fails when a client failed
 zmq_run() {
     local kind=$1 events=$2 receivers=$3 ctl="$WORK/zmq.ctl"
     (
@@ -68,17 +68,18 @@ zmq_run() {
         done
         BENCH_HWM=0 BENCH_RATE=0 "$B/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
         pids+=($!)
-        wait "${pids[@]}"
+        clients_ok=1
+        for pid in "${pids[@]}"; do wait "$pid" || clients_ok=0; done
         kill "$broker"
         wait "$broker" || true
         # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
         # redirected, not piped: a pipe would run it in a child of its own
         times >"$WORK/times.after"
-        report=$("$B/benchctl" report "$ctl")
+        [[ $clients_ok = 1 ]] || exit 1
         key=sub_rate_min
         [[ $kind = queue ]] && key=proc_rate
-        rate=$(tr ' ' '\n' <<<"$report" | awk -F= -v k=$key '$1 == k {print $2}')
-        lost=$(tr ' ' '\n' <<<"$report" | awk -F= '$1 == "lost" {print $2}')
+        read -r rate lost < <("$B/benchctl" report "$ctl" | tr ' ' '\n' |
+            awk -F= -v k=$key '$1 == k { rate = $2 } $1 == "lost" { lost = $2 } END { print rate, lost }')
         cpu=$(awk 'FNR == 2 {
                 n = split($1 " " $2, t, " "); s = 0
                 for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }

@@ -1,9 +1,8 @@
 /*  envelope — in-place scan of an encoded Event. */
 #include "envelope.h"
-
-#include <stddef.h>
 #include "varint.h"
 
+#include <stddef.h>
 #include <string.h>
 
 //  String field numbers by hd_envelope_string_t (proto/herald.proto)
