@@ -107,6 +107,7 @@ struct _hd_broker_t {
     uint64_t published, duplicates, rejected, malformed, expired_sessions;
     uint64_t confirms_dropped, retired_gaps, deliveries, delivery_batches;
     uint64_t fsyncs, storage_rejects, recovered_events, recovery_ms;
+    uint64_t commits, commit_events_max, settle_deliveries;
     int64_t last_retention;
     //  Rates, refreshed every second
     int64_t rate_time;
@@ -1048,6 +1049,11 @@ s_commit (hd_broker_t *self)
         s_refuse_unwritten (self, log_errno);
     else if (self->pending_count && self->config.fsync == HD_FSYNC_ALWAYS)
         self->fsyncs++;
+    if (log_rc == 0 && self->pending_count) {
+        self->commits++;
+        if (self->pending_count > self->commit_events_max)
+            self->commit_events_max = self->pending_count;
+    }
     s_release (self, self->pending_count);
     s_end_turn_memory (self);
 }
@@ -1340,6 +1346,14 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
     herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
     s_mark_pool_dirty (self, session->pool);
+    //  The credit goes back to work now, not after the rest of the turn:
+    //  the worker's round trip bounds a pool's rate. The pool sees only
+    //  events already committed, so nothing goes out before its CONFIRM
+    //  could.
+    if (command == HD_CMD_ACK) {
+        self->settle_deliveries += hd_pool_dispatch (session->pool, now);
+        s_flush_batches (self);
+    }
 }
 
 static void
@@ -1486,6 +1500,9 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.fsyncs = self->fsyncs;
     stats.deliveries = self->deliveries;
     stats.delivery_batches = self->delivery_batches;
+    stats.commits = self->commits;
+    stats.commit_events_max = self->commit_events_max;
+    stats.settle_deliveries = self->settle_deliveries;
     stats.fanout_batches = hd_fanout_batches (self->fanout);
     stats.storage_rejects = self->storage_rejects;
     stats.recovered_events = self->recovered_events;
@@ -1760,13 +1777,25 @@ s_end_disconnected (hd_broker_t *self)
         s_session_end (self, session, "disconnected");
 }
 
+//  True when the turn holds enough events to commit them now. Publishers
+//  get their CONFIRMs only after the commit, so a turn that read a whole
+//  window's worth would leave them waiting; with fsync always the turn's
+//  events share one fdatasync instead, and that is worth the wait.
+static bool
+s_turn_full (hd_broker_t *self)
+{
+    return self->config.fsync != HD_FSYNC_ALWAYS && self->config.turn_events > 0 &&
+           self->pending_count >= (size_t) self->config.turn_events;
+}
+
 //  One turn: note closes, read messages (all of them when a close is
-//  pending, else a batch), end the closed sessions, dispatch.
+//  pending, else a batch or --turn-events events), end the closed
+//  sessions, dispatch.
 static void
 s_turn (hd_broker_t *self)
 {
     bool closing = s_note_disconnects (self) > 0 || zlistx_size (self->disconnected) > 0;
-    for (int count = 0; closing || count < S_BATCH; count++) {
+    for (int count = 0; closing || (count < S_BATCH && !s_turn_full (self)); count++) {
         hd_frames_t frames;
         if (hd_frames_recv (&frames, self->router_socket, ZMQ_DONTWAIT) == -1)
             break;
@@ -1949,6 +1978,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->prepare_segments = true;
     config->checkpoint_bytes = 64 * 1024 * 1024;
     config->journal_sync_ms = 100;
+    config->turn_events = 512;
     config->max_pools = 1000;
     config->max_sessions = 100000;
     config->max_credit = 10000;

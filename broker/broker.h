@@ -46,6 +46,8 @@ typedef struct {
     int64_t max_disk;         // log bytes before PUBLISH gets STORAGE (0: no quota)
     int64_t checkpoint_bytes; // journal size that triggers a checkpoint
     int64_t journal_sync_ms;  // longest a journaled ACK waits for fdatasync
+    int64_t turn_events;      // a turn commits once it holds this many events (0: no bound);
+                              // not with fsync always, where a turn is one group commit
 } hd_broker_config_t;
 
 typedef struct _hd_broker_t hd_broker_t;

@@ -16,7 +16,7 @@ typedef struct {
     bool verbose;
     char *data_dir, *fsync;
     int64_t segment_size, cache_size, retention_age, retention_bytes, max_disk, max_deliver;
-    int64_t max_dlq, checkpoint_bytes, journal_sync;
+    int64_t max_dlq, checkpoint_bytes, journal_sync, turn_events;
     bool skip_corrupt, retention_hard, prepare_segments;
 } s_settings_t;
 
@@ -104,6 +104,11 @@ s_options_new (s_settings_t *s)
     hd_options_add (options, "checkpoint-bytes", HD_OPT_SIZE, "64M", NULL,
                     "journal size that triggers a checkpoint of the pools' state",
                     &s->checkpoint_bytes);
+    hd_options_add (options, "turn-events", HD_OPT_INT, "512", NULL,
+                    "with --fsync never or interval: commit (write and CONFIRM) once a turn has "
+                    "read this many events, so publishers' windows reopen sooner (0: no bound; "
+                    "--fsync always ignores it: a turn is one group commit)",
+                    &s->turn_events);
     hd_options_add (options, "max-pools", HD_OPT_INT, "1000", NULL, "most pools", &s->max_pools);
     hd_options_add (options, "max-sessions", HD_OPT_INT, "100000", NULL,
                     "most worker and subscriber sessions", &s->max_sessions);
@@ -144,6 +149,8 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
         s->max_batch < 1 || s->max_topic < 1 || s->max_id < 1 || s->dedup_max < 1 ||
         s->max_types < 1)
         return "limits must be at least 1";
+    if (s->turn_events < 0)
+        return "--turn-events must be >= 0 (0: no bound)";
     if (s->max_deliver < 0 || s->segment_size < 4096)
         return "--max-deliver must be >= 0 (0: unlimited) and --segment-size at least 4K";
     if (s->max_topic > 255)
@@ -236,6 +243,7 @@ main (int argc, char **argv)
     config.max_disk = settings.max_disk;
     config.checkpoint_bytes = settings.checkpoint_bytes;
     config.journal_sync_ms = settings.journal_sync > 0 ? settings.journal_sync : 1;
+    config.turn_events = settings.turn_events;
     if (s_parse_fsync (settings.fsync, &config.fsync, &config.fsync_interval_ms) != 0) {
         fprintf (stderr, "herald-broker: --fsync must be always, never or interval=MS\n");
         hd_options_destroy (&options);
