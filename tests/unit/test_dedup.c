@@ -1,4 +1,4 @@
-/*  Unit tests for broker/dedup: the window of recent (source, id) identities. */
+/*  Unit tests for common/dedup: the window of recent (source, id) identities. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -278,6 +278,20 @@ test_reinsert_same_key (void **state)
     assert_int_equal (hd_dedup_size (dedup), 0);
     assert_int_equal (s_lookup (dedup, "s", "a", 1049), 0);
     assert_int_equal (hd_dedup_evicted (dedup), 0);
+    //  One identity expired; its 49 replaced entries are not counted
+    assert_int_equal (hd_dedup_expired (dedup), 1);
+    hd_dedup_destroy (&dedup);
+
+    //  Full, a re-insert makes no room, so it evicts nothing (the worker's
+    //  seen set refreshes keys this way)
+    dedup = hd_dedup_new (1000, 2);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 0), 0);
+    assert_int_equal (s_insert (dedup, "s", "b", 2, 1), 0);
+    assert_int_equal (s_insert (dedup, "s", "a", 3, 2), 0);
+    assert_int_equal (hd_dedup_size (dedup), 2);
+    assert_int_equal (hd_dedup_evicted (dedup), 0);
+    assert_int_equal (s_lookup (dedup, "s", "b", 2), 2);
+    assert_int_equal (s_lookup (dedup, "s", "a", 2), 3);
     hd_dedup_destroy (&dedup);
 }
 

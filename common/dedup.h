@@ -1,6 +1,8 @@
 /*  dedup — the window of recently confirmed event identities.
 
-    (source, id) -> seq, for window_ms after the first confirm. Entries
+    (source, id) -> seq, for window_ms after the last insert. The broker
+    keeps the identities it confirmed; a worker (seen.c) those it
+    processed, under keys of its own making. Entries
     expire oldest first; past max_entries the oldest are forgotten early
     (counted), so memory stays bounded under any publish rate.
 */
@@ -43,5 +45,7 @@ void hd_dedup_expire (hd_dedup_t *self, int64_t now);
 size_t hd_dedup_size (hd_dedup_t *self);
 //  Entries forgotten before their window ended because of max_entries.
 uint64_t hd_dedup_evicted (hd_dedup_t *self);
+//  Entries forgotten because their window ended (replaced ones not counted).
+uint64_t hd_dedup_expired (hd_dedup_t *self);
 
 #endif

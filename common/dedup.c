@@ -36,7 +36,7 @@ struct _hd_dedup_t {
     s_block_t *spare_block; // the last one released, kept for the next
     int64_t window_ms;
     size_t max_entries;
-    uint64_t evicted;
+    uint64_t evicted, expired;
 };
 
 hd_dedup_t *
@@ -214,6 +214,11 @@ int
 hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now)
 {
     hd_dedup_expire (self, now);
+    //  A replaced entry stays in the FIFO until it expires, out of the
+    //  index; replacing it makes no room, so it goes before any eviction
+    s_entry_t *old = s_find (self, key);
+    if (old)
+        hd_hashmap_remove (self->index, old->hash, old);
     //  Only live entries count as evicted, not ones already replaced
     while (hd_hashmap_size (self->index) >= self->max_entries && self->oldest)
         if (s_drop_oldest (self))
@@ -227,10 +232,6 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
     entry->time = now;
     entry->seq = seq;
     entry->next = NULL;
-    //  A replaced entry stays in the FIFO until it expires, out of the index
-    s_entry_t *old = s_find (self, key);
-    if (old)
-        hd_hashmap_remove (self->index, old->hash, old);
     //  On failure the entry's room stays unused until its block goes
     if (hd_hashmap_insert (self->index, entry->hash, entry) != 0)
         return -1;
@@ -254,7 +255,8 @@ void
 hd_dedup_expire (hd_dedup_t *self, int64_t now)
 {
     while (self->oldest && now - self->oldest->time >= self->window_ms)
-        s_drop_oldest (self);
+        if (s_drop_oldest (self))
+            self->expired++;
 }
 
 size_t
@@ -267,4 +269,10 @@ uint64_t
 hd_dedup_evicted (hd_dedup_t *self)
 {
     return self->evicted;
+}
+
+uint64_t
+hd_dedup_expired (hd_dedup_t *self)
+{
+    return self->expired;
 }
