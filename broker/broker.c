@@ -356,7 +356,9 @@ s_deliver (void *handle, uint64_t seq, uint32_t attempt, void *arg)
 {
     hd_broker_t *self = arg;
     hd_session_t *session = handle;
-    if (session->dead || session->doomed)
+    //  A closed connection's session ends after this turn's reading; an
+    //  ACK it sent before closing must not win it new events meanwhile
+    if (session->dead || session->doomed || session->disconnected)
         return -1;
     uint32_t ack_wait_ms = (uint32_t) hd_pool_config (session->pool)->ack_wait_ms;
     bool batching = session->max_batch > 1;
@@ -1349,7 +1351,7 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
     //  The credit goes back to work now, not after the rest of the turn:
     //  the worker's round trip bounds a pool's rate. The pool sees only
     //  events already committed, so nothing goes out before its CONFIRM
-    //  could.
+    //  could. (A NACK, TERM or PROGRESS waits for the turn's end: rare.)
     if (command == HD_CMD_ACK) {
         self->settle_deliveries += hd_pool_dispatch (session->pool, now);
         s_flush_batches (self);

@@ -36,6 +36,7 @@ struct _hd_dedup_t {
     s_block_t *spare_block; // the last one released, kept for the next
     int64_t window_ms;
     size_t max_entries;
+    size_t entries; // in the FIFO, live or replaced: what memory holds
     uint64_t evicted, expired;
 };
 
@@ -201,6 +202,7 @@ s_drop_oldest (hd_dedup_t *self)
 {
     s_entry_t *entry = self->oldest;
     self->oldest = entry->next;
+    self->entries--;
     if (!self->oldest)
         self->youngest = NULL;
     //  A later insert of the same key replaced the index entry; keep that one
@@ -214,13 +216,17 @@ int
 hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now)
 {
     hd_dedup_expire (self, now);
-    //  A replaced entry stays in the FIFO until it expires, out of the
-    //  index; replacing it makes no room, so it goes before any eviction
+    //  A replaced entry stays in the FIFO, out of the index, until it
+    //  reaches the head. It is taken out first, so that a re-insert at
+    //  capacity evicts nothing live when it is the oldest (should the
+    //  insert then fail for memory, the identity is forgotten: a worker
+    //  may redo an idempotent event, the broker never re-inserts a live one)
     s_entry_t *old = s_find (self, key);
     if (old)
         hd_hashmap_remove (self->index, old->hash, old);
-    //  Only live entries count as evicted, not ones already replaced
-    while (hd_hashmap_size (self->index) >= self->max_entries && self->oldest)
+    //  Replaced entries count against max_entries too, so a key inserted
+    //  again and again cannot grow memory; only live ones count as evicted
+    while (self->entries >= self->max_entries && self->oldest)
         if (s_drop_oldest (self))
             self->evicted++;
     s_entry_t *entry = s_entry_alloc (self, sizeof *entry + key->size);
@@ -240,6 +246,7 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
     else
         self->oldest = entry;
     self->youngest = entry;
+    self->entries++;
     return 0;
 }
 
@@ -275,4 +282,10 @@ uint64_t
 hd_dedup_expired (hd_dedup_t *self)
 {
     return self->expired;
+}
+
+size_t
+hd_dedup_entries (hd_dedup_t *self)
+{
+    return self->entries;
 }

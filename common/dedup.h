@@ -47,5 +47,8 @@ size_t hd_dedup_size (hd_dedup_t *self);
 uint64_t hd_dedup_evicted (hd_dedup_t *self);
 //  Entries forgotten because their window ended (replaced ones not counted).
 uint64_t hd_dedup_expired (hd_dedup_t *self);
+//  Entries held in memory: the live ones and replaced ones not yet dropped
+//  (at most max_entries).
+size_t hd_dedup_entries (hd_dedup_t *self);
 
 #endif

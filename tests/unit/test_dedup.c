@@ -293,6 +293,18 @@ test_reinsert_same_key (void **state)
     assert_int_equal (s_lookup (dedup, "s", "b", 2), 2);
     assert_int_equal (s_lookup (dedup, "s", "a", 2), 3);
     hd_dedup_destroy (&dedup);
+
+    //  Replaced entries count against max_entries: one key inserted again
+    //  and again holds at most max_entries entries, never grows memory
+    dedup = hd_dedup_new (1000000, 10);
+    for (int round = 0; round < 10000; round++) {
+        assert_int_equal (s_insert (dedup, "s", "hot", (uint64_t) round + 1, round), 0);
+        assert_true (hd_dedup_entries (dedup) <= 10);
+    }
+    assert_int_equal (hd_dedup_size (dedup), 1);
+    assert_int_equal (s_lookup (dedup, "s", "hot", 10000), 10000);
+    assert_int_equal (hd_dedup_evicted (dedup), 0);
+    hd_dedup_destroy (&dedup);
 }
 
 static void
