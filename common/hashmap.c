@@ -3,8 +3,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define S_INITIAL_SLOTS 16
+//  Slot arrays this large are mapped on their own, in huge pages where the
+//  kernel has them: lookups land anywhere in the array, and with 4 KiB
+//  pages nearly every one also misses the TLB (a full dedup window is
+//  32 MiB of slots)
+#define S_HUGE_PAGE  (2 * 1024 * 1024)
+#define S_MAPPED_MIN (2 * S_HUGE_PAGE)
 //  Grow past 70 % full: linear probing stays short below that
 #define S_LOAD_NUMERATOR   7
 #define S_LOAD_DENOMINATOR 10
@@ -19,6 +26,42 @@ struct _hd_hashmap_t {
     size_t mask; // slot count - 1; the count is a power of two
     size_t size;
 };
+
+//  Zeroed slots: from calloc, or for a large array a mapping aligned to a
+//  huge page (the kernel zeroes it as it is touched)
+static s_slot_t *
+s_slots_new (size_t count)
+{
+    size_t bytes = count * sizeof (s_slot_t);
+#ifdef MADV_HUGEPAGE
+    if (bytes >= S_MAPPED_MIN) {
+        uint8_t *mapping = mmap (NULL, bytes + S_HUGE_PAGE, PROT_READ | PROT_WRITE,
+                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapping == MAP_FAILED)
+            return NULL;
+        size_t lead = (S_HUGE_PAGE - (uintptr_t) mapping % S_HUGE_PAGE) % S_HUGE_PAGE;
+        if (lead)
+            munmap (mapping, lead);
+        munmap (mapping + lead + bytes, S_HUGE_PAGE - lead);
+        madvise (mapping + lead, bytes, MADV_HUGEPAGE); // a hint: 4 KiB pages still work
+        return (s_slot_t *) (mapping + lead);
+    }
+#endif
+    return calloc (count, sizeof (s_slot_t));
+}
+
+static void
+s_slots_free (s_slot_t *slots, size_t count)
+{
+    size_t bytes = count * sizeof (s_slot_t);
+#ifdef MADV_HUGEPAGE
+    if (bytes >= S_MAPPED_MIN) {
+        munmap (slots, bytes);
+        return;
+    }
+#endif
+    free (slots);
+}
 
 //  Seqs and corrs are sequential: spread them over the slots (the
 //  finalizer of MurmurHash3)
@@ -39,7 +82,7 @@ hd_hashmap_new (void)
     hd_hashmap_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = calloc (S_INITIAL_SLOTS, sizeof *self->slots);
+    self->slots = s_slots_new (S_INITIAL_SLOTS);
     if (!self->slots) {
         free (self);
         return NULL;
@@ -53,7 +96,7 @@ hd_hashmap_destroy (hd_hashmap_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free ((*self_p)->slots);
+    s_slots_free ((*self_p)->slots, (*self_p)->mask + 1);
     free (*self_p);
     *self_p = NULL;
 }
@@ -78,13 +121,13 @@ static int
 s_grow (hd_hashmap_t *self)
 {
     size_t count = (self->mask + 1) * 2;
-    s_slot_t *slots = calloc (count, sizeof *slots);
+    s_slot_t *slots = s_slots_new (count);
     if (!slots)
         return -1;
     for (size_t index = 0; index <= self->mask; index++)
         if (self->slots[index].value)
             s_place (slots, count - 1, self->slots[index].key, self->slots[index].value);
-    free (self->slots);
+    s_slots_free (self->slots, self->mask + 1);
     self->slots = slots;
     self->mask = count - 1;
     return 0;
