@@ -73,8 +73,9 @@ struct _hd_broker_t {
     size_t turn_body_count, turn_body_capacity;
     size_t turn_body_bytes;
     size_t body_borrowers; // pending publishes borrowing the body being handled
-    //  Clocks read once per message for the events it carries: two reads an
-    //  event were a tenth of the publish path
+    //  Clocks read once per message, not per event or per use: two reads
+    //  an event were a tenth of the publish path. The wall clock only for
+    //  a PUBLISH(ES): it stamps recorded_time_us.
     int64_t message_mono_ms;
     uint64_t message_wall_us;
     hd_journal_t *journal;
@@ -803,6 +804,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
 {
     const void *rid = hd_frames_data (frames, 0);
     size_t rid_size = hd_frames_size (frames, 0);
+    self->message_wall_us = s_wall_us ();
     if (frames->count != 5) {
         s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISH,
                   "PUBLISH needs 4 frames: header, Publish, Event, payload");
@@ -879,6 +881,7 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
 {
     const void *rid = hd_frames_data (frames, 0);
     size_t rid_size = hd_frames_size (frames, 0);
+    self->message_wall_us = s_wall_us ();
     if (frames->count != 3) {
         s_refuse (self, frames, HERALD__ERROR_CODE__MALFORMED, HD_CMD_PUBLISHES,
                   "PUBLISHES needs 2 frames: header, Publishes");
@@ -1290,7 +1293,7 @@ s_worker_session (hd_broker_t *self, hd_frames_t *frames, int command)
                       "no session for this connection: JOIN again");
         return NULL;
     }
-    session->last_heard = zclock_mono ();
+    session->last_heard = self->message_mono_ms;
     if (session->kind != HD_SESSION_WORKER && command != HD_CMD_HEARTBEAT &&
         command != HD_CMD_LEAVE) {
         s_send_error (self, rid, rid_size, HERALD__ERROR_CODE__CONFLICT, command,
@@ -1335,7 +1338,7 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
         s_malformed_body (self, frames, command);
         return;
     }
-    int64_t now = zclock_mono ();
+    int64_t now = self->message_mono_ms;
     for (size_t index = 0; index < settle->n_seq; index++) {
         uint64_t seq = settle->seq[index];
         uint32_t attempt = settle->attempt[index];
@@ -1371,7 +1374,7 @@ s_on_nack (hd_broker_t *self, hd_frames_t *frames)
         return;
     }
     if (hd_pool_nack (session->pool, session->member, nack->seq, nack->attempt, nack->delay_ms,
-                      nack->error, zclock_mono ()))
+                      nack->error, self->message_mono_ms))
         s_send_stale (self, session, HD_CMD_NACK, nack->seq, nack->attempt);
     herald__nack__free_unpacked (nack, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
@@ -1391,7 +1394,7 @@ s_on_term (hd_broker_t *self, hd_frames_t *frames)
         return;
     }
     if (hd_pool_term (session->pool, session->member, term->seq, term->attempt, term->error,
-                      zclock_mono ()))
+                      self->message_mono_ms))
         s_send_stale (self, session, HD_CMD_TERM, term->seq, term->attempt);
     else if (self->config.verbose)
         zsys_info ("pool '%s' terminated seq %llu: %s", hd_pool_name (session->pool),
@@ -1453,7 +1456,7 @@ s_on_subscriber (hd_broker_t *self, hd_frames_t *frames)
     if (!session)
         session = s_session_create (self, HD_SESSION_SUBSCRIBER, frames);
     if (session && session->kind == HD_SESSION_SUBSCRIBER) {
-        session->last_heard = zclock_mono ();
+        session->last_heard = self->message_mono_ms;
         session->received = report->received;
         session->gaps = report->gaps;
         hd_session_set_name (session, report->name);
@@ -1802,7 +1805,6 @@ s_turn (hd_broker_t *self)
         if (hd_frames_recv (&frames, self->router_socket, ZMQ_DONTWAIT) == -1)
             break;
         self->message_mono_ms = zclock_mono ();
-        self->message_wall_us = s_wall_us ();
         s_handle_message (self, &frames);
         hd_frames_close (&frames);
         hd_arena_reset (self->arena);
