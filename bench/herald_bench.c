@@ -58,7 +58,7 @@ typedef struct {
         *broker_args, *transport;
     int64_t index, events, publishers, subscribers, workers, credit, window, payload_size, rate,
         duration_ms, runs, timeout_ms;
-    bool json, quiet;
+    bool json, quiet, inline_handler;
     //  state
     char self_exe[PATH_MAX];
     char tmpdir[PATH_MAX];
@@ -496,6 +496,7 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
     hdr->nrecv = nrecv;
     hdr->npub = (uint32_t) ctx->publishers;
     hdr->credit = (uint32_t) ctx->credit;
+    hdr->inline_handler = ctx->inline_handler;
     hdr->window = (uint32_t) ctx->window;
     hdr->payload_size = (uint32_t) ctx->payload_size;
     hdr->arrays = arrays;
@@ -704,7 +705,8 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
              ", %s%s; median of %" PRId64 " run(s), lost/dupes summed over completed runs\n",
              *ctx->broker ? ctx->broker : "own broker", *ctx->broker ? "(external)" : ctx->fsync,
              ctx->payload_size, ctx->credit, ctx->window,
-             ctx->rate > 0 ? "paced" : "max throughput", "", ctx->runs);
+             ctx->rate > 0 ? "paced" : "max throughput",
+             ctx->inline_handler ? ", inline handlers" : "", ctx->runs);
     if (ctx->rate > 0)
         fprintf (out, "offered rate %" PRId64 " events/s for %.1f s\n", ctx->rate,
                  (double) ctx->duration_ms / 1000.0);
@@ -741,10 +743,11 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
     fprintf (out,
              "{\"config\":{\"broker\":\"%s\",\"fsync\":\"%s\",\"payload_size\":%" PRId64
              ",\"publishers\":%" PRId64 ",\"subscribers\":%" PRId64 ",\"workers\":%" PRId64
-             ",\"credit\":%" PRId64 ",\"window\":%" PRId64 ",\"rate\":%" PRId64
+             ",\"credit\":%" PRId64 ",\"inline\":%s,\"window\":%" PRId64 ",\"rate\":%" PRId64
              ",\"duration_s\":%.3f,\"events\":%" PRId64 ",\"runs\":%" PRId64 "}",
              *ctx->broker ? ctx->broker : "own", ctx->fsync, ctx->payload_size, ctx->publishers,
-             ctx->subscribers, ctx->workers, ctx->credit, ctx->window, ctx->rate,
+             ctx->subscribers, ctx->workers, ctx->credit,
+             ctx->inline_handler ? "true" : "false", ctx->window, ctx->rate,
              (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs);
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
@@ -959,6 +962,9 @@ main (int argc, char **argv)
                     &ctx->subscribers);
     hd_options_add (options, "workers", HD_OPT_INT, "4", "", "W2 worker processes", &ctx->workers);
     hd_options_add (options, "credit", HD_OPT_INT, "100", "", "W2 credit per worker", &ctx->credit);
+    hd_options_add (options, "inline", HD_OPT_BOOL, "false", "",
+                    "W2 workers call the handler on their I/O thread (hd_worker_set_inline)",
+                    &ctx->inline_handler);
     hd_options_add (options, "window", HD_OPT_INT, "256", "", "unconfirmed events per publisher",
                     &ctx->window);
     hd_options_add (options, "payload-size", HD_OPT_SIZE, "128", "",

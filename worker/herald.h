@@ -185,6 +185,19 @@ void hd_worker_set_name (hd_worker_t *self, const char *name);
 //  from any thread: the worker then sends CREDIT to the broker.
 void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
+//  Inline handlers (default off; call before start): the I/O thread calls
+//  the handler itself, as each DELIVER(S) is read, and settles at once; no
+//  handler threads are started and concurrency is ignored. It saves two
+//  thread hand-offs per message each way (more events/s, less CPU per
+//  event: docs/PERFORMANCE.md) for handlers that return quickly. The price:
+//  while a handler runs the worker neither sends nor reads anything, so a
+//  handler that runs longer than the broker's heartbeat interval × liveness
+//  (3 s by default) without calling hd_delivery_progress (which, inline,
+//  sends at once and so also tells the broker the worker lives) is taken
+//  for dead, and its events go to other workers. hd_worker_stop called
+//  from an inline handler only asks for the stop: it happens once the
+//  handler returns (hd_worker_run then returns).
+void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);     // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default 600000
 //  Keep the processed ids on disk as well, in an LMDB store in directory

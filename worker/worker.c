@@ -8,7 +8,11 @@
       dedup store configured it also looks ids up there and records them
       (one synced transaction per loop turn) before their ACKs are sent.
     - `concurrency` handler threads take jobs from a queue and call the
-      handler.
+      handler. Inline (hd_worker_set_inline) there are none: the I/O thread
+      calls the handler itself, as each message is read, and settles at
+      once. That saves two thread hand-offs per message each way; the
+      price is that the worker is silent while a handler runs (see
+      herald.h).
     Everything the threads share sits under one mutex: the job queue, the
       done queue (finished jobs going back to the I/O thread), progress
       requests, the lease tag of each job, and the session state. Handler
@@ -91,6 +95,7 @@ struct _hd_worker_t {
     char *name;
     uint32_t credit;
     uint32_t concurrency;
+    bool inline_handler; // the I/O thread calls the handler (no handler threads)
     size_t seen_capacity;
     uint32_t seen_ttl_ms;
     char *dedup_path;               // NULL: processed ids are kept in memory only
@@ -100,6 +105,9 @@ struct _hd_worker_t {
     hd_pool_options_t pool_options; // sent with JOIN (creates the pool with them)
     hd_handler_fn *handler;
     void *handler_arg;
+    //  Inline: the I/O thread's state, so that hd_delivery_progress, called
+    //  on that thread from the handler, can send at once
+    void *inline_io;
 
     pthread_t io_thread;
     pthread_t *handler_threads;
@@ -109,6 +117,8 @@ struct _hd_worker_t {
     bool stopped;
 
     int wake[2]; // wake[1] written to wake the I/O thread
+    pthread_t io_self; // the I/O thread as it knows itself (under lock, once io_running)
+    bool io_running;   // under lock
 
     pthread_mutex_t lock;
     pthread_cond_t jobs_ready;    // handler threads: queue not empty, or exit
@@ -305,10 +315,14 @@ hd_delivery_set_error (hd_delivery_t *self, const char *text)
     self->error = copy;
 }
 
+static int s_io_progress_now (void *io_state, hd_delivery_t *job);
+
 int
 hd_delivery_progress (hd_delivery_t *self)
 {
     hd_worker_t *worker = self->worker;
+    if (worker->inline_handler)
+        return s_io_progress_now (worker->inline_io, self);
     s_progress_t *request = calloc (1, sizeof *request);
     if (!request)
         return -1;
@@ -586,6 +600,23 @@ s_io_flush_settles (s_io_t *io)
     io->progress_count = 0;
 }
 
+//  hd_delivery_progress from an inline handler: it runs on the I/O thread,
+//  so the PROGRESS goes out now (and tells the broker the worker lives)
+static int
+s_io_progress_now (void *io_state, hd_delivery_t *job)
+{
+    s_io_t *io = io_state;
+    if (job->generation != io->generation || io->state != S_STATE_ACTIVE)
+        return 0; // the broker would refuse it as stale
+    if (s_tags_push (&io->progress_seq, &io->progress_attempt, &io->progress_count,
+                     &io->progress_capacity, job->seq, job->attempt))
+        return -1;
+    s_io_send_settles (io, HD_CMD_PROGRESS, io->progress_seq, io->progress_attempt,
+                       io->progress_count);
+    io->progress_count = 0;
+    return 0;
+}
+
 //  hd_worker_set_credit after start: tell the broker (a JOIN in flight
 //  carries the old value, so this runs again once JOINED)
 static void
@@ -770,6 +801,26 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
     }
 }
 
+static void s_io_settle (s_io_t *io, hd_delivery_t *done);
+
+//  Inline: runs the jobs of the message just read, in order, and sends
+//  their settles at once, so the broker has the credit back as soon as
+//  possible (a settle that waited for the next message would hold it).
+static void
+s_io_run_new_jobs (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    for (hd_delivery_t *job = io->new_head; job; job = job->next) {
+        job->running = true;
+        job->verdict = self->handler (job, self->handler_arg);
+        atomic_fetch_add (&self->handled, 1);
+    }
+    hd_delivery_t *done = io->new_head;
+    io->new_head = io->new_tail = NULL;
+    s_io_settle (io, done);
+    s_io_flush_settles (io);
+}
+
 //  Hands the jobs of the message just read to the handler threads: one
 //  lock and one wake-up per message, not per event.
 static void
@@ -778,6 +829,10 @@ s_io_queue_new_jobs (s_io_t *io)
     if (!io->new_head)
         return;
     hd_worker_t *self = io->worker;
+    if (self->inline_handler) {
+        s_io_run_new_jobs (io);
+        return;
+    }
     pthread_mutex_lock (&self->lock);
     if (self->queue_tail)
         self->queue_tail->next = io->new_head;
@@ -905,18 +960,11 @@ s_io_on_message (s_io_t *io, hd_frames_t *frames)
     }
 }
 
-//  Settle what the handler threads finished and pass on progress requests.
+//  Settle finished jobs: forget them, remember what was acked, and queue
+//  or send each verdict (ACKs go out in one batch with s_io_flush_settles).
 static void
-s_io_take_results (s_io_t *io)
+s_io_settle (s_io_t *io, hd_delivery_t *done)
 {
-    hd_worker_t *self = io->worker;
-    pthread_mutex_lock (&self->lock);
-    hd_delivery_t *done = self->done_head;
-    self->done_head = self->done_tail = NULL;
-    s_progress_t *progress = self->progress_head;
-    self->progress_head = self->progress_tail = NULL;
-    pthread_mutex_unlock (&self->lock);
-
     s_io_record (io, done);
     int64_t now = zclock_mono ();
     while (done) {
@@ -945,6 +993,21 @@ s_io_take_results (s_io_t *io)
         }
         s_io_job_recycle (io, &job);
     }
+}
+
+//  Settle what the handler threads finished and pass on progress requests.
+static void
+s_io_take_results (s_io_t *io)
+{
+    hd_worker_t *self = io->worker;
+    pthread_mutex_lock (&self->lock);
+    hd_delivery_t *done = self->done_head;
+    self->done_head = self->done_tail = NULL;
+    s_progress_t *progress = self->progress_head;
+    self->progress_head = self->progress_tail = NULL;
+    pthread_mutex_unlock (&self->lock);
+
+    s_io_settle (io, done);
     while (progress) {
         s_progress_t *request = progress;
         progress = request->next;
@@ -1010,6 +1073,11 @@ s_io_thread (void *arg)
     s_io_t io_state = {0};
     s_io_t *io = &io_state;
     io->worker = self;
+    pthread_mutex_lock (&self->lock);
+    self->inline_io = io;
+    self->io_self = pthread_self ();
+    self->io_running = true;
+    pthread_mutex_unlock (&self->lock);
     hd_reuse_init (&io->spare_jobs, 1024);
     io->heartbeat_ms = S_HEARTBEAT_DEFAULT_MS;
     io->liveness = S_LIVENESS_DEFAULT;
@@ -1260,6 +1328,13 @@ hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)
 }
 
 void
+hd_worker_set_inline (hd_worker_t *self, bool inline_handler)
+{
+    if (!self->started)
+        self->inline_handler = inline_handler;
+}
+
+void
 hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids)
 {
     self->seen_capacity = ids;
@@ -1326,7 +1401,8 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     }
     self->handler = handler;
     self->handler_arg = arg;
-    self->handler_threads = calloc (self->concurrency, sizeof (pthread_t));
+    uint32_t threads = self->inline_handler ? 0 : self->concurrency;
+    self->handler_threads = calloc (threads ? threads : 1, sizeof (pthread_t));
     if (!self->handler_threads) {
         s_set_error (self, "out of memory");
         return -1;
@@ -1339,7 +1415,7 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     pthread_mutex_lock (&self->lock);
     self->started = true;
     pthread_mutex_unlock (&self->lock);
-    for (uint32_t index = 0; index < self->concurrency; index++) {
+    for (uint32_t index = 0; index < threads; index++) {
         pthread_mutex_lock (&self->lock);
         self->handlers_alive++;
         pthread_mutex_unlock (&self->lock);
@@ -1351,7 +1427,7 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
         }
         self->handler_count++;
     }
-    if (self->handler_count == 0) {
+    if (self->handler_count < threads && self->handler_count == 0) {
         s_set_error (self, "cannot start handler threads");
         hd_worker_stop (self);
         return -1;
@@ -1398,6 +1474,16 @@ hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
 void
 hd_worker_stop (hd_worker_t *self)
 {
+    pthread_mutex_lock (&self->lock);
+    if (self->io_running && pthread_equal (pthread_self (), self->io_self)) {
+        //  From an inline handler: the I/O thread cannot wait for itself.
+        //  It drains and LEAVEs once the handler returns
+        self->stop_requested = true;
+        self->stop_deadline = 0;
+        pthread_mutex_unlock (&self->lock);
+        return;
+    }
+    pthread_mutex_unlock (&self->lock);
     pthread_mutex_lock (&self->stop_lock);
     if (!self->started || self->stopped) {
         pthread_mutex_unlock (&self->stop_lock);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # herald-bench sanity: a small W1 and W2 run against a broker it starts
 # itself completes, and reports no loss (W1, W2), no duplicates (W2) and
-# the CPU time its processes took.
+# the CPU time its processes took; W2 again with inline handlers.
 source "$(dirname "$0")/lib.sh"
 
 [ -x "$BIN/herald-bench" ] || fail "no $BIN/herald-bench"
@@ -27,4 +27,16 @@ check '.w2.proc_rate > 0' true
 check '.w1.cpu_scope' 'clients and broker'
 check '.w1.runs[0].cpu_us_per_event > 0.5 and .w1.runs[0].cpu_us_per_event < 1000000' true
 check '.w2.cpu_us_per_event > 0.5 and .w2.cpu_us_per_event < 1000000' true
+
+# W2 with inline handlers (hd_worker_set_inline): same counts, and the
+# configuration says so
+"$BIN/herald-bench" --workload w2 --inline --events 5000 --runs 1 --json --quiet --timeout 60s \
+    >"$WORK/inline.json" 2>"$WORK/inline.log" || fail "herald-bench --inline exited with $?"
+json=$(cat "$WORK/inline.json")
+log "$json"
+check '.config.inline' true
+check '.w2.ok_runs' 1
+check '.w2.lost' 0
+check '.w2.dupes' 0
+check '.w2.runs[0].received' 5000
 log "ok"

@@ -28,6 +28,10 @@ typedef struct {
     hd_verdict_t verdict;
     const char *error; // set with hd_delivery_set_error when not NULL
     char last_id[64];
+    hd_worker_t *worker;    // for the calls below
+    atomic_bool progress;   // call hd_delivery_progress before the gate
+    atomic_bool stop;       // call hd_worker_stop before returning
+    pthread_t thread;       // the thread of the last call
 } s_handler_t;
 
 static hd_verdict_t
@@ -37,12 +41,17 @@ s_handler (hd_delivery_t *delivery, void *arg)
     atomic_fetch_add (&self->calls, 1);
     snprintf (self->last_id, sizeof self->last_id, "%s",
               hd_event_id (hd_delivery_event (delivery)));
+    self->thread = pthread_self ();
+    if (atomic_load (&self->progress))
+        hd_delivery_progress (delivery);
     atomic_store (&self->inside, true);
     while (atomic_load (&self->gate_closed))
         zclock_sleep (1);
     if (self->error)
         hd_delivery_set_error (delivery, self->error);
     atomic_store (&self->inside, false);
+    if (atomic_load (&self->stop))
+        hd_worker_stop (self->worker);
     atomic_fetch_add (&self->returned, 1);
     return self->verdict;
 }
@@ -516,6 +525,92 @@ test_stop_grace_with_hung_handler (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Threads of this process, from /proc.
+static int
+s_thread_count (void)
+{
+    FILE *file = fopen ("/proc/self/status", "r");
+    assert_non_null (file);
+    char line[256];
+    int threads = -1;
+    while (fgets (line, sizeof line, file))
+        if (sscanf (line, "Threads: %d", &threads) == 1)
+            break;
+    fclose (file);
+    return threads;
+}
+
+//  Inline handlers: no handler threads (concurrency is ignored), one
+//  thread calls the handler and it is not the caller's; a PROGRESS goes out
+//  while the handler is still inside; a redelivery of a processed id is
+//  acked without the handler; a RETRY is a NACK; hd_worker_stop from the
+//  handler settles that event, LEAVEs and lets hd_worker_stop/destroy from
+//  another thread finish.
+static void
+test_inline_handlers (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+    assert_non_null (worker);
+    handler.worker = worker;
+    hd_worker_set_concurrency (worker, 4);
+    hd_worker_set_inline (worker, true);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    int threads_before = s_thread_count ();
+    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    //  The I/O thread only (threaded, concurrency 4 would add four more)
+    assert_int_equal (s_thread_count () - threads_before, 1);
+
+    s_deliver (&broker, 1, 1, "a");
+    assert_true (s_expect_ack (&broker, 1, 1));
+    pthread_t first = handler.thread;
+    assert_false (pthread_equal (first, pthread_self ()));
+    s_deliver (&broker, 1, 2, "a");
+    assert_true (s_expect_ack (&broker, 1, 2));
+    assert_int_equal (atomic_load (&handler.calls), 1);
+    assert_int_equal (hd_worker_skipped (worker), 1);
+
+    //  PROGRESS while the handler holds the I/O thread
+    atomic_store (&handler.progress, true);
+    atomic_store (&handler.gate_closed, true);
+    s_deliver (&broker, 2, 1, "b");
+    assert_true (s_wait_flag (&handler.inside, true));
+    assert_true (fake_broker_expect (&broker, HD_CMD_PROGRESS, &msg, WAIT_MS));
+    Herald__Settle *settle =
+        herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    assert_non_null (settle);
+    assert_int_equal (settle->n_seq, 1);
+    assert_int_equal (settle->seq[0], 2);
+    herald__settle__free_unpacked (settle, NULL);
+    fake_msg_free (&msg);
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 2, 1));
+    assert_true (pthread_equal (handler.thread, first));
+    atomic_store (&handler.progress, false);
+
+    handler.verdict = HD_RETRY;
+    s_deliver (&broker, 3, 1, "c");
+    assert_true (fake_broker_expect (&broker, HD_CMD_NACK, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+
+    handler.verdict = HD_ACK;
+    atomic_store (&handler.stop, true);
+    s_deliver (&broker, 4, 1, "d");
+    assert_true (s_expect_ack (&broker, 4, 1));
+    assert_true (fake_broker_expect (&broker, HD_CMD_LEAVE, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    assert_int_equal (hd_worker_handled (worker), 4);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -528,6 +623,7 @@ main (void)
         cmocka_unit_test (test_malformed_input_is_survived),
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),
+        cmocka_unit_test (test_inline_handlers),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
