@@ -40,6 +40,7 @@ s_wall_us (void)
 #define S_TURN_BODIES   (16 * 1024 * 1024) // PUBLISHES bodies a turn keeps; past it, copies
 #define S_BODY_MAX      (64 * 1024)
 #define S_POOL_NAME_MAX 128
+#define S_LOOKAHEAD     32 // PUBLISHES items checked and identified ahead of publishing
 
 //  A publish appended to the log this turn, waiting for the flush
 typedef struct {
@@ -55,6 +56,13 @@ typedef struct {
     int borrowed;   // HD_FANOUT_*_BORROWED: frames in the turn's memory (s_pending_frames)
 } s_pending_t;
 
+//  A PUBLISHES item checked and identified, its dedup slot being fetched
+typedef struct {
+    hd_publish_view_t item;
+    hd_envelope_t event;
+    hd_dedup_key_t identity; // released once published
+} s_ahead_t;
+
 struct _hd_broker_t {
     hd_broker_config_t config;
     zsock_t *router;
@@ -69,6 +77,7 @@ struct _hd_broker_t {
     //  of the turn: stamped envelopes, and the PUBLISHES bodies that hold
     //  their payloads (s_pending_frames)
     hd_arena_t *turn_arena;
+    s_ahead_t ahead[S_LOOKAHEAD]; // s_on_publishes' items in hand
     zmq_msg_t *turn_bodies;
     size_t turn_body_count, turn_body_capacity;
     size_t turn_body_bytes;
@@ -747,46 +756,58 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     self->pending_count++;
 }
 
-//  One event of a PUBLISH or PUBLISHES: checked, deduplicated, appended
-//  to the log and counted in its pools, or refused. payload is shared (a
-//  reference is taken), not taken; payload_borrowed: it is a constant
-//  message over a PUBLISHES body that the turn keeps (s_keep_body).
-static void
-s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
-                 const void *envelope, size_t envelope_size, zmq_msg_t *payload,
-                 bool payload_borrowed)
+//  Checks an event of a PUBLISH or PUBLISHES and works out its identity
+//  (release it after use). A refused event is answered (REJECT) and
+//  counted here: returns -1.
+static int
+s_publish_check (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                 const void *envelope, size_t envelope_size, size_t payload_size,
+                 hd_envelope_t *event, hd_dedup_key_t *identity)
 {
     if (envelope_size > (size_t) self->config.max_envelope) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "Event frame is larger than --max-envelope", 0);
-        return;
+        return -1;
     }
-    if (zmq_msg_size (payload) > (size_t) self->config.max_payload) {
+    if (payload_size > (size_t) self->config.max_payload) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__TOO_LARGE,
                        "payload is larger than --max-payload", 0);
-        return;
+        return -1;
     }
-    hd_envelope_t event;
-    hd_envelope_result_t scanned = hd_envelope_scan (&event, envelope, envelope_size, true);
+    hd_envelope_result_t scanned = hd_envelope_scan (event, envelope, envelope_size, true);
     if (scanned == HD_ENVELOPE_MALFORMED) {
         self->malformed++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__MALFORMED,
                        "Event does not parse", 0);
-        return;
+        return -1;
     }
-    const char *invalid = s_check_event (self, &event, scanned);
+    const char *invalid = s_check_event (self, event, scanned);
     if (invalid) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INVALID, invalid, 0);
-        return;
+        return -1;
     }
-    hd_dedup_key_t identity;
-    if (s_identity (&event, &identity)) {
+    if (s_identity (event, identity)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
-        return;
+        return -1;
     }
-    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload,
-                          payload_borrowed, &event, &identity);
+    return 0;
+}
+
+//  One event of a PUBLISH: checked, deduplicated, appended to the log and
+//  counted in its pools, or refused. payload is shared (a reference is
+//  taken), not taken.
+static void
+s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
+                 const void *envelope, size_t envelope_size, zmq_msg_t *payload)
+{
+    hd_envelope_t event;
+    hd_dedup_key_t identity;
+    if (s_publish_check (self, rid, rid_size, corr, envelope, envelope_size,
+                         zmq_msg_size (payload), &event, &identity))
+        return;
+    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload, false,
+                          &event, &identity);
     hd_dedup_key_release (&identity);
 }
 
@@ -825,7 +846,7 @@ s_on_publish (hd_broker_t *self, hd_frames_t *frames)
     uint64_t corr = publish->corr;
     herald__publish__free_unpacked (publish, hd_arena_allocator (self->arena));
     s_publish_event (self, rid, rid_size, corr, hd_frames_data (frames, 3),
-                     hd_frames_size (frames, 3), &frames->frame[4], false);
+                     hd_frames_size (frames, 3), &frames->frame[4]);
 }
 
 //  Whether a PUBLISHES body can lend its bytes until the end of the turn:
@@ -874,6 +895,28 @@ s_end_turn_memory (hd_broker_t *self)
     hd_arena_reset (self->turn_arena);
 }
 
+//  A PUBLISHES item checked and identified (s_on_publishes), published:
+//  its payload borrowed from the body when lendable, or copied out of it.
+static void
+s_publish_ahead (hd_broker_t *self, const void *rid, size_t rid_size, s_ahead_t *ahead,
+                 bool lendable)
+{
+    hd_publish_view_t *item = &ahead->item;
+    zmq_msg_t payload;
+    if (lendable)
+        zmq_msg_init_data (&payload, (void *) item->payload, item->payload_size, NULL, NULL);
+    else if (hd_msg_init_copy (&payload, item->payload, item->payload_size) != 0) {
+        s_send_reject (self, rid, rid_size, item->corr, HERALD__ERROR_CODE__INTERNAL,
+                       "out of memory", (uint32_t) self->config.retry_after_ms);
+        hd_dedup_key_release (&ahead->identity);
+        return;
+    }
+    s_publish_identified (self, rid, rid_size, item->corr, item->envelope, item->envelope_size,
+                          &payload, lendable, &ahead->event, &ahead->identity);
+    zmq_msg_close (&payload);
+    hd_dedup_key_release (&ahead->identity);
+}
+
 //  A batch: each item is a PUBLISH of its own. Payloads are borrowed from
 //  the body, or copied out of it (clients batch small events only).
 static void
@@ -896,20 +939,25 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
     const uint8_t *end = cursor + hd_frames_size (frames, 2);
     bool lendable = s_body_lendable (self, &frames->frame[2]);
     self->body_borrowers = 0;
-    hd_publish_view_t item;
-    int rc;
-    while ((rc = hd_decode_publish_item (&cursor, end, &item)) == 1) {
-        zmq_msg_t payload;
-        if (lendable)
-            zmq_msg_init_data (&payload, (void *) item.payload, item.payload_size, NULL, NULL);
-        else if (hd_msg_init_copy (&payload, item.payload, item.payload_size) != 0) {
-            s_send_reject (self, rid, rid_size, item.corr, HERALD__ERROR_CODE__INTERNAL,
-                           "out of memory", (uint32_t) self->config.retry_after_ms);
-            continue;
+    //  Items are checked and identified S_LOOKAHEAD at a time, each
+    //  identity's slot in the dedup window fetched ahead: the window is
+    //  large and looked up at random, so the misses overlap
+    s_ahead_t *ahead = self->ahead;
+    int rc = 1;
+    while (rc == 1) {
+        size_t count = 0;
+        while (count < S_LOOKAHEAD && (rc = hd_decode_publish_item (&cursor, end,
+                                                                     &ahead[count].item)) == 1) {
+            s_ahead_t *next = &ahead[count];
+            if (s_publish_check (self, rid, rid_size, next->item.corr, next->item.envelope,
+                                 next->item.envelope_size, next->item.payload_size, &next->event,
+                                 &next->identity) == 0) {
+                hd_dedup_prefetch (self->dedup, next->identity.hash);
+                count++;
+            }
         }
-        s_publish_event (self, rid, rid_size, item.corr, item.envelope, item.envelope_size,
-                         &payload, lendable);
-        zmq_msg_close (&payload);
+        for (size_t index = 0; index < count; index++)
+            s_publish_ahead (self, rid, rid_size, &ahead[index], lendable);
     }
     if (self->body_borrowers)
         s_keep_body (self, &frames->frame[2]);

@@ -141,6 +141,12 @@ hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now)
     return entry->seq;
 }
 
+void
+hd_dedup_prefetch (hd_dedup_t *self, uint64_t hash)
+{
+    hd_hashmap_prefetch (self->index, hash);
+}
+
 //  Room for an entry of size bytes at the end of the last block.
 static s_entry_t *
 s_entry_alloc (hd_dedup_t *self, size_t size)

@@ -34,6 +34,9 @@ int hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_si
 void hd_dedup_key_release (hd_dedup_key_t *key);
 //  The seq confirmed for the identity within the window, or 0.
 uint64_t hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now);
+//  A hint that a key of this hash (hd_dedup_key_t.hash) is looked up soon:
+//  starts loading its slot, so a batch's look-ups overlap their misses.
+void hd_dedup_prefetch (hd_dedup_t *self, uint64_t hash);
 //  Remember identity -> seq from now. Returns 0, or -1 when out of memory.
 int hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, int64_t now);
 //  Forget the identity now: its publish was rolled back. Returns 0, -1 when absent.

@@ -146,6 +146,12 @@ hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value)
     return 0;
 }
 
+void
+hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key)
+{
+    __builtin_prefetch (&self->slots[s_home (key, self->mask)]);
+}
+
 void *
 hd_hashmap_find (hd_hashmap_t *self, uint64_t key, hd_hashmap_match_fn *match, const void *arg)
 {

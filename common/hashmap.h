@@ -39,6 +39,10 @@ int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);
 void *hd_hashmap_find (hd_hashmap_t *self, uint64_t key, hd_hashmap_match_fn *match,
                        const void *arg);
 
+//  A hint: starts loading the slot where a look-up of key begins (no
+//  effect on the map), so that several look-ups can overlap their misses.
+void hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key);
+
 //  Removes value from under key. Returns 0, or -1 when it is not there.
 int hd_hashmap_remove (hd_hashmap_t *self, uint64_t key, const void *value);
 

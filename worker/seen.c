@@ -104,6 +104,12 @@ hd_seen_has (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms
     return hd_dedup_lookup_key (self->identities, &identity, now_ms) != 0;
 }
 
+void
+hd_seen_prefetch (hd_seen_t *self, uint64_t hash)
+{
+    hd_dedup_prefetch (self->identities, hash);
+}
+
 int
 hd_seen_insert (hd_seen_t *self, const char *source, const char *id, int64_t now_ms)
 {

@@ -51,5 +51,8 @@ bool hd_key_equal (const hd_key_t *a, const hd_key_t *b);
 //  (hd_key_hash), as the worker has one for every event in hand.
 int hd_seen_add (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms);
 bool hd_seen_has (hd_seen_t *self, const hd_key_t *key, uint64_t hash, int64_t now_ms);
+//  Starts loading what hd_seen_has will read for hash (a hint, no effect
+//  on the set): look-ups of a batch can then overlap their cache misses.
+void hd_seen_prefetch (hd_seen_t *self, uint64_t hash);
 
 #endif

@@ -60,6 +60,7 @@ typedef enum {
 #define S_MAX_BATCH            256 // events per DELIVERS we accept
 #define S_STOP_GRACE_DEFAULT   30000
 #define S_DEDUP_LOG_MS         10000
+#define S_LOOKAHEAD            32 // DELIVERS items decoded ahead of being taken
 
 struct _hd_delivery_t {
     hd_delivery_t *next; // on the job queue or the done queue
@@ -719,21 +720,52 @@ s_job_matches (const void *job, const void *key)
 //  One delivery, whichever message carried it. Takes the event (NULL when
 //  it could not be decoded: errno EPROTO, or no memory, when the lease
 //  runs out and the event comes back).
+//  An event as read from a DELIVER or DELIVERS, before it becomes a job:
+//  decoded, its key built and hashed (so a batch can look ahead).
+typedef struct {
+    uint64_t seq;
+    uint32_t attempt;
+    uint32_t ack_wait_ms;
+    hd_event_t *event; // NULL: undecodable, or no memory
+    bool undecodable;  // the bytes make no event (TERM), as opposed to no memory
+    hd_key_t *key;     // (source, id); NULL when event is
+    uint64_t key_hash;
+} s_arrival_t;
+
+//  Takes event (the decoder's result: errno tells why it is NULL).
 static void
-s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
-                    hd_event_t *event)
+s_arrival_init (s_arrival_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
+                hd_event_t *event)
 {
-    hd_worker_t *self = io->worker;
-    bool undecodable = !event && errno == EPROTO;
-    if (seq == 0 || attempt == 0) {
-        hd_event_destroy (&event);
-        return; // not a lease any broker hands out: nothing to settle
-    }
+    self->seq = seq;
+    self->attempt = attempt;
+    self->ack_wait_ms = ack_wait_ms;
+    self->undecodable = !event && errno == EPROTO;
     if (event && (*hd_event_id (event) == 0 || *hd_event_type (event) == 0)) {
         hd_event_destroy (&event); // the broker never accepts such an event
-        undecodable = true;
+        self->undecodable = true;
     }
-    if (undecodable && io->state == S_STATE_ACTIVE) {
+    self->event = event;
+    self->key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
+    self->key_hash = self->key ? hd_key_hash (self->key) : 0;
+}
+
+//  Makes a job of the arrival (taking its event and key), or settles it
+//  at once (already processed, undecodable), or drops it.
+static void
+s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
+{
+    hd_worker_t *self = io->worker;
+    hd_event_t *event = arrival->event;
+    hd_key_t *key = arrival->key;
+    uint64_t seq = arrival->seq, key_hash = arrival->key_hash;
+    uint32_t attempt = arrival->attempt, ack_wait_ms = arrival->ack_wait_ms;
+    if (seq == 0 || attempt == 0) {
+        hd_event_destroy (&event);
+        free (key);
+        return; // not a lease any broker hands out: nothing to settle
+    }
+    if (arrival->undecodable && io->state == S_STATE_ACTIVE) {
         //  No handler can make sense of it, and redelivery will not change it
         Herald__Term term = HERALD__TERM__INIT;
         term.seq = seq;
@@ -741,7 +773,6 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
         term.error = (char *) "worker could not decode the event";
         s_io_send_command (io, HD_CMD_TERM, &term.base);
     }
-    hd_key_t *key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
     if (!key) {
         hd_event_destroy (&event);
         return;
@@ -751,10 +782,10 @@ s_io_take_delivery (s_io_t *io, uint64_t seq, uint32_t attempt, uint32_t ack_wai
     if (!ack_wait_ms)
         ack_wait_ms = io->ack_wait_ms;
 
-    uint64_t key_hash = hd_key_hash (key);
     hd_delivery_t *job = hd_hashmap_find (io->jobs, key_hash, s_job_matches, key);
-    //  The memory set is the fast path; the store also knows earlier runs
-    if (hd_seen_has (io->seen, key, key_hash, zclock_mono ()) ||
+    //  The memory set is the fast path; the store also knows earlier runs.
+    //  Its clock is the message's (read as it arrived)
+    if (hd_seen_has (io->seen, key, key_hash, io->last_recv) ||
         s_io_stored (io, hd_event_source (event), hd_event_id (event))) {
         s_io_queue_ack (io, seq, attempt);
         atomic_fetch_add (&self->skipped, 1);
@@ -856,10 +887,12 @@ s_io_on_deliver (s_io_t *io, hd_frames_t *frames)
         herald__deliver__unpack (NULL, hd_frames_size (frames, 1), hd_frames_data (frames, 1));
     if (!deliver)
         return;
-    s_io_take_delivery (io, deliver->seq, deliver->attempt, deliver->ack_wait_ms,
-                        hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2),
-                                         &frames->frame[3]));
+    s_arrival_t arrival;
+    s_arrival_init (&arrival, deliver->seq, deliver->attempt, deliver->ack_wait_ms,
+                    hd_event_decode (hd_frames_data (frames, 2), hd_frames_size (frames, 2),
+                                     &frames->frame[3]));
     herald__deliver__free_unpacked (deliver, NULL);
+    s_io_take_delivery (io, &arrival);
 }
 
 //  A batch: each event's payload is copied out of the body (the broker
@@ -871,13 +904,25 @@ s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
         return;
     const uint8_t *cursor = hd_frames_data (frames, 1);
     const uint8_t *end = cursor + hd_frames_size (frames, 1);
-    hd_delivery_view_t view;
-    int rc;
-    while ((rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
-        s_io_take_delivery (
-            io, view.seq, view.attempt, view.ack_wait_ms,
-            hd_event_decode_bytes (view.envelope ? view.envelope : (const uint8_t *) "",
-                                   view.envelope_size, view.payload, view.payload_size));
+    //  Decoded S_LOOKAHEAD at a time, with each key's slot in the processed
+    //  set fetched ahead: the set is large and looked up at random, so its
+    //  cache misses overlap instead of coming one after another
+    s_arrival_t arrivals[S_LOOKAHEAD];
+    int rc = 1;
+    while (rc == 1) {
+        size_t count = 0;
+        hd_delivery_view_t view;
+        while (count < S_LOOKAHEAD && (rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
+            s_arrival_t *arrival = &arrivals[count++];
+            s_arrival_init (
+                arrival, view.seq, view.attempt, view.ack_wait_ms,
+                hd_event_decode_bytes (view.envelope ? view.envelope : (const uint8_t *) "",
+                                       view.envelope_size, view.payload, view.payload_size));
+            if (arrival->key)
+                hd_seen_prefetch (io->seen, arrival->key_hash);
+        }
+        for (size_t index = 0; index < count; index++)
+            s_io_take_delivery (io, &arrivals[index]);
     }
     if (rc < 0)
         s_set_error (io->worker, "malformed DELIVERS from the broker: the rest of it is dropped");
