@@ -746,9 +746,8 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
              ",\"credit\":%" PRId64 ",\"inline\":%s,\"window\":%" PRId64 ",\"rate\":%" PRId64
              ",\"duration_s\":%.3f,\"events\":%" PRId64 ",\"runs\":%" PRId64 "}",
              *ctx->broker ? ctx->broker : "own", ctx->fsync, ctx->payload_size, ctx->publishers,
-             ctx->subscribers, ctx->workers, ctx->credit,
-             ctx->inline_handler ? "true" : "false", ctx->window, ctx->rate,
-             (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs);
+             ctx->subscribers, ctx->workers, ctx->credit, ctx->inline_handler ? "true" : "false",
+             ctx->window, ctx->rate, (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs);
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
         hb_result_t *results = ctx->results[workload - 1];

@@ -803,8 +803,8 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
 {
     hd_envelope_t event;
     hd_dedup_key_t identity;
-    if (s_publish_check (self, rid, rid_size, corr, envelope, envelope_size,
-                         zmq_msg_size (payload), &event, &identity))
+    if (s_publish_check (self, rid, rid_size, corr, envelope, envelope_size, zmq_msg_size (payload),
+                         &event, &identity))
         return;
     s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload, false,
                           &event, &identity);
@@ -946,8 +946,8 @@ s_on_publishes (hd_broker_t *self, hd_frames_t *frames)
     int rc = 1;
     while (rc == 1) {
         size_t count = 0;
-        while (count < S_LOOKAHEAD && (rc = hd_decode_publish_item (&cursor, end,
-                                                                     &ahead[count].item)) == 1) {
+        while (count < S_LOOKAHEAD &&
+               (rc = hd_decode_publish_item (&cursor, end, &ahead[count].item)) == 1) {
             s_ahead_t *next = &ahead[count];
             if (s_publish_check (self, rid, rid_size, next->item.corr, next->item.envelope,
                                  next->item.envelope_size, next->item.payload_size, &next->event,

@@ -198,8 +198,8 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  from an inline handler only asks for the stop: it happens once the
 //  handler returns (hd_worker_run then returns).
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
-void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);     // default 100000
-void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms);  // default 600000
+void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000
+void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms); // default 600000
 //  Keep the processed ids on disk as well, in an LMDB store in directory
 //  path (created if missing), for the seen TTL: a worker restarted on the
 //  same path acks redeliveries of events it had processed without calling

@@ -117,7 +117,7 @@ struct _hd_worker_t {
     pthread_mutex_t stop_lock; // serialises hd_worker_stop callers
     bool stopped;
 
-    int wake[2]; // wake[1] written to wake the I/O thread
+    int wake[2];       // wake[1] written to wake the I/O thread
     pthread_t io_self; // the I/O thread as it knows itself (under lock, once io_running)
     bool io_running;   // under lock
 

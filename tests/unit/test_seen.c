@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "seen.h"
@@ -21,6 +22,14 @@ test_insert_and_lookup (void **state)
     assert_true (hd_seen_contains (seen, "shop", "1", 0));
     assert_false (hd_seen_contains (seen, "shop", "2", 0));
     assert_false (hd_seen_contains (seen, "other", "1", 0));
+    //  A prefetch (the worker's look-ahead) is a hint only
+    hd_key_t *key = hd_key_new ("shop", "1");
+    assert_non_null (key);
+    hd_seen_prefetch (seen, hd_key_hash (key));
+    hd_seen_prefetch (seen, 12345);
+    assert_true (hd_seen_has (seen, key, hd_key_hash (key), 0));
+    assert_int_equal (hd_seen_size (seen), 1);
+    free (key);
     //  Inserting again does not add a second entry
     assert_int_equal (hd_seen_insert (seen, "shop", "1", 5), 0);
     assert_int_equal (hd_seen_size (seen), 1);

@@ -28,10 +28,10 @@ typedef struct {
     hd_verdict_t verdict;
     const char *error; // set with hd_delivery_set_error when not NULL
     char last_id[64];
-    hd_worker_t *worker;    // for the calls below
-    atomic_bool progress;   // call hd_delivery_progress before the gate
-    atomic_bool stop;       // call hd_worker_stop before returning
-    pthread_t thread;       // the thread of the last call
+    hd_worker_t *worker;  // for the calls below
+    atomic_bool progress; // call hd_delivery_progress before the gate
+    atomic_bool stop;     // call hd_worker_stop before returning
+    pthread_t thread;     // the thread of the last call
 } s_handler_t;
 
 static hd_verdict_t
