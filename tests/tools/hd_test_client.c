@@ -113,6 +113,7 @@ typedef struct {
     int64_t fail_every;
     int64_t nack_every;
     int64_t sleep_ms;
+    int64_t block_first_ms;
     int64_t crash_after;
     atomic_llong calls;
     atomic_llong completed;
@@ -145,6 +146,8 @@ s_work_handler (hd_delivery_t *delivery, void *arg)
         _exit (3); // a crash: no settle, no LEAVE
     if (work->sleep_ms > 0)
         zclock_sleep ((int) work->sleep_ms);
+    if (call == 1 && work->block_first_ms > 0)
+        zclock_sleep ((int) work->block_first_ms);
     hd_verdict_t verdict = HD_ACK;
     const char *word = "ack";
     if (work->fail_every > 0 && call % work->fail_every == 0) {
@@ -176,6 +179,7 @@ s_work (int argc, char **argv)
 {
     char *broker = NULL, *pool = NULL, *filter = NULL, *log = NULL, *name = NULL;
     int64_t credit = 0, concurrency = 0, exit_after = 0;
+    bool inline_handler = false;
     s_work_t work = {.log_fd = -1};
     hd_options_t *options = hd_options_new (
         "hd_test_client work", "--pool P --log FILE [options]",
@@ -197,6 +201,10 @@ s_work (int argc, char **argv)
                     "every Nth handler call retries (NACK, 100 ms)", &work.nack_every);
     hd_options_add (options, "sleep-ms", HD_OPT_INT, "0", "", "handler sleeps this long",
                     &work.sleep_ms);
+    hd_options_add (options, "block-first-ms", HD_OPT_INT, "0", "",
+                    "the first handler call sleeps this long", &work.block_first_ms);
+    hd_options_add (options, "inline", HD_OPT_BOOL, "false", "",
+                    "handlers run on the I/O thread (hd_worker_set_inline)", &inline_handler);
     hd_options_add (options, "crash-after", HD_OPT_INT, "0", "",
                     "_exit(3) at handler call N+1, without settling", &work.crash_after);
     hd_options_add (options, "exit-after", HD_OPT_INT, "0", "",
@@ -227,6 +235,7 @@ s_work (int argc, char **argv)
         hd_worker_set_name (worker, name);
     hd_worker_set_credit (worker, (uint32_t) credit);
     hd_worker_set_concurrency (worker, (uint32_t) concurrency);
+    hd_worker_set_inline (worker, inline_handler);
     work.worker = worker;
     work.exit_after = exit_after;
     pthread_t watcher;
