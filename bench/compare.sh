@@ -2,14 +2,17 @@
 # Herald against the peer baselines of ../shared/bench-peers, in one go and
 # one system at a time (never concurrently): Herald W1/W2 through
 # herald-bench, then the raw-ZeroMQ and peer rows through a private copy of
-# bench-peers (its build.sh and run.sh). Prints one markdown table with
+# bench-peers (its build.sh and run.sh), then Herald's rows again: the
+# machine's speed drifts over minutes, and Herald's figures are medians over
+# both passes, which surround the peers'. Prints one markdown table with
 # Herald's figures and Herald's ratio to each peer, and keeps it in
 # bench/results/compare-<stamp>.md (+ latest.md, + the raw figures).
 #
 #   bench/compare.sh [BUILD_DIR]          (default: build)
 #
 # Environment:
-#   RUNS=3             runs per row; the table shows medians
+#   RUNS=3             runs per row and pass; the table shows medians
+#   HERALD_PASSES=2    Herald passes: 2 = before and after the peers, 1 = before
 #   PEERS="zmq nats redis rabbitmq"   peer systems to run ("" = Herald only)
 #   PEERS_SRC=../shared/bench-peers   where the peer harness lives
 #   N1=200000 N2=100000               W1 / W2 events per run (both sides)
@@ -49,19 +52,21 @@ command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 1; }
 mkdir -p "$RESULTS"
 
 # ------------------------------------------------------------------ Herald
-# herald NAME herald-bench-flags...: RUNS runs, JSON in $WORK/herald-NAME.json
+HERALD_PASSES=${HERALD_PASSES:-2}
+# herald NAME herald-bench-flags...: RUNS runs, JSON in $WORK/herald-NAME.PASS.json
 herald() {
     local name=$1
     shift
-    log "herald $name: herald-bench $*"
+    log "herald $name (pass $PASS): herald-bench $*"
     # shellcheck disable=SC2086 # HERALD_ONLY_ARGS is a list of flags
     if ! "$HB" --runs "$RUNS" --json --quiet "$@" ${HERALD_ONLY_ARGS:-} \
-        >"$WORK/herald-$name.json" 2>"$WORK/herald-$name.log"; then
-        NOTES+=("Herald row $name: herald-bench failed (see below)")
-        tail -n 5 "$WORK/herald-$name.log" >&2
+        >"$WORK/herald-$name.$PASS.json" 2>"$WORK/herald-$name.$PASS.log"; then
+        NOTES+=("Herald row $name, pass $PASS: herald-bench failed (see below)")
+        tail -n 5 "$WORK/herald-$name.$PASS.log" >&2
     fi
-    grep '^|' "$WORK/herald-$name.log" | tail -n 1 >&2 || true
+    grep '^|' "$WORK/herald-$name.$PASS.log" | tail -n 1 >&2 || true
 }
+herald_rows() {
 herald w1-never --workload w1 --events "$N1" --fsync never
 # The raw-ZeroMQ and NATS core publishers keep no window at all; these rows
 # give Herald's publisher its library default window (1000) instead of 256
@@ -79,9 +84,27 @@ herald w2-default-inline --workload w2 --events "$N2" --fsync never --window "$D
 herald lat-always --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S"
 herald lat-always-inline --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --inline
 herald lat-never --workload w2 --fsync never --rate "$LAT_RATE" --duration "$LAT_S"
+}
+PASS=1
+herald_rows
 
-# hj NAME JQ: a figure from a Herald row ("" when missing)
-hj() { jq -r "$2 // empty" "$WORK/herald-$1.json" 2>/dev/null || true; }
+# hj NAME WL FIELD: a Herald row's figure over the runs of every pass ("" when
+# none): the median of a rate, percentile or CPU figure; the sum of lost and
+# dupes; failed_runs counts runs that did not complete. FIELD is a per-run
+# key of herald-bench's JSON (pub_rate, recv_rate, p50_us, ...).
+hj() {
+    local files=("$WORK/herald-$1".*.json)
+    [[ -f ${files[0]} ]] || return 0
+    jq -rs --arg wl "$2" --arg f "$3" '
+        [.[] | .[$wl].runs // [] | .[]] as $all | [$all[] | select(.ok)] as $ok |
+        if $f == "failed_runs" then ($all | map(select(.ok | not)) | length)
+        elif $f == "lost" or $f == "dupes" then ($ok | map(.[$f]) | add // empty)
+        else ($ok | map(.[$f]) | sort |
+              if length == 0 then empty
+              elif length % 2 == 1 then .[(length - 1) / 2]
+              else (.[length / 2 - 1] + .[length / 2]) / 2 end)
+        end' "${files[@]}" 2>/dev/null || true
+}
 
 # ------------------------------------------------------------------ peers
 RAW=""
@@ -139,6 +162,11 @@ if [[ -n "${PEERS// /}" ]]; then
     fi
 fi
 
+if [[ $HERALD_PASSES -ge 2 ]]; then
+    PASS=2
+    herald_rows
+fi
+
 # peer SYS CASE PHASE KEY: median over runs ("" when absent)
 peer() {
     [[ -n "$RAW" && -f "$RAW" ]] || return 0
@@ -153,6 +181,7 @@ peer() {
 
 # ------------------------------------------------------------------ table
 num() { [[ -z "$1" ]] && { echo "-"; return; }; printf "%'.0f" "$1"; }
+dec() { [[ -z "$1" ]] && { echo "-"; return; }; printf "%.3f" "$1"; }
 # ratio HERALD PEER: Herald / peer
 ratio() {
     [[ -z "$1" || -z "$2" ]] && { echo "-"; return; }
@@ -166,17 +195,17 @@ verdict() {
         print ok ? "**met**" : "missed" }'
 }
 
-H_W1=$(hj w1-never .w1.sub_rate)
-H_W2A=$(hj w2-always .w2.proc_rate)
-H_W2N=$(hj w2-never .w2.proc_rate)
-H_W1D=$(hj w1-default .w1.sub_rate)
-H_W2D=$(hj w2-default .w2.proc_rate)
-H_LATA=$(hj lat-always .w2.p99_us)
-H_W2AI=$(hj w2-always-inline .w2.proc_rate)
-H_W2NI=$(hj w2-never-inline .w2.proc_rate)
-H_W2DI=$(hj w2-default-inline .w2.proc_rate)
-H_LATAI=$(hj lat-always-inline .w2.p99_us)
-H_LATN=$(hj lat-never .w2.p99_us)
+H_W1=$(hj w1-never w1 recv_rate)
+H_W2A=$(hj w2-always w2 recv_rate)
+H_W2N=$(hj w2-never w2 recv_rate)
+H_W1D=$(hj w1-default w1 recv_rate)
+H_W2D=$(hj w2-default w2 recv_rate)
+H_LATA=$(hj lat-always w2 p99_us)
+H_W2AI=$(hj w2-always-inline w2 recv_rate)
+H_W2NI=$(hj w2-never-inline w2 recv_rate)
+H_W2DI=$(hj w2-default-inline w2 recv_rate)
+H_LATAI=$(hj lat-always-inline w2 p99_us)
+H_LATN=$(hj lat-never w2 p99_us)
 
 Z_W1=$(peer zmq w1-hwm0 tp sub_rate_min)
 N_W1=$(peer nats w1-core tp sub_rate_min)
@@ -192,7 +221,7 @@ MQ_LAT=$(peer rabbitmq w2-durable fix lat_p99_us)
 
 TABLE="$RESULTS/compare-$STAMP.md"
 {
-    echo "## Herald vs peers — $(date -u +%Y-%m-%d) UTC, run $STAMP, median of $RUNS runs"
+    echo "## Herald vs peers — $(date -u +%Y-%m-%d) UTC, run $STAMP; Herald: median of $RUNS runs × $HERALD_PASSES passes (before and after the peers), peers: median of $RUNS runs"
     echo
     echo "- host: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu 2>/dev/null | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
     echo "- Herald $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), libzmq $(dpkg-query -W -f='${Version}' libzmq5 2>/dev/null || echo '?'), czmq $(dpkg-query -W -f='${Version}' libczmq4 2>/dev/null || echo '?'); peers: $(if [[ -n "$RAW" ]]; then echo "bench-peers run.sh ${systems[*]}"; else echo none; fi)"
@@ -215,8 +244,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
         "lat-always-inline|w2|W2 @ $LAT_RATE/s, --fsync always, inline handlers" \
         "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
         IFS='|' read -r name wl label <<<"$row"
-        rate=$(hj "$name" ".$wl.sub_rate // .$wl.proc_rate")
-        echo "| $label | $(num "$(hj "$name" ".$wl.pub_rate")") | $(num "$rate") | $(hj "$name" ".$wl.lost") | $(hj "$name" ".$wl.dupes") | $(num "$(hj "$name" ".$wl.p50_us")") | $(num "$(hj "$name" ".$wl.p99_us")") | $(num "$(hj "$name" ".$wl.p999_us")") | $(hj "$name" ".$wl.cpu_us_per_event") | $(hj "$name" ".$wl.failed_runs") |"
+        echo "| $label | $(num "$(hj "$name" "$wl" pub_rate)") | $(num "$(hj "$name" "$wl" recv_rate)") | $(hj "$name" "$wl" lost) | $(hj "$name" "$wl" dupes) | $(num "$(hj "$name" "$wl" p50_us)") | $(num "$(hj "$name" "$wl" p99_us)") | $(num "$(hj "$name" "$wl" p999_us)") | $(dec "$(hj "$name" "$wl" cpu_us_per_event)") | $(hj "$name" "$wl" failed_runs) |"
     done
     echo
     echo "### Ratios (same session; throughput: higher is better; latency: Herald / peer, lower is better)"
