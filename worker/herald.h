@@ -186,17 +186,24 @@ void hd_worker_set_name (hd_worker_t *self, const char *name);
 void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
 //  Inline handlers (default off; call before start): the I/O thread calls
-//  the handler itself, as each DELIVER(S) is read, and settles at once; no
-//  handler threads are started and concurrency is ignored. It saves two
-//  thread hand-offs per message each way (more events/s, less CPU per
-//  event: docs/PERFORMANCE.md) for handlers that return quickly. The price:
-//  while a handler runs the worker neither sends nor reads anything, so a
-//  handler that runs longer than the broker's heartbeat interval × liveness
-//  (3 s by default) without calling hd_delivery_progress (which, inline,
-//  sends at once and so also tells the broker the worker lives) is taken
-//  for dead, and its events go to other workers. hd_worker_stop called
-//  from an inline handler only asks for the stop: it happens once the
-//  handler returns (hd_worker_run then returns).
+//  the handler itself, event by event as each DELIVER(S) is read, and
+//  settles the batch when it is done (or sooner, whenever half a heartbeat
+//  passed without sending anything); no handler threads are started and
+//  concurrency is ignored. It saves two thread hand-offs per message each
+//  way (more events/s, less CPU per event: docs/PERFORMANCE.md) for
+//  handlers that return quickly. The price: while one handler call runs
+//  the worker neither sends nor reads anything, so a call that runs longer
+//  than the broker's heartbeat interval × liveness (3 s by default)
+//  without calling hd_delivery_progress is taken for dead, and its events
+//  go to other workers. hd_delivery_progress called on the handler's own
+//  thread sends at once (at most every quarter heartbeat), which also
+//  tells the broker the worker lives; from other threads it is queued as
+//  usual. hd_worker_stop called from an inline handler asks for the stop:
+//  no further event of the batch is run (LEAVE hands them back) and the
+//  worker stops once the handler returns (hd_worker_run then returns).
+//  From another thread, hd_worker_stop waits for the call in progress
+//  whatever the grace period: the I/O thread is the one running it. Never
+//  call hd_worker_destroy from a handler.
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms); // default 600000

@@ -4,7 +4,8 @@
     - the I/O thread owns the DEALER, the table of events in hand (jobs),
       and the processed-id set (seen). It JOINs, heartbeats, notices broker
       silence and reconnects, and settles results. Because it never runs
-      user code, a slow handler never makes the worker look dead. With a
+      user code (unless inline), a slow handler never makes the worker
+      look dead. With a
       dedup store configured it also looks ids up there and records them
       (one synced transaction per loop turn) before their ACKs are sent.
     - `concurrency` handler threads take jobs from a queue and call the
@@ -73,7 +74,8 @@ struct _hd_delivery_t {
     uint32_t attempt;
     uint32_t ack_wait_ms;
     uint64_t generation;
-    bool running; // taken by a handler thread (under the lock)
+    bool running;          // taken by a handler thread (under the lock)
+    int64_t progress_sent; // inline: when hd_delivery_progress last sent (mono ms)
     //  Result: written by the handler thread before it hands the job back
     hd_verdict_t verdict;
     uint32_t retry_ms;
@@ -132,6 +134,7 @@ struct _hd_worker_t {
     s_progress_t *progress_head;
     s_progress_t *progress_tail;
     bool stop_requested;
+    atomic_bool stopping; // stop_requested, readable without the lock (inline handlers)
     bool handlers_exit;
     bool io_done;
     uint32_t handlers_alive; // handler threads not yet returned
@@ -322,8 +325,15 @@ int
 hd_delivery_progress (hd_delivery_t *self)
 {
     hd_worker_t *worker = self->worker;
-    if (worker->inline_handler)
-        return s_io_progress_now (worker->inline_io, self);
+    if (worker->inline_handler) {
+        //  On the I/O thread (the handler itself) it goes out at once;
+        //  another thread of the handler's queues it like a handler thread
+        pthread_mutex_lock (&worker->lock);
+        bool io_thread = worker->io_running && pthread_equal (pthread_self (), worker->io_self);
+        pthread_mutex_unlock (&worker->lock);
+        if (io_thread)
+            return s_io_progress_now (worker->inline_io, self);
+    }
     s_progress_t *request = calloc (1, sizeof *request);
     if (!request)
         return -1;
@@ -609,6 +619,12 @@ s_io_progress_now (void *io_state, hd_delivery_t *job)
     s_io_t *io = io_state;
     if (job->generation != io->generation || io->state != S_STATE_ACTIVE)
         return 0; // the broker would refuse it as stale
+    //  A handler calling in a loop sends one every quarter heartbeat: the
+    //  lease runs far longer, and a flood would fill the socket
+    int64_t now = zclock_mono ();
+    if (job->progress_sent && now - job->progress_sent < (int64_t) io->heartbeat_ms / 4)
+        return 0;
+    job->progress_sent = now;
     if (s_tags_push (&io->progress_seq, &io->progress_attempt, &io->progress_count,
                      &io->progress_capacity, job->seq, job->attempt))
         return -1;
@@ -835,20 +851,45 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
 static void s_io_settle (s_io_t *io, hd_delivery_t *done);
 
 //  Inline: runs the jobs of the message just read, in order, and sends
-//  their settles at once, so the broker has the credit back as soon as
-//  possible (a settle that waited for the next message would hold it).
+//  their settles when done, so the broker has the credit back as soon as
+//  the batch is (settling every few events costs more messages than it
+//  wins). Two things cut in: a settle goes out whenever half a heartbeat
+//  passed without sending, so a batch of slow handlers never makes the
+//  worker look dead; and once a stop is asked for, the jobs not yet run
+//  are dropped (LEAVE hands them to other workers).
 static void
 s_io_run_new_jobs (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
-    for (hd_delivery_t *job = io->new_head; job; job = job->next) {
+    hd_delivery_t *job = io->new_head, *done_head = NULL, *done_tail = NULL;
+    io->new_head = io->new_tail = NULL;
+    while (job) {
+        hd_delivery_t *next = job->next;
+        job->next = NULL;
+        if (!io->draining && atomic_load (&self->stopping))
+            io->draining = true;
+        if (io->draining) {
+            hd_hashmap_remove (io->jobs, job->key_hash, job);
+            s_io_job_recycle (io, &job);
+            job = next;
+            continue;
+        }
         job->running = true;
         job->verdict = self->handler (job, self->handler_arg);
         atomic_fetch_add (&self->handled, 1);
+        if (done_tail)
+            done_tail->next = job;
+        else
+            done_head = job;
+        done_tail = job;
+        if (zclock_mono () - io->last_send >= (int64_t) io->heartbeat_ms / 2) {
+            s_io_settle (io, done_head);
+            s_io_flush_settles (io);
+            done_head = done_tail = NULL;
+        }
+        job = next;
     }
-    hd_delivery_t *done = io->new_head;
-    io->new_head = io->new_tail = NULL;
-    s_io_settle (io, done);
+    s_io_settle (io, done_head);
     s_io_flush_settles (io);
 }
 
@@ -1522,8 +1563,9 @@ hd_worker_stop (hd_worker_t *self)
     pthread_mutex_lock (&self->lock);
     if (self->io_running && pthread_equal (pthread_self (), self->io_self)) {
         //  From an inline handler: the I/O thread cannot wait for itself.
-        //  It drains and LEAVEs once the handler returns
+        //  It runs nothing more, and LEAVEs once the handler returns
         self->stop_requested = true;
+        atomic_store (&self->stopping, true);
         self->stop_deadline = 0;
         pthread_mutex_unlock (&self->lock);
         return;
@@ -1536,6 +1578,7 @@ hd_worker_stop (hd_worker_t *self)
     }
     pthread_mutex_lock (&self->lock);
     self->stop_requested = true;
+    atomic_store (&self->stopping, true);
     int64_t deadline = self->stop_grace_ms < 0 ? 0 : zclock_mono () + self->stop_grace_ms;
     self->stop_deadline = deadline > 0 ? deadline : 0;
     pthread_mutex_unlock (&self->lock);

@@ -32,7 +32,10 @@ int main (void)
 C
 # A sanitizer build of the library needs its runtime in the consumer too
 SANITIZE=""
-nm "$ROOT/lib/libherald.a" 2>/dev/null | grep -q __asan_ && SANITIZE="-fsanitize=address,undefined"
+# grep -c reads all of nm's output: grep -q would stop early and, with
+# pipefail, nm's SIGPIPE would read as "not sanitized"
+[ "$(nm "$ROOT/lib/libherald.a" 2>/dev/null | grep -c __asan_)" -gt 0 ] &&
+    SANITIZE="-fsanitize=address,undefined"
 export PKG_CONFIG_SYSROOT_DIR="$WORK/root" PKG_CONFIG_PATH="$ROOT/lib/pkgconfig"
 cc $SANITIZE "$WORK/consumer.c" -o "$WORK/consumer-shared" $(pkg-config --cflags --libs herald) ||
     fail "cannot build against the shared library"

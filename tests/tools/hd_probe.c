@@ -670,15 +670,17 @@ s_mixed_check (const void *envelope, size_t envelope_size, const uint8_t *payloa
     return 1;
 }
 
-//  count events in PUBLISHES batches of 16 whose types alternate (mixed.a,
+//  count events in PUBLISHES batches of 48 whose types alternate (mixed.a,
 //  mixed.b), each with a payload of its own, watched live on the XPUB.
 //  Every run of one type is one event long, so the broker sends each event
 //  as a message of its own while the batch that holds its payload is only
 //  the broker's until the end of the turn: every event must arrive with its
-//  own bytes. With repeats, five items of each batch repeat an earlier one
-//  of the same batch, 1 to 5 items back: each must be confirmed as a
-//  duplicate and arrive nowhere, every other event exactly once (runs of
-//  one type are then longer: the single-message path is the plain mode's).
+//  own bytes. With repeats, ten items of each batch repeat an earlier one
+//  of the same batch, 1 to 5 items back, two of them across the broker's
+//  runs of 32 items checked ahead (32 repeats 30, 33 repeats 31): each must
+//  be confirmed as a duplicate and arrive nowhere, every other event exactly
+//  once (runs of one type are then longer: the single-message path is the
+//  plain mode's).
 static int
 s_mixed_batches (const char *endpoint, const char *xpub, int count, bool with_repeats)
 {
@@ -701,9 +703,15 @@ s_mixed_batches (const char *endpoint, const char *xpub, int count, bool with_re
         fprintf (stderr, "hd_probe: no probe came back on %s\n", xpub);
         return 1;
     }
-    enum { BATCH = 16 };
+    enum { BATCH = 48 };
     //  The item each one repeats, or -1
-    static const int repeats[BATCH] = {-1, 0, -1, -1, 2, -1, -1, -1, 5, -1, -1, 7, -1, -1, -1, 10};
+    int repeats[BATCH];
+    for (int index = 0; index < BATCH; index++)
+        repeats[index] = -1;
+    static const int pairs[][2] = {{1, 0},   {4, 2},   {8, 5},   {11, 7},  {15, 10},
+                                   {32, 30}, {33, 31}, {37, 35}, {44, 40}, {47, 46}};
+    for (size_t pair = 0; pair < sizeof pairs / sizeof pairs[0]; pair++)
+        repeats[pairs[pair][0]] = pairs[pair][1];
     int expected_duplicates = 0;
     uint8_t payloads[BATCH][100];
     char ids[BATCH][16];

@@ -32,7 +32,18 @@ typedef struct {
     atomic_bool progress; // call hd_delivery_progress before the gate
     atomic_bool stop;     // call hd_worker_stop before returning
     pthread_t thread;     // the thread of the last call
+    int sleep_ms;         // each call takes this long
+    int progress_flood;   // calls hd_delivery_progress this often, from two threads
 } s_handler_t;
+
+static void *
+s_progress_caller (void *arg)
+{
+    hd_delivery_t *delivery = arg;
+    for (int call = 0; call < 1000; call++)
+        hd_delivery_progress (delivery);
+    return NULL;
+}
 
 static hd_verdict_t
 s_handler (hd_delivery_t *delivery, void *arg)
@@ -44,6 +55,15 @@ s_handler (hd_delivery_t *delivery, void *arg)
     self->thread = pthread_self ();
     if (atomic_load (&self->progress))
         hd_delivery_progress (delivery);
+    if (self->sleep_ms)
+        zclock_sleep (self->sleep_ms);
+    if (self->progress_flood) {
+        pthread_t other;
+        assert_int_equal (pthread_create (&other, NULL, s_progress_caller, delivery), 0);
+        for (int call = 0; call < self->progress_flood; call++)
+            hd_delivery_progress (delivery);
+        pthread_join (other, NULL);
+    }
     atomic_store (&self->inside, true);
     while (atomic_load (&self->gate_closed))
         zclock_sleep (1);
@@ -128,6 +148,63 @@ s_deliver (fake_broker_t *broker, uint64_t seq, uint32_t attempt, const char *id
     size_t sizes[2] = {event_size, 7};
     fake_broker_send (broker, HD_CMD_DELIVER, &deliver.base, 2, extra, sizes);
     free (packed);
+}
+
+//  A DELIVERS of count events, seqs first_seq.., attempt 1, ids from ids[].
+static void
+s_deliver_batch (fake_broker_t *broker, uint64_t first_seq, size_t count, const char **ids)
+{
+    Herald__Event *events = calloc (count, sizeof *events);
+    Herald__Delivery *deliveries = calloc (count, sizeof *deliveries);
+    Herald__Delivery **pointers = calloc (count, sizeof *pointers);
+    assert_true (events && deliveries && pointers);
+    for (size_t index = 0; index < count; index++) {
+        herald__event__init (&events[index]);
+        events[index].id = (char *) ids[index];
+        events[index].source = (char *) "test";
+        events[index].type = (char *) "t.x";
+        herald__delivery__init (&deliveries[index]);
+        deliveries[index].seq = first_seq + index;
+        deliveries[index].attempt = 1;
+        deliveries[index].event = &events[index];
+        deliveries[index].payload.data = (uint8_t *) "payload";
+        deliveries[index].payload.len = 7;
+        pointers[index] = &deliveries[index];
+    }
+    Herald__Delivers delivers = HERALD__DELIVERS__INIT;
+    delivers.n_deliveries = count;
+    delivers.deliveries = pointers;
+    fake_broker_send (broker, HD_CMD_DELIVERS, &delivers.base, 0, NULL, NULL);
+    free (events);
+    free (deliveries);
+    free (pointers);
+}
+
+//  Collects ACKs until count tags came or nothing more does within the
+//  wait; marks acked[seq] (seq < size). Returns the tags, and the size of
+//  the first ACK in *first (if not NULL).
+static size_t
+s_collect_acks (fake_broker_t *broker, bool *acked, size_t size, size_t count, size_t *first)
+{
+    size_t tags = 0;
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    fake_msg_t msg;
+    while (tags < count && zclock_mono () < deadline &&
+           fake_broker_expect (broker, HD_CMD_ACK, &msg, (int) (deadline - zclock_mono ()))) {
+        Herald__Settle *settle =
+            herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+        assert_non_null (settle);
+        if (first && tags == 0)
+            *first = settle->n_seq;
+        for (size_t index = 0; index < settle->n_seq; index++) {
+            assert_true (settle->seq[index] < size && !acked[settle->seq[index]]);
+            acked[settle->seq[index]] = true;
+            tags++;
+        }
+        herald__settle__free_unpacked (settle, NULL);
+        fake_msg_free (&msg);
+    }
+    return tags;
 }
 
 //  Wait for an ACK carrying tag (seq, attempt); false if another tag of
@@ -611,6 +688,130 @@ test_inline_handlers (void **state)
     fake_broker_stop (&broker);
 }
 
+//  A DELIVERS longer than the worker's look-ahead (32 items) with one id
+//  twice, 32 items apart: the handler runs once for it and the newer lease
+//  is the one acked; every other event runs once and is acked. Both modes.
+static void
+s_long_batch_with_repeat (bool inline_handler)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+    assert_non_null (worker);
+    hd_worker_set_inline (worker, inline_handler);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+
+    enum { COUNT = 40 };
+    char names[COUNT][16];
+    const char *ids[COUNT];
+    for (size_t index = 0; index < COUNT; index++) {
+        snprintf (names[index], sizeof names[index], "long-%zu", index == 35 ? (size_t) 3 : index);
+        ids[index] = names[index];
+    }
+    s_deliver_batch (&broker, 1, COUNT, ids); // seqs 1..40: ids[3] is seq 4, ids[35] seq 36
+    bool acked[COUNT + 1] = {false};
+    assert_int_equal (s_collect_acks (&broker, acked, COUNT + 1, COUNT - 1, NULL), COUNT - 1);
+    assert_false (acked[4]);
+    assert_true (acked[36]);
+    assert_true (s_wait_int (&handler.returned, COUNT - 1));
+    assert_int_equal (atomic_load (&handler.calls), COUNT - 1);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+static void
+test_long_batch_with_repeat (void **state)
+{
+    s_long_batch_with_repeat (false);
+    s_long_batch_with_repeat (true);
+}
+
+//  Inline, slow handlers: a batch never keeps the worker silent for more
+//  than about half a heartbeat. With a heartbeat of 200 ms and 60 ms per
+//  event, the first ACK of an 8-event DELIVERS carries only part of it.
+//  Then a stop asked from inside a handler: the rest of the batch is not
+//  run (LEAVE hands it back) and only the event that asked is acked.
+static void
+test_inline_batches_keep_the_worker_heard (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .sleep_ms = 60};
+    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+    assert_non_null (worker);
+    handler.worker = worker;
+    hd_worker_set_inline (worker, true);
+    hd_worker_set_credit (worker, 100);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 200);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+
+    const char *slow[8] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"};
+    s_deliver_batch (&broker, 1, 8, slow);
+    bool acked[20] = {false};
+    size_t first = 0;
+    assert_int_equal (s_collect_acks (&broker, acked, 20, 8, &first), 8);
+    assert_true (first > 0 && first < 8);
+
+    handler.sleep_ms = 0;
+    atomic_store (&handler.stop, true);
+    const char *rest[4] = {"t0", "t1", "t2", "t3"};
+    s_deliver_batch (&broker, 10, 4, rest);
+    assert_true (s_expect_ack (&broker, 10, 1));
+    assert_true (fake_broker_expect (&broker, HD_CMD_LEAVE, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    assert_int_equal (atomic_load (&handler.calls), 9);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  Inline, a handler that calls hd_delivery_progress in a loop, and from a
+//  thread of its own at the same time: the calls are safe, a few PROGRESS
+//  messages go out (not one per call), and the event is acked.
+static void
+test_inline_progress_flood (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .progress_flood = 5000};
+    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+    assert_non_null (worker);
+    hd_worker_set_inline (worker, true);
+    hd_worker_set_stop_grace_ms (worker, 2000);
+    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+
+    s_deliver (&broker, 7, 1, "flood");
+    int progress = 0;
+    bool acked = false;
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (!acked && zclock_mono () < deadline &&
+           fake_broker_recv (&broker, &msg, (int) (deadline - zclock_mono ()))) {
+        progress += msg.command == HD_CMD_PROGRESS;
+        acked = msg.command == HD_CMD_ACK;
+        fake_msg_free (&msg);
+    }
+    assert_true (acked);
+    assert_true (progress >= 1 && progress < 100);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -624,6 +825,9 @@ main (void)
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),
         cmocka_unit_test (test_inline_handlers),
+        cmocka_unit_test (test_long_batch_with_repeat),
+        cmocka_unit_test (test_inline_batches_keep_the_worker_heard),
+        cmocka_unit_test (test_inline_progress_flood),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
