@@ -812,6 +812,41 @@ test_inline_progress_flood (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Inline handlers with a dedup store: an id acked by one worker is in the
+//  store, so a second worker on the same store (a restart) acks the same
+//  event without running the handler.
+static void
+test_inline_with_dedup_store (void **state)
+{
+    char dir[] = "/tmp/hd-inline-store-XXXXXX";
+    assert_non_null (mkdtemp (dir));
+    for (int round = 0; round < 2; round++) {
+        fake_broker_t broker;
+        fake_broker_start (&broker);
+        s_handler_t handler = {.verdict = HD_ACK};
+        hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
+        assert_non_null (worker);
+        hd_worker_set_inline (worker, true);
+        assert_int_equal (hd_worker_set_dedup_store (worker, dir), 0);
+        hd_worker_set_stop_grace_ms (worker, 2000);
+        assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
+        fake_msg_t msg;
+        assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+        fake_msg_free (&msg);
+        s_send_joined (&broker, 1000);
+        assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+        s_deliver (&broker, 1, (uint32_t) round + 1, "stored");
+        assert_true (s_expect_ack (&broker, 1, (uint32_t) round + 1));
+        assert_int_equal (atomic_load (&handler.calls), round == 0 ? 1 : 0);
+        assert_int_equal (hd_worker_skipped (worker), round == 0 ? 0 : 1);
+        hd_worker_destroy (&worker);
+        fake_broker_stop (&broker);
+    }
+    char command[128];
+    snprintf (command, sizeof command, "rm -rf %s", dir);
+    assert_int_equal (system (command), 0);
+}
+
 int
 main (void)
 {
@@ -828,6 +863,7 @@ main (void)
         cmocka_unit_test (test_long_batch_with_repeat),
         cmocka_unit_test (test_inline_batches_keep_the_worker_heard),
         cmocka_unit_test (test_inline_progress_flood),
+        cmocka_unit_test (test_inline_with_dedup_store),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
