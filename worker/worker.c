@@ -10,10 +10,10 @@
       (one synced transaction per loop turn) before their ACKs are sent.
     - `concurrency` handler threads take jobs from a queue and call the
       handler. Inline (hd_worker_set_inline) there are none: the I/O thread
-      calls the handler itself, as each message is read, and settles at
-      once. That saves two thread hand-offs per message each way; the
-      price is that the worker is silent while a handler runs (see
-      herald.h).
+      calls the handler itself, as each message is read, and settles the
+      batch when it is done (or every half heartbeat). That saves two
+      thread hand-offs per message each way; the price is that the worker
+      is silent while a handler call runs (see herald.h).
     Everything the threads share sits under one mutex: the job queue, the
       done queue (finished jobs going back to the I/O thread), progress
       requests, the lease tag of each job, and the session state. Handler
@@ -321,19 +321,24 @@ hd_delivery_set_error (hd_delivery_t *self, const char *text)
 
 static int s_io_progress_now (void *io_state, hd_delivery_t *job);
 
+//  True when the caller is the I/O thread: an inline handler.
+static bool
+s_on_io_thread (hd_worker_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool io_thread = self->io_running && pthread_equal (pthread_self (), self->io_self);
+    pthread_mutex_unlock (&self->lock);
+    return io_thread;
+}
+
 int
 hd_delivery_progress (hd_delivery_t *self)
 {
     hd_worker_t *worker = self->worker;
-    if (worker->inline_handler) {
-        //  On the I/O thread (the handler itself) it goes out at once;
-        //  another thread of the handler's queues it like a handler thread
-        pthread_mutex_lock (&worker->lock);
-        bool io_thread = worker->io_running && pthread_equal (pthread_self (), worker->io_self);
-        pthread_mutex_unlock (&worker->lock);
-        if (io_thread)
-            return s_io_progress_now (worker->inline_io, self);
-    }
+    //  On the I/O thread (an inline handler) it goes out at once; from any
+    //  other thread it is queued, as from a handler thread
+    if (worker->inline_handler && s_on_io_thread (worker))
+        return s_io_progress_now (worker->inline_io, self);
     s_progress_t *request = calloc (1, sizeof *request);
     if (!request)
         return -1;
@@ -733,9 +738,6 @@ s_job_matches (const void *job, const void *key)
     return hd_key_equal (((const hd_delivery_t *) job)->key, key);
 }
 
-//  One delivery, whichever message carried it. Takes the event (NULL when
-//  it could not be decoded: errno EPROTO, or no memory, when the lease
-//  runs out and the event comes back).
 //  An event as read from a DELIVER or DELIVERS, before it becomes a job:
 //  decoded, its key built and hashed (so a batch can look ahead).
 typedef struct {
@@ -748,7 +750,8 @@ typedef struct {
     uint64_t key_hash;
 } s_arrival_t;
 
-//  Takes event (the decoder's result: errno tells why it is NULL).
+//  Takes event, the decoder's result: NULL when it could not be decoded
+//  (errno EPROTO), or no memory (the lease runs out and it comes back).
 static void
 s_arrival_init (s_arrival_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_wait_ms,
                 hd_event_t *event)
@@ -1243,6 +1246,7 @@ s_io_thread (void *arg)
     if (self->state != S_STATE_FAILED)
         self->state = S_STATE_CLOSED;
     self->io_done = true;
+    self->io_running = false; // its thread id may be reused from now on
     pthread_cond_broadcast (&self->state_changed);
     pthread_mutex_unlock (&self->lock);
     return NULL;
@@ -1513,7 +1517,7 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
         }
         self->handler_count++;
     }
-    if (self->handler_count < threads && self->handler_count == 0) {
+    if (threads > 0 && self->handler_count == 0) {
         s_set_error (self, "cannot start handler threads");
         hd_worker_stop (self);
         return -1;
@@ -1560,17 +1564,16 @@ hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
 void
 hd_worker_stop (hd_worker_t *self)
 {
-    pthread_mutex_lock (&self->lock);
-    if (self->io_running && pthread_equal (pthread_self (), self->io_self)) {
+    if (s_on_io_thread (self)) {
         //  From an inline handler: the I/O thread cannot wait for itself.
         //  It runs nothing more, and LEAVEs once the handler returns
+        pthread_mutex_lock (&self->lock);
         self->stop_requested = true;
         atomic_store (&self->stopping, true);
         self->stop_deadline = 0;
         pthread_mutex_unlock (&self->lock);
         return;
     }
-    pthread_mutex_unlock (&self->lock);
     pthread_mutex_lock (&self->stop_lock);
     if (!self->started || self->stopped) {
         pthread_mutex_unlock (&self->stop_lock);
