@@ -115,19 +115,35 @@ s_send_joined (fake_broker_t *broker, uint32_t heartbeat_ms)
     fake_broker_send (broker, HD_CMD_JOINED, &joined.base, 0, NULL, NULL);
 }
 
-//  Start a worker on broker and complete its JOIN.
+//  A worker for broker, not started (options may be set on it).
 static hd_worker_t *
-s_worker_joined (fake_broker_t *broker, s_handler_t *handler)
+s_worker_created (fake_broker_t *broker)
 {
     hd_worker_t *worker = hd_worker_new (broker->endpoint, "p", "");
     assert_non_null (worker);
     hd_worker_set_stop_grace_ms (worker, 2000);
+    return worker;
+}
+
+//  Start worker and complete its JOIN, with this heartbeat.
+static void
+s_worker_start_joined (fake_broker_t *broker, hd_worker_t *worker, s_handler_t *handler,
+                       uint32_t heartbeat_ms)
+{
     assert_int_equal (hd_worker_start (worker, s_handler, handler), 0);
     fake_msg_t msg;
     assert_true (fake_broker_expect (broker, HD_CMD_JOIN, &msg, WAIT_MS));
     fake_msg_free (&msg);
-    s_send_joined (broker, 1000);
+    s_send_joined (broker, heartbeat_ms);
     assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+}
+
+//  Start a worker on broker and complete its JOIN.
+static hd_worker_t *
+s_worker_joined (fake_broker_t *broker, s_handler_t *handler)
+{
+    hd_worker_t *worker = s_worker_created (broker);
+    s_worker_start_joined (broker, worker, handler, 1000);
     return worker;
 }
 
@@ -629,19 +645,12 @@ test_inline_handlers (void **state)
     fake_broker_t broker;
     fake_broker_start (&broker);
     s_handler_t handler = {.verdict = HD_ACK};
-    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
-    assert_non_null (worker);
+    hd_worker_t *worker = s_worker_created (&broker);
     handler.worker = worker;
     hd_worker_set_concurrency (worker, 4);
     hd_worker_set_inline (worker, true);
-    hd_worker_set_stop_grace_ms (worker, 2000);
     int threads_before = s_thread_count ();
-    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
-    fake_msg_t msg;
-    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
-    fake_msg_free (&msg);
-    s_send_joined (&broker, 1000);
-    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
     //  The I/O thread only (threaded, concurrency 4 would add four more)
     assert_int_equal (s_thread_count () - threads_before, 1);
 
@@ -659,6 +668,7 @@ test_inline_handlers (void **state)
     atomic_store (&handler.gate_closed, true);
     s_deliver (&broker, 2, 1, "b");
     assert_true (s_wait_flag (&handler.inside, true));
+    fake_msg_t msg;
     assert_true (fake_broker_expect (&broker, HD_CMD_PROGRESS, &msg, WAIT_MS));
     Herald__Settle *settle =
         herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
@@ -697,16 +707,9 @@ s_long_batch_with_repeat (bool inline_handler)
     fake_broker_t broker;
     fake_broker_start (&broker);
     s_handler_t handler = {.verdict = HD_ACK};
-    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
-    assert_non_null (worker);
+    hd_worker_t *worker = s_worker_created (&broker);
     hd_worker_set_inline (worker, inline_handler);
-    hd_worker_set_stop_grace_ms (worker, 2000);
-    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
-    fake_msg_t msg;
-    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
-    fake_msg_free (&msg);
-    s_send_joined (&broker, 1000);
-    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
 
     enum { COUNT = 40 };
     char names[COUNT][16];
@@ -744,18 +747,11 @@ test_inline_batches_keep_the_worker_heard (void **state)
     fake_broker_t broker;
     fake_broker_start (&broker);
     s_handler_t handler = {.verdict = HD_ACK, .sleep_ms = 60};
-    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
-    assert_non_null (worker);
+    hd_worker_t *worker = s_worker_created (&broker);
     handler.worker = worker;
     hd_worker_set_inline (worker, true);
     hd_worker_set_credit (worker, 100);
-    hd_worker_set_stop_grace_ms (worker, 2000);
-    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
-    fake_msg_t msg;
-    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
-    fake_msg_free (&msg);
-    s_send_joined (&broker, 200);
-    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    s_worker_start_joined (&broker, worker, &handler, 200);
 
     const char *slow[8] = {"s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7"};
     s_deliver_batch (&broker, 1, 8, slow);
@@ -769,6 +765,7 @@ test_inline_batches_keep_the_worker_heard (void **state)
     const char *rest[4] = {"t0", "t1", "t2", "t3"};
     s_deliver_batch (&broker, 10, 4, rest);
     assert_true (s_expect_ack (&broker, 10, 1));
+    fake_msg_t msg;
     assert_true (fake_broker_expect (&broker, HD_CMD_LEAVE, &msg, WAIT_MS));
     fake_msg_free (&msg);
     assert_int_equal (atomic_load (&handler.calls), 9);
@@ -785,20 +782,14 @@ test_inline_progress_flood (void **state)
     fake_broker_t broker;
     fake_broker_start (&broker);
     s_handler_t handler = {.verdict = HD_ACK, .progress_flood = 5000};
-    hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
-    assert_non_null (worker);
+    hd_worker_t *worker = s_worker_created (&broker);
     hd_worker_set_inline (worker, true);
-    hd_worker_set_stop_grace_ms (worker, 2000);
-    assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
-    fake_msg_t msg;
-    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
-    fake_msg_free (&msg);
-    s_send_joined (&broker, 1000);
-    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
 
     s_deliver (&broker, 7, 1, "flood");
     int progress = 0;
     bool acked = false;
+    fake_msg_t msg;
     int64_t deadline = zclock_mono () + WAIT_MS;
     while (!acked && zclock_mono () < deadline &&
            fake_broker_recv (&broker, &msg, (int) (deadline - zclock_mono ()))) {
@@ -824,17 +815,10 @@ test_inline_with_dedup_store (void **state)
         fake_broker_t broker;
         fake_broker_start (&broker);
         s_handler_t handler = {.verdict = HD_ACK};
-        hd_worker_t *worker = hd_worker_new (broker.endpoint, "p", "");
-        assert_non_null (worker);
+        hd_worker_t *worker = s_worker_created (&broker);
         hd_worker_set_inline (worker, true);
         assert_int_equal (hd_worker_set_dedup_store (worker, dir), 0);
-        hd_worker_set_stop_grace_ms (worker, 2000);
-        assert_int_equal (hd_worker_start (worker, s_handler, &handler), 0);
-        fake_msg_t msg;
-        assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
-        fake_msg_free (&msg);
-        s_send_joined (&broker, 1000);
-        assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+        s_worker_start_joined (&broker, worker, &handler, 1000);
         s_deliver (&broker, 1, (uint32_t) round + 1, "stored");
         assert_true (s_expect_ack (&broker, 1, (uint32_t) round + 1));
         assert_int_equal (atomic_load (&handler.calls), round == 0 ? 1 : 0);
