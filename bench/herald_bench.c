@@ -50,6 +50,7 @@ typedef struct {
     //  broker herald-bench started, divided by the events: what an event
     //  costs the machine, steadier than a rate on a shared one
     double cpu_us_per_event;
+    double broker_cpu_us_per_event; // the broker's share (0 with --broker: not ours)
 } hb_result_t;
 
 typedef struct {
@@ -71,7 +72,8 @@ typedef struct {
     int child_status[HB_MAX_CHILDREN];
     bool child_live[HB_MAX_CHILDREN];
     size_t nchildren;
-    double cpu_us; // of the processes reaped in this run
+    double cpu_us;        // of the processes reaped in this run
+    double broker_cpu_us; // of those, the broker's
     hb_result_t results[2][HB_MAX_RUNS];
 } hb_ctx_t;
 
@@ -136,9 +138,13 @@ s_wait (hb_ctx_t *ctx, pid_t pid, int *status, int options)
 {
     struct rusage usage;
     pid_t waited = wait4 (pid, status, options, &usage);
-    if (waited == pid)
-        ctx->cpu_us += (double) usage.ru_utime.tv_sec * 1e6 + (double) usage.ru_utime.tv_usec +
-                       (double) usage.ru_stime.tv_sec * 1e6 + (double) usage.ru_stime.tv_usec;
+    if (waited == pid) {
+        double cpu_us = (double) usage.ru_utime.tv_sec * 1e6 + (double) usage.ru_utime.tv_usec +
+                        (double) usage.ru_stime.tv_sec * 1e6 + (double) usage.ru_stime.tv_usec;
+        ctx->cpu_us += cpu_us;
+        if (pid == ctx->broker_pid)
+            ctx->broker_cpu_us += cpu_us;
+    }
     return waited;
 }
 
@@ -451,6 +457,7 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
 {
     memset (result, 0, sizeof (*result));
     ctx->cpu_us = 0;
+    ctx->broker_cpu_us = 0;
     char label[64];
     snprintf (label, sizeof (label), "[%s run %d/%" PRId64 "]", s_wl_name (workload), run,
               ctx->runs);
@@ -632,8 +639,10 @@ done:
         s_tail_file (logpath, 10);
     }
     s_stop_broker (ctx);
-    if (events)
+    if (events) {
         result->cpu_us_per_event = ctx->cpu_us / events;
+        result->broker_cpu_us_per_event = ctx->broker_cpu_us / events;
+    }
     hb_ctl_unmap (&ctl);
     unlink (ctl_path);
     s_rmtree (rundir);
@@ -667,7 +676,8 @@ s_median (hb_result_t *results, int runs, size_t offset)
 
 typedef struct {
     int ok, failed;
-    double pub_rate, recv_rate, recv_avg, lat_us[HB_NPCT], cpu_us_per_event;
+    double pub_rate, recv_rate, recv_avg, lat_us[HB_NPCT], cpu_us_per_event,
+        broker_cpu_us_per_event;
     uint64_t lost, dupes, gaps, rejected, resent, malformed;
 } hb_summary_t;
 
@@ -691,6 +701,8 @@ s_summarise (hb_result_t *results, int runs)
     summary.recv_rate = s_median (results, runs, offsetof (hb_result_t, recv_rate));
     summary.recv_avg = s_median (results, runs, offsetof (hb_result_t, recv_avg));
     summary.cpu_us_per_event = s_median (results, runs, offsetof (hb_result_t, cpu_us_per_event));
+    summary.broker_cpu_us_per_event =
+        s_median (results, runs, offsetof (hb_result_t, broker_cpu_us_per_event));
     for (int q = 0; q < HB_NPCT; q++)
         summary.lat_us[q] =
             s_median (results, runs, offsetof (hb_result_t, lat_us) + (size_t) q * sizeof (double));
@@ -737,6 +749,16 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
     }
 }
 
+//  A broker CPU figure for the JSON: null when the broker is not ours.
+static const char *
+s_broker_cpu_json (hb_ctx_t *ctx, double value, char *text, size_t size)
+{
+    if (*ctx->broker)
+        return "null";
+    s_fmt (text, size, "%.3f", value);
+    return text;
+}
+
 static void
 s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
 {
@@ -752,28 +774,33 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
         int workload = workloads[w];
         hb_result_t *results = ctx->results[workload - 1];
         hb_summary_t s = s_summarise (results, (int) ctx->runs);
+        char broker_cpu[32];
         fprintf (out,
                  ",\"%s\":{\"ok_runs\":%d,\"failed_runs\":%d,\"pub_rate\":%.0f,\"%s\":%.0f,"
                  "\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64 ",\"rejected\":%" PRIu64
                  ",\"resent\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"gaps\":%" PRIu64
                  ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-                 "\"max_us\":%.1f,\"cpu_us_per_event\":%.3f,\"cpu_scope\":\"%s\",\"runs\":[",
+                 "\"max_us\":%.1f,\"cpu_us_per_event\":%.3f,\"cpu_scope\":\"%s\","
+                 "\"broker_cpu_us_per_event\":%s,\"runs\":[",
                  workload == HB_W1 ? "w1" : "w2", s.ok, s.failed, s.pub_rate,
                  workload == HB_W1 ? "sub_rate" : "proc_rate", s.recv_rate, s.lost, s.dupes,
                  s.rejected, s.resent, s.malformed, s.gaps, s.lat_us[0], s.lat_us[1], s.lat_us[2],
                  s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event,
-                 *ctx->broker ? "clients" : "clients and broker");
+                 *ctx->broker ? "clients" : "clients and broker",
+                 s_broker_cpu_json (ctx, s.broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu));
         for (int run = 0; run < ctx->runs; run++) {
             hb_result_t *r = &results[run];
-            fprintf (out,
-                     "%s{\"ok\":%s,\"pub_rate\":%.0f,\"recv_rate\":%.0f,\"recv_avg\":%.0f,"
-                     "\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"received\":%" PRIu64
-                     ",\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64
-                     ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"seconds\":%.2f,"
-                     "\"cpu_us_per_event\":%.3f}",
-                     run ? "," : "", r->ok ? "true" : "false", r->pub_rate, r->recv_rate,
-                     r->recv_avg, r->sent, r->confirmed, r->received, r->lost, r->dupes,
-                     r->lat_us[0], r->lat_us[2], r->lat_us[3], r->seconds, r->cpu_us_per_event);
+            fprintf (
+                out,
+                "%s{\"ok\":%s,\"pub_rate\":%.0f,\"recv_rate\":%.0f,\"recv_avg\":%.0f,"
+                "\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"received\":%" PRIu64
+                ",\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64
+                ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"seconds\":%.2f,"
+                "\"cpu_us_per_event\":%.3f,\"broker_cpu_us_per_event\":%s}",
+                run ? "," : "", r->ok ? "true" : "false", r->pub_rate, r->recv_rate, r->recv_avg,
+                r->sent, r->confirmed, r->received, r->lost, r->dupes, r->lat_us[0], r->lat_us[2],
+                r->lat_us[3], r->seconds, r->cpu_us_per_event,
+                s_broker_cpu_json (ctx, r->broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu));
         }
         fprintf (out, "]}");
     }
@@ -947,7 +974,8 @@ main (int argc, char **argv)
         "measures queueing. lost = deliveries that never happened, dupes = receipts beyond\n"
         "the first. CPU us/event = user + system time of the run's processes (clients, and\n"
         "the broker when herald-bench started it) / events: what an event costs the\n"
-        "machine, steadier than a rate on a shared one (setup is in it: use large --events).\n"
+        "machine, steadier than a rate on a shared one (setup is in it: use large --events);\n"
+        "--json also gives the broker's own part (broker_cpu_us_per_event, null with --broker).\n"
         "Without --broker a fresh herald-broker runs per run (TCP on 127.0.0.1,\n"
         "ephemeral ports, data dir in a temp dir that is removed). Exit status: 0 when every\n"
         "run completed, 1 when a run failed or timed out, 2 on bad usage.");

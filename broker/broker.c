@@ -571,21 +571,24 @@ s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size
     return 0;
 }
 
-//  The pending publish's frames. An event no pool takes needs them only
-//  until the end of the turn (the log's write, the fan-out), so they borrow
-//  instead of owning: the stamped envelope goes into the turn's arena and a
+//  The pending publish's frames. They are needed only until the end of the
+//  turn (the log's write, the fan-out; the hot cache copies what it keeps
+//  of a record up to HD_LOG_CACHE_COPY_MAX bytes), so they borrow instead
+//  of owning: the stamped envelope goes into the turn's arena and a
 //  borrowed payload (a PUBLISHES item: a constant message over the body,
 //  which the turn keeps) is shared as it is. That saves two allocations and
-//  a payload copy per event. A pooled event's frames stay in the hot cache
-//  after the turn: they get memory of their own. payload_borrowed: payload
-//  is a constant message over a PUBLISHES body.
+//  a payload copy per event. A larger record of a pooled event stays in
+//  the hot cache by its frames: they get memory of their own.
+//  payload_borrowed: payload is a constant message over a PUBLISHES body.
 static int
 s_pending_frames (hd_broker_t *self, s_pending_t *pending, const void *envelope,
                   size_t envelope_size, zmq_msg_t *payload, bool payload_borrowed, bool pooled,
                   uint64_t seq, uint64_t recorded_us)
 {
+    bool cached_by_frames =
+        pooled && envelope_size + S_STAMP_MAX + zmq_msg_size (payload) > HD_LOG_CACHE_COPY_MAX;
     uint8_t *stamped =
-        pooled ? NULL : hd_arena_take (self->turn_arena, envelope_size + S_STAMP_MAX);
+        cached_by_frames ? NULL : hd_arena_take (self->turn_arena, envelope_size + S_STAMP_MAX);
     if (stamped) {
         memcpy (stamped, envelope, envelope_size);
         size_t size = envelope_size + s_stamp_fields (stamped + envelope_size, seq, recorded_us);

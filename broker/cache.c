@@ -3,18 +3,48 @@
     Place seq lives in chunk number seq / S_CHUNK_PLACES, at seq %
     S_CHUNK_PLACES; chunks sits in a ring of pointers indexed by chunk
     number. A chunk exists exactly while some seq of the run falls in it.
+
+    Copied records go into the current block, back to back; a block counts
+    the places whose bytes it holds and goes (to a short free list) when
+    the last leaves, unless it is the current one, which then starts over.
 */
 #include "cache.h"
 #include "buffer.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #define S_CHUNK_BITS   9
 #define S_CHUNK_PLACES (1u << S_CHUNK_BITS)
 
+#define S_BLOCK_SIZE   (2u << 20) // a huge page
+#define S_BLOCKS_SPARE 2          // free blocks kept for reuse
+
+typedef struct _s_block_t s_block_t;
+struct _s_block_t {
+    s_block_t *next; // on the free list
+    size_t used;     // bytes handed out from data
+    size_t live;     // places whose bytes are here
+    uint8_t data[];
+};
+#define S_BLOCK_DATA (S_BLOCK_SIZE - sizeof (s_block_t))
+
+typedef enum { S_EMPTY, S_SHARED, S_COPIED } s_kind_t;
+
 typedef struct {
-    zmq_msg_t envelope; // empty: the place holds no frames
-    zmq_msg_t payload;
+    union {
+        struct {
+            zmq_msg_t envelope;
+            zmq_msg_t payload;
+        } shared;
+        struct {
+            s_block_t *block;
+            const uint8_t *bytes; // envelope, then payload
+            uint32_t envelope_size, payload_size;
+        } copied;
+    };
+    s_kind_t kind;
 } s_place_t;
 
 struct _hd_cache_t {
@@ -24,15 +54,21 @@ struct _hd_cache_t {
     uint64_t first;     // the run: first .. first + count - 1
     size_t count;
     size_t used, limit;
+    size_t copy_max;
+    s_block_t *block;       // where copies go now (NULL: none yet)
+    s_block_t *free_blocks; // at most S_BLOCKS_SPARE
+    size_t free_count, block_count;
 };
 
 hd_cache_t *
-hd_cache_new (size_t limit)
+hd_cache_new (size_t limit, size_t copy_max)
 {
     hd_cache_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
     self->limit = limit;
+    //  A record must leave room for others in a block
+    self->copy_max = copy_max < S_BLOCK_DATA / 8 ? copy_max : S_BLOCK_DATA / 8;
     hd_reuse_init (&self->spare, 1);
     return self;
 }
@@ -45,6 +81,12 @@ hd_cache_destroy (hd_cache_t **self_p)
     hd_cache_t *self = *self_p;
     hd_cache_drop_from (self, self->first);
     hd_reuse_drain (&self->spare);
+    free (self->block);
+    while (self->free_blocks) {
+        s_block_t *block = self->free_blocks;
+        self->free_blocks = block->next;
+        free (block);
+    }
     free (self->chunks);
     free (self);
     *self_p = NULL;
@@ -60,7 +102,81 @@ s_place (hd_cache_t *self, uint64_t seq)
 static size_t
 s_cost (s_place_t *place)
 {
-    return zmq_msg_size (&place->envelope) + zmq_msg_size (&place->payload) + sizeof *place;
+    switch (place->kind) {
+        case S_SHARED:
+            return zmq_msg_size (&place->shared.envelope) + zmq_msg_size (&place->shared.payload) +
+                   sizeof *place;
+        case S_COPIED:
+            return place->copied.envelope_size + place->copied.payload_size + sizeof *place;
+        default: return sizeof *place;
+    }
+}
+
+static s_block_t *
+s_block_new (hd_cache_t *self)
+{
+    s_block_t *block = self->free_blocks;
+    if (block) {
+        self->free_blocks = block->next;
+        self->free_count--;
+    } else {
+        block = aligned_alloc (S_BLOCK_SIZE, S_BLOCK_SIZE);
+        if (!block)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        madvise (block, S_BLOCK_SIZE, MADV_HUGEPAGE); // a hint: 4 KiB pages still work
+#endif
+        self->block_count++;
+    }
+    block->next = NULL;
+    block->used = 0;
+    block->live = 0;
+    return block;
+}
+
+static void
+s_block_release (hd_cache_t *self, s_block_t *block)
+{
+    if (self->free_count < S_BLOCKS_SPARE) {
+        block->next = self->free_blocks;
+        self->free_blocks = block;
+        self->free_count++;
+    } else {
+        free (block);
+        self->block_count--;
+    }
+}
+
+//  Room for size bytes in the current block, a new one when it is full.
+static uint8_t *
+s_block_take (hd_cache_t *self, size_t size, s_block_t **block_p)
+{
+    s_block_t *block = self->block;
+    if (!block || block->used + size > S_BLOCK_DATA) {
+        s_block_t *fresh = s_block_new (self);
+        if (!fresh)
+            return NULL;
+        if (block && block->live == 0)
+            s_block_release (self, block);
+        self->block = block = fresh;
+    }
+    uint8_t *bytes = block->data + block->used;
+    //  Eight-byte aligned, as malloc would
+    block->used += (size + 7) & ~(size_t) 7;
+    block->live++;
+    *block_p = block;
+    return bytes;
+}
+
+static void
+s_block_forget (hd_cache_t *self, s_block_t *block)
+{
+    if (--block->live > 0)
+        return;
+    if (block == self->block)
+        block->used = 0;
+    else
+        s_block_release (self, block);
 }
 
 static void
@@ -76,8 +192,12 @@ s_close (hd_cache_t *self, uint64_t seq)
 {
     s_place_t *place = s_place (self, seq);
     self->used -= s_cost (place);
-    zmq_msg_close (&place->envelope);
-    zmq_msg_close (&place->payload);
+    if (place->kind == S_SHARED) {
+        zmq_msg_close (&place->shared.envelope);
+        zmq_msg_close (&place->shared.payload);
+    } else if (place->kind == S_COPIED)
+        s_block_forget (self, place->copied.block);
+    place->kind = S_EMPTY;
 }
 
 static void
@@ -156,6 +276,33 @@ s_chunk_for (hd_cache_t *self, uint64_t seq)
     return 0;
 }
 
+//  Copies the record into a block, or shares its frames when it is large.
+static int
+s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payload)
+{
+    size_t envelope_size = zmq_msg_size (envelope), payload_size = zmq_msg_size (payload);
+    if (envelope_size + payload_size > self->copy_max) {
+        zmq_msg_init (&place->shared.envelope);
+        zmq_msg_init (&place->shared.payload);
+        zmq_msg_copy (&place->shared.envelope, envelope);
+        zmq_msg_copy (&place->shared.payload, payload);
+        place->kind = S_SHARED;
+        return 0;
+    }
+    s_block_t *block;
+    uint8_t *bytes = s_block_take (self, envelope_size + payload_size, &block);
+    if (!bytes)
+        return -1;
+    memcpy (bytes, zmq_msg_data (envelope), envelope_size);
+    memcpy (bytes + envelope_size, zmq_msg_data (payload), payload_size);
+    place->copied.block = block;
+    place->copied.bytes = bytes;
+    place->copied.envelope_size = (uint32_t) envelope_size;
+    place->copied.payload_size = (uint32_t) payload_size;
+    place->kind = S_COPIED;
+    return 0;
+}
+
 void
 hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload, bool keep)
 {
@@ -176,31 +323,44 @@ hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *pa
         hd_cache_drop_from (self, self->first);
         return;
     }
+    s_place_t *place = s_place (self, seq);
+    place->kind = S_EMPTY;
+    if (keep && s_keep (self, place, envelope, payload) != 0) {
+        //  Out of memory: caching is best effort
+        if (self->count == 0 || (seq & (S_CHUNK_PLACES - 1)) == 0)
+            s_release_chunk (self, seq); // made for this place
+        hd_cache_drop_from (self, self->first);
+        return;
+    }
     if (self->count == 0)
         self->first = seq;
-    s_place_t *place = s_place (self, seq);
-    zmq_msg_init (&place->envelope);
-    zmq_msg_init (&place->payload);
-    if (keep) {
-        zmq_msg_copy (&place->envelope, envelope);
-        zmq_msg_copy (&place->payload, payload);
-    }
     self->count++;
     self->used += cost;
 }
 
 bool
-hd_cache_find (hd_cache_t *self, uint64_t seq, zmq_msg_t **envelope, zmq_msg_t **payload)
+hd_cache_find (hd_cache_t *self, uint64_t seq, hd_cache_view_t *view)
 {
     if (seq < self->first || seq - self->first >= self->count)
         return false;
     s_place_t *place = s_place (self, seq);
-    //  An Event is never empty: an empty envelope is a place without frames
-    if (zmq_msg_size (&place->envelope) == 0)
+    if (place->kind == S_SHARED) {
+        view->envelope_frame = &place->shared.envelope;
+        view->payload_frame = &place->shared.payload;
+        view->envelope = zmq_msg_data (view->envelope_frame);
+        view->envelope_size = zmq_msg_size (view->envelope_frame);
+        view->payload = zmq_msg_data (view->payload_frame);
+        view->payload_size = zmq_msg_size (view->payload_frame);
+    } else if (place->kind == S_COPIED) {
+        view->envelope_frame = view->payload_frame = NULL;
+        view->envelope = place->copied.bytes;
+        view->envelope_size = place->copied.envelope_size;
+        view->payload = place->copied.bytes + place->copied.envelope_size;
+        view->payload_size = place->copied.payload_size;
+    } else
         return false;
-    *envelope = &place->envelope;
-    *payload = &place->payload;
-    return true;
+    //  An Event is never empty: an empty envelope is a place without bytes
+    return view->envelope_size > 0;
 }
 
 size_t
@@ -213,4 +373,16 @@ size_t
 hd_cache_bytes (hd_cache_t *self)
 {
     return self->used;
+}
+
+size_t
+hd_cache_place_cost (void)
+{
+    return sizeof (s_place_t);
+}
+
+size_t
+hd_cache_blocks (hd_cache_t *self)
+{
+    return self->block_count;
 }

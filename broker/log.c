@@ -16,6 +16,7 @@
 #include "buffer.h"
 #include "bytes.h"
 #include "cache.h"
+#include "codec.h"
 #include "crc32c.h"
 #include "file.h"
 #include "spare.h"
@@ -961,7 +962,8 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
     self->fsync = config->fsync;
     self->fsync_interval_ms = config->fsync_interval_ms > 0 ? config->fsync_interval_ms : 0;
     self->next_seq = 1;
-    if (config->cache_bytes && !(self->cache = hd_cache_new (config->cache_bytes))) {
+    if (config->cache_bytes &&
+        !(self->cache = hd_cache_new (config->cache_bytes, HD_LOG_CACHE_COPY_MAX))) {
         s_set_error (error, error_size, "out of memory");
         hd_log_destroy (&self);
         errno = ENOMEM;
@@ -1409,13 +1411,13 @@ s_record_bytes (hd_log_t *self, s_segment_t *segment, uint64_t index, size_t *si
 bool
 hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view)
 {
-    zmq_msg_t *envelope, *payload;
-    if (!self->cache || !hd_cache_find (self->cache, seq, &envelope, &payload))
+    hd_cache_view_t cached;
+    if (!self->cache || !hd_cache_find (self->cache, seq, &cached))
         return false;
-    view->envelope = zmq_msg_data (envelope);
-    view->envelope_size = zmq_msg_size (envelope);
-    view->payload = zmq_msg_data (payload);
-    view->payload_size = zmq_msg_size (payload);
+    view->envelope = cached.envelope;
+    view->envelope_size = cached.envelope_size;
+    view->payload = cached.payload;
+    view->payload_size = cached.payload_size;
     return true;
 }
 
@@ -1426,12 +1428,22 @@ hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *paylo
         errno = ENOENT;
         return -1;
     }
-    zmq_msg_t *cached_envelope, *cached_payload;
-    if (self->cache && hd_cache_find (self->cache, seq, &cached_envelope, &cached_payload)) {
-        zmq_msg_init (envelope);
-        zmq_msg_init (payload);
-        zmq_msg_copy (envelope, cached_envelope);
-        zmq_msg_copy (payload, cached_payload);
+    hd_cache_view_t cached;
+    if (self->cache && hd_cache_find (self->cache, seq, &cached)) {
+        if (cached.envelope_frame) {
+            zmq_msg_init (envelope);
+            zmq_msg_init (payload);
+            zmq_msg_copy (envelope, cached.envelope_frame);
+            zmq_msg_copy (payload, cached.payload_frame);
+            return 0;
+        }
+        //  A small record the cache copied: copied out again
+        if (hd_msg_init_copy (envelope, cached.envelope, cached.envelope_size) != 0)
+            return -1;
+        if (hd_msg_init_copy (payload, cached.payload, cached.payload_size) != 0) {
+            zmq_msg_close (envelope);
+            return -1;
+        }
         return 0;
     }
     s_segment_t *segment = s_find (self, seq);

@@ -70,10 +70,17 @@ uint64_t hd_log_next_seq (hd_log_t *self);
 //  Bytes on disk (all segments), including appended but unflushed bytes.
 uint64_t hd_log_bytes (hd_log_t *self);
 
-//  Append the record for hd_log_next_seq (). With cache, the frames are
-//  also kept in the hot cache (shared, zmq_msg_copy), for a record that
-//  will be read back soon (a pool's delivery); they are never consumed.
-//  type must be 1..255 bytes. Returns the seq, or 0 with errno set.
+//  Records whose envelope and payload together are at most this many bytes
+//  are copied into the hot cache's own memory; larger ones are shared.
+#define HD_LOG_CACHE_COPY_MAX (16 * 1024)
+
+//  Append the record for hd_log_next_seq (). With cache, the record is
+//  also kept in the hot cache, for a record that will be read back soon (a
+//  pool's delivery): copied when it is at most HD_LOG_CACHE_COPY_MAX bytes
+//  (then its frames may borrow memory that ends after the call), else its
+//  frames are shared (zmq_msg_copy: they must own their bytes). The frames
+//  are never consumed. type must be 1..255 bytes. Returns the seq, or 0
+//  with errno set.
 uint64_t hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
                         uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload, bool cache);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # herald-bench sanity: a small W1 and W2 run against a broker it starts
 # itself completes, and reports no loss (W1, W2), no duplicates (W2) and
-# the CPU time its processes took; W2 again with inline handlers.
+# the CPU time its processes took (and the broker's part of it); W2 again
+# with inline handlers.
 source "$(dirname "$0")/lib.sh"
 
 [ -x "$BIN/herald-bench" ] || fail "no $BIN/herald-bench"
@@ -27,6 +28,9 @@ check '.w2.proc_rate > 0' true
 check '.w1.cpu_scope' 'clients and broker'
 check '.w1.runs[0].cpu_us_per_event > 0.5 and .w1.runs[0].cpu_us_per_event < 1000000' true
 check '.w2.cpu_us_per_event > 0.5 and .w2.cpu_us_per_event < 1000000' true
+# and the broker's share of it on its own: some, not all
+check '.w2.broker_cpu_us_per_event > 0 and .w2.broker_cpu_us_per_event < .w2.cpu_us_per_event' true
+check '.w1.runs[0].broker_cpu_us_per_event > 0' true
 
 # W2 with inline handlers (hd_worker_set_inline): same counts, and the
 # configuration says so

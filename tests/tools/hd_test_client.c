@@ -137,6 +137,29 @@ s_watcher (void *arg)
     return NULL;
 }
 
+//  One byte into a POSIX cksum CRC (polynomial 0x04C11DB7, MSB first)
+static uint32_t
+s_cksum_byte (uint32_t crc, uint8_t byte)
+{
+    crc ^= (uint32_t) byte << 24;
+    for (int bit = 0; bit < 8; bit++)
+        crc = crc & 0x80000000u ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
+    return crc;
+}
+
+//  POSIX cksum (CRC-32, length appended): tests compare it with cksum(1)
+static uint32_t
+s_cksum (const void *data, size_t size)
+{
+    uint32_t crc = 0;
+    const uint8_t *bytes = data;
+    for (size_t index = 0; index < size; index++)
+        crc = s_cksum_byte (crc, bytes[index]);
+    for (size_t length = size; length; length >>= 8)
+        crc = s_cksum_byte (crc, (uint8_t) (length & 0xFF));
+    return ~crc;
+}
+
 static hd_verdict_t
 s_work_handler (hd_delivery_t *delivery, void *arg)
 {
@@ -161,13 +184,14 @@ s_work_handler (hd_delivery_t *delivery, void *arg)
         hd_delivery_set_error (delivery, "retried by --nack-every");
     }
     const hd_event_t *event = hd_delivery_event (delivery);
-    char line[512];
+    char line[600];
     const char *key = hd_event_partition_key (event);
     size_t payload_size = hd_event_payload_size (event);
     int length =
-        snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d %s %zu\n", word,
+        snprintf (line, sizeof line, "%s %s %" PRIu64 " %" PRIu32 " %d %s %zu %" PRIu32 "\n", word,
                   hd_event_id (event), hd_delivery_seq (delivery), hd_delivery_attempt (delivery),
-                  (int) getpid (), *key ? key : "-", payload_size);
+                  (int) getpid (), *key ? key : "-", payload_size,
+                  s_cksum (hd_event_payload (event), payload_size));
     if (length > 0 && write (work->log_fd, line, (size_t) length) < 0)
         perror ("hd_test_client: log");
     atomic_fetch_add (&work->completed, 1);
@@ -184,8 +208,8 @@ s_work (int argc, char **argv)
     hd_options_t *options = hd_options_new (
         "hd_test_client work", "--pool P --log FILE [options]",
         "Join pool P and handle events until SIGINT/SIGTERM (or --exit-after), appending\n"
-        "\"<ack|retry|fail> <id> <seq> <attempt> <pid> <key|->\" per handler call to FILE. On "
-        "exit\n"
+        "\"<ack|retry|fail> <id> <seq> <attempt> <pid> <key|-> <payload bytes> <payload cksum>\"\n"
+        "per handler call to FILE (cksum as cksum(1) prints it). On exit\n"
         "prints \"handled=N skipped=N joins=N stale=N\".");
     hd_options_add (options, "broker", HD_OPT_STRING, HERALD_DEFAULT_BROKER, NULL,
                     "broker command endpoint", &broker);

@@ -1,5 +1,6 @@
 //  cache: the run of seqs, the byte budget, places without frames, chunk
-//  boundaries.
+//  boundaries; every test runs twice, with records shared (copy_max 0) and
+//  copied into the cache's blocks.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,7 +12,17 @@
 
 #include "cache.h"
 
-#define S_PLACE_COST 128 // two zmq_msg_t: the cost of a place without frames
+#define S_PLACE_COST hd_cache_place_cost ()
+#define S_COPY_MAX   (16 * 1024)
+
+static size_t s_shared = 0, s_copied = S_COPY_MAX;
+
+//  The copy_max a test runs with (its prestate)
+static size_t
+s_copy_max (void **state)
+{
+    return *(size_t *) *state;
+}
 
 //  Frames whose bytes say which seq they belong to
 static void
@@ -38,37 +49,49 @@ s_add (hd_cache_t *cache, uint64_t seq, size_t payload_size, bool keep)
 static void
 s_assert_cached (hd_cache_t *cache, uint64_t seq, size_t payload_size)
 {
-    zmq_msg_t *envelope, *payload;
-    assert_true (hd_cache_find (cache, seq, &envelope, &payload));
+    hd_cache_view_t view;
+    assert_true (hd_cache_find (cache, seq, &view));
     char text[32];
     int size = snprintf (text, sizeof text, "event-%llu", (unsigned long long) seq);
-    assert_int_equal (zmq_msg_size (envelope), (size_t) size);
-    assert_memory_equal (zmq_msg_data (envelope), text, (size_t) size);
-    assert_int_equal (zmq_msg_size (payload), payload_size);
+    assert_int_equal (view.envelope_size, (size_t) size);
+    assert_memory_equal (view.envelope, text, (size_t) size);
+    assert_int_equal (view.payload_size, payload_size);
     for (size_t index = 0; index < payload_size; index++)
-        assert_int_equal (((uint8_t *) zmq_msg_data (payload))[index], (uint8_t) (seq & 0xFF));
+        assert_int_equal (((const uint8_t *) view.payload)[index], (uint8_t) (seq & 0xFF));
+    //  Frames exactly for a shared record
+    assert_true ((view.envelope_frame != NULL) == (view.payload_frame != NULL));
+    if (view.envelope_frame) {
+        assert_ptr_equal (zmq_msg_data (view.envelope_frame), view.envelope);
+        assert_ptr_equal (zmq_msg_data (view.payload_frame), view.payload);
+    }
 }
 
 static void
 s_assert_missing (hd_cache_t *cache, uint64_t seq)
 {
-    zmq_msg_t *envelope, *payload;
-    assert_false (hd_cache_find (cache, seq, &envelope, &payload));
+    hd_cache_view_t view;
+    assert_false (hd_cache_find (cache, seq, &view));
 }
 
 static void
 test_run_and_shared_frames (void **state)
 {
-    hd_cache_t *cache = hd_cache_new (1 << 20);
+    hd_cache_t *cache = hd_cache_new (1 << 20, s_copy_max (state));
     assert_non_null (cache);
     s_assert_missing (cache, 1);
     zmq_msg_t envelope, payload;
     s_frames (10, 200, &envelope, &payload);
     hd_cache_add (cache, 10, &envelope, &payload, true);
-    //  Shared, not copied, and not consumed
-    zmq_msg_t *got_envelope, *got_payload;
-    assert_true (hd_cache_find (cache, 10, &got_envelope, &got_payload));
-    assert_ptr_equal (zmq_msg_data (got_payload), zmq_msg_data (&payload));
+    //  Shared or copied, never consumed
+    hd_cache_view_t view;
+    assert_true (hd_cache_find (cache, 10, &view));
+    if (s_copy_max (state) == 0) {
+        assert_ptr_equal (view.payload, zmq_msg_data (&payload));
+        assert_non_null (view.payload_frame);
+    } else {
+        assert_true (view.payload != zmq_msg_data (&payload));
+        assert_null (view.payload_frame);
+    }
     assert_int_equal (zmq_msg_size (&payload), 200);
     zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
@@ -90,7 +113,7 @@ test_budget (void **state)
 {
     //  Each record costs envelope ("event-NNNN") + payload + a place
     size_t record = 10 + 100 + S_PLACE_COST;
-    hd_cache_t *cache = hd_cache_new (10 * record);
+    hd_cache_t *cache = hd_cache_new (10 * record, s_copy_max (state));
     for (uint64_t seq = 1000; seq <= 1008; seq++)
         s_add (cache, seq, 100, true);
     assert_int_equal (hd_cache_bytes (cache), 9 * record);
@@ -113,7 +136,7 @@ test_budget (void **state)
     hd_cache_destroy (&cache);
 
     //  No budget: nothing is kept
-    cache = hd_cache_new (0);
+    cache = hd_cache_new (0, s_copy_max (state));
     s_add (cache, 1, 10, true);
     assert_int_equal (hd_cache_count (cache), 0);
     s_assert_missing (cache, 1);
@@ -123,7 +146,7 @@ test_budget (void **state)
 static void
 test_places_without_frames (void **state)
 {
-    hd_cache_t *cache = hd_cache_new (1 << 20);
+    hd_cache_t *cache = hd_cache_new (1 << 20, s_copy_max (state));
     //  Not kept while the cache is empty: no place at all
     s_add (cache, 1, 10, false);
     s_add (cache, 2, 10, false);
@@ -141,7 +164,7 @@ test_places_without_frames (void **state)
     hd_cache_destroy (&cache);
 
     //  A place whose room pushes out the only kept record is not made either
-    cache = hd_cache_new (7 + 10 + S_PLACE_COST + 100);
+    cache = hd_cache_new (7 + 10 + S_PLACE_COST + 100, s_copy_max (state));
     s_add (cache, 1, 10, true);
     assert_int_equal (hd_cache_count (cache), 1);
     s_add (cache, 2, 10, false);
@@ -153,7 +176,7 @@ test_places_without_frames (void **state)
 static void
 test_gap_restarts_run (void **state)
 {
-    hd_cache_t *cache = hd_cache_new (1 << 20);
+    hd_cache_t *cache = hd_cache_new (1 << 20, s_copy_max (state));
     for (uint64_t seq = 1; seq <= 600; seq++)
         s_add (cache, seq, 10, true);
     s_add (cache, 700, 10, true); // not 601: the run starts again at 700
@@ -174,7 +197,7 @@ test_gap_restarts_run (void **state)
 static void
 test_drops_across_chunks (void **state)
 {
-    hd_cache_t *cache = hd_cache_new (64 << 20);
+    hd_cache_t *cache = hd_cache_new (64 << 20, s_copy_max (state));
     uint64_t first = 500; // the run starts mid-chunk
     for (uint64_t seq = first; seq < first + 3000; seq++)
         s_add (cache, seq, 16, true);
@@ -210,7 +233,7 @@ test_drops_across_chunks (void **state)
 static void
 test_turnover (void **state)
 {
-    hd_cache_t *cache = hd_cache_new (300 * 1024);
+    hd_cache_t *cache = hd_cache_new (300 * 1024, s_copy_max (state));
     for (uint64_t seq = 1; seq <= 50000; seq++)
         s_add (cache, seq, seq % 300, seq % 7 != 0);
     size_t count = hd_cache_count (cache);
@@ -233,13 +256,53 @@ test_turnover (void **state)
     hd_cache_destroy (&cache);
 }
 
+//  Copied records across many blocks: a full cache turning over, a record
+//  above copy_max shared among copied ones, cuts that free blocks, and a
+//  rolled-back tail written again with other bytes
+static void
+test_blocks (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (8 << 20, S_COPY_MAX);
+    for (uint64_t seq = 1; seq <= 100000; seq++)
+        s_add (cache, seq, seq == 95555 ? 20000 : 100 + seq % 400, true);
+    size_t count = hd_cache_count (cache);
+    assert_true (count > 10000 && count < 100000);
+    for (uint64_t seq = 100001 - count; seq <= 100000; seq++)
+        s_assert_cached (cache, seq, seq == 95555 ? 20000 : 100 + seq % 400);
+    hd_cache_view_t view;
+    assert_true (hd_cache_find (cache, 95555, &view));
+    assert_non_null (view.payload_frame); // above copy_max: shared
+    //  The blocks in use cover the budget, plus the current one and spares
+    assert_true (hd_cache_blocks (cache) <= (8u << 20) / (2u << 20) + 4);
+    //  Cut the newest back into an older block, then write them again
+    hd_cache_drop_from (cache, 99000);
+    s_assert_cached (cache, 98999, 100 + 98999 % 400);
+    s_assert_missing (cache, 99000);
+    for (uint64_t seq = 99000; seq <= 100000; seq++)
+        s_add (cache, seq, 50 + seq % 30, true);
+    for (uint64_t seq = 99000; seq <= 100000; seq++)
+        s_assert_cached (cache, seq, 50 + seq % 30);
+    s_assert_cached (cache, 98999, 100 + 98999 % 400);
+    //  Everything gone: at most the current block and the spares are left
+    hd_cache_drop_before (cache, 100001);
+    assert_int_equal (hd_cache_count (cache), 0);
+    assert_int_equal (hd_cache_bytes (cache), 0);
+    assert_true (hd_cache_blocks (cache) <= 3);
+    s_add (cache, 200000, 64, true);
+    s_assert_cached (cache, 200000, 64);
+    hd_cache_destroy (&cache);
+}
+
 int
 main (void)
 {
+#define S_BOTH(test)                                                                               \
+    cmocka_unit_test_prestate (test, &s_shared), cmocka_unit_test_prestate (test, &s_copied)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_run_and_shared_frames), cmocka_unit_test (test_budget),
-        cmocka_unit_test (test_places_without_frames), cmocka_unit_test (test_gap_restarts_run),
-        cmocka_unit_test (test_drops_across_chunks),   cmocka_unit_test (test_turnover),
+        S_BOTH (test_run_and_shared_frames), S_BOTH (test_budget),
+        S_BOTH (test_places_without_frames), S_BOTH (test_gap_restarts_run),
+        S_BOTH (test_drops_across_chunks),   S_BOTH (test_turnover),
+        cmocka_unit_test (test_blocks),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
