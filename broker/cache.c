@@ -29,6 +29,7 @@ struct _s_block_t {
     uint8_t data[];
 };
 #define S_BLOCK_DATA (S_BLOCK_SIZE - sizeof (s_block_t))
+_Static_assert(HD_CACHE_COPY_LIMIT <= S_BLOCK_DATA / 8, "a block holds at least 8 records");
 
 typedef enum { S_EMPTY, S_SHARED, S_COPIED } s_kind_t;
 
@@ -66,9 +67,14 @@ hd_cache_new (size_t limit, size_t copy_max)
     hd_cache_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    //  A larger copy_max silently lowered would have the cache share frames
+    //  its caller lent it only for the call
+    if (copy_max > HD_CACHE_COPY_LIMIT) {
+        free (self);
+        return NULL;
+    }
     self->limit = limit;
-    //  A record must leave room for others in a block
-    self->copy_max = copy_max < S_BLOCK_DATA / 8 ? copy_max : S_BLOCK_DATA / 8;
+    self->copy_max = copy_max;
     hd_reuse_init (&self->spare, 1);
     return self;
 }

@@ -24,9 +24,15 @@
 
 typedef struct _hd_cache_t hd_cache_t;
 
+//  The largest copy_max a cache takes: a record must leave room for others
+//  in a block.
+#define HD_CACHE_COPY_LIMIT (128 * 1024)
+
 //  limit: the byte budget (0: nothing is ever kept); copy_max: the largest
-//  record copied (0: every record's frames are shared). Returns NULL when
-//  out of memory.
+//  record copied, at most HD_CACHE_COPY_LIMIT (0: every record's frames
+//  are shared). Memory: the budget, plus the block being filled and up to
+//  two spare ones (2 MiB each, touched as they fill). Returns NULL when
+//  out of memory or when copy_max is too large.
 hd_cache_t *hd_cache_new (size_t limit, size_t copy_max);
 //  Closes every frame held, frees its memory.
 void hd_cache_destroy (hd_cache_t **self_p);

@@ -95,8 +95,9 @@ size_t hd_log_unflushed (hd_log_t *self);
 //  For HD_FSYNC_INTERVAL: true when written data waits for an fdatasync that is due.
 bool hd_log_sync_due (hd_log_t *self, int64_t now_ms);
 
-//  Read record seq into two new messages (the caller closes them). Returns
-//  0, or -1 with errno ENOENT (not in the log) or EIO.
+//  Read record seq into two new messages (the caller closes them): shared
+//  frames of a large cached record, else copies. Returns 0, or -1 with
+//  errno ENOENT (not in the log), EIO or ENOMEM.
 int hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload);
 
 //  Record seq's bytes where the hot cache keeps them, without copies or

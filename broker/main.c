@@ -118,7 +118,8 @@ s_options_new (s_settings_t *s)
                     "most events in one DELIVERS to a worker that accepts batches (1: none)",
                     &s->max_batch);
     hd_options_add (options, "batch-payload-max", HD_OPT_SIZE, "4K", NULL,
-                    "largest payload put into a DELIVERS batch; larger ones go alone, uncopied",
+                    "largest payload put into a DELIVERS batch; larger ones go alone (as shared "
+                    "frames when the event is over 16 KiB, else copied from the hot cache)",
                     &s->batch_payload_max);
     hd_options_add (options, "max-publish-batch", HD_OPT_SIZE, "1M", NULL,
                     "largest PUBLISHES body (a batch of events) accepted", &s->max_publish_batch);

@@ -262,6 +262,8 @@ test_turnover (void **state)
 static void
 test_blocks (void **state)
 {
+    //  A copy limit the blocks cannot honour is refused, not lowered
+    assert_null (hd_cache_new (8 << 20, HD_CACHE_COPY_LIMIT + 1));
     hd_cache_t *cache = hd_cache_new (8 << 20, S_COPY_MAX);
     for (uint64_t seq = 1; seq <= 100000; seq++)
         s_add (cache, seq, seq == 95555 ? 20000 : 100 + seq % 400, true);
