@@ -38,9 +38,10 @@ hd_cache_t *hd_cache_new (size_t limit, size_t copy_max);
 void hd_cache_destroy (hd_cache_t **self_p);
 
 //  Appends seq to the run: with keep, its bytes are copied or its frames
-//  shared (never consumed); without, it only holds its place. A seq that does not follow the run,
-//  a record larger than the whole budget, or no memory empties the cache
-//  first (caching is best effort). The oldest seqs leave to make room.
+//  shared (never consumed); without, it only holds its place. A seq that
+//  does not follow the run, a record larger than the whole budget, or no
+//  memory empties the cache first (caching is best effort). The oldest
+//  seqs leave to make room.
 void hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload,
                    bool keep);
 

@@ -42,13 +42,14 @@
 #define S_TIME_EVERY  256                     // records per recorded_us sample
 #define S_READ_FDS    8                       // fds kept open for segments other than the last
 #define S_SCAN_CHUNK  (4u << 20)              // recovery reads the segments in chunks this big
-_Static_assert(HD_LOG_CACHE_COPY_MAX <= HD_CACHE_COPY_LIMIT,
-               "the hot cache copies every record the broker lends it");
-#define S_BUFFER_KEEP (16u << 20) // larger write/read buffers are freed after use
+#define S_BUFFER_KEEP (16u << 20)             // larger write/read buffers are freed after use
 #define S_NAME_SIZE   32
 #define S_DEFAULT_SEG (64u << 20)
 #define S_SPARE_NAME  "next-segment.spare" // not a segment name: recovery ignores it
 #define S_SPARE_RETRY 1000                 // ms before a failed spare is tried again
+
+_Static_assert(HD_LOG_CACHE_COPY_MAX <= HD_CACHE_COPY_LIMIT,
+               "the hot cache copies every record the broker lends it");
 
 typedef struct {
     uint32_t offset; // of the record in its segment file
