@@ -119,6 +119,7 @@ struct _hd_broker_t {
     uint64_t fsyncs, storage_rejects, recovered_events, recovery_ms;
     uint64_t commits, commit_events_max, settle_deliveries;
     int64_t last_retention;
+    uint64_t cache_release_at; // published count at which s_release_cache looks next
     //  Rates, refreshed every second
     int64_t rate_time;
     uint64_t rate_published, rate_deliveries;
@@ -517,6 +518,33 @@ s_dispatch_dirty (hd_broker_t *self)
 //  leases back, which may make more ready.
 static void s_commit (hd_broker_t *self);
 
+//  Every this many publishes, at least, the hot cache lets go of what the
+//  pools are done with
+#define S_CACHE_RELEASE_EVENTS 4096
+
+//  The hot cache keeps only what some pool may still deliver, so it turns
+//  over the same memory (fresh pages cost a fault and a clear each) and
+//  stays small enough to be in the CPU's caches. Finding the floor scans
+//  every pool's entries, so the next look waits at least as many events
+//  as there are entries.
+static void
+s_release_cache (hd_broker_t *self)
+{
+    if (self->published < self->cache_release_at)
+        return;
+    uint64_t floor = s_log_end (self);
+    size_t entries = 0;
+    for (size_t index = 0; index < self->pool_count; index++) {
+        uint64_t pool_floor = hd_pool_delivery_floor (self->pools[index]);
+        if (pool_floor < floor)
+            floor = pool_floor;
+        entries += hd_pool_entries (self->pools[index]);
+    }
+    hd_log_cache_release (self->log, floor);
+    self->cache_release_at =
+        self->published + (entries > S_CACHE_RELEASE_EVENTS ? entries : S_CACHE_RELEASE_EVENTS);
+}
+
 static void
 s_end_turn (hd_broker_t *self)
 {
@@ -525,6 +553,7 @@ s_end_turn (hd_broker_t *self)
         s_dispatch_dirty (self);
         s_flush_batches (self);
     } while (s_reap_sessions (self) > 0);
+    s_release_cache (self);
 }
 
 //  --------------------------------------------------------------------------
@@ -1559,6 +1588,8 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.commits = self->commits;
     stats.commit_events_max = self->commit_events_max;
     stats.settle_deliveries = self->settle_deliveries;
+    stats.cache_events = hd_log_cache_events (self->log);
+    stats.cache_bytes = hd_log_cache_bytes (self->log);
     stats.fanout_batches = hd_fanout_batches (self->fanout);
     stats.storage_rejects = self->storage_rejects;
     stats.recovered_events = self->recovered_events;

@@ -17,6 +17,9 @@
 
 #define S_CHUNK_BITS   9
 #define S_CHUNK_PLACES (1u << S_CHUNK_BITS)
+//  Released chunks kept for reuse: a release of what nobody needs any more
+//  frees many at once (see hd_cache_drop_before), and the run grows back
+#define S_CHUNKS_SPARE 8
 
 #define S_BLOCK_SIZE   (2u << 20) // a huge page
 #define S_BLOCKS_SPARE 2          // free blocks kept for reuse
@@ -33,19 +36,22 @@ _Static_assert(HD_CACHE_COPY_LIMIT <= S_BLOCK_DATA / 8, "a block holds at least 
 
 typedef enum { S_EMPTY, S_SHARED, S_COPIED } s_kind_t;
 
+//  A large record's frames, shared with whoever else holds them
+typedef struct {
+    zmq_msg_t envelope;
+    zmq_msg_t payload;
+} s_frames_t;
+
+//  32 bytes: every seq of the run has one, so it is most of what a run of
+//  small records costs besides their bytes
 typedef struct {
     union {
-        struct {
-            zmq_msg_t envelope;
-            zmq_msg_t payload;
-        } shared;
-        struct {
-            s_block_t *block;
-            const uint8_t *bytes; // envelope, then payload
-            uint32_t envelope_size, payload_size;
-        } copied;
+        s_block_t *block;   // S_COPIED: the block holding the bytes
+        s_frames_t *frames; // S_SHARED
     };
-    s_kind_t kind;
+    const uint8_t *bytes; // S_COPIED: envelope, then payload
+    uint32_t envelope_size, payload_size;
+    uint8_t kind; // s_kind_t
 } s_place_t;
 
 struct _hd_cache_t {
@@ -75,7 +81,7 @@ hd_cache_new (size_t limit, size_t copy_max)
     }
     self->limit = limit;
     self->copy_max = copy_max;
-    hd_reuse_init (&self->spare, 1);
+    hd_reuse_init (&self->spare, S_CHUNKS_SPARE);
     return self;
 }
 
@@ -108,14 +114,9 @@ s_place (hd_cache_t *self, uint64_t seq)
 static size_t
 s_cost (s_place_t *place)
 {
-    switch (place->kind) {
-        case S_SHARED:
-            return zmq_msg_size (&place->shared.envelope) + zmq_msg_size (&place->shared.payload) +
-                   sizeof *place;
-        case S_COPIED:
-            return place->copied.envelope_size + place->copied.payload_size + sizeof *place;
-        default: return sizeof *place;
-    }
+    if (place->kind == S_EMPTY)
+        return sizeof *place;
+    return (size_t) place->envelope_size + place->payload_size + sizeof *place;
 }
 
 static s_block_t *
@@ -199,10 +200,11 @@ s_close (hd_cache_t *self, uint64_t seq)
     s_place_t *place = s_place (self, seq);
     self->used -= s_cost (place);
     if (place->kind == S_SHARED) {
-        zmq_msg_close (&place->shared.envelope);
-        zmq_msg_close (&place->shared.payload);
+        zmq_msg_close (&place->frames->envelope);
+        zmq_msg_close (&place->frames->payload);
+        free (place->frames);
     } else if (place->kind == S_COPIED)
-        s_block_forget (self, place->copied.block);
+        s_block_forget (self, place->block);
     place->kind = S_EMPTY;
 }
 
@@ -287,11 +289,17 @@ static int
 s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payload)
 {
     size_t envelope_size = zmq_msg_size (envelope), payload_size = zmq_msg_size (payload);
+    place->envelope_size = (uint32_t) envelope_size;
+    place->payload_size = (uint32_t) payload_size;
     if (envelope_size + payload_size > self->copy_max) {
-        zmq_msg_init (&place->shared.envelope);
-        zmq_msg_init (&place->shared.payload);
-        zmq_msg_copy (&place->shared.envelope, envelope);
-        zmq_msg_copy (&place->shared.payload, payload);
+        s_frames_t *frames = malloc (sizeof *frames);
+        if (!frames)
+            return -1;
+        zmq_msg_init (&frames->envelope);
+        zmq_msg_init (&frames->payload);
+        zmq_msg_copy (&frames->envelope, envelope);
+        zmq_msg_copy (&frames->payload, payload);
+        place->frames = frames;
         place->kind = S_SHARED;
         return 0;
     }
@@ -301,10 +309,8 @@ s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payl
         return -1;
     memcpy (bytes, zmq_msg_data (envelope), envelope_size);
     memcpy (bytes + envelope_size, zmq_msg_data (payload), payload_size);
-    place->copied.block = block;
-    place->copied.bytes = bytes;
-    place->copied.envelope_size = (uint32_t) envelope_size;
-    place->copied.payload_size = (uint32_t) payload_size;
+    place->block = block;
+    place->bytes = bytes;
     place->kind = S_COPIED;
     return 0;
 }
@@ -351,18 +357,18 @@ hd_cache_find (hd_cache_t *self, uint64_t seq, hd_cache_view_t *view)
         return false;
     s_place_t *place = s_place (self, seq);
     if (place->kind == S_SHARED) {
-        view->envelope_frame = &place->shared.envelope;
-        view->payload_frame = &place->shared.payload;
+        view->envelope_frame = &place->frames->envelope;
+        view->payload_frame = &place->frames->payload;
         view->envelope = zmq_msg_data (view->envelope_frame);
         view->envelope_size = zmq_msg_size (view->envelope_frame);
         view->payload = zmq_msg_data (view->payload_frame);
         view->payload_size = zmq_msg_size (view->payload_frame);
     } else if (place->kind == S_COPIED) {
         view->envelope_frame = view->payload_frame = NULL;
-        view->envelope = place->copied.bytes;
-        view->envelope_size = place->copied.envelope_size;
-        view->payload = place->copied.bytes + place->copied.envelope_size;
-        view->payload_size = place->copied.payload_size;
+        view->envelope = place->bytes;
+        view->envelope_size = place->envelope_size;
+        view->payload = place->bytes + place->envelope_size;
+        view->payload_size = place->payload_size;
     } else
         return false;
     //  An Event is never empty: an empty envelope is a place without bytes

@@ -12,7 +12,7 @@
     plus a fixed cost per place); the oldest leave first. A record may hold
     its place without bytes (nobody will read it soon): a find then says
     "not cached". Places live in fixed chunks of 512, allocated as the run
-    grows and released as it shrinks (one kept for reuse).
+    grows and released as it shrinks (eight kept for reuse).
 */
 #ifndef HD_CACHE_H_INCLUDED
 #define HD_CACHE_H_INCLUDED

@@ -1424,6 +1424,25 @@ hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view)
     return true;
 }
 
+void
+hd_log_cache_release (hd_log_t *self, uint64_t seq)
+{
+    if (self->cache)
+        hd_cache_drop_before (self->cache, seq);
+}
+
+size_t
+hd_log_cache_events (hd_log_t *self)
+{
+    return self->cache ? hd_cache_count (self->cache) : 0;
+}
+
+size_t
+hd_log_cache_bytes (hd_log_t *self)
+{
+    return self->cache ? hd_cache_bytes (self->cache) : 0;
+}
+
 int
 hd_log_read (hd_log_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload)
 {

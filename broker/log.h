@@ -109,6 +109,15 @@ typedef struct {
 } hd_log_view_t;
 bool hd_log_peek (hd_log_t *self, uint64_t seq, hd_log_view_t *view);
 
+//  No reader needs the records below seq soon: the hot cache lets them go
+//  (they stay in the log, and hd_log_read reads them from disk). A cache
+//  that only holds what is still to be delivered reuses the same memory
+//  over and over, instead of filling its whole budget with fresh pages.
+void hd_log_cache_release (hd_log_t *self, uint64_t seq);
+//  Places the hot cache holds, and the bytes they count against its budget.
+size_t hd_log_cache_events (hd_log_t *self);
+size_t hd_log_cache_bytes (hd_log_t *self);
+
 //  Index lookups without reading the disk. Return false when seq is not in
 //  the log.
 bool hd_log_meta (hd_log_t *self, uint64_t seq, uint32_t *type_id, uint32_t *key_hash);

@@ -1152,13 +1152,20 @@ s_count_ahead (hd_pool_t *self)
 }
 
 uint64_t
-hd_pool_floor (hd_pool_t *self)
+hd_pool_delivery_floor (hd_pool_t *self)
 {
     uint64_t floor = self->cursor;
     size_t entry_cursor = 0;
     for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)
         if (entry->seq < floor)
             floor = entry->seq;
+    return floor;
+}
+
+uint64_t
+hd_pool_floor (hd_pool_t *self)
+{
+    uint64_t floor = hd_pool_delivery_floor (self);
     size_t dead_cursor = 0;
     for (s_dead_t *dead; (dead = hd_hashmap_next (self->dead, &dead_cursor));)
         if (dead->entry.seq < floor)
@@ -1435,6 +1442,12 @@ size_t
 hd_pool_workers (hd_pool_t *self)
 {
     return self->member_count;
+}
+
+size_t
+hd_pool_entries (hd_pool_t *self)
+{
+    return hd_hashmap_size (self->entries);
 }
 
 size_t

@@ -106,6 +106,9 @@ size_t hd_pool_dlq_purge (hd_pool_t *self, const Herald__DlqRequest *request);
 
 //  Lowest seq the pool still needs from the log (entries, DLQ, cursor).
 uint64_t hd_pool_floor (hd_pool_t *self);
+//  Lowest seq the pool may deliver without being asked (entries, cursor):
+//  the DLQ's events go out only on request. Scans the entries.
+uint64_t hd_pool_delivery_floor (hd_pool_t *self);
 //  Retention removed everything below first_seq: forget what is gone
 //  (counted as lost) and move the cursor up.
 void hd_pool_log_truncated (hd_pool_t *self, uint64_t first_seq);
@@ -124,6 +127,8 @@ void hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now);
 size_t hd_pool_workers (hd_pool_t *self);
 size_t hd_pool_pending (hd_pool_t *self);
 size_t hd_pool_inflight (hd_pool_t *self);
+//  Events the pool holds an entry for (leased, waiting, blocked; no DLQ).
+size_t hd_pool_entries (hd_pool_t *self);
 uint64_t hd_pool_cursor (hd_pool_t *self);
 uint32_t hd_member_inflight (hd_member_t *member);
 uint32_t hd_member_credit (hd_member_t *member);
