@@ -525,24 +525,24 @@ static void s_commit (hd_broker_t *self);
 //  The hot cache keeps only what some pool may still deliver, so it turns
 //  over the same memory (fresh pages cost a fault and a clear each) and
 //  stays small enough to be in the CPU's caches. Finding the floor scans
-//  every pool's entries, so the next look waits at least as many events
-//  as there are entries.
+//  every pool's table of entries, so the next look waits at least as
+//  many publishes as those tables have slots.
 static void
 s_release_cache (hd_broker_t *self)
 {
     if (self->published < self->cache_release_at)
         return;
     uint64_t floor = s_log_end (self);
-    size_t entries = 0;
+    size_t cost = 0;
     for (size_t index = 0; index < self->pool_count; index++) {
         uint64_t pool_floor = hd_pool_delivery_floor (self->pools[index]);
         if (pool_floor < floor)
             floor = pool_floor;
-        entries += hd_pool_entries (self->pools[index]);
+        cost += hd_pool_floor_cost (self->pools[index]);
     }
     hd_log_cache_release (self->log, floor);
     self->cache_release_at =
-        self->published + (entries > S_CACHE_RELEASE_EVENTS ? entries : S_CACHE_RELEASE_EVENTS);
+        self->published + (cost > S_CACHE_RELEASE_EVENTS ? cost : S_CACHE_RELEASE_EVENTS);
 }
 
 static void

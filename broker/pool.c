@@ -1445,9 +1445,9 @@ hd_pool_workers (hd_pool_t *self)
 }
 
 size_t
-hd_pool_entries (hd_pool_t *self)
+hd_pool_floor_cost (hd_pool_t *self)
 {
-    return hd_hashmap_size (self->entries);
+    return hd_hashmap_capacity (self->entries);
 }
 
 size_t

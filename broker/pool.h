@@ -127,8 +127,9 @@ void hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now);
 size_t hd_pool_workers (hd_pool_t *self);
 size_t hd_pool_pending (hd_pool_t *self);
 size_t hd_pool_inflight (hd_pool_t *self);
-//  Events the pool holds an entry for (leased, waiting, blocked; no DLQ).
-size_t hd_pool_entries (hd_pool_t *self);
+//  What hd_pool_delivery_floor reads: the slots of the entries' table,
+//  which keeps the size of the pool's largest in-flight window.
+size_t hd_pool_floor_cost (hd_pool_t *self);
 uint64_t hd_pool_cursor (hd_pool_t *self);
 uint32_t hd_member_inflight (hd_member_t *member);
 uint32_t hd_member_credit (hd_member_t *member);

@@ -107,6 +107,12 @@ hd_hashmap_size (hd_hashmap_t *self)
     return self->size;
 }
 
+size_t
+hd_hashmap_capacity (hd_hashmap_t *self)
+{
+    return self->mask + 1;
+}
+
 static void
 s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
 {

@@ -29,6 +29,9 @@ hd_hashmap_t *hd_hashmap_new (void);
 void hd_hashmap_destroy (hd_hashmap_t **self_p);
 
 size_t hd_hashmap_size (hd_hashmap_t *self);
+//  Slots in the table: what a walk with hd_hashmap_next reads (a table
+//  never shrinks).
+size_t hd_hashmap_capacity (hd_hashmap_t *self);
 
 //  Adds value under key; a key may hold several values. Returns 0, or -1
 //  when out of memory (nothing added).
