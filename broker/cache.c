@@ -356,23 +356,22 @@ hd_cache_find (hd_cache_t *self, uint64_t seq, hd_cache_view_t *view)
     if (seq < self->first || seq - self->first >= self->count)
         return false;
     s_place_t *place = s_place (self, seq);
+    //  An Event is never empty: an empty envelope is a place without bytes
+    if (place->kind == S_EMPTY || place->envelope_size == 0)
+        return false;
+    view->envelope_size = place->envelope_size;
+    view->payload_size = place->payload_size;
     if (place->kind == S_SHARED) {
         view->envelope_frame = &place->frames->envelope;
         view->payload_frame = &place->frames->payload;
         view->envelope = zmq_msg_data (view->envelope_frame);
-        view->envelope_size = zmq_msg_size (view->envelope_frame);
         view->payload = zmq_msg_data (view->payload_frame);
-        view->payload_size = zmq_msg_size (view->payload_frame);
-    } else if (place->kind == S_COPIED) {
+    } else {
         view->envelope_frame = view->payload_frame = NULL;
         view->envelope = place->bytes;
-        view->envelope_size = place->envelope_size;
         view->payload = place->bytes + place->envelope_size;
-        view->payload_size = place->payload_size;
-    } else
-        return false;
-    //  An Event is never empty: an empty envelope is a place without bytes
-    return view->envelope_size > 0;
+    }
+    return true;
 }
 
 size_t

@@ -57,7 +57,7 @@ typedef struct {
 //  Fills view with record seq, or returns false when seq is not cached.
 bool hd_cache_find (hd_cache_t *self, uint64_t seq, hd_cache_view_t *view);
 
-//  Removes every seq below seq (retention).
+//  Removes every seq below seq (retention; records no reader needs soon).
 void hd_cache_drop_before (hd_cache_t *self, uint64_t seq);
 //  Removes seq and every later one (a rolled-back flush).
 void hd_cache_drop_from (hd_cache_t *self, uint64_t seq);
