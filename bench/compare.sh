@@ -279,8 +279,9 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "rows give Herald 256; the raw-ZeroMQ and NATS core publishers keep no window at all (nothing is"
     echo "confirmed), so the non-durable targets are shown with 256 and with Herald's library default"
     echo "($DEFAULT_WINDOW). Inline handlers: the worker library calls the handler on its I/O thread"
-    echo "(hd_worker_set_inline), as the peers' workers do on their one thread; Herald's default hands"
-    echo "each batch to a handler thread, so that a slow handler never silences the worker's heartbeats."
+    echo "(hd_worker_set_inline), as the peers' workers do on their one thread, and a guard thread"
+    echo "heartbeats during long calls; Herald's default hands each batch to a handler thread, which a"
+    echo "stop grace period can abandon (an inline call is waited for)."
     echo "\"-\" = row not run or failed."
     if [[ ${#NOTES[@]} -gt 0 ]]; then
         echo

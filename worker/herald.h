@@ -191,19 +191,18 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  passed without sending anything); no handler threads are started and
 //  concurrency is ignored. It saves two thread hand-offs per message each
 //  way (more events/s, less CPU per event: docs/PERFORMANCE.md) for
-//  handlers that return quickly. The price: while one handler call runs
-//  the worker neither sends nor reads anything, so a call that runs longer
-//  than the broker's heartbeat interval × liveness (3 s by default)
-//  without calling hd_delivery_progress is taken for dead, and its events
-//  go to other workers. hd_delivery_progress called on the handler's own
-//  thread sends at once (at most every quarter heartbeat), which also
-//  tells the broker the worker lives; from other threads it is queued as
-//  usual. hd_worker_stop called from an inline handler asks for the stop:
-//  no further event of the batch is run (LEAVE hands them back) and the
-//  worker stops once the handler returns (hd_worker_run then returns).
-//  From another thread, hd_worker_stop waits for the call in progress
-//  whatever the grace period: the I/O thread is the one running it. Never
-//  call hd_worker_destroy from a handler.
+//  handlers that return quickly. While one handler call runs the I/O
+//  thread reads nothing (deliveries wait in the socket); a guard thread
+//  sends HEARTBEATs for the worker whenever half a heartbeat passes
+//  without anything sent, so a long call never gets the worker taken for
+//  dead (its lease still runs out after ack_wait_ms unless the handler
+//  calls hd_delivery_progress). hd_delivery_progress called on the
+//  handler's own thread sends at once (at most every quarter heartbeat);
+//  from other threads it is queued as usual. hd_worker_stop called from an inline handler asks for
+//  the stop: no further event of the batch is run (LEAVE hands them back) and the worker stops once
+//  the handler returns (hd_worker_run then returns). From another thread, hd_worker_stop waits for
+//  the call in progress whatever the grace period: the I/O thread is the one running it. Never call
+//  hd_worker_destroy from a handler.
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms); // default 600000

@@ -12,8 +12,10 @@
       handler. Inline (hd_worker_set_inline) there are none: the I/O thread
       calls the handler itself, as each message is read, and settles the
       batch when it is done (or every half heartbeat). That saves two
-      thread hand-offs per message each way; the price is that the worker
-      is silent while a handler call runs (see herald.h).
+      thread hand-offs per message each way. While a handler call runs
+      the I/O thread gives up the socket (socket_lock) and a guard thread
+      heartbeats for it, so a long call does not make the worker look
+      dead.
     Everything the threads share sits under one mutex: the job queue, the
       done queue (finished jobs going back to the I/O thread), progress
       requests, the lease tag of each job, and the session state. Handler
@@ -111,6 +113,18 @@ struct _hd_worker_t {
     //  Inline: the I/O thread's state, so that hd_delivery_progress, called
     //  on that thread from the handler, can send at once
     void *inline_io;
+    //  Inline: the I/O thread holds socket_lock at all times but while it
+    //  runs a batch's handlers. The guard thread takes it when it is free,
+    //  and if a handler call has kept the worker silent for half a
+    //  heartbeat, sends a HEARTBEAT for it: a long call never makes the
+    //  worker look dead. guard_io is the I/O thread's state while it runs
+    //  (under socket_lock).
+    pthread_mutex_t socket_lock;
+    void *guard_io;
+    pthread_t guard_thread;
+    bool guard_started;
+    pthread_cond_t guard_wake; // under lock, with guard_exit
+    bool guard_exit;
 
     pthread_t io_thread;
     pthread_t *handler_threads;
@@ -337,8 +351,13 @@ hd_delivery_progress (hd_delivery_t *self)
     hd_worker_t *worker = self->worker;
     //  On the I/O thread (an inline handler) it goes out at once; from any
     //  other thread it is queued, as from a handler thread
-    if (worker->inline_handler && s_on_io_thread (worker))
-        return s_io_progress_now (worker->inline_io, self);
+    if (worker->inline_handler && s_on_io_thread (worker)) {
+        //  A handler runs without the socket: take it back to send
+        pthread_mutex_lock (&worker->socket_lock);
+        int rc = s_io_progress_now (worker->inline_io, self);
+        pthread_mutex_unlock (&worker->socket_lock);
+        return rc;
+    }
     s_progress_t *request = calloc (1, sizeof *request);
     if (!request)
         return -1;
@@ -866,6 +885,8 @@ s_io_run_new_jobs (s_io_t *io)
     hd_worker_t *self = io->worker;
     hd_delivery_t *job = io->new_head, *done_head = NULL, *done_tail = NULL;
     io->new_head = io->new_tail = NULL;
+    //  The guard thread may heartbeat while the handlers run
+    pthread_mutex_unlock (&self->socket_lock);
     while (job) {
         hd_delivery_t *next = job->next;
         job->next = NULL;
@@ -886,12 +907,15 @@ s_io_run_new_jobs (s_io_t *io)
             done_head = job;
         done_tail = job;
         if (zclock_mono () - io->last_send >= (int64_t) io->heartbeat_ms / 2) {
+            pthread_mutex_lock (&self->socket_lock);
             s_io_settle (io, done_head);
             s_io_flush_settles (io);
+            pthread_mutex_unlock (&self->socket_lock);
             done_head = done_tail = NULL;
         }
         job = next;
     }
+    pthread_mutex_lock (&self->socket_lock);
     s_io_settle (io, done_head);
     s_io_flush_settles (io);
 }
@@ -1162,6 +1186,8 @@ s_io_thread (void *arg)
     s_io_t io_state = {0};
     s_io_t *io = &io_state;
     io->worker = self;
+    pthread_mutex_lock (&self->socket_lock);
+    self->guard_io = io;
     pthread_mutex_lock (&self->lock);
     self->inline_io = io;
     self->io_self = pthread_self ();
@@ -1242,12 +1268,63 @@ s_io_thread (void *arg)
     free (io->ack_attempt);
     free (io->progress_seq);
     free (io->progress_attempt);
+    self->guard_io = NULL;
+    pthread_mutex_unlock (&self->socket_lock);
     pthread_mutex_lock (&self->lock);
     if (self->state != S_STATE_FAILED)
         self->state = S_STATE_CLOSED;
     self->io_done = true;
     self->io_running = false; // its thread id may be reused from now on
     pthread_cond_broadcast (&self->state_changed);
+    pthread_mutex_unlock (&self->lock);
+    return NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Guard thread (inline handlers)
+
+//  Called with socket_lock held while the I/O thread runs a batch's
+//  handlers: the worker says nothing until the call returns, so the guard
+//  speaks for it. Its own sends do not count as the I/O thread's (that
+//  thread reads last_send without the lock). Returns the next period.
+static uint32_t
+s_guard_check (s_io_t *io, int64_t *guard_sent)
+{
+    if (io->state != S_STATE_ACTIVE || !io->dealer)
+        return S_HEARTBEAT_DEFAULT_MS / 4;
+    int64_t now = zclock_mono ();
+    int64_t last = io->last_send > *guard_sent ? io->last_send : *guard_sent;
+    if (now - last >= (int64_t) io->heartbeat_ms / 2) {
+        hd_send_command (zsock_resolve (io->dealer), NULL, 0, HD_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
+        *guard_sent = now;
+    }
+    return io->heartbeat_ms >= 4 ? io->heartbeat_ms / 4 : 1;
+}
+
+static void s_deadline (struct timespec *deadline, int timeout_ms);
+
+static void *
+s_guard_thread (void *arg)
+{
+    hd_worker_t *self = arg;
+    uint32_t period_ms = S_HEARTBEAT_DEFAULT_MS / 4;
+    int64_t guard_sent = 0;
+    pthread_mutex_lock (&self->lock);
+    while (!self->guard_exit) {
+        struct timespec until;
+        s_deadline (&until, (int) period_ms);
+        pthread_cond_timedwait (&self->guard_wake, &self->lock, &until);
+        if (self->guard_exit)
+            break;
+        pthread_mutex_unlock (&self->lock);
+        //  Free only while handlers run (or before and after the I/O thread)
+        if (pthread_mutex_trylock (&self->socket_lock) == 0) {
+            if (self->guard_io)
+                period_ms = s_guard_check (self->guard_io, &guard_sent);
+            pthread_mutex_unlock (&self->socket_lock);
+        }
+        pthread_mutex_lock (&self->lock);
+    }
     pthread_mutex_unlock (&self->lock);
     return NULL;
 }
@@ -1277,12 +1354,14 @@ hd_worker_new (const char *broker_endpoint, const char *pool, const char *filter
     self->wake[0] = self->wake[1] = -1;
     pthread_mutex_init (&self->lock, NULL);
     pthread_mutex_init (&self->stop_lock, NULL);
+    pthread_mutex_init (&self->socket_lock, NULL);
     pthread_cond_init (&self->jobs_ready, NULL);
     //  Waits are timed against the monotonic clock
     pthread_condattr_t attr;
     pthread_condattr_init (&attr);
     pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
     pthread_cond_init (&self->state_changed, &attr);
+    pthread_cond_init (&self->guard_wake, &attr);
     pthread_condattr_destroy (&attr);
     if (!self->endpoint || !self->pool || !self->filter || !self->name ||
         pipe2 (self->wake, O_NONBLOCK | O_CLOEXEC)) {
@@ -1335,8 +1414,10 @@ s_worker_free (hd_worker_t *self)
         close (self->wake[1]);
     pthread_cond_destroy (&self->jobs_ready);
     pthread_cond_destroy (&self->state_changed);
+    pthread_cond_destroy (&self->guard_wake);
     pthread_mutex_destroy (&self->lock);
     pthread_mutex_destroy (&self->stop_lock);
+    pthread_mutex_destroy (&self->socket_lock);
     free (self->handler_threads);
     free (self->endpoint);
     free (self->pool);
@@ -1505,6 +1586,13 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     pthread_mutex_lock (&self->lock);
     self->started = true;
     pthread_mutex_unlock (&self->lock);
+    //  Without it an inline worker would be silent for as long as a
+    //  handler call runs; with no guard it still works, as it did before
+    if (self->inline_handler && pthread_create (&self->guard_thread, NULL, s_guard_thread, self))
+        zsys_warning ("herald worker: no guard thread, a long inline handler call may "
+                      "make the worker look dead");
+    else if (self->inline_handler)
+        self->guard_started = true;
     for (uint32_t index = 0; index < threads; index++) {
         pthread_mutex_lock (&self->lock);
         self->handlers_alive++;
@@ -1587,6 +1675,14 @@ hd_worker_stop (hd_worker_t *self)
     pthread_mutex_unlock (&self->lock);
     s_wake (self);
     pthread_join (self->io_thread, NULL);
+    if (self->guard_started) {
+        pthread_mutex_lock (&self->lock);
+        self->guard_exit = true;
+        pthread_cond_signal (&self->guard_wake);
+        pthread_mutex_unlock (&self->lock);
+        pthread_join (self->guard_thread, NULL);
+        self->guard_started = false;
+    }
 
     pthread_mutex_lock (&self->lock);
     self->handlers_exit = true;

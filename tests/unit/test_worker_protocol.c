@@ -651,8 +651,9 @@ test_inline_handlers (void **state)
     hd_worker_set_inline (worker, true);
     int threads_before = s_thread_count ();
     s_worker_start_joined (&broker, worker, &handler, 1000);
-    //  The I/O thread only (threaded, concurrency 4 would add four more)
-    assert_int_equal (s_thread_count () - threads_before, 1);
+    //  The I/O thread and its guard only (threaded, concurrency 4 would
+    //  add four handler threads instead of the guard)
+    assert_int_equal (s_thread_count () - threads_before, 2);
 
     s_deliver (&broker, 1, 1, "a");
     assert_true (s_expect_ack (&broker, 1, 1));
@@ -773,6 +774,37 @@ test_inline_batches_keep_the_worker_heard (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Inline, one handler call that lasts many heartbeats: the guard thread
+//  sends HEARTBEATs for the worker while the call runs (without it the
+//  worker says nothing until the call returns), and the event is still
+//  acked once it does.
+static void
+test_inline_long_call_keeps_heartbeating (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    atomic_store (&handler.gate_closed, true);
+    hd_worker_t *worker = s_worker_created (&broker);
+    handler.worker = worker;
+    hd_worker_set_inline (worker, true);
+    s_worker_start_joined (&broker, worker, &handler, 100);
+    s_deliver (&broker, 7, 1, "long");
+    assert_true (s_wait_flag (&handler.inside, true));
+    //  The I/O thread itself may have sent one just before the call; the
+    //  others can only come from the guard
+    fake_msg_t msg;
+    for (int heartbeat = 0; heartbeat < 4; heartbeat++) {
+        assert_true (fake_broker_expect (&broker, HD_CMD_HEARTBEAT, &msg, 1000));
+        fake_msg_free (&msg);
+        assert_true (atomic_load (&handler.inside));
+    }
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 7, 1));
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
 //  Inline, a handler that calls hd_delivery_progress in a loop, and from a
 //  thread of its own at the same time: the calls are safe, a few PROGRESS
 //  messages go out (not one per call), and the event is acked.
@@ -846,6 +878,7 @@ main (void)
         cmocka_unit_test (test_inline_handlers),
         cmocka_unit_test (test_long_batch_with_repeat),
         cmocka_unit_test (test_inline_batches_keep_the_worker_heard),
+        cmocka_unit_test (test_inline_long_call_keeps_heartbeating),
         cmocka_unit_test (test_inline_progress_flood),
         cmocka_unit_test (test_inline_with_dedup_store),
     };
