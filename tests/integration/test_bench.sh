@@ -43,4 +43,13 @@ check '.w2.ok_runs' 1
 check '.w2.lost' 0
 check '.w2.dupes' 0
 check '.w2.runs[0].received' 5000
+
+# herald-machine-probe: a wake-up round trip and three first-touch rates
+# per page size, all positive numbers; bad usage is refused
+"$BIN/herald-machine-probe" 2000 8 >"$WORK/probe.txt" || fail "herald-machine-probe exited with $?"
+cat "$WORK/probe.txt"
+grep -Eq '^  both threads on CPU [0-9]+: +[0-9]+\.[0-9]+ us$' "$WORK/probe.txt" || fail "no one-CPU round trip"
+[ "$(grep -Ec '^first touch of 8 MiB, (huge|4 KiB) pages, MB/s per round:( +[1-9][0-9]*){3}$' \
+    "$WORK/probe.txt")" = 2 ] || fail "no first-touch rates"
+"$BIN/herald-machine-probe" 0 >/dev/null 2>&1 && fail "herald-machine-probe took 0 round trips"
 log "ok"
