@@ -198,10 +198,12 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  dead (its lease still runs out after ack_wait_ms unless the handler
 //  calls hd_delivery_progress). hd_delivery_progress called on the
 //  handler's own thread sends at once (at most every quarter heartbeat);
-//  from other threads it is queued as usual. hd_worker_stop called from an inline handler asks for
-//  the stop: no further event of the batch is run (LEAVE hands them back) and the worker stops once
-//  the handler returns (hd_worker_run then returns). From another thread, hd_worker_stop waits for
-//  the call in progress whatever the grace period: the I/O thread is the one running it. Never call
+//  from other threads it is queued as usual. hd_worker_stop called from
+//  an inline handler asks for the stop: no further event of the batch is
+//  run (LEAVE hands them back) and the worker stops once the handler
+//  returns (hd_worker_run then returns). From another thread,
+//  hd_worker_stop waits for the call in progress whatever the grace
+//  period: the I/O thread is the one running it. Never call
 //  hd_worker_destroy from a handler.
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000

@@ -110,17 +110,15 @@ struct _hd_worker_t {
     hd_pool_options_t pool_options; // sent with JOIN (creates the pool with them)
     hd_handler_fn *handler;
     void *handler_arg;
-    //  Inline: the I/O thread's state, so that hd_delivery_progress, called
-    //  on that thread from the handler, can send at once
-    void *inline_io;
-    //  Inline: the I/O thread holds socket_lock at all times but while it
-    //  runs a batch's handlers. The guard thread takes it when it is free,
-    //  and if a handler call has kept the worker silent for half a
+    //  The I/O thread holds socket_lock at all times but while it runs an
+    //  inline batch's handlers. Then the guard thread takes it when it is
+    //  free, and if a handler call has kept the worker silent for half a
     //  heartbeat, sends a HEARTBEAT for it: a long call never makes the
-    //  worker look dead. guard_io is the I/O thread's state while it runs
-    //  (under socket_lock).
+    //  worker look dead; and hd_delivery_progress, called from the handler,
+    //  takes it to send at once. io_state is the I/O thread's state while
+    //  that thread runs (under socket_lock).
     pthread_mutex_t socket_lock;
-    void *guard_io;
+    void *io_state;
     pthread_t guard_thread;
     bool guard_started;
     pthread_cond_t guard_wake; // under lock, with guard_exit
@@ -354,7 +352,7 @@ hd_delivery_progress (hd_delivery_t *self)
     if (worker->inline_handler && s_on_io_thread (worker)) {
         //  A handler runs without the socket: take it back to send
         pthread_mutex_lock (&worker->socket_lock);
-        int rc = s_io_progress_now (worker->inline_io, self);
+        int rc = s_io_progress_now (worker->io_state, self);
         pthread_mutex_unlock (&worker->socket_lock);
         return rc;
     }
@@ -1187,9 +1185,8 @@ s_io_thread (void *arg)
     s_io_t *io = &io_state;
     io->worker = self;
     pthread_mutex_lock (&self->socket_lock);
-    self->guard_io = io;
+    self->io_state = io;
     pthread_mutex_lock (&self->lock);
-    self->inline_io = io;
     self->io_self = pthread_self ();
     self->io_running = true;
     pthread_mutex_unlock (&self->lock);
@@ -1268,7 +1265,7 @@ s_io_thread (void *arg)
     free (io->ack_attempt);
     free (io->progress_seq);
     free (io->progress_attempt);
-    self->guard_io = NULL;
+    self->io_state = NULL;
     pthread_mutex_unlock (&self->socket_lock);
     pthread_mutex_lock (&self->lock);
     if (self->state != S_STATE_FAILED)
@@ -1319,8 +1316,8 @@ s_guard_thread (void *arg)
         pthread_mutex_unlock (&self->lock);
         //  Free only while handlers run (or before and after the I/O thread)
         if (pthread_mutex_trylock (&self->socket_lock) == 0) {
-            if (self->guard_io)
-                period_ms = s_guard_check (self->guard_io, &guard_sent);
+            if (self->io_state)
+                period_ms = s_guard_check (self->io_state, &guard_sent);
             pthread_mutex_unlock (&self->socket_lock);
         }
         pthread_mutex_lock (&self->lock);
@@ -1588,11 +1585,12 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     pthread_mutex_unlock (&self->lock);
     //  Without it an inline worker would be silent for as long as a
     //  handler call runs; with no guard it still works, as it did before
-    if (self->inline_handler && pthread_create (&self->guard_thread, NULL, s_guard_thread, self))
-        zsys_warning ("herald worker: no guard thread, a long inline handler call may "
-                      "make the worker look dead");
-    else if (self->inline_handler)
-        self->guard_started = true;
+    if (self->inline_handler) {
+        self->guard_started = pthread_create (&self->guard_thread, NULL, s_guard_thread, self) == 0;
+        if (!self->guard_started)
+            zsys_warning ("herald worker: no guard thread, a long inline handler call may "
+                          "make the worker look dead");
+    }
     for (uint32_t index = 0; index < threads; index++) {
         pthread_mutex_lock (&self->lock);
         self->handlers_alive++;
