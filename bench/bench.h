@@ -67,7 +67,7 @@ typedef struct {
     uint32_t nrecv;
     uint32_t npub;
     uint32_t credit;
-    uint32_t inline_handler; // W2 workers: 1 = hd_worker_set_inline
+    uint32_t inline_handler; // W2 workers: 0 library default, 1 inline, 2 handler threads
     uint32_t window;
     uint32_t payload_size;
     uint32_t arrays; // receipt arrays: nrecv for W1, 1 for W2

@@ -75,14 +75,14 @@ herald w1-always --workload w1 --events "$N1" --fsync always
 herald w2-always --workload w2 --events "$N2" --fsync always
 herald w2-never --workload w2 --events "$N2" --fsync never
 herald w2-default --workload w2 --events "$N2" --fsync never --window "$DEFAULT_WINDOW"
-# The same W2 rows with inline handlers (hd_worker_set_inline): the worker
-# library's I/O thread calls the handler, as the peers' single-threaded
-# workers do, instead of handing each batch to a handler thread
-herald w2-always-inline --workload w2 --events "$N2" --fsync always --inline
-herald w2-never-inline --workload w2 --events "$N2" --fsync never --inline
-herald w2-default-inline --workload w2 --events "$N2" --fsync never --window "$DEFAULT_WINDOW" --inline
+# The same W2 rows with handler threads (hd_worker_set_inline false): the
+# workers hand each batch to a handler thread instead of calling the handler
+# on their I/O thread, as the library does by default at concurrency 1
+herald w2-always-threaded --workload w2 --events "$N2" --fsync always --threaded
+herald w2-never-threaded --workload w2 --events "$N2" --fsync never --threaded
+herald w2-default-threaded --workload w2 --events "$N2" --fsync never --window "$DEFAULT_WINDOW" --threaded
 herald lat-always --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S"
-herald lat-always-inline --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --inline
+herald lat-always-threaded --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --threaded
 herald lat-never --workload w2 --fsync never --rate "$LAT_RATE" --duration "$LAT_S"
 }
 PASS=1
@@ -201,10 +201,10 @@ H_W2N=$(hj w2-never w2 recv_rate)
 H_W1D=$(hj w1-default w1 recv_rate)
 H_W2D=$(hj w2-default w2 recv_rate)
 H_LATA=$(hj lat-always w2 p99_us)
-H_W2AI=$(hj w2-always-inline w2 recv_rate)
-H_W2NI=$(hj w2-never-inline w2 recv_rate)
-H_W2DI=$(hj w2-default-inline w2 recv_rate)
-H_LATAI=$(hj lat-always-inline w2 p99_us)
+H_W2AT=$(hj w2-always-threaded w2 recv_rate)
+H_W2NT=$(hj w2-never-threaded w2 recv_rate)
+H_W2DT=$(hj w2-default-threaded w2 recv_rate)
+H_LATAT=$(hj lat-always-threaded w2 p99_us)
 H_LATN=$(hj lat-never w2 p99_us)
 
 Z_W1=$(peer zmq w1-hwm0 tp sub_rate_min)
@@ -237,11 +237,11 @@ TABLE="$RESULTS/compare-$STAMP.md"
         "w2-never|w2|W2 work queue, --fsync never (processed)" \
         "w1-default|w1|W1 fan-out, --fsync never, window $DEFAULT_WINDOW (recv: slower sub)" \
         "w2-default|w2|W2 work queue, --fsync never, window $DEFAULT_WINDOW (processed)" \
-        "w2-always-inline|w2|W2 work queue, --fsync always, inline handlers (processed)" \
-        "w2-never-inline|w2|W2 work queue, --fsync never, inline handlers (processed)" \
-        "w2-default-inline|w2|W2 work queue, --fsync never, window $DEFAULT_WINDOW, inline handlers (processed)" \
+        "w2-always-threaded|w2|W2 work queue, --fsync always, handler threads (processed)" \
+        "w2-never-threaded|w2|W2 work queue, --fsync never, handler threads (processed)" \
+        "w2-default-threaded|w2|W2 work queue, --fsync never, window $DEFAULT_WINDOW, handler threads (processed)" \
         "lat-always|w2|W2 @ $LAT_RATE/s, --fsync always" \
-        "lat-always-inline|w2|W2 @ $LAT_RATE/s, --fsync always, inline handlers" \
+        "lat-always-threaded|w2|W2 @ $LAT_RATE/s, --fsync always, handler threads" \
         "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
         IFS='|' read -r name wl label <<<"$row"
         echo "| $label | $(num "$(hj "$name" "$wl" pub_rate)") | $(num "$(hj "$name" "$wl" recv_rate)") | $(hj "$name" "$wl" lost) | $(hj "$name" "$wl" dupes) | $(num "$(hj "$name" "$wl" p50_us)") | $(num "$(hj "$name" "$wl" p99_us)") | $(num "$(hj "$name" "$wl" p999_us)") | $(dec "$(hj "$name" "$wl" cpu_us_per_event)") | $(hj "$name" "$wl" failed_runs) |"
@@ -253,20 +253,20 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "|---|---:|---|---:|---:|---|"
     echo "| W2 --fsync always ≥ 1.5× Redis AOF always | $(num "$H_W2A") | Redis Streams, appendfsync always | $(num "$RA_W2") | $(ratio "$H_W2A" "$RA_W2") | $(verdict "$H_W2A" "$RA_W2" ge 1.5) |"
     echo "| W2 --fsync always ≥ 4× JetStream file | $(num "$H_W2A") | NATS JetStream file, pull | $(num "$JS_W2") | $(ratio "$H_W2A" "$JS_W2") | $(verdict "$H_W2A" "$JS_W2" ge 4) |"
-    echo "| same, inline handlers | $(num "$H_W2AI") | Redis Streams, appendfsync always | $(num "$RA_W2") | $(ratio "$H_W2AI" "$RA_W2") | $(verdict "$H_W2AI" "$RA_W2" ge 1.5) |"
-    echo "| same, inline handlers, vs JetStream file (≥ 4×) | $(num "$H_W2AI") | NATS JetStream file, pull | $(num "$JS_W2") | $(ratio "$H_W2AI" "$JS_W2") | $(verdict "$H_W2AI" "$JS_W2" ge 4) |"
+    echo "| same, handler threads | $(num "$H_W2AT") | Redis Streams, appendfsync always | $(num "$RA_W2") | $(ratio "$H_W2AT" "$RA_W2") | $(verdict "$H_W2AT" "$RA_W2" ge 1.5) |"
+    echo "| same, handler threads, vs JetStream file (≥ 4×) | $(num "$H_W2AT") | NATS JetStream file, pull | $(num "$JS_W2") | $(ratio "$H_W2AT" "$JS_W2") | $(verdict "$H_W2AT" "$JS_W2" ge 4) |"
     echo "| (no target) W2 --fsync always vs RabbitMQ durable | $(num "$H_W2A") | RabbitMQ durable, confirms | $(num "$MQ_W2") | $(ratio "$H_W2A" "$MQ_W2") | - |"
     echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ | $(num "$H_W2N") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2N" "$Z_W2") | $(verdict "$H_W2N" "$Z_W2" ge 0.8) |"
     echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ, window $DEFAULT_WINDOW | $(num "$H_W2D") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2D" "$Z_W2") | $(verdict "$H_W2D" "$Z_W2" ge 0.8) |"
-    echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ, inline handlers | $(num "$H_W2NI") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2NI" "$Z_W2") | $(verdict "$H_W2NI" "$Z_W2" ge 0.8) |"
-    echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ, window $DEFAULT_WINDOW, inline handlers | $(num "$H_W2DI") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2DI" "$Z_W2") | $(verdict "$H_W2DI" "$Z_W2" ge 0.8) |"
+    echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ, handler threads | $(num "$H_W2NT") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2NT" "$Z_W2") | $(verdict "$H_W2NT" "$Z_W2" ge 0.8) |"
+    echo "| W2 --fsync never ≥ 80 % of raw ZeroMQ, window $DEFAULT_WINDOW, handler threads | $(num "$H_W2DT") | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_W2") | $(ratio "$H_W2DT" "$Z_W2") | $(verdict "$H_W2DT" "$Z_W2" ge 0.8) |"
     echo "| W1 per sub ≥ 90 % of raw ZeroMQ HWM 0 | $(num "$H_W1") | raw ZeroMQ XSUB/XPUB, HWM 0 | $(num "$Z_W1") | $(ratio "$H_W1" "$Z_W1") | $(verdict "$H_W1" "$Z_W1" ge 0.9) |"
     echo "| W1 per sub ≥ 90 % of raw ZeroMQ HWM 0, window $DEFAULT_WINDOW | $(num "$H_W1D") | raw ZeroMQ XSUB/XPUB, HWM 0 | $(num "$Z_W1") | $(ratio "$H_W1D" "$Z_W1") | $(verdict "$H_W1D" "$Z_W1" ge 0.9) |"
     echo "| W1 per sub > NATS core | $(num "$H_W1") | NATS core pub/sub | $(num "$N_W1") | $(ratio "$H_W1" "$N_W1") | $(verdict "$H_W1" "$N_W1" gt 1) |"
     echo "| W1 per sub > NATS core, window $DEFAULT_WINDOW | $(num "$H_W1D") | NATS core pub/sub | $(num "$N_W1") | $(ratio "$H_W1D" "$N_W1") | $(verdict "$H_W1D" "$N_W1" gt 1) |"
     echo "| (no target) W1 per sub vs Redis pub/sub | $(num "$H_W1") | Redis PUBLISH/SUBSCRIBE | $(num "$R_W1") | $(ratio "$H_W1" "$R_W1") | - |"
     echo "| latency p99 @ $LAT_RATE/s, --fsync always < 1 500 µs | $(num "$H_LATA") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATA" 1500) | $(verdict "$H_LATA" 1500 lt 1) |"
-    echo "| same, inline handlers | $(num "$H_LATAI") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATAI" 1500) | $(verdict "$H_LATAI" 1500 lt 1) |"
+    echo "| same, handler threads | $(num "$H_LATAT") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATAT" 1500) | $(verdict "$H_LATAT" 1500 lt 1) |"
     echo "| p99 @ $LAT_RATE/s vs JetStream file | $(num "$H_LATA") µs | NATS JetStream file, pull | $(num "$JS_LAT") µs | $(ratio "$H_LATA" "$JS_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
@@ -278,10 +278,10 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "Window: Redis, JetStream and RabbitMQ publishers keep 256 publishes unconfirmed, so the durable"
     echo "rows give Herald 256; the raw-ZeroMQ and NATS core publishers keep no window at all (nothing is"
     echo "confirmed), so the non-durable targets are shown with 256 and with Herald's library default"
-    echo "($DEFAULT_WINDOW). Inline handlers: the worker library calls the handler on its I/O thread"
-    echo "(hd_worker_set_inline), as the peers' workers do on their one thread, and a guard thread"
-    echo "heartbeats during long calls; Herald's default hands each batch to a handler thread, which a"
-    echo "stop grace period can abandon (an inline call is waited for)."
+    echo "($DEFAULT_WINDOW). Handlers: at concurrency 1 (the benchmark's workers) the worker library"
+    echo "calls the handler on its I/O thread by default, as the peers' workers do on their one"
+    echo "thread, and a guard thread heartbeats during long calls; the handler-thread rows hand each"
+    echo "batch to a handler thread instead (hd_worker_set_inline false, the default at concurrency > 1)."
     echo "\"-\" = row not run or failed."
     if [[ ${#NOTES[@]} -gt 0 ]]; then
         echo

@@ -59,7 +59,7 @@ typedef struct {
         *broker_args, *transport;
     int64_t index, events, publishers, subscribers, workers, credit, window, payload_size, rate,
         duration_ms, runs, timeout_ms;
-    bool json, quiet, inline_handler;
+    bool json, quiet, inline_handler, threaded;
     //  state
     char self_exe[PATH_MAX];
     char tmpdir[PATH_MAX];
@@ -503,7 +503,7 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
     hdr->nrecv = nrecv;
     hdr->npub = (uint32_t) ctx->publishers;
     hdr->credit = (uint32_t) ctx->credit;
-    hdr->inline_handler = ctx->inline_handler;
+    hdr->inline_handler = ctx->inline_handler ? 1 : ctx->threaded ? 2 : 0;
     hdr->window = (uint32_t) ctx->window;
     hdr->payload_size = (uint32_t) ctx->payload_size;
     hdr->arrays = arrays;
@@ -717,8 +717,8 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
              ", %s%s; median of %" PRId64 " run(s), lost/dupes summed over completed runs\n",
              *ctx->broker ? ctx->broker : "own broker", *ctx->broker ? "(external)" : ctx->fsync,
              ctx->payload_size, ctx->credit, ctx->window,
-             ctx->rate > 0 ? "paced" : "max throughput",
-             ctx->inline_handler ? ", inline handlers" : "", ctx->runs);
+             ctx->rate > 0 ? "paced" : "max throughput", ctx->threaded ? ", handler threads" : "",
+             ctx->runs);
     if (ctx->rate > 0)
         fprintf (out, "offered rate %" PRId64 " events/s for %.1f s\n", ctx->rate,
                  (double) ctx->duration_ms / 1000.0);
@@ -768,7 +768,7 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
              ",\"credit\":%" PRId64 ",\"inline\":%s,\"window\":%" PRId64 ",\"rate\":%" PRId64
              ",\"duration_s\":%.3f,\"events\":%" PRId64 ",\"runs\":%" PRId64 "}",
              *ctx->broker ? ctx->broker : "own", ctx->fsync, ctx->payload_size, ctx->publishers,
-             ctx->subscribers, ctx->workers, ctx->credit, ctx->inline_handler ? "true" : "false",
+             ctx->subscribers, ctx->workers, ctx->credit, ctx->threaded ? "false" : "true",
              ctx->window, ctx->rate, (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs);
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
@@ -926,6 +926,8 @@ s_check_options (hb_ctx_t *ctx, int *workloads, int *nwl)
         bad = "--workers must be 1..64";
     else if (ctx->credit < 1 || ctx->window < 1)
         bad = "--credit and --window must be at least 1";
+    else if (ctx->inline_handler && ctx->threaded)
+        bad = "--inline and --threaded exclude each other";
     else if (ctx->payload_size < HB_MIN_PAYLOAD || ctx->payload_size > 64 * 1024 * 1024)
         bad = "--payload-size must be 16 B .. 64 MiB";
     else if (ctx->events < 0 || ctx->events >= (int64_t) HB_PROBE_SEQ)
@@ -990,8 +992,11 @@ main (int argc, char **argv)
     hd_options_add (options, "workers", HD_OPT_INT, "4", "", "W2 worker processes", &ctx->workers);
     hd_options_add (options, "credit", HD_OPT_INT, "100", "", "W2 credit per worker", &ctx->credit);
     hd_options_add (options, "inline", HD_OPT_BOOL, "false", "",
-                    "W2 workers call the handler on their I/O thread (hd_worker_set_inline)",
+                    "W2 workers call the handler on their I/O thread (the library's default)",
                     &ctx->inline_handler);
+    hd_options_add (options, "threaded", HD_OPT_BOOL, "false", "",
+                    "W2 workers call the handler on a handler thread (hd_worker_set_inline false)",
+                    &ctx->threaded);
     hd_options_add (options, "window", HD_OPT_INT, "256", "", "unconfirmed events per publisher",
                     &ctx->window);
     hd_options_add (options, "payload-size", HD_OPT_SIZE, "128", "",

@@ -151,8 +151,9 @@ const char *hd_subscriber_error (hd_subscriber_t *self);
 
 //  ---------------------------------------------------------------------
 //  Worker: a member of a pool. The library's I/O thread talks to the broker
-//  (heartbeats, credit, re-JOIN after the broker forgets it); handler threads
-//  call the handler. Processed ids are remembered so that a redelivered,
+//  (heartbeats, credit, re-JOIN after the broker forgets it) and, at
+//  concurrency 1, calls the handler itself; at higher concurrency handler
+//  threads call it. Processed ids are remembered so that a redelivered,
 //  already-processed event is acked without calling the handler again.
 
 typedef enum {
@@ -185,26 +186,27 @@ void hd_worker_set_name (hd_worker_t *self, const char *name);
 //  from any thread: the worker then sends CREDIT to the broker.
 void hd_worker_set_credit (hd_worker_t *self, uint32_t credit);
 void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default 1
-//  Inline handlers (default off; call before start): the I/O thread calls
-//  the handler itself, event by event as each DELIVER(S) is read, and
-//  settles the batch when it is done (or sooner, whenever half a heartbeat
-//  passed without sending anything); no handler threads are started and
-//  concurrency is ignored. It saves two thread hand-offs per message each
-//  way (more events/s, less CPU per event: docs/PERFORMANCE.md) for
-//  handlers that return quickly. While one handler call runs the I/O
-//  thread reads nothing (deliveries wait in the socket); a guard thread
-//  sends HEARTBEATs for the worker whenever half a heartbeat passes
-//  without anything sent, so a long call never gets the worker taken for
-//  dead (its lease still runs out after ack_wait_ms unless the handler
-//  calls hd_delivery_progress). hd_delivery_progress called on the
-//  handler's own thread sends at once (at most every quarter heartbeat);
-//  from other threads it is queued as usual. hd_worker_stop called from
-//  an inline handler asks for the stop: no further event of the batch is
-//  run (LEAVE hands them back) and the worker stops once the handler
-//  returns (hd_worker_run then returns). From another thread,
-//  hd_worker_stop waits for the call in progress whatever the grace
-//  period: the I/O thread is the one running it. Never call
-//  hd_worker_destroy from a handler.
+//  Inline handlers (call before start; default: on at concurrency 1, off
+//  above it): the I/O thread calls the handler itself, event by event as
+//  each DELIVER(S) is read, and settles the batch when it is done (or
+//  sooner, whenever half a heartbeat passed without sending anything); no
+//  handler threads are started and concurrency is ignored. It saves two
+//  thread hand-offs per message each way (more events/s, less CPU per
+//  event: docs/PERFORMANCE.md). While one handler call runs the I/O thread
+//  reads nothing (deliveries wait in the socket); a guard thread sends
+//  HEARTBEATs for the worker whenever half a heartbeat passes without
+//  anything sent, so a long call never gets the worker taken for dead (its
+//  lease still runs out after ack_wait_ms unless the handler calls
+//  hd_delivery_progress). hd_delivery_progress called on the handler's own
+//  thread sends at once (at most every quarter heartbeat); from other
+//  threads it is queued as usual. hd_worker_stop called from an inline
+//  handler asks for the stop: no further event of the batch is run (LEAVE
+//  hands them back) and the worker stops once the handler returns
+//  (hd_worker_run then returns). From another thread it waits for the call
+//  up to the stop grace period, as for a handler thread, and then leaves
+//  it behind (see hd_worker_set_stop_grace_ms). Off: `concurrency` handler
+//  threads call the handler, and the I/O thread reads on meanwhile. Never
+//  call hd_worker_destroy from a handler.
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms); // default 600000
@@ -258,10 +260,11 @@ int hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg);
 int hd_worker_wait_joined (hd_worker_t *self, int timeout_ms);
 //  How long hd_worker_stop waits for running handlers (default 30000 ms;
 //  -1: forever). Handlers still running then are left behind: the worker
-//  LEAVEs (their events go to other workers), hd_worker_stop returns and
-//  their results are dropped. Such a handler runs on in its detached thread
-//  until it returns, so its arg must stay valid until then; the worker's
-//  memory is freed by whichever of hd_worker_destroy and the last handler
+//  settles what has finished, LEAVEs (their events go to other workers),
+//  hd_worker_stop returns and their results are dropped. Such a handler
+//  runs on in its detached thread (inline: the detached I/O thread) until
+//  it returns, so its arg must stay valid until then; the worker's memory
+//  is freed by whichever of hd_worker_destroy and the last such thread
 //  comes last.
 void hd_worker_set_stop_grace_ms (hd_worker_t *self, int grace_ms);
 

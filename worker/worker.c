@@ -9,13 +9,16 @@
       dedup store configured it also looks ids up there and records them
       (one synced transaction per loop turn) before their ACKs are sent.
     - `concurrency` handler threads take jobs from a queue and call the
-      handler. Inline (hd_worker_set_inline) there are none: the I/O thread
-      calls the handler itself, as each message is read, and settles the
-      batch when it is done (or every half heartbeat). That saves two
-      thread hand-offs per message each way. While a handler call runs
-      the I/O thread gives up the socket (socket_lock) and a guard thread
-      heartbeats for it, so a long call does not make the worker look
-      dead.
+      handler. Inline (the default when concurrency is 1;
+      hd_worker_set_inline) there are none: the I/O thread calls the
+      handler itself, as each message is read, and settles the batch when
+      it is done (or every half heartbeat). That saves two thread
+      hand-offs per message each way. While a handler call runs the I/O
+      thread gives up the socket and its state (socket_lock): a guard
+      thread heartbeats for it, so a long call does not make the worker
+      look dead, and past the stop grace period hd_worker_stop settles
+      what has run, LEAVEs and leaves the call behind, as it does with a
+      handler thread.
     Everything the threads share sits under one mutex: the job queue, the
       done queue (finished jobs going back to the I/O thread), progress
       requests, the lease tag of each job, and the session state. Handler
@@ -101,6 +104,7 @@ struct _hd_worker_t {
     uint32_t credit;
     uint32_t concurrency;
     bool inline_handler; // the I/O thread calls the handler (no handler threads)
+    bool inline_chosen;  // hd_worker_set_inline was called; else inline iff concurrency is 1
     size_t seen_capacity;
     uint32_t seen_ttl_ms;
     char *dedup_path;               // NULL: processed ids are kept in memory only
@@ -110,13 +114,14 @@ struct _hd_worker_t {
     hd_pool_options_t pool_options; // sent with JOIN (creates the pool with them)
     hd_handler_fn *handler;
     void *handler_arg;
-    //  The I/O thread holds socket_lock at all times but while it runs an
-    //  inline batch's handlers. Then the guard thread takes it when it is
-    //  free, and if a handler call has kept the worker silent for half a
-    //  heartbeat, sends a HEARTBEAT for it: a long call never makes the
-    //  worker look dead; and hd_delivery_progress, called from the handler,
-    //  takes it to send at once. io_state is the I/O thread's state while
-    //  that thread runs (under socket_lock).
+    //  The I/O thread holds socket_lock at all times but during an inline
+    //  handler call. Then the guard thread takes it when it is free, and
+    //  if the call has kept the worker silent for half a heartbeat, sends a
+    //  HEARTBEAT for it: a long call never makes the worker look dead;
+    //  hd_delivery_progress, called from the handler, takes it to send at
+    //  once; and hd_worker_stop takes it to abandon a call past the grace
+    //  period. io_state is the I/O thread's state while that thread runs
+    //  and has not been abandoned (under socket_lock).
     pthread_mutex_t socket_lock;
     void *io_state;
     pthread_t guard_thread;
@@ -150,8 +155,12 @@ struct _hd_worker_t {
     bool handlers_exit;
     bool io_done;
     uint32_t handlers_alive; // handler threads not yet returned
-    bool destroyed;          // hd_worker_destroy ran: last handler thread frees
-    int64_t stop_deadline;   // > 0: when hd_worker_stop stops waiting for handlers
+    //  hd_worker_stop gave up on an inline call past the grace period: the
+    //  I/O thread runs on, detached, until the handler returns (also under
+    //  socket_lock)
+    bool io_abandoned;
+    bool destroyed;        // hd_worker_destroy ran: the last thread out frees
+    int64_t stop_deadline; // > 0: when hd_worker_stop stops waiting for handlers
     s_state_t state;
     uint64_t generation;
     char error[256];
@@ -203,6 +212,10 @@ typedef struct {
     size_t progress_capacity;
     //  Finished jobs kept for reuse: one comes and goes per event
     hd_reuse_t spare_jobs; // the I/O thread's jobs, kept for reuse
+    //  Inline: the jobs of the batch at hand that have run, not yet settled
+    hd_delivery_t *ran_head;
+    hd_delivery_t *ran_tail;
+    bool abandoned; // hd_worker_stop gave up on the handler call: exit
 } s_io_t;
 
 static void
@@ -378,10 +391,19 @@ hd_delivery_progress (hd_delivery_t *self)
 
 static void s_worker_free (hd_worker_t *self);
 
+//  Threads hd_worker_stop gave up on that have not returned yet (under
+//  lock): whichever of them and hd_worker_destroy comes last frees.
+static bool
+s_threads_left (hd_worker_t *self)
+{
+    return self->handlers_alive > 0 || (self->io_abandoned && !self->io_done);
+}
+
 static void *
 s_handler_thread (void *arg)
 {
     hd_worker_t *self = arg;
+    pthread_setname_np (pthread_self (), "herald-handler"); // top -H, gdb, tests
     pthread_mutex_lock (&self->lock);
     while (true) {
         while (!self->queue_head && !self->handlers_exit)
@@ -418,7 +440,7 @@ s_handler_thread (void *arg)
     //  the last one out frees the worker
     self->handlers_alive--;
     pthread_cond_broadcast (&self->state_changed);
-    bool last_out = self->destroyed && self->handlers_alive == 0;
+    bool last_out = self->destroyed && !s_threads_left (self);
     pthread_mutex_unlock (&self->lock);
     if (last_out)
         s_worker_free (self);
@@ -453,6 +475,18 @@ s_io_set_state (s_io_t *io, s_state_t state)
     pthread_mutex_unlock (&self->lock);
 }
 
+//  Forgets jobs that will not be settled (a list linked by next).
+static void
+s_io_drop_jobs (s_io_t *io, hd_delivery_t *job)
+{
+    while (job) {
+        hd_delivery_t *next = job->next;
+        hd_hashmap_remove (io->jobs, job->key_hash, job);
+        s_io_job_recycle (io, &job);
+        job = next;
+    }
+}
+
 //  Jobs not yet taken by a handler thread are dropped when their lease is
 //  gone (new session, or stopping): the broker redelivers them anyway.
 static void
@@ -463,12 +497,7 @@ s_io_drop_queued (s_io_t *io)
     hd_delivery_t *job = self->queue_head;
     self->queue_head = self->queue_tail = NULL;
     pthread_mutex_unlock (&self->lock);
-    while (job) {
-        hd_delivery_t *next = job->next;
-        hd_hashmap_remove (io->jobs, job->key_hash, job);
-        s_io_job_recycle (io, &job);
-        job = next;
-    }
+    s_io_drop_jobs (io, job);
 }
 
 static void
@@ -639,6 +668,8 @@ static int
 s_io_progress_now (void *io_state, hd_delivery_t *job)
 {
     s_io_t *io = io_state;
+    if (!io)
+        return 0; // hd_worker_stop gave up on this call: the worker has left
     if (job->generation != io->generation || io->state != S_STATE_ACTIVE)
         return 0; // the broker would refuse it as stale
     //  A handler calling in a loop sends one every quarter heartbeat: the
@@ -870,6 +901,16 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
 
 static void s_io_settle (s_io_t *io, hd_delivery_t *done);
 
+//  Settles the inline jobs that have run so far (socket_lock held).
+static void
+s_io_settle_ran (s_io_t *io)
+{
+    hd_delivery_t *ran = io->ran_head;
+    io->ran_head = io->ran_tail = NULL;
+    s_io_settle (io, ran);
+    s_io_flush_settles (io);
+}
+
 //  Inline: runs the jobs of the message just read, in order, and sends
 //  their settles when done, so the broker has the credit back as soon as
 //  the batch is (settling every few events costs more messages than it
@@ -877,45 +918,48 @@ static void s_io_settle (s_io_t *io, hd_delivery_t *done);
 //  passed without sending, so a batch of slow handlers never makes the
 //  worker look dead; and once a stop is asked for, the jobs not yet run
 //  are dropped (LEAVE hands them to other workers).
+//  The socket (and all of io) is given up for each handler call only:
+//  holding socket_lock with io_state set, another thread knows this one is
+//  in a handler call (the guard heartbeats for it; hd_worker_stop, past the
+//  grace period, settles what has run and abandons the call).
 static void
 s_io_run_new_jobs (s_io_t *io)
 {
     hd_worker_t *self = io->worker;
-    hd_delivery_t *job = io->new_head, *done_head = NULL, *done_tail = NULL;
+    hd_delivery_t *job = io->new_head;
     io->new_head = io->new_tail = NULL;
-    //  The guard thread may heartbeat while the handlers run
-    pthread_mutex_unlock (&self->socket_lock);
     while (job) {
         hd_delivery_t *next = job->next;
         job->next = NULL;
         if (!io->draining && atomic_load (&self->stopping))
             io->draining = true;
         if (io->draining) {
-            hd_hashmap_remove (io->jobs, job->key_hash, job);
-            s_io_job_recycle (io, &job);
+            s_io_drop_jobs (io, job);
             job = next;
             continue;
         }
         job->running = true;
+        pthread_mutex_unlock (&self->socket_lock);
         job->verdict = self->handler (job, self->handler_arg);
+        pthread_mutex_lock (&self->socket_lock);
         atomic_fetch_add (&self->handled, 1);
-        if (done_tail)
-            done_tail->next = job;
-        else
-            done_head = job;
-        done_tail = job;
-        if (zclock_mono () - io->last_send >= (int64_t) io->heartbeat_ms / 2) {
-            pthread_mutex_lock (&self->socket_lock);
-            s_io_settle (io, done_head);
-            s_io_flush_settles (io);
-            pthread_mutex_unlock (&self->socket_lock);
-            done_head = done_tail = NULL;
+        if (self->io_state != io) {
+            //  Abandoned: its result and the rest go nowhere (LEAVE was sent)
+            io->abandoned = true;
+            s_io_drop_jobs (io, job);
+            s_io_drop_jobs (io, next);
+            return;
         }
+        if (io->ran_tail)
+            io->ran_tail->next = job;
+        else
+            io->ran_head = job;
+        io->ran_tail = job;
+        if (zclock_mono () - io->last_send >= (int64_t) io->heartbeat_ms / 2)
+            s_io_settle_ran (io);
         job = next;
     }
-    pthread_mutex_lock (&self->socket_lock);
-    s_io_settle (io, done_head);
-    s_io_flush_settles (io);
+    s_io_settle_ran (io);
 }
 
 //  Hands the jobs of the message just read to the handler threads: one
@@ -1181,6 +1225,7 @@ static void *
 s_io_thread (void *arg)
 {
     hd_worker_t *self = arg;
+    pthread_setname_np (pthread_self (), "herald-io");
     s_io_t io_state = {0};
     s_io_t *io = &io_state;
     io->worker = self;
@@ -1227,6 +1272,8 @@ s_io_thread (void *arg)
                 hd_frames_close (&frames);
             }
         }
+        if (io->abandoned)
+            break;
         s_io_take_results (io);
 
         pthread_mutex_lock (&self->lock);
@@ -1273,17 +1320,20 @@ s_io_thread (void *arg)
     self->io_done = true;
     self->io_running = false; // its thread id may be reused from now on
     pthread_cond_broadcast (&self->state_changed);
+    bool last_out = self->io_abandoned && self->destroyed && !s_threads_left (self);
     pthread_mutex_unlock (&self->lock);
+    if (last_out)
+        s_worker_free (self);
     return NULL;
 }
 
 //  ---------------------------------------------------------------------
 //  Guard thread (inline handlers)
 
-//  Called with socket_lock held while the I/O thread runs a batch's
-//  handlers: the worker says nothing until the call returns, so the guard
-//  speaks for it. Its own sends do not count as the I/O thread's (that
-//  thread reads last_send without the lock). Returns the next period.
+//  Called with socket_lock held while the I/O thread runs a handler call:
+//  the worker says nothing until the call returns, so the guard speaks for
+//  it. Its own sends do not count as the I/O thread's: a batch still
+//  settles what has run every half heartbeat. Returns the next period.
 static uint32_t
 s_guard_check (s_io_t *io, int64_t *guard_sent)
 {
@@ -1304,6 +1354,7 @@ static void *
 s_guard_thread (void *arg)
 {
     hd_worker_t *self = arg;
+    pthread_setname_np (pthread_self (), "herald-guard");
     uint32_t period_ms = S_HEARTBEAT_DEFAULT_MS / 4;
     int64_t guard_sent = 0;
     pthread_mutex_lock (&self->lock);
@@ -1395,7 +1446,7 @@ hd_worker_destroy (hd_worker_t **self_p)
     hd_worker_stop (self);
     pthread_mutex_lock (&self->lock);
     self->destroyed = true;
-    bool free_now = self->handlers_alive == 0;
+    bool free_now = !s_threads_left (self);
     pthread_mutex_unlock (&self->lock);
     if (free_now)
         s_worker_free (self);
@@ -1498,8 +1549,10 @@ hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads)
 void
 hd_worker_set_inline (hd_worker_t *self, bool inline_handler)
 {
-    if (!self->started)
+    if (!self->started) {
         self->inline_handler = inline_handler;
+        self->inline_chosen = true;
+    }
 }
 
 void
@@ -1569,6 +1622,10 @@ hd_worker_start (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     }
     self->handler = handler;
     self->handler_arg = arg;
+    //  One handler at a time needs no thread of its own: inline saves two
+    //  hand-offs per message each way
+    if (!self->inline_chosen)
+        self->inline_handler = self->concurrency == 1;
     uint32_t threads = self->inline_handler ? 0 : self->concurrency;
     self->handler_threads = calloc (threads ? threads : 1, sizeof (pthread_t));
     if (!self->handler_threads) {
@@ -1623,6 +1680,57 @@ s_deadline (struct timespec *deadline, int timeout_ms)
     }
 }
 
+//  Waits for the I/O thread to finish; inline, at most until the stop
+//  deadline (0: none), as it may be held by a handler call. Handler
+//  threads the I/O thread leaves behind by itself. True: it finished.
+static bool
+s_wait_io_done (hd_worker_t *self, int64_t deadline)
+{
+    pthread_mutex_lock (&self->lock);
+    while (!self->io_done) {
+        int64_t remaining = deadline > 0 && self->inline_handler ? deadline - zclock_mono () : 100;
+        if (remaining <= 0)
+            break;
+        struct timespec until;
+        s_deadline (&until, remaining < 100 ? (int) remaining : 100);
+        pthread_cond_timedwait (&self->state_changed, &self->lock, &until);
+    }
+    bool done = self->io_done;
+    pthread_mutex_unlock (&self->lock);
+    return done;
+}
+
+//  Past the stop grace period with an inline call still running: do what
+//  the I/O thread would have done once it returned. Settle what its batch
+//  has run, LEAVE (the broker hands the rest to other workers) and close
+//  the socket. The thread runs on, detached, and exits when the call
+//  returns. The I/O thread holds socket_lock but while it is in a handler
+//  call, so once we have it, it either is in one or has finished (io_state
+//  NULL; then false: join it).
+static bool
+s_abandon_io (hd_worker_t *self)
+{
+    pthread_mutex_lock (&self->socket_lock);
+    s_io_t *io = self->io_state;
+    if (io) {
+        s_io_settle_ran (io);
+        if (io->dealer) {
+            if (io->state == S_STATE_ACTIVE)
+                s_io_send_command (io, HD_CMD_LEAVE, NULL);
+            zsock_set_linger (io->dealer, 1000);
+            zsock_destroy (&io->dealer);
+        }
+        self->io_state = NULL;
+        pthread_mutex_lock (&self->lock);
+        self->io_abandoned = true;
+        snprintf (self->error, sizeof self->error, "%s",
+                  "a handler call still running after the stop grace period: left behind");
+        pthread_mutex_unlock (&self->lock);
+    }
+    pthread_mutex_unlock (&self->socket_lock);
+    return io != NULL;
+}
+
 int
 hd_worker_wait_joined (hd_worker_t *self, int timeout_ms)
 {
@@ -1672,7 +1780,10 @@ hd_worker_stop (hd_worker_t *self)
     self->stop_deadline = deadline > 0 ? deadline : 0;
     pthread_mutex_unlock (&self->lock);
     s_wake (self);
-    pthread_join (self->io_thread, NULL);
+    if (s_wait_io_done (self, deadline) || !s_abandon_io (self))
+        pthread_join (self->io_thread, NULL);
+    else
+        pthread_detach (self->io_thread);
     if (self->guard_started) {
         pthread_mutex_lock (&self->lock);
         self->guard_exit = true;

@@ -2,7 +2,7 @@
 # herald-bench sanity: a small W1 and W2 run against a broker it starts
 # itself completes, and reports no loss (W1, W2), no duplicates (W2) and
 # the CPU time its processes took (and the broker's part of it); W2 again
-# with inline handlers.
+# with handler threads.
 source "$(dirname "$0")/lib.sh"
 
 [ -x "$BIN/herald-bench" ] || fail "no $BIN/herald-bench"
@@ -18,6 +18,7 @@ check() { # JQ-EXPR EXPECTED
 check '.w1.ok_runs' 1
 check '.w1.lost' 0
 check '.w1.runs[0].received' 10000
+check '.config.inline' true
 check '.w2.ok_runs' 1
 check '.w2.lost' 0
 check '.w2.dupes' 0
@@ -32,17 +33,19 @@ check '.w2.cpu_us_per_event > 0.5 and .w2.cpu_us_per_event < 1000000' true
 check '.w2.broker_cpu_us_per_event > 0 and .w2.broker_cpu_us_per_event < .w2.cpu_us_per_event' true
 check '.w1.runs[0].broker_cpu_us_per_event > 0' true
 
-# W2 with inline handlers (hd_worker_set_inline): same counts, and the
-# configuration says so
-"$BIN/herald-bench" --workload w2 --inline --events 5000 --runs 1 --json --quiet --timeout 60s \
-    >"$WORK/inline.json" 2>"$WORK/inline.log" || fail "herald-bench --inline exited with $?"
-json=$(cat "$WORK/inline.json")
+# W2 with handler threads (--threaded; the workers run inline by default):
+# same counts, and the configuration says so; --inline with it is refused
+"$BIN/herald-bench" --workload w2 --threaded --events 5000 --runs 1 --json --quiet --timeout 60s \
+    >"$WORK/threaded.json" 2>"$WORK/threaded.log" || fail "herald-bench --threaded exited with $?"
+json=$(cat "$WORK/threaded.json")
 log "$json"
-check '.config.inline' true
+check '.config.inline' false
 check '.w2.ok_runs' 1
 check '.w2.lost' 0
 check '.w2.dupes' 0
 check '.w2.runs[0].received' 5000
+"$BIN/herald-bench" --workload w2 --inline --threaded --events 10 >/dev/null 2>&1 &&
+    fail "herald-bench took --inline with --threaded"
 
 # herald-machine-probe: a wake-up round trip and three first-touch rates
 # per page size, all positive numbers; bad usage is refused

@@ -203,7 +203,7 @@ s_work (int argc, char **argv)
 {
     char *broker = NULL, *pool = NULL, *filter = NULL, *log = NULL, *name = NULL;
     int64_t credit = 0, concurrency = 0, exit_after = 0;
-    bool inline_handler = false;
+    bool inline_handler = false, threaded = false;
     s_work_t work = {.log_fd = -1};
     hd_options_t *options = hd_options_new (
         "hd_test_client work", "--pool P --log FILE [options]",
@@ -228,7 +228,10 @@ s_work (int argc, char **argv)
     hd_options_add (options, "block-first-ms", HD_OPT_INT, "0", "",
                     "the first handler call sleeps this long", &work.block_first_ms);
     hd_options_add (options, "inline", HD_OPT_BOOL, "false", "",
-                    "handlers run on the I/O thread (hd_worker_set_inline)", &inline_handler);
+                    "handlers run on the I/O thread (the default at concurrency 1)",
+                    &inline_handler);
+    hd_options_add (options, "threaded", HD_OPT_BOOL, "false", "",
+                    "handlers run on handler threads (hd_worker_set_inline false)", &threaded);
     hd_options_add (options, "crash-after", HD_OPT_INT, "0", "",
                     "_exit(3) at handler call N+1, without settling", &work.crash_after);
     hd_options_add (options, "exit-after", HD_OPT_INT, "0", "",
@@ -248,6 +251,11 @@ s_work (int argc, char **argv)
         rc = 2;
         goto done;
     }
+    if (inline_handler && threaded) {
+        fprintf (stderr, "hd_test_client: --inline and --threaded exclude each other\n");
+        rc = 2;
+        goto done;
+    }
     work.log_fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (work.log_fd < 0) {
         perror (log);
@@ -259,7 +267,8 @@ s_work (int argc, char **argv)
         hd_worker_set_name (worker, name);
     hd_worker_set_credit (worker, (uint32_t) credit);
     hd_worker_set_concurrency (worker, (uint32_t) concurrency);
-    hd_worker_set_inline (worker, inline_handler);
+    if (inline_handler || threaded)
+        hd_worker_set_inline (worker, inline_handler);
     work.worker = worker;
     work.exit_after = exit_after;
     pthread_t watcher;

@@ -32,6 +32,8 @@ typedef struct {
     atomic_bool progress; // call hd_delivery_progress before the gate
     atomic_bool stop;     // call hd_worker_stop before returning
     pthread_t thread;     // the thread of the last call
+    char thread_name[16]; // its name
+    const char *hold_id;  // the gate holds only this id's calls (NULL: all)
     int sleep_ms;         // each call takes this long
     int progress_flood;   // calls hd_delivery_progress this often, from two threads
 } s_handler_t;
@@ -53,6 +55,8 @@ s_handler (hd_delivery_t *delivery, void *arg)
     snprintf (self->last_id, sizeof self->last_id, "%s",
               hd_event_id (hd_delivery_event (delivery)));
     self->thread = pthread_self ();
+    pthread_getname_np (self->thread, self->thread_name, sizeof self->thread_name);
+    bool held = !self->hold_id || strcmp (self->hold_id, self->last_id) == 0;
     if (atomic_load (&self->progress))
         hd_delivery_progress (delivery);
     if (self->sleep_ms)
@@ -65,7 +69,7 @@ s_handler (hd_delivery_t *delivery, void *arg)
         pthread_join (other, NULL);
     }
     atomic_store (&self->inside, true);
-    while (atomic_load (&self->gate_closed))
+    while (held && atomic_load (&self->gate_closed))
         zclock_sleep (1);
     if (self->error)
         hd_delivery_set_error (delivery, self->error);
@@ -350,14 +354,17 @@ test_unknown_peer_rejoins (void **state)
 
 //  Processed-id memory: a redelivered, processed event is acked without
 //  the handler; one redelivered while its handler runs is not run twice
-//  and is settled under the newest tag.
+//  and is settled under the newest tag. A handler thread, so the I/O
+//  thread reads on while the handler runs.
 static void
 test_redelivery_runs_handler_once (void **state)
 {
     fake_broker_t broker;
     fake_broker_start (&broker);
     s_handler_t handler = {.verdict = HD_ACK};
-    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    hd_worker_t *worker = s_worker_created (&broker);
+    hd_worker_set_inline (worker, false);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
 
     s_deliver (&broker, 1, 1, "a");
     assert_true (s_expect_ack (&broker, 1, 1));
@@ -699,6 +706,121 @@ test_inline_handlers (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Which thread runs the handler: the I/O thread itself by default at
+//  concurrency 1 (inline), a handler thread at higher concurrency or when
+//  asked for.
+static void
+s_handler_thread_is (int concurrency, int set_inline, const char *expected)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    hd_worker_t *worker = s_worker_created (&broker);
+    hd_worker_set_concurrency (worker, (uint32_t) concurrency);
+    if (set_inline >= 0)
+        hd_worker_set_inline (worker, set_inline == 1);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
+    s_deliver (&broker, 1, 1, "which");
+    assert_true (s_expect_ack (&broker, 1, 1));
+    assert_string_equal (handler.thread_name, expected);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+static void
+test_inline_by_default (void **state)
+{
+    s_handler_thread_is (1, -1, "herald-io");
+    s_handler_thread_is (2, -1, "herald-handler");
+    s_handler_thread_is (1, 0, "herald-handler");
+    s_handler_thread_is (2, 1, "herald-io");
+}
+
+typedef struct {
+    s_handler_t *handler;
+    atomic_bool stop_returned;
+} s_gate_keeper_t;
+
+//  Opens the gate if hd_worker_stop has not returned in time: a stop that
+//  waits for the call then fails the test instead of hanging it.
+static void *
+s_gate_keeper (void *arg)
+{
+    s_gate_keeper_t *self = arg;
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (!atomic_load (&self->stop_returned) && zclock_mono () < deadline)
+        zclock_sleep (1);
+    if (!atomic_load (&self->stop_returned))
+        atomic_store (&self->handler->gate_closed, false);
+    return NULL;
+}
+
+//  Inline, hd_worker_stop from another thread while a call outlasts the
+//  stop grace period: stop returns with the call still running. What the
+//  batch ran before it is acked, the worker LEAVEs (the broker hands the
+//  held event and the one after it to other workers), and neither is
+//  acked or run here. The worker can be destroyed while the call runs;
+//  when it returns the I/O thread exits and frees the worker (a leak or a
+//  use after free shows under HERALD_SANITIZE).
+static void
+test_inline_stop_abandons_a_long_call (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .hold_id = "held"};
+    atomic_store (&handler.gate_closed, true);
+    int threads_before = s_thread_count ();
+    hd_worker_t *worker = s_worker_created (&broker);
+    hd_worker_set_stop_grace_ms (worker, 200);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
+    const char *ids[3] = {"quick", "held", "after"};
+    s_deliver_batch (&broker, 1, 3, ids);
+    assert_true (s_wait_flag (&handler.inside, true));
+    assert_string_equal (handler.last_id, "held");
+
+    s_gate_keeper_t keeper = {.handler = &handler};
+    pthread_t keeper_thread;
+    assert_int_equal (pthread_create (&keeper_thread, NULL, s_gate_keeper, &keeper), 0);
+    hd_worker_stop (worker);
+    atomic_store (&keeper.stop_returned, true);
+    bool still_inside = atomic_load (&handler.inside);
+    pthread_join (keeper_thread, NULL);
+    assert_true (still_inside);
+    assert_non_null (strstr (hd_worker_error (worker), "left behind"));
+    fake_msg_t msg;
+    bool acked[4] = {false};
+    bool left = false;
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (!left && fake_broker_recv (&broker, &msg, (int) (deadline - zclock_mono ()))) {
+        left = msg.command == HD_CMD_LEAVE;
+        if (msg.command == HD_CMD_ACK) {
+            Herald__Settle *settle =
+                herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+            assert_non_null (settle);
+            for (size_t index = 0; index < settle->n_seq; index++)
+                if (settle->seq[index] < 4)
+                    acked[settle->seq[index]] = true;
+            herald__settle__free_unpacked (settle, NULL);
+        }
+        fake_msg_free (&msg);
+    }
+    assert_true (left);
+    assert_true (acked[1]);
+    assert_false (acked[2]);
+    assert_false (acked[3]);
+
+    hd_worker_destroy (&worker);
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_wait_int (&handler.returned, 2));
+    int64_t until = zclock_mono () + WAIT_MS;
+    while (s_thread_count () > threads_before && zclock_mono () < until)
+        zclock_sleep (1);
+    assert_int_equal (s_thread_count (), threads_before);
+    assert_int_equal (atomic_load (&handler.calls), 2);
+    assert_false (fake_broker_recv (&broker, &msg, 100));
+    fake_broker_stop (&broker);
+}
+
 //  A DELIVERS longer than the worker's look-ahead (32 items) with one id
 //  twice, 32 items apart: the handler runs once for it and the newer lease
 //  is the one acked; every other event runs once and is acked. Both modes.
@@ -876,6 +998,8 @@ main (void)
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),
         cmocka_unit_test (test_inline_handlers),
+        cmocka_unit_test (test_inline_by_default),
+        cmocka_unit_test (test_inline_stop_abandons_a_long_call),
         cmocka_unit_test (test_long_batch_with_repeat),
         cmocka_unit_test (test_inline_batches_keep_the_worker_heard),
         cmocka_unit_test (test_inline_long_call_keeps_heartbeating),
