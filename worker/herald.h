@@ -189,8 +189,9 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  Inline handlers (call before start; default: on at concurrency 1, off
 //  above it): the I/O thread calls the handler itself, event by event as
 //  each DELIVER(S) is read, and settles the batch when it is done (or
-//  sooner, whenever half a heartbeat passed without sending anything); no
-//  handler threads are started and concurrency is ignored. It saves two
+//  sooner: what has run is settled once the first of it finished half a
+//  heartbeat ago, even while a later call still runs); no handler threads
+//  are started and concurrency is ignored. It saves two
 //  thread hand-offs per message each way (more events/s, less CPU per
 //  event: docs/PERFORMANCE.md). While one handler call runs the I/O thread
 //  reads nothing (deliveries wait in the socket); a guard thread sends
@@ -199,7 +200,8 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  lease still runs out after ack_wait_ms unless the handler calls
 //  hd_delivery_progress). hd_delivery_progress called on the handler's own
 //  thread sends at once (at most every quarter heartbeat); from other
-//  threads it is queued as usual. hd_worker_stop called from an inline
+//  threads it is queued, and the guard sends it within a quarter
+//  heartbeat. hd_worker_stop called from an inline
 //  handler asks for the stop: no further event of the batch is run (LEAVE
 //  hands them back) and the worker stops once the handler returns
 //  (hd_worker_run then returns). From another thread it waits for the call

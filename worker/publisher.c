@@ -268,19 +268,26 @@ s_send_batch (hd_publisher_t *self, size_t count)
     return rc;
 }
 
-//  Marks the first count entries of the outbox as sent.
+//  Marks the first count entries of the outbox as sent. The walk keeps its
+//  own cursor rather than reading the outbox's head again after each move:
+//  GCC 12.2 at -O3 hoisted that read out of the loop (loop invariant
+//  motion), marking the first entry count times and leaving the rest in
+//  the outbox, so every batch but its first event was sent again and
+//  again.
 static void
 s_mark_sent (hd_publisher_t *self, size_t count)
 {
     int64_t due = zclock_mono () + self->retry_ms;
-    while (count--) {
-        s_pending_t *entry = self->outbox.head;
+    s_pending_t *entry = self->outbox.head;
+    while (count-- && entry) {
+        s_pending_t *next = entry->next;
         if (entry->sent)
             self->resent++;
         entry->sent = true;
         entry->due_ms = due;
         //  Not always the tail: a BACKLOG_FULL retry-after may be due later
         s_waiting_insert (self, entry);
+        entry = next;
     }
 }
 
@@ -337,8 +344,13 @@ static void
 s_move_due (hd_publisher_t *self)
 {
     int64_t now = zclock_mono ();
-    while (self->waiting.head && self->waiting.head->due_ms <= now)
-        s_list_append (&self->outbox, self->waiting.head);
+    //  Its own cursor, as in s_mark_sent
+    s_pending_t *entry = self->waiting.head;
+    while (entry && entry->due_ms <= now) {
+        s_pending_t *next = entry->next;
+        s_list_append (&self->outbox, entry);
+        entry = next;
+    }
 }
 
 //  Report the final outcome of entry and forget it.

@@ -212,9 +212,11 @@ typedef struct {
     size_t progress_capacity;
     //  Finished jobs kept for reuse: one comes and goes per event
     hd_reuse_t spare_jobs; // the I/O thread's jobs, kept for reuse
-    //  Inline: the jobs of the batch at hand that have run, not yet settled
+    //  Inline: the jobs of the batch at hand that have run, not yet settled,
+    //  and when the first of them finished (mono ms)
     hd_delivery_t *ran_head;
     hd_delivery_t *ran_tail;
+    int64_t ran_since;
     bool abandoned; // hd_worker_stop gave up on the handler call: exit
 } s_io_t;
 
@@ -914,10 +916,11 @@ s_io_settle_ran (s_io_t *io)
 //  Inline: runs the jobs of the message just read, in order, and sends
 //  their settles when done, so the broker has the credit back as soon as
 //  the batch is (settling every few events costs more messages than it
-//  wins). Two things cut in: a settle goes out whenever half a heartbeat
-//  passed without sending, so a batch of slow handlers never makes the
-//  worker look dead; and once a stop is asked for, the jobs not yet run
-//  are dropped (LEAVE hands them to other workers).
+//  wins). Two things cut in: what has run is settled once the first of it
+//  finished half a heartbeat ago (here between calls, by the guard during
+//  one), so a finished event's ACK never waits for slow handlers after
+//  it; and once a stop is asked for, the jobs not yet run are dropped
+//  (LEAVE hands them to other workers).
 //  The socket (and all of io) is given up for each handler call only:
 //  holding socket_lock with io_state set, another thread knows this one is
 //  in a handler call (the guard heartbeats for it; hd_worker_stop, past the
@@ -950,12 +953,15 @@ s_io_run_new_jobs (s_io_t *io)
             s_io_drop_jobs (io, next);
             return;
         }
+        int64_t now = zclock_mono ();
         if (io->ran_tail)
             io->ran_tail->next = job;
-        else
+        else {
             io->ran_head = job;
+            io->ran_since = now;
+        }
         io->ran_tail = job;
-        if (zclock_mono () - io->last_send >= (int64_t) io->heartbeat_ms / 2)
+        if (now - io->ran_since >= (int64_t) io->heartbeat_ms / 2)
             s_io_settle_ran (io);
         job = next;
     }
@@ -1150,6 +1156,20 @@ s_io_settle (s_io_t *io, hd_delivery_t *done)
     }
 }
 
+//  Queues the PROGRESS of requests from other threads (a list it frees).
+static void
+s_io_queue_progress (s_io_t *io, s_progress_t *progress)
+{
+    while (progress) {
+        s_progress_t *request = progress;
+        progress = request->next;
+        if (request->generation == io->generation)
+            s_tags_push (&io->progress_seq, &io->progress_attempt, &io->progress_count,
+                         &io->progress_capacity, request->seq, request->attempt);
+        free (request);
+    }
+}
+
 //  Settle what the handler threads finished and pass on progress requests.
 static void
 s_io_take_results (s_io_t *io)
@@ -1163,14 +1183,7 @@ s_io_take_results (s_io_t *io)
     pthread_mutex_unlock (&self->lock);
 
     s_io_settle (io, done);
-    while (progress) {
-        s_progress_t *request = progress;
-        progress = request->next;
-        if (request->generation == io->generation)
-            s_tags_push (&io->progress_seq, &io->progress_attempt, &io->progress_count,
-                         &io->progress_capacity, request->seq, request->attempt);
-        free (request);
-    }
+    s_io_queue_progress (io, progress);
 }
 
 static void
@@ -1331,20 +1344,30 @@ s_io_thread (void *arg)
 //  Guard thread (inline handlers)
 
 //  Called with socket_lock held while the I/O thread runs a handler call:
-//  the worker says nothing until the call returns, so the guard speaks for
-//  it. Its own sends do not count as the I/O thread's: a batch still
-//  settles what has run every half heartbeat. Returns the next period.
+//  the worker would say nothing until the call returns, so the guard
+//  speaks for it. It passes on PROGRESS asked for from other threads,
+//  settles what the batch has run once the first of it finished half a
+//  heartbeat ago, and sends a HEARTBEAT when half a heartbeat passed
+//  without a send. Returns the next period.
 static uint32_t
-s_guard_check (s_io_t *io, int64_t *guard_sent)
+s_guard_check (s_io_t *io)
 {
+    hd_worker_t *self = io->worker;
     if (io->state != S_STATE_ACTIVE || !io->dealer)
         return S_HEARTBEAT_DEFAULT_MS / 4;
+    pthread_mutex_lock (&self->lock);
+    s_progress_t *progress = self->progress_head;
+    self->progress_head = self->progress_tail = NULL;
+    pthread_mutex_unlock (&self->lock);
+    s_io_queue_progress (io, progress);
     int64_t now = zclock_mono ();
-    int64_t last = io->last_send > *guard_sent ? io->last_send : *guard_sent;
-    if (now - last >= (int64_t) io->heartbeat_ms / 2) {
-        hd_send_command (zsock_resolve (io->dealer), NULL, 0, HD_CMD_HEARTBEAT, NULL, ZMQ_DONTWAIT);
-        *guard_sent = now;
-    }
+    int64_t half = (int64_t) io->heartbeat_ms / 2;
+    if (io->ran_head && now - io->ran_since >= half)
+        s_io_settle_ran (io);
+    else
+        s_io_flush_settles (io);
+    if (now - io->last_send >= half)
+        s_io_send_command (io, HD_CMD_HEARTBEAT, NULL);
     return io->heartbeat_ms >= 4 ? io->heartbeat_ms / 4 : 1;
 }
 
@@ -1356,7 +1379,6 @@ s_guard_thread (void *arg)
     hd_worker_t *self = arg;
     pthread_setname_np (pthread_self (), "herald-guard");
     uint32_t period_ms = S_HEARTBEAT_DEFAULT_MS / 4;
-    int64_t guard_sent = 0;
     pthread_mutex_lock (&self->lock);
     while (!self->guard_exit) {
         struct timespec until;
@@ -1368,7 +1390,7 @@ s_guard_thread (void *arg)
         //  Free only while handlers run (or before and after the I/O thread)
         if (pthread_mutex_trylock (&self->socket_lock) == 0) {
             if (self->io_state)
-                period_ms = s_guard_check (self->io_state, &guard_sent);
+                period_ms = s_guard_check (self->io_state);
             pthread_mutex_unlock (&self->socket_lock);
         }
         pthread_mutex_lock (&self->lock);
@@ -1833,7 +1855,9 @@ hd_worker_run (hd_worker_t *self, hd_handler_fn *handler, void *arg)
     if (hd_worker_start (self, handler, arg))
         return -1;
     pthread_mutex_lock (&self->lock);
-    while (!self->io_done && !zsys_interrupted) {
+    //  An I/O thread abandoned in an inline call is done with as far as
+    //  run is concerned: the stop that left it behind has returned
+    while (!self->io_done && !self->io_abandoned && !zsys_interrupted) {
         struct timespec until;
         s_deadline (&until, 100);
         pthread_cond_timedwait (&self->state_changed, &self->lock, &until);

@@ -36,6 +36,7 @@ typedef struct {
     const char *hold_id;  // the gate holds only this id's calls (NULL: all)
     int sleep_ms;         // each call takes this long
     int progress_flood;   // calls hd_delivery_progress this often, from two threads
+    bool progress_helper; // calls hd_delivery_progress once from another thread
 } s_handler_t;
 
 static void *
@@ -44,6 +45,13 @@ s_progress_caller (void *arg)
     hd_delivery_t *delivery = arg;
     for (int call = 0; call < 1000; call++)
         hd_delivery_progress (delivery);
+    return NULL;
+}
+
+static void *
+s_progress_once (void *arg)
+{
+    hd_delivery_progress (arg);
     return NULL;
 }
 
@@ -59,6 +67,11 @@ s_handler (hd_delivery_t *delivery, void *arg)
     bool held = !self->hold_id || strcmp (self->hold_id, self->last_id) == 0;
     if (atomic_load (&self->progress))
         hd_delivery_progress (delivery);
+    if (self->progress_helper) {
+        pthread_t helper;
+        assert_int_equal (pthread_create (&helper, NULL, s_progress_once, delivery), 0);
+        pthread_join (helper, NULL);
+    }
     if (self->sleep_ms)
         zclock_sleep (self->sleep_ms);
     if (self->progress_flood) {
@@ -76,8 +89,10 @@ s_handler (hd_delivery_t *delivery, void *arg)
     atomic_store (&self->inside, false);
     if (atomic_load (&self->stop))
         hd_worker_stop (self->worker);
+    //  Read before returned counts it: a test may be gone once it has
+    hd_verdict_t verdict = self->verdict;
     atomic_fetch_add (&self->returned, 1);
-    return self->verdict;
+    return verdict;
 }
 
 static bool
@@ -249,6 +264,22 @@ s_expect_ack (fake_broker_t *broker, uint64_t seq, uint32_t attempt)
             return found == 1;
     }
     return false;
+}
+
+//  The next PROGRESS carries exactly seq.
+static bool
+s_expect_progress (fake_broker_t *broker, uint64_t seq)
+{
+    fake_msg_t msg;
+    if (!fake_broker_expect (broker, HD_CMD_PROGRESS, &msg, WAIT_MS))
+        return false;
+    Herald__Settle *settle =
+        herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    bool only_seq = settle && settle->n_seq == 1 && settle->seq[0] == seq;
+    if (settle)
+        herald__settle__free_unpacked (settle, NULL);
+    fake_msg_free (&msg);
+    return only_seq;
 }
 
 //  ---------------------------------------------------------------------
@@ -572,17 +603,23 @@ test_long_error_text_fits (void **state)
     fake_broker_stop (&broker);
 }
 
+//  A call into the worker on a thread of its own: hd_worker_run with
+//  run_handler when set, else hd_worker_stop.
 typedef struct {
     hd_worker_t *worker;
+    s_handler_t *run_handler;
     atomic_bool done;
-} s_stopper_t;
+} s_worker_call_t;
 
 static void *
-s_stopper (void *arg)
+s_worker_call (void *arg)
 {
-    s_stopper_t *stopper = arg;
-    hd_worker_stop (stopper->worker);
-    atomic_store (&stopper->done, true);
+    s_worker_call_t *self = arg;
+    if (self->run_handler)
+        hd_worker_run (self->worker, s_handler, self->run_handler);
+    else
+        hd_worker_stop (self->worker);
+    atomic_store (&self->done, true);
     return NULL;
 }
 
@@ -601,10 +638,10 @@ test_stop_grace_with_hung_handler (void **state)
     s_deliver (&broker, 5, 1, "hung");
     assert_true (s_wait_flag (&handler.inside, true));
 
-    s_stopper_t stopper = {.worker = worker};
+    s_worker_call_t stopper = {.worker = worker};
     pthread_t thread;
     int64_t started = zclock_mono ();
-    assert_int_equal (pthread_create (&thread, NULL, s_stopper, &stopper), 0);
+    assert_int_equal (pthread_create (&thread, NULL, s_worker_call, &stopper), 0);
     bool returned = s_wait_flag (&stopper.done, true);
     if (!returned) {
         //  Unblock it so the test can end, then fail
@@ -676,15 +713,7 @@ test_inline_handlers (void **state)
     atomic_store (&handler.gate_closed, true);
     s_deliver (&broker, 2, 1, "b");
     assert_true (s_wait_flag (&handler.inside, true));
-    fake_msg_t msg;
-    assert_true (fake_broker_expect (&broker, HD_CMD_PROGRESS, &msg, WAIT_MS));
-    Herald__Settle *settle =
-        herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
-    assert_non_null (settle);
-    assert_int_equal (settle->n_seq, 1);
-    assert_int_equal (settle->seq[0], 2);
-    herald__settle__free_unpacked (settle, NULL);
-    fake_msg_free (&msg);
+    assert_true (s_expect_progress (&broker, 2));
     atomic_store (&handler.gate_closed, false);
     assert_true (s_expect_ack (&broker, 2, 1));
     assert_true (pthread_equal (handler.thread, first));
@@ -692,6 +721,7 @@ test_inline_handlers (void **state)
 
     handler.verdict = HD_RETRY;
     s_deliver (&broker, 3, 1, "c");
+    fake_msg_t msg;
     assert_true (fake_broker_expect (&broker, HD_CMD_NACK, &msg, WAIT_MS));
     fake_msg_free (&msg);
 
@@ -818,6 +848,71 @@ test_inline_stop_abandons_a_long_call (void **state)
     assert_int_equal (s_thread_count (), threads_before);
     assert_int_equal (atomic_load (&handler.calls), 2);
     assert_false (fake_broker_recv (&broker, &msg, 100));
+    fake_broker_stop (&broker);
+}
+
+//  Inline, a batch whose second call runs long: the first event's ACK goes
+//  out during that call (the guard settles what has run once half a
+//  heartbeat passed), not when the batch is done; and a PROGRESS asked for
+//  from a thread of the handler's own is sent during the call too.
+static void
+test_inline_settles_during_a_long_call (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .hold_id = "slow"};
+    atomic_store (&handler.gate_closed, true);
+    hd_worker_t *worker = s_worker_created (&broker);
+    s_worker_start_joined (&broker, worker, &handler, 200);
+    const char *ids[2] = {"fast", "slow"};
+    s_deliver_batch (&broker, 1, 2, ids);
+    assert_true (s_wait_flag (&handler.inside, true));
+    assert_true (s_expect_ack (&broker, 1, 1));
+    assert_true (atomic_load (&handler.inside));
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 2, 1));
+
+    handler.progress_helper = true;
+    handler.hold_id = "helped";
+    atomic_store (&handler.gate_closed, true);
+    s_deliver (&broker, 3, 1, "helped");
+    assert_true (s_wait_flag (&handler.inside, true));
+    assert_true (s_expect_progress (&broker, 3));
+    assert_true (atomic_load (&handler.inside));
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 3, 1));
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+//  hd_worker_run returns once hd_worker_stop from another thread has left
+//  an inline call behind, not when the call returns.
+static void
+test_run_returns_when_a_call_is_abandoned (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK};
+    atomic_store (&handler.gate_closed, true);
+    hd_worker_t *worker = s_worker_created (&broker);
+    hd_worker_set_stop_grace_ms (worker, 100);
+    s_worker_call_t runner = {.worker = worker, .run_handler = &handler};
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_worker_call, &runner), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_JOIN, &msg, WAIT_MS));
+    fake_msg_free (&msg);
+    s_send_joined (&broker, 1000);
+    assert_int_equal (hd_worker_wait_joined (worker, WAIT_MS), 0);
+    s_deliver (&broker, 1, 1, "stuck");
+    assert_true (s_wait_flag (&handler.inside, true));
+    hd_worker_stop (worker);
+    assert_true (s_wait_flag (&runner.done, true));
+    assert_true (atomic_load (&handler.inside));
+    pthread_join (thread, NULL);
+    hd_worker_destroy (&worker);
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_wait_int (&handler.returned, 1));
     fake_broker_stop (&broker);
 }
 
@@ -1000,6 +1095,8 @@ main (void)
         cmocka_unit_test (test_inline_handlers),
         cmocka_unit_test (test_inline_by_default),
         cmocka_unit_test (test_inline_stop_abandons_a_long_call),
+        cmocka_unit_test (test_inline_settles_during_a_long_call),
+        cmocka_unit_test (test_run_returns_when_a_call_is_abandoned),
         cmocka_unit_test (test_long_batch_with_repeat),
         cmocka_unit_test (test_inline_batches_keep_the_worker_heard),
         cmocka_unit_test (test_inline_long_call_keeps_heartbeating),
