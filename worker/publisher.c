@@ -270,9 +270,10 @@ s_send_batch (hd_publisher_t *self, size_t count)
 
 //  Marks the first count entries of the outbox as sent. The walk keeps its
 //  own cursor rather than reading the outbox's head again after each move:
-//  GCC 12.2 at -O3 hoisted that read out of the loop (loop invariant
-//  motion), marking the first entry count times and leaving the rest in
-//  the outbox, so every batch but its first event was sent again and
+//  built with GCC 12.2 at -O3, that read was hoisted out of the loop (loop
+//  invariant motion; not with -fno-strict-aliasing, and the cause was not
+//  pinned down), marking the first entry count times and leaving the rest
+//  in the outbox, so all of a batch but its first event was sent again and
 //  again.
 static void
 s_mark_sent (hd_publisher_t *self, size_t count)
