@@ -25,6 +25,12 @@
 #define HB_MIN_PAYLOAD   16
 
 typedef enum { HB_W1 = 1, HB_W2 = 2 } hb_workload_t;
+//  Who calls a W2 worker's handler
+typedef enum {
+    HB_HANDLERS_DEFAULT = 0, // the library's choice (inline at concurrency 1)
+    HB_HANDLERS_INLINE = 1,  // hd_worker_set_inline true
+    HB_HANDLERS_THREADS = 2  // hd_worker_set_inline false
+} hb_handlers_t;
 
 //  Start of every payload; the rest is filler.
 typedef struct {
@@ -67,7 +73,7 @@ typedef struct {
     uint32_t nrecv;
     uint32_t npub;
     uint32_t credit;
-    uint32_t inline_handler; // W2 workers: 0 library default, 1 inline, 2 handler threads
+    uint32_t handlers; // W2 workers: hb_handlers_t
     uint32_t window;
     uint32_t payload_size;
     uint32_t arrays; // receipt arrays: nrecv for W1, 1 for W2

@@ -423,8 +423,8 @@ hb_role_worker (hb_ctl_t *ctl, uint32_t index)
     } else {
         hd_worker_set_name (worker, name);
         hd_worker_set_credit (worker, hdr->credit);
-        if (hdr->inline_handler)
-            hd_worker_set_inline (worker, hdr->inline_handler == 1);
+        if (hdr->handlers != HB_HANDLERS_DEFAULT)
+            hd_worker_set_inline (worker, hdr->handlers == HB_HANDLERS_INLINE);
         hd_worker_set_stop_grace_ms (worker, 2000);
         if (hd_worker_start (worker, s_handler, &self)) {
             s_set_error (me->error, "worker start", hd_worker_error (worker));

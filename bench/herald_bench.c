@@ -503,7 +503,9 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
     hdr->nrecv = nrecv;
     hdr->npub = (uint32_t) ctx->publishers;
     hdr->credit = (uint32_t) ctx->credit;
-    hdr->inline_handler = ctx->inline_handler ? 1 : ctx->threaded ? 2 : 0;
+    hdr->handlers = ctx->inline_handler ? HB_HANDLERS_INLINE
+                    : ctx->threaded     ? HB_HANDLERS_THREADS
+                                        : HB_HANDLERS_DEFAULT;
     hdr->window = (uint32_t) ctx->window;
     hdr->payload_size = (uint32_t) ctx->payload_size;
     hdr->arrays = arrays;

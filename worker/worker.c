@@ -217,7 +217,6 @@ typedef struct {
     hd_delivery_t *ran_head;
     hd_delivery_t *ran_tail;
     int64_t ran_since;
-    bool abandoned; // hd_worker_stop gave up on the handler call: exit
 } s_io_t;
 
 static void
@@ -475,6 +474,17 @@ s_io_set_state (s_io_t *io, s_state_t state)
     self->generation = io->generation;
     pthread_cond_broadcast (&self->state_changed);
     pthread_mutex_unlock (&self->lock);
+}
+
+//  Closes the socket for good, giving the last settles and LEAVE a moment
+//  to reach the broker.
+static void
+s_io_close (s_io_t *io)
+{
+    if (io->dealer) {
+        zsock_set_linger (io->dealer, 1000);
+        zsock_destroy (&io->dealer);
+    }
 }
 
 //  Forgets jobs that will not be settled (a list linked by next).
@@ -948,7 +958,6 @@ s_io_run_new_jobs (s_io_t *io)
         atomic_fetch_add (&self->handled, 1);
         if (self->io_state != io) {
             //  Abandoned: its result and the rest go nowhere (LEAVE was sent)
-            io->abandoned = true;
             s_io_drop_jobs (io, job);
             s_io_drop_jobs (io, next);
             return;
@@ -1285,8 +1294,8 @@ s_io_thread (void *arg)
                 hd_frames_close (&frames);
             }
         }
-        if (io->abandoned)
-            break;
+        if (self->io_state != io)
+            break; // hd_worker_stop abandoned a handler call: exit
         s_io_take_results (io);
 
         pthread_mutex_lock (&self->lock);
@@ -1313,11 +1322,7 @@ s_io_thread (void *arg)
 
     //  Jobs still running come back on the done queue; hd_worker_stop frees them
     s_io_drop_queued (io);
-    if (io->dealer) {
-        //  Give the last settles and LEAVE a moment to reach the broker
-        zsock_set_linger (io->dealer, 1000);
-        zsock_destroy (&io->dealer);
-    }
+    s_io_close (io);
     hd_seen_destroy (&io->seen);
     hd_hashmap_destroy (&io->jobs);
     hd_reuse_drain (&io->spare_jobs);
@@ -1736,12 +1741,9 @@ s_abandon_io (hd_worker_t *self)
     s_io_t *io = self->io_state;
     if (io) {
         s_io_settle_ran (io);
-        if (io->dealer) {
-            if (io->state == S_STATE_ACTIVE)
-                s_io_send_command (io, HD_CMD_LEAVE, NULL);
-            zsock_set_linger (io->dealer, 1000);
-            zsock_destroy (&io->dealer);
-        }
+        if (io->state == S_STATE_ACTIVE)
+            s_io_send_command (io, HD_CMD_LEAVE, NULL);
+        s_io_close (io);
         self->io_state = NULL;
         pthread_mutex_lock (&self->lock);
         self->io_abandoned = true;
