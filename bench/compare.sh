@@ -182,6 +182,7 @@ peer() {
 # ------------------------------------------------------------------ table
 num() { [[ -z "$1" ]] && { echo "-"; return; }; printf "%'.0f" "$1"; }
 dec() { [[ -z "$1" ]] && { echo "-"; return; }; printf "%.3f" "$1"; }
+pct() { [[ -z "$1" || "$1" = null ]] && { echo "-"; return; }; awk -v v="$1" 'BEGIN { printf "%.0f %%", v * 100 }'; }
 # ratio HERALD PEER: Herald / peer
 ratio() {
     [[ -z "$1" || -z "$2" ]] && { echo "-"; return; }
@@ -229,8 +230,8 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo
     echo "### Herald (herald-bench)"
     echo
-    echo "| row | pub msg/s | recv msg/s | lost | dupes | p50 µs | p99 µs | p99.9 µs | CPU µs/event | failed runs |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| row | pub msg/s | recv msg/s | lost | dupes | p50 µs | p99 µs | p99.9 µs | CPU µs/event | broker busy | failed runs |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for row in "w1-never|w1|W1 fan-out, --fsync never (recv: slower sub)" \
         "w1-always|w1|W1 fan-out, --fsync always (recv: slower sub)" \
         "w2-always|w2|W2 work queue, --fsync always (processed)" \
@@ -244,7 +245,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
         "lat-always-threaded|w2|W2 @ $LAT_RATE/s, --fsync always, handler threads" \
         "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
         IFS='|' read -r name wl label <<<"$row"
-        echo "| $label | $(num "$(hj "$name" "$wl" pub_rate)") | $(num "$(hj "$name" "$wl" recv_rate)") | $(hj "$name" "$wl" lost) | $(hj "$name" "$wl" dupes) | $(num "$(hj "$name" "$wl" p50_us)") | $(num "$(hj "$name" "$wl" p99_us)") | $(num "$(hj "$name" "$wl" p999_us)") | $(dec "$(hj "$name" "$wl" cpu_us_per_event)") | $(hj "$name" "$wl" failed_runs) |"
+        echo "| $label | $(num "$(hj "$name" "$wl" pub_rate)") | $(num "$(hj "$name" "$wl" recv_rate)") | $(hj "$name" "$wl" lost) | $(hj "$name" "$wl" dupes) | $(num "$(hj "$name" "$wl" p50_us)") | $(num "$(hj "$name" "$wl" p99_us)") | $(num "$(hj "$name" "$wl" p999_us)") | $(dec "$(hj "$name" "$wl" cpu_us_per_event)") | $(pct "$(hj "$name" "$wl" broker_busy)") | $(hj "$name" "$wl" failed_runs) |"
     done
     echo
     echo "### Ratios (same session; throughput: higher is better; latency: Herald / peer, lower is better)"

@@ -51,6 +51,11 @@ typedef struct {
     //  costs the machine, steadier than a rate on a shared one
     double cpu_us_per_event;
     double broker_cpu_us_per_event; // the broker's share (0 with --broker: not ours)
+    //  Share of the measured time the broker's loop thread was working
+    //  (Stats.loop_busy_us), from the start until the last event was in:
+    //  near 1 the broker is the bottleneck, well below it the clients or
+    //  the round trips between them are. -1: unknown (no stats)
+    double broker_busy;
 } hb_result_t;
 
 typedef struct {
@@ -332,6 +337,36 @@ s_pool_workers (const char *broker, const char *pool)
     return workers;
 }
 
+//  The broker's Stats.loop_busy_us and when it was read; -1 on failure.
+typedef struct {
+    int64_t busy_us;
+    uint64_t at_ns;
+} hb_busy_t;
+
+static hb_busy_t
+s_broker_busy (const char *broker)
+{
+    hb_busy_t busy = {-1, hb_now_ns ()};
+    const char *error = NULL;
+    char *json = hd_admin_stats_json (broker, 1000, &error);
+    if (!json)
+        return busy;
+    const char *at = strstr (json, "\"loop_busy_us\":");
+    if (at)
+        busy.busy_us = strtoll (at + strlen ("\"loop_busy_us\":"), NULL, 10);
+    free (json);
+    return busy;
+}
+
+//  The loop's share of the time between two readings, or -1.
+static double
+s_busy_share (hb_busy_t from, hb_busy_t to)
+{
+    if (from.busy_us < 0 || to.busy_us < from.busy_us || to.at_ns <= from.at_ns)
+        return -1;
+    return (double) (to.busy_us - from.busy_us) * 1000.0 / (double) (to.at_ns - from.at_ns);
+}
+
 //  ---------------------------------------------------------------------
 //  One run
 
@@ -456,6 +491,7 @@ static int
 s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
 {
     memset (result, 0, sizeof (*result));
+    result->broker_busy = -1;
     ctx->cpu_us = 0;
     ctx->broker_cpu_us = 0;
     char label[64];
@@ -562,13 +598,21 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
             s_fmt (result->error, sizeof (result->error), "fork: %s", strerror (errno));
             goto done;
         }
+    //  From the first publisher's start (after W1's probes), to the tick
+    //  that saw the last event in: ticks are 1 ms until the start
+    hb_busy_t busy_from = {-1, 0}, busy_to = {-1, 0};
+    bool started_seen = false;
     atomic_store (&hdr->go, 1);
 
     uint64_t last_progress = hb_now_ns (), drain_from = 0, last_change = hb_now_ns ();
     uint64_t last_processed = 0;
     const char *failure = NULL;
     while (true) {
-        s_tick (ctx, 20);
+        s_tick (ctx, started_seen ? 20 : 1);
+        if (!started_seen && atomic_load (&hdr->start_ns)) {
+            started_seen = true;
+            busy_from = s_broker_busy (hdr->broker);
+        }
         s_reap (ctx);
         uint64_t now = hb_now_ns ();
         if (ctx->interrupted) {
@@ -595,8 +639,10 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
         if (failure)
             break;
         if (workload == HB_W1) {
-            if (pubs_done && s_all_exited (hdr))
+            if (pubs_done && s_all_exited (hdr)) {
+                busy_to = s_broker_busy (hdr->broker);
                 break;
+            }
         } else {
             uint64_t processed = atomic_load (&hdr->processed);
             if (processed != last_processed) {
@@ -604,8 +650,10 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
                 last_change = now;
             }
             //  Keep draining 300 ms after the last event, to catch late duplicates.
-            if (processed >= events && !drain_from)
+            if (processed >= events && !drain_from) {
                 drain_from = now;
+                busy_to = s_broker_busy (hdr->broker);
+            }
             if (drain_from && pubs_done && now > drain_from + 300000000ULL)
                 break;
             if (pubs_done && now > last_change + 10000000000ULL)
@@ -620,6 +668,7 @@ s_run (hb_ctx_t *ctx, int workload, int run, hb_result_t *result)
     atomic_store (&hdr->stop, 1);
     s_kill_children (ctx, failure ? 2000 : 10000);
     s_compute (ctx, &ctl, result);
+    result->broker_busy = s_busy_share (busy_from, busy_to);
     result->seconds = (double) (hb_now_ns () - started) / 1e9;
     if (failure) {
         s_fmt (result->error, sizeof (result->error),
@@ -661,25 +710,34 @@ s_cmp_double (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-//  Median over the successful runs of the field at offset (a double).
+//  Median over the successful runs of the field at offset (a double);
+//  with known_only, over the runs where it is not negative (-1 if none).
 static double
-s_median (hb_result_t *results, int runs, size_t offset)
+s_median_of (hb_result_t *results, int runs, size_t offset, bool known_only)
 {
     double values[HB_MAX_RUNS];
     int n = 0;
-    for (int run = 0; run < runs; run++)
-        if (results[run].ok)
-            values[n++] = *(double *) ((char *) &results[run] + offset);
+    for (int run = 0; run < runs; run++) {
+        double value = *(double *) ((char *) &results[run] + offset);
+        if (results[run].ok && !(known_only && value < 0))
+            values[n++] = value;
+    }
     if (!n)
-        return 0;
+        return known_only ? -1 : 0;
     qsort (values, (size_t) n, sizeof (double), s_cmp_double);
     return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+static double
+s_median (hb_result_t *results, int runs, size_t offset)
+{
+    return s_median_of (results, runs, offset, false);
 }
 
 typedef struct {
     int ok, failed;
     double pub_rate, recv_rate, recv_avg, lat_us[HB_NPCT], cpu_us_per_event,
-        broker_cpu_us_per_event;
+        broker_cpu_us_per_event, broker_busy;
     uint64_t lost, dupes, gaps, rejected, resent, malformed;
 } hb_summary_t;
 
@@ -705,6 +763,7 @@ s_summarise (hb_result_t *results, int runs)
     summary.cpu_us_per_event = s_median (results, runs, offsetof (hb_result_t, cpu_us_per_event));
     summary.broker_cpu_us_per_event =
         s_median (results, runs, offsetof (hb_result_t, broker_cpu_us_per_event));
+    summary.broker_busy = s_median_of (results, runs, offsetof (hb_result_t, broker_busy), true);
     for (int q = 0; q < HB_NPCT; q++)
         summary.lat_us[q] =
             s_median (results, runs, offsetof (hb_result_t, lat_us) + (size_t) q * sizeof (double));
@@ -725,8 +784,8 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
         fprintf (out, "offered rate %" PRId64 " events/s for %.1f s\n", ctx->rate,
                  (double) ctx->duration_ms / 1000.0);
     fprintf (out, "| workload | pub msg/s | recv msg/s | lost | dupes | p50 us | p99 us | p99.9 us "
-                  "| max us | CPU us/event | failed runs |\n");
-    fprintf (out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                  "| max us | CPU us/event | broker busy | failed runs |\n");
+    fprintf (out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
         hb_summary_t s = s_summarise (ctx->results[workload - 1], (int) ctx->runs);
@@ -738,17 +797,30 @@ s_print_table (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
         else
             snprintf (name, sizeof (name), "W2 queue %" PRId64 "p->%" PRId64 "w (processed)",
                       ctx->publishers, ctx->workers);
+        char busy[16] = "-";
+        if (s.broker_busy >= 0)
+            snprintf (busy, sizeof (busy), "%.0f %%", 100.0 * s.broker_busy);
         fprintf (out,
                  "| %s | %.0f | %.0f | %" PRIu64 " | %" PRIu64
-                 " | %.0f | %.0f | %.0f | %.0f | %.2f | %d |\n",
+                 " | %.0f | %.0f | %.0f | %.0f | %.2f | %s | %d |\n",
                  name, s.pub_rate, s.recv_rate, s.lost, s.dupes, s.lat_us[0], s.lat_us[2],
-                 s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event, s.failed);
+                 s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event, busy, s.failed);
         if (s.rejected || s.resent || s.malformed || s.gaps)
             fprintf (out,
                      "  (%s: rejected %" PRIu64 ", resent %" PRIu64 ", malformed %" PRIu64
                      ", subscriber gaps %" PRIu64 ")\n",
                      s_wl_name (workload), s.rejected, s.resent, s.malformed, s.gaps);
     }
+}
+
+//  The broker's busy share for the JSON: null when unknown.
+static const char *
+s_busy_json (double value, char *text, size_t size)
+{
+    if (value < 0)
+        return "null";
+    s_fmt (text, size, "%.3f", value);
+    return text;
 }
 
 //  A broker CPU figure for the JSON: null when the broker is not ours.
@@ -776,20 +848,21 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
         int workload = workloads[w];
         hb_result_t *results = ctx->results[workload - 1];
         hb_summary_t s = s_summarise (results, (int) ctx->runs);
-        char broker_cpu[32];
+        char broker_cpu[32], busy[32];
         fprintf (out,
                  ",\"%s\":{\"ok_runs\":%d,\"failed_runs\":%d,\"pub_rate\":%.0f,\"%s\":%.0f,"
                  "\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64 ",\"rejected\":%" PRIu64
                  ",\"resent\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"gaps\":%" PRIu64
                  ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
                  "\"max_us\":%.1f,\"cpu_us_per_event\":%.3f,\"cpu_scope\":\"%s\","
-                 "\"broker_cpu_us_per_event\":%s,\"runs\":[",
+                 "\"broker_cpu_us_per_event\":%s,\"broker_busy\":%s,\"runs\":[",
                  workload == HB_W1 ? "w1" : "w2", s.ok, s.failed, s.pub_rate,
                  workload == HB_W1 ? "sub_rate" : "proc_rate", s.recv_rate, s.lost, s.dupes,
                  s.rejected, s.resent, s.malformed, s.gaps, s.lat_us[0], s.lat_us[1], s.lat_us[2],
                  s.lat_us[3], s.lat_us[HB_NPCT - 1], s.cpu_us_per_event,
                  *ctx->broker ? "clients" : "clients and broker",
-                 s_broker_cpu_json (ctx, s.broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu));
+                 s_broker_cpu_json (ctx, s.broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu),
+                 s_busy_json (s.broker_busy, busy, sizeof busy));
         for (int run = 0; run < ctx->runs; run++) {
             hb_result_t *r = &results[run];
             fprintf (
@@ -798,11 +871,12 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
                 "\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"received\":%" PRIu64
                 ",\"lost\":%" PRIu64 ",\"dupes\":%" PRIu64
                 ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"seconds\":%.2f,"
-                "\"cpu_us_per_event\":%.3f,\"broker_cpu_us_per_event\":%s}",
+                "\"cpu_us_per_event\":%.3f,\"broker_cpu_us_per_event\":%s,\"broker_busy\":%s}",
                 run ? "," : "", r->ok ? "true" : "false", r->pub_rate, r->recv_rate, r->recv_avg,
                 r->sent, r->confirmed, r->received, r->lost, r->dupes, r->lat_us[0], r->lat_us[2],
                 r->lat_us[3], r->seconds, r->cpu_us_per_event,
-                s_broker_cpu_json (ctx, r->broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu));
+                s_broker_cpu_json (ctx, r->broker_cpu_us_per_event, broker_cpu, sizeof broker_cpu),
+                s_busy_json (r->broker_busy, busy, sizeof busy));
         }
         fprintf (out, "]}");
     }
@@ -980,6 +1054,8 @@ main (int argc, char **argv)
         "the broker when herald-bench started it) / events: what an event costs the\n"
         "machine, steadier than a rate on a shared one (setup is in it: use large --events);\n"
         "--json also gives the broker's own part (broker_cpu_us_per_event, null with --broker).\n"
+        "broker busy = the share of the run (first send to last event in) the broker's loop\n"
+        "thread was working (Stats.loop_busy_us): near 100 % the broker is the limit.\n"
         "Without --broker a fresh herald-broker runs per run (TCP on 127.0.0.1,\n"
         "ephemeral ports, data dir in a temp dir that is removed). Exit status: 0 when every\n"
         "run completed, 1 when a run failed or timed out, 2 on bad usage.");

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ struct _hd_broker_t {
     uint64_t confirms_dropped, retired_gaps, deliveries, delivery_batches;
     uint64_t fsyncs, storage_rejects, recovered_events, recovery_ms;
     uint64_t commits, commit_events_max, settle_deliveries;
+    uint64_t turns, loop_busy_us;
     int64_t last_retention;
     uint64_t cache_release_at; // published count at which s_release_cache looks next
     //  Rates, refreshed every second
@@ -1588,6 +1590,15 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.commits = self->commits;
     stats.commit_events_max = self->commit_events_max;
     stats.settle_deliveries = self->settle_deliveries;
+    stats.turns = self->turns;
+    stats.loop_busy_us = self->loop_busy_us;
+    struct rusage usage;
+    if (getrusage (RUSAGE_SELF, &usage) == 0) {
+        stats.cpu_user_us =
+            (uint64_t) usage.ru_utime.tv_sec * 1000000 + (uint64_t) usage.ru_utime.tv_usec;
+        stats.cpu_system_us =
+            (uint64_t) usage.ru_stime.tv_sec * 1000000 + (uint64_t) usage.ru_stime.tv_usec;
+    }
     stats.cache_events = hd_log_cache_events (self->log);
     stats.cache_bytes = hd_log_cache_bytes (self->log);
     stats.fanout_batches = hd_fanout_batches (self->fanout);
@@ -1895,17 +1906,33 @@ s_turn (hd_broker_t *self)
     s_end_turn (self);
 }
 
+//  The loop's working time (Stats.loop_busy_us): against the uptime it
+//  says whether the broker's one thread is what holds a workload back.
+static void
+s_count_busy (hd_broker_t *self, int64_t since_us)
+{
+    self->loop_busy_us += (uint64_t) (zclock_usecs () - since_us);
+}
+
 static int
 s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    s_turn ((hd_broker_t *) arg);
+    hd_broker_t *self = arg;
+    int64_t since = zclock_usecs ();
+    self->turns++;
+    s_turn (self);
+    s_count_busy (self, since);
     return 0;
 }
 
 static int
 s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
 {
-    s_turn ((hd_broker_t *) arg);
+    hd_broker_t *self = arg;
+    int64_t since = zclock_usecs ();
+    self->turns++;
+    s_turn (self);
+    s_count_busy (self, since);
     return 0;
 }
 
@@ -1913,7 +1940,9 @@ static int
 s_on_xpub (zloop_t *loop, zsock_t *reader, void *arg)
 {
     hd_broker_t *self = arg;
+    int64_t since = zclock_usecs ();
     hd_fanout_read_subscriptions (self->fanout);
+    s_count_busy (self, since);
     return 0;
 }
 
@@ -2011,6 +2040,7 @@ static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     hd_broker_t *self = arg;
+    int64_t since = zclock_usecs ();
     int64_t now = zclock_mono ();
     for (size_t index = 0; index < self->pool_count; index++)
         if (hd_pool_next_wakeup (self->pools[index]) <= now) {
@@ -2037,6 +2067,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (hd_journal_bytes (self->journal) >= (uint64_t) self->config.checkpoint_bytes)
         s_checkpoint (self);
     s_end_turn (self);
+    s_count_busy (self, since);
     return 0;
 }
 

@@ -104,6 +104,13 @@ s_print_table (const Herald__Stats *stats)
             s_bytes_text (stats->store_bytes, store, sizeof store),
             (unsigned long long) stats->dedup_entries, (unsigned long long) stats->fanout_sent,
             (unsigned long long) stats->expired_sessions);
+    //  Since start: two snapshots give the share over an interval (--json)
+    double uptime_us = (double) stats->uptime_ms * 1000.0;
+    printf ("         loop busy %.1f%% of uptime  turns %llu  commits %llu  "
+            "CPU user %.1fs system %.1fs\n",
+            uptime_us > 0 ? 100.0 * (double) stats->loop_busy_us / uptime_us : 0.0,
+            (unsigned long long) stats->turns, (unsigned long long) stats->commits,
+            (double) stats->cpu_user_us / 1e6, (double) stats->cpu_system_us / 1e6);
     printf ("\n");
     if (stats->n_pools == 0) {
         printf ("no pools\n");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # herald-bench sanity: a small W1 and W2 run against a broker it starts
 # itself completes, and reports no loss (W1, W2), no duplicates (W2) and
-# the CPU time its processes took (and the broker's part of it); W2 again
+# the CPU time its processes took (and the broker's part of it) and how
+# busy the broker's loop was; W2 again
 # with handler threads.
 source "$(dirname "$0")/lib.sh"
 
@@ -32,6 +33,11 @@ check '.w2.cpu_us_per_event > 0.5 and .w2.cpu_us_per_event < 1000000' true
 # and the broker's share of it on its own: some, not all
 check '.w2.broker_cpu_us_per_event > 0 and .w2.broker_cpu_us_per_event < .w2.cpu_us_per_event' true
 check '.w1.runs[0].broker_cpu_us_per_event > 0' true
+# the broker loop's busy share over the run (Stats.loop_busy_us): some
+# work, and no more than the time (a turn may straddle a reading)
+check '.w1.runs[0].broker_busy > 0 and .w1.runs[0].broker_busy < 1.05' true
+check '.w2.broker_busy > 0 and .w2.broker_busy < 1.05' true
+grep -q '| broker busy |' "$WORK/bench.log" || fail "no broker busy column in the table"
 
 # W2 with handler threads (--threaded; the workers run inline by default):
 # same counts, and the configuration says so; --inline with it is refused

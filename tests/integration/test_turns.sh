@@ -18,6 +18,18 @@ commits=$(stat .commits)
 log "$N events in $commits commits, the largest $largest events"
 [ "$largest" -ge 1 ] && [ "$largest" -le 128 ] || fail "a commit held $largest events (a PUBLISHES has at most 128)"
 [ "$commits" -ge $((N / 128)) ] || fail "$commits commits for $N events"
+# The loop's own account: a turn per ROUTER wake-up (each commit is one),
+# time spent in them within the uptime, and the process's CPU time
+turns=$(stat .turns)
+busy=$(stat .loop_busy_us)
+uptime_us=$(($(stat .uptime_ms) * 1000 + 1000))
+cpu=$(($(stat .cpu_user_us) + $(stat .cpu_system_us)))
+log "$turns turns, loop busy ${busy} us of ${uptime_us} us, CPU ${cpu} us"
+[ "$turns" -ge "$commits" ] || fail "$turns turns for $commits commits"
+[ "$busy" -gt 0 ] && [ "$busy" -le "$uptime_us" ] || fail "loop busy $busy us in $uptime_us us"
+[ "$cpu" -gt 0 ] || fail "no CPU time"
+"$BIN/herald" stat --broker "$ROUTER" | grep -Eq 'loop busy [0-9]+\.[0-9]% of uptime  turns [0-9]+' ||
+    fail "herald stat does not show the loop's busy share"
 kill_broker
 
 # 2. --fsync always ignores --turn-events: a turn is one group commit, and
