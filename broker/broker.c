@@ -1906,8 +1906,9 @@ s_turn (hd_broker_t *self)
     s_end_turn (self);
 }
 
-//  The loop's working time (Stats.loop_busy_us): against the uptime it
-//  says whether the broker's one thread is what holds a workload back.
+//  The loop's working time, its fdatasync waits included
+//  (Stats.loop_busy_us): against the uptime it says whether the broker's
+//  one thread is what holds a workload back.
 static void
 s_count_busy (hd_broker_t *self, int64_t since_us)
 {
