@@ -1915,19 +1915,10 @@ s_count_busy (hd_broker_t *self, int64_t since_us)
     self->loop_busy_us += (uint64_t) (zclock_usecs () - since_us);
 }
 
+//  The ROUTER or the socket monitor is readable: one turn either way (a
+//  turn reads the monitor first).
 static int
-s_on_monitor (zloop_t *loop, zsock_t *reader, void *arg)
-{
-    hd_broker_t *self = arg;
-    int64_t since = zclock_usecs ();
-    self->turns++;
-    s_turn (self);
-    s_count_busy (self, since);
-    return 0;
-}
-
-static int
-s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
+s_on_readable (zloop_t *loop, zsock_t *reader, void *arg)
 {
     hd_broker_t *self = arg;
     int64_t since = zclock_usecs ();
@@ -2336,9 +2327,9 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
         return NULL;
     }
     self->started = self->rate_time = self->last_heartbeat = zclock_mono ();
-    zloop_reader (self->loop, self->router, s_on_router, self);
+    zloop_reader (self->loop, self->router, s_on_readable, self);
     zloop_reader (self->loop, self->xpub, s_on_xpub, self);
-    zloop_reader (self->loop, self->monitor, s_on_monitor, self);
+    zloop_reader (self->loop, self->monitor, s_on_readable, self);
     zloop_timer (self->loop, (size_t) config->tick_ms, 0, s_on_tick, self);
     return self;
 }
