@@ -1577,6 +1577,7 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.log_bytes = hd_log_bytes (self->log);
     stats.log_spare_bytes = hd_log_spare_bytes (self->log);
     stats.log_segments_prepared = hd_log_segments_prepared (self->log);
+    stats.log_page_cache_released = hd_log_page_cache_released (self->log);
     char fsync[48];
     if (self->config.fsync == HD_FSYNC_INTERVAL)
         snprintf (fsync, sizeof fsync, "interval=%lld", (long long) self->config.fsync_interval_ms);
@@ -2084,6 +2085,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->fsync_interval_ms = 100;
     config->segment_size = 64 * 1024 * 1024;
     config->cache_bytes = 64 * 1024 * 1024;
+    config->log_page_cache = 256 * 1024 * 1024;
     config->prepare_segments = true;
     config->checkpoint_bytes = 64 * 1024 * 1024;
     config->journal_sync_ms = 100;
@@ -2218,6 +2220,7 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
     log_config.skip_corrupt = config->skip_corrupt;
     log_config.cache_bytes = (size_t) config->cache_bytes;
     log_config.prepare_segments = config->prepare_segments;
+    log_config.page_cache_keep = (uint64_t) config->log_page_cache;
     hd_log_recovery_t log_report;
     self->log = hd_log_open (&log_config, &log_report, error, error_size);
     if (!self->log)

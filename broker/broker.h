@@ -38,6 +38,7 @@ typedef struct {
     int64_t fsync_interval_ms;
     int64_t segment_size;
     int64_t cache_bytes;
+    int64_t log_page_cache; // newest log bytes left in the OS page cache (0: all)
     bool skip_corrupt;
     bool prepare_segments;    // next log segment written ahead (log.h), unless fsync never
     int64_t retention_age_ms; // 0: keep by age forever

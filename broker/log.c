@@ -47,6 +47,7 @@
 #define S_DEFAULT_SEG (64u << 20)
 #define S_SPARE_NAME  "next-segment.spare" // not a segment name: recovery ignores it
 #define S_SPARE_RETRY 1000                 // ms before a failed spare is tried again
+#define S_RELEASE_MIN (64u << 10)          // fewest flushed bytes between page cache releases
 
 _Static_assert(HD_LOG_CACHE_COPY_MAX <= HD_CACHE_COPY_LIMIT,
                "the hot cache copies every record the broker lends it");
@@ -72,9 +73,11 @@ typedef struct {
     size_t entries_max;
     uint64_t *times; // recorded_us of records 0, 256, 512, ...
     size_t times_max;
-    int fd;        // -1 when closed
-    bool dirty;    // written since its last fdatasync
-    uint64_t used; // read clock tick of the last use, to close the least recent fd
+    int fd;                // -1 when closed
+    bool dirty;            // written since its last fdatasync
+    uint64_t used;         // read clock tick of the last use, to close the least recent fd
+    uint64_t written_back; // file bytes whose writeback was started (page cache release)
+    uint64_t dropped;      // file bytes given back from the OS page cache
 } s_segment_t;
 
 typedef struct {
@@ -118,6 +121,11 @@ struct _hd_log_t {
 
     hd_spare_t *spare;          // the next segment written ahead (NULL: appends only)
     uint64_t segments_prepared; // segments that went into a spare
+
+    uint64_t page_cache_keep; // newest file bytes left in the OS page cache (0: all)
+    uint64_t page_size;
+    uint64_t page_cache_due;      // bytes flushed since the last release
+    uint64_t page_cache_released; // bytes given back from the OS page cache
 
     int fail_write, fail_sync, fail_truncate; // test hooks: errno to fail with, 0 when disarmed
     unsigned fail_write_skip, fail_sync_skip;
@@ -934,7 +942,10 @@ hd_log_config_defaults (hd_log_config_t *config)
     config->fsync_interval_ms = 1000;
     config->skip_corrupt = false;
     config->cache_bytes = 64u << 20;
+    config->page_cache_keep = 256u << 20;
 }
+
+static void s_release_page_cache (hd_log_t *self);
 
 hd_log_t *
 hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *error,
@@ -964,6 +975,9 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         self->segment_size = UINT32_MAX;
     self->fsync = config->fsync;
     self->fsync_interval_ms = config->fsync_interval_ms > 0 ? config->fsync_interval_ms : 0;
+    self->page_cache_keep = config->page_cache_keep;
+    long page_size = sysconf (_SC_PAGESIZE);
+    self->page_size = page_size > 0 ? (uint64_t) page_size : 4096;
     self->next_seq = 1;
     if (config->cache_bytes &&
         !(self->cache = hd_cache_new (config->cache_bytes, HD_LOG_CACHE_COPY_MAX))) {
@@ -1027,6 +1041,9 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         if (!self->spare)
             s_note (recovery, "Segments are not written ahead: %s.", reason);
     }
+    //  Recovery read the whole log through the page cache
+    if (self->page_cache_keep)
+        s_release_page_cache (self);
     recovery->elapsed_us = s_now_us () - started;
     s_note (recovery,
             "Recovered %" PRIu64 " records (seqs %" PRIu64 "..%" PRIu64 ") in %" PRIu64
@@ -1288,11 +1305,100 @@ s_segment_write (hd_log_t *self, s_segment_t *segment)
     return s_write_at (self, segment->fd, data, size, segment->flushed);
 }
 
+//  --------------------------------------------------------------------------
+//  The OS page cache
+
+//  Where, in a segment file of size bytes followed by newer bytes of the
+//  log, the bytes at least distance behind the log's end stop.
+static uint64_t
+s_offset_behind (uint64_t size, uint64_t newer, uint64_t distance)
+{
+    if (newer >= distance)
+        return size;
+    uint64_t inside = distance - newer;
+    return size > inside ? size - inside : 0;
+}
+
+//  Gives back to the OS the page cache of what lies more than
+//  page_cache_keep bytes behind the log's end. The log writes every byte
+//  once and reads little of it back (deliveries come from the hot cache),
+//  yet left alone the kernel keeps all of it cached, gigabytes for a
+//  long-running broker, and every new page it caches is memory found and
+//  cleared for a write (on a VM, memory the host must supply again). Pages
+//  given back are reused warm by the next writes.
+//  Unless every flush is synced (--fsync always), writeback is started
+//  half the distance back and waited for at the full distance, so only
+//  clean pages are dropped: dirty data stays bounded by the distance, and a
+//  disk slower than the publishers slows the loop here rather than at the
+//  kernel's dirty limit (a fifth of memory). Best effort otherwise: a
+//  failed call leaves its pages to the kernel.
+static void
+s_release_page_cache (hd_log_t *self)
+{
+    uint64_t keep = self->page_cache_keep;
+    uint64_t newer = 0;
+    for (size_t index = self->segment_count; index-- > 0;) {
+        s_segment_t *segment = self->segments[index];
+        uint64_t size = segment->flushed;
+        if (newer >= keep && segment->dropped >= size)
+            break; // the older segments were released before this one
+        uint64_t write_to = s_offset_behind (size, newer, keep / 2);
+        uint64_t drop_to = s_offset_behind (size, newer, keep);
+        //  The kernel drops only pages, and folios of several, wholly inside
+        //  a range: a range ends at a page's start, and a segment no longer
+        //  written is dropped once more from its start to its end (length
+        //  0), which takes what the earlier ranges' edges left
+        bool whole = drop_to == size && index + 1 < self->segment_count;
+        if (!whole)
+            drop_to -= drop_to % self->page_size;
+        newer += size;
+        bool write = self->fsync != HD_FSYNC_ALWAYS && write_to > segment->written_back;
+        if (!write && drop_to <= segment->dropped)
+            continue;
+        int fd = s_segment_fd (self, segment);
+        if (fd < 0)
+            continue;
+        if (write) {
+            sync_file_range (fd, (off_t) segment->written_back,
+                             (off_t) (write_to - segment->written_back), SYNC_FILE_RANGE_WRITE);
+            segment->written_back = write_to;
+        }
+        if (drop_to > segment->dropped) {
+            off_t from = (off_t) segment->dropped, length = (off_t) (drop_to - segment->dropped);
+            if (self->fsync != HD_FSYNC_ALWAYS)
+                sync_file_range (fd, from, length,
+                                 SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                     SYNC_FILE_RANGE_WAIT_AFTER);
+            if (whole)
+                posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
+            else
+                posix_fadvise (fd, from, length, POSIX_FADV_DONTNEED);
+            self->page_cache_released += drop_to - segment->dropped;
+            segment->dropped = drop_to;
+        }
+    }
+}
+
+//  Releases once every eighth of the distance kept has been flushed.
+static void
+s_page_cache_flushed (hd_log_t *self, uint64_t bytes)
+{
+    if (!self->page_cache_keep)
+        return;
+    self->page_cache_due += bytes;
+    uint64_t step = self->page_cache_keep / 8;
+    if (self->page_cache_due >= (step > S_RELEASE_MIN ? step : S_RELEASE_MIN)) {
+        self->page_cache_due = 0;
+        s_release_page_cache (self);
+    }
+}
+
 static int
 s_flush (hd_log_t *self, int64_t now_ms, bool force_sync)
 {
     bool syncing = self->fsync != HD_FSYNC_NEVER;
     bool created = false;
+    uint64_t written = 0;
     //  The unflushed segments are a suffix
     size_t first = self->segment_count;
     while (first > 0 && self->segments[first - 1]->size > self->segments[first - 1]->flushed)
@@ -1312,6 +1418,7 @@ s_flush (hd_log_t *self, int64_t now_ms, bool force_sync)
             goto failed;
         if (s_segment_write (self, segment) != 0)
             goto failed;
+        written += segment->size - segment->flushed;
         if (self->spare)
             hd_spare_note_written (self->spare, segment->size - segment->flushed);
         if (segment->size > segment->allocated)
@@ -1358,6 +1465,7 @@ s_flush (hd_log_t *self, int64_t now_ms, bool force_sync)
     }
     if (created)
         s_trim_fds (self);
+    s_page_cache_flushed (self, written);
     return 0;
 
 failed:;
@@ -1666,6 +1774,12 @@ hd_log_spare_bytes (hd_log_t *self)
     s_segment_t *last = s_last (self);
     uint64_t ahead = last && last->allocated > last->size ? last->allocated - last->size : 0;
     return ahead + (self->spare ? hd_spare_bytes (self->spare) : 0);
+}
+
+uint64_t
+hd_log_page_cache_released (hd_log_t *self)
+{
+    return self->page_cache_released;
 }
 
 uint64_t

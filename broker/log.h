@@ -38,6 +38,8 @@ typedef struct {
     size_t cache_bytes;        // recent records kept in memory for reads
     bool prepare_segments;     // a thread writes the next segment ahead (spare.h); not
                                // with HD_FSYNC_NEVER, where nothing waits for the disk
+    uint64_t page_cache_keep;  // newest bytes of the log left in the OS page cache; older
+                               // ones are written back and dropped from it (0: all kept)
 } hd_log_config_t;
 
 //  What recovery found. detail is a human sentence for the log and errors.
@@ -147,6 +149,8 @@ uint32_t hd_log_key_hash (const char *key, size_t size);
 uint64_t hd_log_spare_bytes (hd_log_t *self);
 //  Segments begun in a file written ahead (the others were appended to).
 uint64_t hd_log_segments_prepared (hd_log_t *self);
+//  Bytes of the log given back from the OS page cache (page_cache_keep).
+uint64_t hd_log_page_cache_released (hd_log_t *self);
 
 //  Test hook: waits up to timeout_ms until the next segment's file is
 //  ready. False when it is not, or when the log does not prepare segments.

@@ -15,7 +15,8 @@ typedef struct {
     char *backoff_multiplier, *backoff_jitter;
     bool verbose;
     char *data_dir, *fsync;
-    int64_t segment_size, cache_size, retention_age, retention_bytes, max_disk, max_deliver;
+    int64_t segment_size, cache_size, log_page_cache, retention_age, retention_bytes, max_disk,
+        max_deliver;
     int64_t max_dlq, checkpoint_bytes, journal_sync, turn_events;
     bool skip_corrupt, retention_hard, prepare_segments;
 } s_settings_t;
@@ -77,6 +78,11 @@ s_options_new (s_settings_t *s)
                     &s->prepare_segments);
     hd_options_add (options, "cache-size", HD_OPT_SIZE, "64M", NULL,
                     "recent events kept in memory for delivery", &s->cache_size);
+    hd_options_add (options, "log-page-cache", HD_OPT_SIZE, "256M", NULL,
+                    "newest log bytes left in the OS page cache; older ones are written back "
+                    "and dropped from it, so a long log does not fill memory (0: leave it to "
+                    "the OS)",
+                    &s->log_page_cache);
     hd_options_add (options, "skip-corrupt", HD_OPT_BOOL, NULL, NULL,
                     "start even when the log is corrupt before its end (the loss is reported)",
                     &s->skip_corrupt);
@@ -236,6 +242,7 @@ main (int argc, char **argv)
     config.data_dir = settings.data_dir;
     config.segment_size = settings.segment_size;
     config.cache_bytes = settings.cache_size;
+    config.log_page_cache = settings.log_page_cache;
     config.skip_corrupt = settings.skip_corrupt;
     config.prepare_segments = settings.prepare_segments;
     config.retention_age_ms = settings.retention_age;

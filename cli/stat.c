@@ -104,6 +104,9 @@ s_print_table (const Herald__Stats *stats)
             s_bytes_text (stats->store_bytes, store, sizeof store),
             (unsigned long long) stats->dedup_entries, (unsigned long long) stats->fanout_sent,
             (unsigned long long) stats->expired_sessions);
+    char released[32];
+    printf ("         log page cache given back %s\n",
+            s_bytes_text (stats->log_page_cache_released, released, sizeof released));
     //  Since start: two snapshots give the share over an interval (--json)
     double uptime_us = (double) stats->uptime_ms * 1000.0;
     printf ("         loop busy %.1f%% of uptime  turns %llu  commits %llu  "

@@ -482,7 +482,7 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
         ",\"commits\":%" PRIu64 ",\"commit_events_max\":%" PRIu64 ",\"settle_deliveries\":%" PRIu64
         ",\"cache_events\":%" PRIu64 ",\"cache_bytes\":%" PRIu64 ",\"turns\":%" PRIu64
         ",\"loop_busy_us\":%" PRIu64 ",\"cpu_user_us\":%" PRIu64 ",\"cpu_system_us\":%" PRIu64
-        ",\"fsync\":",
+        ",\"log_page_cache_released\":%" PRIu64 ",\"fsync\":",
         (uint64_t) stats->uptime_ms, (uint64_t) stats->epoch, (uint64_t) stats->published,
         (uint64_t) stats->duplicates, (uint64_t) stats->rejected, (uint64_t) stats->malformed,
         (uint32_t) stats->subscribers, (uint32_t) stats->subscriptions,
@@ -499,7 +499,8 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
         (uint64_t) stats->commits, (uint64_t) stats->commit_events_max,
         (uint64_t) stats->settle_deliveries, (uint64_t) stats->cache_events,
         (uint64_t) stats->cache_bytes, (uint64_t) stats->turns, (uint64_t) stats->loop_busy_us,
-        (uint64_t) stats->cpu_user_us, (uint64_t) stats->cpu_system_us);
+        (uint64_t) stats->cpu_user_us, (uint64_t) stats->cpu_system_us,
+        (uint64_t) stats->log_page_cache_released);
     s_append_string (&buffer, stats->fsync);
     s_append (&buffer, ",\"pools\":[");
     for (size_t index = 0; index < stats->n_pools; index++) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -1841,6 +1842,143 @@ test_bounded_fds (void **state)
     free (dir);
 }
 
+//  --------------------------------------------------------------------------
+//  The OS page cache (page_cache_keep)
+
+//  Bytes of the file at path that the OS page cache holds (mincore).
+static uint64_t
+s_cached_bytes (const char *path)
+{
+    int fd = open (path, O_RDONLY);
+    assert_true (fd >= 0);
+    struct stat status;
+    assert_int_equal (fstat (fd, &status), 0);
+    size_t size = (size_t) status.st_size;
+    uint64_t cached = 0;
+    if (size > 0) {
+        void *map = mmap (NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+        assert_true (map != MAP_FAILED);
+        size_t page = (size_t) sysconf (_SC_PAGESIZE);
+        size_t pages = (size + page - 1) / page;
+        unsigned char *resident = malloc (pages);
+        assert_non_null (resident);
+        assert_int_equal (mincore (map, size, resident), 0);
+        for (size_t index = 0; index < pages; index++)
+            cached += (resident[index] & 1) ? page : 0;
+        free (resident);
+        munmap (map, size);
+    }
+    close (fd);
+    return cached;
+}
+
+//  Of every segment file in dir.
+static uint64_t
+s_log_cached_bytes (const char *dir)
+{
+    //  Not s_load: it reads the files, which caches them
+    DIR *directory = opendir (dir);
+    assert_non_null (directory);
+    uint64_t cached = 0;
+    struct dirent *entry;
+    while ((entry = readdir (directory))) {
+        if (strlen (entry->d_name) != 24 || strcmp (entry->d_name + 20, ".seg"))
+            continue;
+        char path[512];
+        assert_true (snprintf (path, sizeof path, "%s/%s", dir, entry->d_name) < (int) sizeof path);
+        cached += s_cached_bytes (path);
+    }
+    closedir (directory);
+    return cached;
+}
+
+//  Whether the file system under dir lets clean pages be dropped (tmpfs,
+//  for one, cannot: its pages are the file).
+static bool
+s_page_cache_droppable (const char *dir)
+{
+    char path[512];
+    assert_true (snprintf (path, sizeof path, "%s/probe", dir) < (int) sizeof path);
+    int fd = open (path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    assert_true (fd >= 0);
+    static uint8_t block[256 << 10];
+    memset (block, 7, sizeof block);
+    assert_int_equal (write (fd, block, sizeof block), (ssize_t) sizeof block);
+    assert_int_equal (fdatasync (fd), 0);
+    posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
+    close (fd);
+    bool droppable = s_cached_bytes (path) == 0;
+    unlink (path);
+    return droppable;
+}
+
+//  Writes 8 MiB in 4 000-byte records, flushing every 16 of them. Returns
+//  the next seq.
+static uint64_t
+s_write_8mib (hd_log_t *log)
+{
+    uint64_t seq = 1;
+    while (hd_log_bytes (log) < (8u << 20)) {
+        assert_int_equal (s_append_sized (log, seq, 4000), seq);
+        if (seq++ % 16 == 0)
+            assert_int_equal (hd_log_flush (log, 0), 0);
+    }
+    assert_int_equal (hd_log_flush (log, 0), 0);
+    return seq;
+}
+
+//  The log keeps at most page_cache_keep bytes of its files in the OS page
+//  cache, as it writes (with each fsync policy) and after recovery, which
+//  reads the whole log; with 0 the OS keeps all of it. Every record still
+//  reads back.
+static void
+test_page_cache_keep (void **state)
+{
+    char *dir = s_tempdir ();
+    if (!s_page_cache_droppable (dir)) {
+        s_remove_tree (dir);
+        free (dir);
+        skip ();
+    }
+    const uint64_t keep = 1u << 20, segment_size = 1u << 20;
+    //  Past keep: what was flushed since the last release (an eighth of keep,
+    //  plus one flush of 16 records), and the pages at the edges of earlier
+    //  ranges in the segment being dropped, at most all of it (a segment no
+    //  longer written is dropped whole)
+    const uint64_t slack = keep / 8 + 16 * 4200 + segment_size;
+    const hd_fsync_t policies[] = {HD_FSYNC_ALWAYS, HD_FSYNC_NEVER, HD_FSYNC_INTERVAL};
+    for (size_t policy = 0; policy < 3; policy++) {
+        s_remove_tree (dir);
+        assert_int_equal (mkdir (dir, 0755), 0);
+        hd_log_config_t config = s_config (dir, segment_size, 0);
+        config.fsync = policies[policy];
+        config.fsync_interval_ms = 60000;
+        config.page_cache_keep = keep;
+        hd_log_t *log = s_open (&config, NULL);
+        uint64_t next = s_write_8mib (log);
+        uint64_t written = hd_log_bytes (log);
+        assert_true (s_log_cached_bytes (dir) <= keep + slack);
+        assert_true (hd_log_page_cache_released (log) >= written - keep - slack);
+        for (uint64_t seq = 1; seq < next; seq++)
+            s_check_sized (log, seq, 4000);
+        //  Those reads brought it all back in; recovery reads it again
+        hd_log_destroy (&log);
+        log = s_open (&config, NULL);
+        assert_int_equal (hd_log_next_seq (log), next);
+        assert_true (s_log_cached_bytes (dir) <= keep + slack);
+        hd_log_destroy (&log);
+    }
+    //  The control: without a bound, recovery leaves the whole log cached
+    hd_log_config_t config = s_config (dir, segment_size, 0);
+    config.page_cache_keep = 0;
+    hd_log_t *log = s_open (&config, NULL);
+    assert_true (s_log_cached_bytes (dir) >= (8u << 20) - keep);
+    assert_int_equal (hd_log_page_cache_released (log), 0);
+    hd_log_destroy (&log);
+    s_remove_tree (dir);
+    free (dir);
+}
+
 int
 main (void)
 {
@@ -1870,6 +2008,7 @@ main (void)
         cmocka_unit_test (test_fsync_barrier),
         cmocka_unit_test (test_fsync_interval),
         cmocka_unit_test (test_bounded_fds),
+        cmocka_unit_test (test_page_cache_keep),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
