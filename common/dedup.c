@@ -29,9 +29,17 @@ typedef struct s_block {
     _Alignas(16) uint8_t data[];
 } s_block_t;
 
+//  Entries leave oldest first, so the index slots the next drops will
+//  touch are known ahead: a drop starts loading the slot of the entry this
+//  many places younger, and a full window's drops (one per insert) do not
+//  each wait for a cache miss
+#define S_DROP_AHEAD 8
+
 struct _hd_dedup_t {
     hd_hashmap_t *index; // key hash -> s_entry_t (matched by key)
     s_entry_t *oldest, *youngest;
+    s_entry_t *ahead; // the youngest entry whose slot a drop prefetched (NULL: none)
+    size_t ahead_gap; // places from oldest to ahead
     s_block_t *first_block, *last_block;
     s_block_t *spare_block; // the last one released, kept for the next
     int64_t window_ms;
@@ -203,10 +211,30 @@ s_blocks_release (hd_dedup_t *self)
 
 //  Returns true when the entry was live, false when a later insert of the
 //  same key had already replaced it.
+//  Keeps ahead S_DROP_AHEAD places younger than the oldest entry,
+//  prefetching the slot of each entry it moves to.
+static void
+s_prefetch_drops (hd_dedup_t *self)
+{
+    if (!self->ahead || self->ahead_gap == 0) {
+        self->ahead = self->oldest;
+        self->ahead_gap = 0;
+    }
+    while (self->ahead && self->ahead_gap < S_DROP_AHEAD && self->ahead->next) {
+        self->ahead = self->ahead->next;
+        self->ahead_gap++;
+        hd_hashmap_prefetch (self->index, self->ahead->hash);
+    }
+}
+
 static bool
 s_drop_oldest (hd_dedup_t *self)
 {
     s_entry_t *entry = self->oldest;
+    if (self->ahead == entry)
+        self->ahead = NULL;
+    else if (self->ahead)
+        self->ahead_gap--;
     self->oldest = entry->next;
     self->entries--;
     if (!self->oldest)
@@ -215,6 +243,7 @@ s_drop_oldest (hd_dedup_t *self)
     bool live = hd_hashmap_remove (self->index, entry->hash, entry) == 0;
     if (!self->oldest || !s_block_holds (self->first_block, self->oldest))
         s_blocks_release (self);
+    s_prefetch_drops (self);
     return live;
 }
 
