@@ -945,7 +945,7 @@ hd_log_config_defaults (hd_log_config_t *config)
     config->page_cache_keep = 256u << 20;
 }
 
-static void s_release_page_cache (hd_log_t *self);
+static void s_release_page_cache (hd_log_t *self, bool wait);
 
 hd_log_t *
 hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *error,
@@ -1041,9 +1041,11 @@ hd_log_open (const hd_log_config_t *config, hd_log_recovery_t *recovery, char *e
         if (!self->spare)
             s_note (recovery, "Segments are not written ahead: %s.", reason);
     }
-    //  Recovery read the whole log through the page cache
+    //  Recovery read the whole log through the page cache. Pages a crashed
+    //  run left dirty are not waited for: writeback is started, and they
+    //  stay cached until the kernel reclaims them
     if (self->page_cache_keep)
-        s_release_page_cache (self);
+        s_release_page_cache (self, false);
     recovery->elapsed_us = s_now_us () - started;
     s_note (recovery,
             "Recovered %" PRIu64 " records (seqs %" PRIu64 "..%" PRIu64 ") in %" PRIu64
@@ -1327,13 +1329,16 @@ s_offset_behind (uint64_t size, uint64_t newer, uint64_t distance)
 //  cleared for a write (on a VM, memory the host must supply again). Pages
 //  given back are reused warm by the next writes.
 //  Unless every flush is synced (--fsync always), writeback is started
-//  half the distance back and waited for at the full distance, so only
-//  clean pages are dropped: dirty data stays bounded by the distance, and a
-//  disk slower than the publishers slows the loop here rather than at the
-//  kernel's dirty limit (a fifth of memory). Best effort otherwise: a
-//  failed call leaves its pages to the kernel.
+//  half the distance back and, with wait, waited for at the full distance,
+//  so only clean pages are dropped: dirty data stays bounded by the
+//  distance, and a disk slower than the publishers slows the loop here
+//  rather than at the kernel's dirty limit (a fifth of memory). Never on a
+//  segment an fdatasync is still due for (--fsync interval): waiting on its
+//  fd would take a writeback error that fdatasync must report. Its pages
+//  still dirty stay cached until it is closed (synced) and dropped whole.
+//  Best effort otherwise: a failed call leaves its pages to the kernel.
 static void
-s_release_page_cache (hd_log_t *self)
+s_release_page_cache (hd_log_t *self, bool wait)
 {
     uint64_t keep = self->page_cache_keep;
     uint64_t newer = 0;
@@ -1365,7 +1370,7 @@ s_release_page_cache (hd_log_t *self)
         }
         if (drop_to > segment->dropped) {
             off_t from = (off_t) segment->dropped, length = (off_t) (drop_to - segment->dropped);
-            if (self->fsync != HD_FSYNC_ALWAYS)
+            if (wait && self->fsync != HD_FSYNC_ALWAYS && !segment->dirty)
                 sync_file_range (fd, from, length,
                                  SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                                      SYNC_FILE_RANGE_WAIT_AFTER);
@@ -1389,7 +1394,7 @@ s_page_cache_flushed (hd_log_t *self, uint64_t bytes)
     uint64_t step = self->page_cache_keep / 8;
     if (self->page_cache_due >= (step > S_RELEASE_MIN ? step : S_RELEASE_MIN)) {
         self->page_cache_due = 0;
-        s_release_page_cache (self);
+        s_release_page_cache (self, true);
     }
 }
 

@@ -209,8 +209,6 @@ s_blocks_release (hd_dedup_t *self)
     }
 }
 
-//  Returns true when the entry was live, false when a later insert of the
-//  same key had already replaced it.
 //  Keeps ahead S_DROP_AHEAD places younger than the oldest entry,
 //  prefetching the slot of each entry it moves to.
 static void
@@ -227,6 +225,8 @@ s_prefetch_drops (hd_dedup_t *self)
     }
 }
 
+//  Returns true when the entry was live, false when a later insert of the
+//  same key had already replaced it.
 static bool
 s_drop_oldest (hd_dedup_t *self)
 {

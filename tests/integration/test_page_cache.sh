@@ -5,13 +5,23 @@
 # were given back are still delivered, read back from the disk.
 source "$(dirname "$0")/lib.sh"
 
-if [ "$(command stat -f -c %T "$WORK")" = tmpfs ]; then
-    log "skipped: $WORK is on tmpfs, whose pages cannot be given back"
+if ! command -v fincore >/dev/null; then
+    log "skipped: no fincore (util-linux) to read the page cache with"
     exit 77
 fi
+# tmpfs pages cannot be given back (they are the file): keep the log in the
+# build tree when $WORK is on tmpfs, as /tmp is on many systems
+if [ "$(command stat -f -c %T "$WORK")" = tmpfs ]; then
+    DATA=$(mktemp -d "$BIN/../page-cache-test.XXXXXX")
+    on_cleanup() { rm -rf "$DATA"; }
+    [ "$(command stat -f -c %T "$DATA")" != tmpfs ] || { log "skipped: no disk-backed directory"; exit 77; }
+    ln -s "$DATA" "$WORK/data"
+fi
 
+# --fsync always: every flushed page is clean at once, so the bound holds on
+# any file system (the unit test covers never and interval where it can)
 N=20000
-start_broker --fsync never --segment-size 1M --log-page-cache 1M --cache-size 1M
+start_broker --fsync always --segment-size 1M --log-page-cache 1M --cache-size 1M
 "$TBIN/hd_probe" create-pool --broker "$ROUTER" --pool back --filter pc. >/dev/null ||
     fail "create-pool"
 payload=$(head -c 400 /dev/zero | tr '\0' 'p')
@@ -26,11 +36,9 @@ log "log $log_bytes bytes, $released given back from the page cache"
 slack=$(((1 << 20) + (1 << 17) + 1000 * 500))
 [ "$released" -ge $((log_bytes - (1 << 20) - slack)) ] ||
     fail "only $released of $log_bytes bytes given back"
-if command -v fincore >/dev/null; then
-    cached=$(fincore --bytes --noheadings --output RES "$WORK"/data/log/*.seg | awk '{s += $1} END {print s + 0}')
-    log "the segment files hold $cached bytes of page cache"
-    [ "$cached" -le $(((1 << 20) + slack)) ] || fail "$cached bytes of the log cached"
-fi
+cached=$(fincore --bytes --noheadings --output RES "$WORK"/data/log/*.seg | awk '{s += $1} END {print s + 0}')
+log "the segment files hold $cached bytes of page cache"
+[ "$cached" -le $(((1 << 20) + slack)) ] || fail "$cached bytes of the log cached"
 "$BIN/herald" stat --broker "$ROUTER" | grep -Eq 'log page cache given back [0-9.]+ [KMG]?i?B' ||
     fail "herald stat does not show the page cache given back: $("$BIN/herald" stat --broker "$ROUTER" | grep -i 'page cache')"
 
