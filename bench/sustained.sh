@@ -48,10 +48,10 @@ log_cached_mib() {
 echo "# one broker, $RUNS runs of $EVENTS $WORKLOAD events, --fsync $FSYNC, window $WINDOW${BROKER_ARGS:+, broker $BROKER_ARGS}"
 echo "| run | events in log | msg/s | broker CPU µs/event | broker busy | broker RSS MiB | log MiB | log in page cache MiB |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+xpub_flag=()
+[[ $WORKLOAD = w1 ]] && xpub_flag=(--xpub "$XPUB")
 for run in $(seq 1 "$RUNS"); do
     before=$(stats)
-    xpub_flag=()
-    [[ $WORKLOAD = w1 ]] && xpub_flag=(--xpub "$XPUB")
     json=$("$BIN/herald-bench" --broker "$ROUTER" "${xpub_flag[@]}" --workload "$WORKLOAD" \
         --window "$WINDOW" --events "$EVENTS" --json --quiet 2>/dev/null) ||
         { echo "sustained.sh: run $run failed" >&2; exit 1; }

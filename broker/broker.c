@@ -26,6 +26,12 @@
 #include "log.h"
 #include "state.pb-c.h"
 
+static uint64_t
+s_timeval_us (struct timeval time)
+{
+    return (uint64_t) time.tv_sec * 1000000 + (uint64_t) time.tv_usec;
+}
+
 //  Wall-clock microseconds; zclock_time () only has milliseconds
 static uint64_t
 s_wall_us (void)
@@ -1595,10 +1601,8 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.loop_busy_us = self->loop_busy_us;
     struct rusage usage;
     if (getrusage (RUSAGE_SELF, &usage) == 0) {
-        stats.cpu_user_us =
-            (uint64_t) usage.ru_utime.tv_sec * 1000000 + (uint64_t) usage.ru_utime.tv_usec;
-        stats.cpu_system_us =
-            (uint64_t) usage.ru_stime.tv_sec * 1000000 + (uint64_t) usage.ru_stime.tv_usec;
+        stats.cpu_user_us = s_timeval_us (usage.ru_utime);
+        stats.cpu_system_us = s_timeval_us (usage.ru_stime);
     }
     stats.cache_events = hd_log_cache_events (self->log);
     stats.cache_bytes = hd_log_cache_bytes (self->log);

@@ -61,6 +61,13 @@ s_remove_tree (const char *path)
     rmdir (path);
 }
 
+//  A segment file's name: 20 digits of first seq, then ".seg".
+static bool
+s_is_segment_name (const char *name)
+{
+    return strlen (name) == 24 && strcmp (name + 20, ".seg") == 0;
+}
+
 typedef struct {
     char name[32];
     uint64_t first_seq;
@@ -84,7 +91,7 @@ s_load (const char *dir, s_file_t *files, size_t max)
     size_t count = 0;
     struct dirent *entry;
     while ((entry = readdir (directory))) {
-        if (strlen (entry->d_name) != 24 || strcmp (entry->d_name + 20, ".seg"))
+        if (!s_is_segment_name (entry->d_name))
             continue;
         assert_true (count < max);
         s_file_t *file = &files[count++];
@@ -1882,7 +1889,7 @@ s_log_cached_bytes (const char *dir)
     uint64_t cached = 0;
     struct dirent *entry;
     while ((entry = readdir (directory))) {
-        if (strlen (entry->d_name) != 24 || strcmp (entry->d_name + 20, ".seg"))
+        if (!s_is_segment_name (entry->d_name))
             continue;
         char path[512];
         assert_true (snprintf (path, sizeof path, "%s/%s", dir, entry->d_name) < (int) sizeof path);
