@@ -144,9 +144,10 @@ void hd_subscriber_set_name (hd_subscriber_t *self, const char *name);
 int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix);
 //  Next event, or NULL on timeout (-1: wait forever) or interrupt. Caller owns it.
 hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms);
-uint64_t hd_subscriber_received (hd_subscriber_t *self);
+uint64_t hd_subscriber_received (hd_subscriber_t *self); // events handed out by recv
 uint64_t hd_subscriber_gaps (hd_subscriber_t *self);
-uint64_t hd_subscriber_malformed (hd_subscriber_t *self); // fan-out messages dropped as unreadable
+uint64_t hd_subscriber_malformed (
+    hd_subscriber_t *self); // fan-out messages and batch items dropped as unreadable
 const char *hd_subscriber_error (hd_subscriber_t *self);
 
 //  ---------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include "herald.h"
 #include "event.h"
 
+#include <assert.h>
 #include <czmq.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -24,9 +25,12 @@ struct _hd_subscriber_t {
     uint64_t gaps;
     uint64_t malformed;
     int64_t report_due;
-    //  Events of a FanoutBatch not yet returned, oldest at queue[queue_head]
-    hd_event_t **queue;
-    size_t queue_head, queue_count, queue_capacity;
+    //  The FanoutBatch being returned, one event per recv: decoding each
+    //  item only when it is asked for keeps one event alive at a time, so
+    //  its memory is the last one's, still warm, rather than a batch's worth
+    hd_frames_t batch;
+    bool batch_open;
+    const uint8_t *batch_cursor, *batch_end;
     char error[256];
 };
 
@@ -101,9 +105,8 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
         zsock_destroy (&self->reporter);
     }
     zhashx_destroy (&self->last_seq);
-    for (size_t index = 0; index < self->queue_count; index++)
-        hd_event_destroy (&self->queue[self->queue_head + index]);
-    free (self->queue);
+    if (self->batch_open)
+        hd_frames_close (&self->batch);
     free (self->name);
     free (self);
     *self_p = NULL;
@@ -184,64 +187,38 @@ s_track_gap (hd_subscriber_t *self, const char *type, uint64_t epoch, uint64_t t
         *last = type_seq;
 }
 
-static int
-s_queue_push (hd_subscriber_t *self, hd_event_t *event)
-{
-    if (self->queue_count == 0)
-        self->queue_head = 0;
-    if (self->queue_head + self->queue_count == self->queue_capacity) {
-        size_t capacity = self->queue_capacity ? self->queue_capacity * 2 : 64;
-        hd_event_t **queue = realloc (self->queue, capacity * sizeof *queue);
-        if (!queue)
-            return -1;
-        self->queue = queue;
-        self->queue_capacity = capacity;
-    }
-    self->queue[self->queue_head + self->queue_count++] = event;
-    return 0;
-}
-
+//  The next event of the open batch, NULL when it has no more (the batch
+//  is then closed). Items that do not decode are counted and skipped; a
+//  malformed rest is counted once.
 static hd_event_t *
-s_queue_pop (hd_subscriber_t *self)
+s_batch_next (hd_subscriber_t *self)
 {
-    if (self->queue_count == 0)
+    if (!self->batch_open)
         return NULL;
-    self->queue_count--;
-    return self->queue[self->queue_head++];
-}
-
-//  [type][FanoutBatch]: every item is queued (payloads copied out of the
-//  body); a malformed rest is counted once.
-static void
-s_decode_batch (hd_subscriber_t *self, hd_frames_t *frames)
-{
-    const uint8_t *cursor = hd_frames_data (frames, 1);
-    const uint8_t *end = cursor + hd_frames_size (frames, 1);
     hd_fanout_view_t item;
     int rc;
-    while ((rc = hd_decode_fanout_item (&cursor, end, &item)) == 1) {
+    while ((rc = hd_decode_fanout_item (&self->batch_cursor, self->batch_end, &item)) == 1) {
         hd_event_t *event = hd_event_decode_bytes (item.envelope, item.envelope_size, item.payload,
                                                    item.payload_size);
-        if (!event || s_queue_push (self, event) != 0) {
-            hd_event_destroy (&event);
+        if (!event) {
             self->malformed++;
             continue;
         }
         self->received++;
         s_track_gap (self, hd_event_type (event), item.epoch, item.type_seq);
+        return event;
     }
     if (rc < 0)
         self->malformed++;
+    hd_frames_close (&self->batch);
+    self->batch_open = false;
+    return NULL;
 }
 
 //  Decode [type][Fanout][Event][payload]; NULL (counted) on anything else.
 static hd_event_t *
 s_decode (hd_subscriber_t *self, hd_frames_t *frames)
 {
-    if (frames->count == 2 && !frames->truncated) {
-        s_decode_batch (self, frames);
-        return s_queue_pop (self);
-    }
     if (frames->count != 4 || frames->truncated) {
         self->malformed++;
         return NULL;
@@ -263,12 +240,34 @@ s_decode (hd_subscriber_t *self, hd_frames_t *frames)
     return event;
 }
 
+//  Takes one message already queued on the socket into self->batch:
+//  returns 0 and its first event in *event (NULL when it had none to
+//  give), or -1 when nothing was queued. A batch stays open for the
+//  calls after; a single event's frames are closed at once.
+static int
+s_receive (hd_subscriber_t *self, void *handle, hd_event_t **event)
+{
+    assert (!self->batch_open);
+    if (hd_frames_recv (&self->batch, handle, ZMQ_DONTWAIT) != 0)
+        return -1;
+    if (self->batch.count == 2 && !self->batch.truncated) {
+        self->batch_open = true;
+        self->batch_cursor = hd_frames_data (&self->batch, 1);
+        self->batch_end = self->batch_cursor + hd_frames_size (&self->batch, 1);
+        *event = s_batch_next (self);
+        return 0;
+    }
+    *event = s_decode (self, &self->batch);
+    hd_frames_close (&self->batch);
+    return 0;
+}
+
 hd_event_t *
 hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
 {
-    hd_event_t *queued = s_queue_pop (self);
-    if (queued)
-        return queued;
+    hd_event_t *event = s_batch_next (self);
+    if (event)
+        return event;
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     void *handle = zsock_resolve (self->sub);
     while (!zsys_interrupted) {
@@ -278,10 +277,7 @@ hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
             self->report_due = now + HD_SUBSCRIBER_REPORT_MS;
         }
         //  What is already queued needs no poll
-        hd_frames_t ready;
-        if (hd_frames_recv (&ready, handle, ZMQ_DONTWAIT) == 0) {
-            hd_event_t *event = s_decode (self, &ready);
-            hd_frames_close (&ready);
+        if (s_receive (self, handle, &event) == 0) {
             if (event)
                 return event;
             continue;
@@ -299,16 +295,8 @@ hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms)
             s_set_error (self, "poll failed: %s", zmq_strerror (errno));
             return NULL;
         }
-        if (rc > 0) {
-            hd_frames_t frames;
-            if (hd_frames_recv (&frames, handle, ZMQ_DONTWAIT) == 0) {
-                hd_event_t *event = s_decode (self, &frames);
-                hd_frames_close (&frames);
-                if (event)
-                    return event;
-            }
-            continue;
-        }
+        if (rc > 0)
+            continue; // the receive at the top of the loop takes it
         if (deadline >= 0 && zclock_mono () >= deadline)
             return NULL;
     }
