@@ -66,7 +66,14 @@ herald() {
     fi
     grep '^|' "$WORK/herald-$name.$PASS.log" | tail -n 1 >&2 || true
 }
+# Every system starts on a quiet disk: what the one before left in the page
+# cache (Herald's logs, the peers' streams, queues and AOF) would otherwise
+# be written back under the next one's fsyncs
+quiet_disk() {
+    sync
+}
 herald_rows() {
+    quiet_disk
 herald w1-never --workload w1 --events "$N1" --fsync never
 # The raw-ZeroMQ and NATS core publishers keep no window at all; these rows
 # give Herald's publisher its library default window (1000) instead of 256
@@ -154,6 +161,7 @@ if [[ -n "${PEERS// /}" ]]; then
     done
     if [[ ${#systems[@]} -gt 0 ]]; then
         log "bench-peers run.sh ${systems[*]} (RUNS=$RUNS; one system at a time, ~3-5 min each)"
+        quiet_disk
         (cd "$P" && RUNS=$RUNS N1=$N1 N2=$N2 LAT_FIXED_RATE=$LAT_RATE LAT_FIXED_S=$LAT_S \
             LAT_MAX_S=$PEER_LAT_MAX_S NATS_PUSH_ROWS=0 WORK="$WORK/peers-work" \
             ./run.sh "${systems[@]}") >"$WORK/peers-run.log" 2>&1 ||
