@@ -146,8 +146,8 @@ int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix);
 hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms);
 uint64_t hd_subscriber_received (hd_subscriber_t *self); // events handed out by recv
 uint64_t hd_subscriber_gaps (hd_subscriber_t *self);
-uint64_t hd_subscriber_malformed (
-    hd_subscriber_t *self); // fan-out messages and batch items dropped as unreadable
+//  Fan-out messages and batch items dropped as unreadable.
+uint64_t hd_subscriber_malformed (hd_subscriber_t *self);
 const char *hd_subscriber_error (hd_subscriber_t *self);
 
 //  ---------------------------------------------------------------------
