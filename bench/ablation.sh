@@ -37,44 +37,15 @@ cmake --build "$WORK/src/build" --target herald-broker herald-bench -j 2 >>"$WOR
     { tail -n 20 "$WORK/build.log" >&2; exit 1; }
 HB="$WORK/src/build/bin/herald-bench"
 
+# shellcheck source=bench/raw_zmq.sh
+source "$ROOT/bench/raw_zmq.sh"
 ZMQ=""
 if [[ -d "$PEERS_SRC/src" ]]; then
-    B="$WORK/peers"
-    mkdir -p "$B"
-    gcc -O2 -std=gnu11 -c "$PEERS_SRC/src/common.c" -o "$B/common.o"
-    gcc -O2 -std=gnu11 "$PEERS_SRC/src/benchctl.c" "$B/common.o" -o "$B/benchctl"
-    gcc -O2 -std=gnu11 "$PEERS_SRC/src/zmq_bench.c" "$B/common.o" -o "$B/zmq_bench" \
-        $(pkg-config --cflags --libs libzmq)
+    raw_zmq_build "$PEERS_SRC" || exit 1
     ZMQ=1
 else
     log "no peer harness at $PEERS_SRC: no raw ZeroMQ row"
 fi
-
-port_open() { ss -ltnH "sport = :$1" | grep -q .; }
-
-# One raw-ZeroMQ W1 run as bench-peers' run.sh starts it; prints the
-# slower subscriber's rate, or "-"
-zmq_w1() {
-    local ctl="$WORK/zmq.ctl" broker pids=() ok=1
-    "$B/benchctl" init "$ctl" fanout "$N" 2 0 120 >/dev/null
-    BENCH_HWM=0 "$B/zmq_bench" broker-fanout "$ctl" >/dev/null 2>&1 &
-    broker=$!
-    for _ in $(seq 1 200); do port_open 5601 && port_open 5602 && break; sleep 0.05; done
-    for i in 0 1; do
-        BENCH_HWM=0 "$B/zmq_bench" sub-fanout "$ctl" "$i" >/dev/null 2>&1 &
-        pids+=($!)
-    done
-    BENCH_HWM=0 BENCH_RATE=0 "$B/zmq_bench" pub-fanout "$ctl" >/dev/null 2>&1 || ok=0
-    for pid in "${pids[@]}"; do wait "$pid" || ok=0; done
-    kill "$broker" 2>/dev/null || true
-    wait "$broker" 2>/dev/null || true
-    if [[ $ok = 1 ]]; then
-        "$B/benchctl" report "$ctl" | tr ' ' '\n' | awk -F= '$1 == "sub_rate_min" { printf "%d", $2 }'
-        echo
-    else
-        echo -
-    fi
-}
 
 # One Herald W1 run with the given switches set; prints "rate cpu broker_cpu"
 herald_w1() {
@@ -97,7 +68,7 @@ switches() {
 }
 for r in $(seq 1 "$ROUNDS"); do
     if [[ -n $ZMQ ]]; then
-        line=$(zmq_w1)
+        line=$(raw_zmq_run fanout "$N" 2 | awk '{print $1}') || line=-
         echo "$line" >>"$WORK/zmq"
         log "round $r raw-zeromq: $line"
     fi
@@ -109,9 +80,7 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 ZMQ_RATE=$([[ -n $ZMQ ]] && median <"$WORK/zmq" || echo -)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "W1 fan-out, 1 publisher -> broker -> 2 subscribers, $N events, --fsync never,"
 echo "window $WINDOW; medians of $ROUNDS rounds ($(nproc) cores), $(git -C "$ROOT" describe --always --dirty)"

@@ -32,62 +32,9 @@ trap 'rm -rf "$WORK"' EXIT
 command -v jq >/dev/null || { echo "cpu_per_event.sh needs jq" >&2; exit 1; }
 [[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
 
-# Only the ZeroMQ client and the control tool: they need libzmq alone
-B="$WORK/peers"
-mkdir -p "$B"
-CFLAGS="-O2 -g -std=gnu11"
-gcc $CFLAGS -c "$PEERS_SRC/src/common.c" -o "$B/common.o"
-gcc $CFLAGS "$PEERS_SRC/src/benchctl.c" "$B/common.o" -o "$B/benchctl"
-gcc $CFLAGS "$PEERS_SRC/src/zmq_bench.c" "$B/common.o" -o "$B/zmq_bench" \
-    $(pkg-config --cflags --libs libzmq)
-
-port_open() { ss -ltnH "sport = :$1" | grep -q .; }
-
-# zmq_run fanout|queue EVENTS RECEIVERS: one raw-ZeroMQ run; prints
-# "rate cpu_us_per_event lost"; fails when a client failed
-zmq_run() {
-    local kind=$1 events=$2 receivers=$3 ctl="$WORK/zmq.ctl"
-    (
-        if port_open 5601 || port_open 5602; then
-            echo "ports 5601/5602 busy" >&2
-            exit 1
-        fi
-        "$B/benchctl" init "$ctl" "$kind" "$events" "$receivers" 0 120 >/dev/null
-        BENCH_HWM=0 "$B/zmq_bench" "broker-$kind" "$ctl" >"$WORK/broker.log" 2>&1 &
-        broker=$!
-        for _ in $(seq 1 200); do port_open 5601 && port_open 5602 && break; sleep 0.05; done
-        role=sub-fanout pub=pub-fanout
-        [[ $kind = queue ]] && { role=worker-queue; pub=pub-queue; }
-        # From here to the second `times` only the ZeroMQ processes are
-        # reaped: the helpers above (benchctl, ss, sleep) are left out
-        times >"$WORK/times.before"
-        pids=()
-        for ((i = 0; i < receivers; i++)); do
-            BENCH_HWM=0 "$B/zmq_bench" "$role" "$ctl" "$i" >/dev/null 2>&1 &
-            pids+=($!)
-        done
-        BENCH_HWM=0 BENCH_RATE=0 "$B/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
-        pids+=($!)
-        clients_ok=1
-        for pid in "${pids[@]}"; do wait "$pid" || clients_ok=0; done
-        kill "$broker"
-        wait "$broker" || true
-        # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
-        # redirected, not piped: a pipe would run it in a child of its own
-        times >"$WORK/times.after"
-        [[ $clients_ok = 1 ]] || exit 1
-        key=sub_rate_min
-        [[ $kind = queue ]] && key=proc_rate
-        read -r rate lost < <("$B/benchctl" report "$ctl" | tr ' ' '\n' |
-            awk -F= -v k=$key '$1 == k { rate = $2 } $1 == "lost" { lost = $2 } END { print rate, lost }')
-        cpu=$(awk 'FNR == 2 {
-                n = split($1 " " $2, t, " "); s = 0
-                for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }
-                total += (FILENAME ~ /after/ ? s : -s) }
-            END { print total }' "$WORK/times.before" "$WORK/times.after")
-        echo "$rate $(awk -v c="$cpu" -v n="$events" 'BEGIN { printf "%.3f", c * 1e6 / n }') $lost"
-    )
-}
+# shellcheck source=bench/raw_zmq.sh
+source "$ROOT/bench/raw_zmq.sh"
+raw_zmq_build "$PEERS_SRC"
 
 # herald_run ARGS...: prints "rate cpu_us_per_event lost"; fails with the run
 herald_run() {
@@ -96,8 +43,6 @@ herald_run() {
     json=$("$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null) || return 1
     jq -r ".$wl | \"\(.sub_rate // .proc_rate) \(.cpu_us_per_event) \(.lost)\"" <<<"$json"
 }
-
-median() { sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
 declare -A RATE CPU LOST
 row() { # name command...
@@ -116,13 +61,12 @@ row() { # name command...
 }
 
 # Interleaved by row, one system at a time
-row zmq_w1 zmq_run fanout "$N1" 2
+row zmq_w1 raw_zmq_run fanout "$N1" 2
 row herald_w1 herald_run w1 --events "$N1" --fsync never --window "$WINDOW"
-row zmq_w2 zmq_run queue "$N2" 4
+row zmq_w2 raw_zmq_run queue "$N2" 4
 row herald_w2 herald_run w2 --events "$N2" --fsync never --window "$WINDOW"
 row herald_w2_always herald_run w2 --events "$N2" --fsync always --window 256
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "CPU per event, medians of $RUNS runs ($(nproc) cores; herald window $WINDOW unless noted)"
 echo

@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+# Sourced by bench scripts that run raw ZeroMQ beside Herald: builds
+# ../shared/bench-peers' ZeroMQ client and control tool, and runs them as
+# its run.sh does, one run at a time. Needs WORK (a scratch directory).
+#
+#   raw_zmq_build PEERS_SRC     builds into $WORK/peers (needs only libzmq)
+#   raw_zmq_run fanout|queue EVENTS RECEIVERS
+#                               prints "rate cpu_us_per_event lost"; fails
+#                               when a client failed
+#   median                      of the numbers on stdin ("-" lines left out)
+#   ratio A B                   A / B to two places, "-" when either is not > 0
+
+raw_zmq_build() {
+    local src=$1 bin="$WORK/peers" flags="-O2 -g -std=gnu11"
+    mkdir -p "$bin"
+    # shellcheck disable=SC2086,SC2046 # flags and pkg-config's output are words
+    gcc $flags -c "$src/src/common.c" -o "$bin/common.o" &&
+        gcc $flags "$src/src/benchctl.c" "$bin/common.o" -o "$bin/benchctl" &&
+        gcc $flags "$src/src/zmq_bench.c" "$bin/common.o" -o "$bin/zmq_bench" \
+            $(pkg-config --cflags --libs libzmq)
+}
+
+raw_zmq_port_open() { ss -ltnH "sport = :$1" | grep -q .; }
+
+# CPU = user + system time of the raw broker and clients, read with the
+# shell's `times` once all are reaped, divided by the events
+raw_zmq_run() {
+    local kind=$1 events=$2 receivers=$3 ctl="$WORK/zmq.ctl" bin="$WORK/peers"
+    (
+        if raw_zmq_port_open 5601 || raw_zmq_port_open 5602; then
+            echo "ports 5601/5602 busy" >&2
+            exit 1
+        fi
+        "$bin/benchctl" init "$ctl" "$kind" "$events" "$receivers" 0 120 >/dev/null
+        BENCH_HWM=0 "$bin/zmq_bench" "broker-$kind" "$ctl" >"$WORK/broker.log" 2>&1 &
+        broker=$!
+        for _ in $(seq 1 200); do
+            raw_zmq_port_open 5601 && raw_zmq_port_open 5602 && break
+            sleep 0.05
+        done
+        role=sub-fanout pub=pub-fanout
+        [[ $kind = queue ]] && { role="worker-queue"; pub="pub-queue"; }
+        # From here to the second `times` only the ZeroMQ processes are
+        # reaped: the helpers above (benchctl, ss, sleep) are left out
+        times >"$WORK/times.before"
+        pids=()
+        for ((i = 0; i < receivers; i++)); do
+            BENCH_HWM=0 "$bin/zmq_bench" "$role" "$ctl" "$i" >/dev/null 2>&1 &
+            pids+=($!)
+        done
+        BENCH_HWM=0 BENCH_RATE=0 "$bin/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
+        pids+=($!)
+        clients_ok=1
+        for pid in "${pids[@]}"; do wait "$pid" || clients_ok=0; done
+        kill "$broker"
+        wait "$broker" || true
+        # times: this shell, then its reaped children ("1m2.345s 0m1.000s");
+        # redirected, not piped: a pipe would run it in a child of its own
+        times >"$WORK/times.after"
+        [[ $clients_ok = 1 ]] || exit 1
+        key=sub_rate_min
+        [[ $kind = queue ]] && key=proc_rate
+        read -r rate lost < <("$bin/benchctl" report "$ctl" | tr ' ' '\n' |
+            awk -F= -v k=$key '$1 == k { rate = $2 } $1 == "lost" { lost = $2 } END { print rate, lost }')
+        cpu=$(awk 'FNR == 2 {
+                n = split($1 " " $2, t, " "); s = 0
+                for (i = 1; i <= n; i++) { split(t[i], ms, "m"); s += ms[1] * 60 + ms[2] }
+                total += (FILENAME ~ /after/ ? s : -s) }
+            END { print total }' "$WORK/times.before" "$WORK/times.after")
+        echo "$rate $(awk -v c="$cpu" -v n="$events" 'BEGIN { printf "%.3f", c * 1e6 / n }') $lost"
+    )
+}
+
+median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
