@@ -2080,6 +2080,7 @@ hd_broker_config_defaults (hd_broker_config_t *config)
     config->liveness = 3;
     config->dedup_window_ms = 120000;
     config->dedup_max = 1000000;
+    config->dedup_reserve = true;
     config->max_payload = 1024 * 1024;
     config->max_envelope = 64 * 1024;
     config->max_topic = 255;
@@ -2266,6 +2267,24 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
     return 0;
 }
 
+//  A fresh broker would otherwise double the index into new memory a
+//  dozen times as the window fills, each time under traffic: on a VM whose
+//  host has taken the memory back, a huge page costs milliseconds to touch.
+static void
+s_reserve_dedup (hd_broker_t *self)
+{
+    int64_t started = zclock_usecs ();
+    if (hd_dedup_reserve (self->dedup) != 0) {
+        zsys_warning ("cannot reserve the dedup window's index for %lld identities (out of "
+                      "memory): it grows as identities arrive",
+                      (long long) self->config.dedup_max);
+        return;
+    }
+    zsys_info ("dedup window: index of %zu KiB for %lld identities ready in %lld ms",
+               hd_dedup_index_bytes (self->dedup) >> 10, (long long) self->config.dedup_max,
+               (long long) (zclock_usecs () - started) / 1000);
+}
+
 hd_broker_t *
 hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
 {
@@ -2295,6 +2314,9 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
         hd_broker_destroy (&self);
         return NULL;
     }
+    //  Before recovery, which refills the window
+    if (config->dedup_reserve)
+        s_reserve_dedup (self);
     if (s_recover (self, error, error_size) != 0) {
         hd_broker_destroy (&self);
         return NULL;

@@ -16,6 +16,7 @@ typedef struct {
     int64_t liveness;
     int64_t dedup_window_ms;
     int64_t dedup_max;
+    bool dedup_reserve; // dedup index sized for dedup_max and touched at start
     int64_t max_payload;
     int64_t max_envelope;
     int64_t max_topic;

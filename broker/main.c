@@ -18,7 +18,7 @@ typedef struct {
     int64_t segment_size, cache_size, log_page_cache, retention_age, retention_bytes, max_disk,
         max_deliver;
     int64_t max_dlq, checkpoint_bytes, journal_sync, turn_events;
-    bool skip_corrupt, retention_hard, prepare_segments;
+    bool skip_corrupt, retention_hard, prepare_segments, dedup_reserve;
 } s_settings_t;
 
 static hd_options_t *
@@ -52,6 +52,11 @@ s_options_new (s_settings_t *s)
                     &s->dedup_window);
     hd_options_add (options, "dedup-max", HD_OPT_INT, "1000000", NULL,
                     "most identities remembered; the oldest go first", &s->dedup_max);
+    hd_options_add (options, "dedup-reserve", HD_OPT_BOOL, "true", NULL,
+                    "size the dedup window's index for --dedup-max and touch its memory at start "
+                    "(16 bytes a slot, 32 MiB at the default --dedup-max), so a fresh broker "
+                    "does not grow it under traffic (false: it grows as identities arrive)",
+                    &s->dedup_reserve);
     hd_options_add (options, "max-payload", HD_OPT_SIZE, "1M", NULL, "largest payload accepted",
                     &s->max_payload);
     hd_options_add (options, "max-envelope", HD_OPT_SIZE, "64K", NULL,
@@ -217,6 +222,7 @@ main (int argc, char **argv)
     config.liveness = settings.liveness;
     config.dedup_window_ms = settings.dedup_window;
     config.dedup_max = settings.dedup_max;
+    config.dedup_reserve = settings.dedup_reserve;
     config.max_payload = settings.max_payload;
     config.max_envelope = settings.max_envelope;
     config.max_topic = settings.max_topic;

@@ -64,6 +64,19 @@ hd_dedup_new (int64_t window_ms, size_t max_entries)
     return self;
 }
 
+int
+hd_dedup_reserve (hd_dedup_t *self)
+{
+    //  The index holds live entries only, never more than max_entries
+    return hd_hashmap_reserve (self->index, self->max_entries);
+}
+
+size_t
+hd_dedup_index_bytes (hd_dedup_t *self)
+{
+    return hd_hashmap_table_bytes (self->index);
+}
+
 void
 hd_dedup_destroy (hd_dedup_t **self_p)
 {

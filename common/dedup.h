@@ -27,6 +27,14 @@ typedef struct {
     char stack[536]; // two ids of the default --max-id (256) and the framing
 } hd_dedup_key_t;
 
+//  Sizes the index for max_entries identities and touches its memory now,
+//  so that filling the window neither grows the index nor faults fresh
+//  pages in under traffic. Returns 0, or -1 when out of memory (the index
+//  then grows as identities arrive).
+int hd_dedup_reserve (hd_dedup_t *self);
+//  Bytes of the index's table (entries not counted).
+size_t hd_dedup_index_bytes (hd_dedup_t *self);
+
 //  Builds the key of (source, id), given with their sizes. Returns 0, or -1
 //  when out of memory. Release it with hd_dedup_key_release.
 int hd_dedup_key_init (hd_dedup_key_t *key, const char *source, size_t source_size, const char *id,

@@ -1,9 +1,11 @@
 /*  hashmap — open-addressing hash table from 64-bit keys to pointers. */
 #include "hashmap.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define S_INITIAL_SLOTS 16
 //  Slot arrays this large are mapped on their own, in huge pages where the
@@ -123,10 +125,10 @@ s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
     slots[index].value = value;
 }
 
+//  Moves every value into a table of count slots (a power of two).
 static int
-s_grow (hd_hashmap_t *self)
+s_resize (hd_hashmap_t *self, size_t count)
 {
-    size_t count = (self->mask + 1) * 2;
     s_slot_t *slots = s_slots_new (count);
     if (!slots)
         return -1;
@@ -139,13 +141,55 @@ s_grow (hd_hashmap_t *self)
     return 0;
 }
 
+static bool
+s_over_load (size_t items, size_t count)
+{
+    return items * S_LOAD_DENOMINATOR > count * S_LOAD_NUMERATOR;
+}
+
+//  Faults every page of the table in for writing. The kernel's populate
+//  leaves the contents alone; where it is missing, each page is read and
+//  written back unchanged.
+static int
+s_touch (void *memory, size_t bytes)
+{
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t) memory & ~(page - 1);
+    if (madvise ((void *) start, (uintptr_t) memory + bytes - start, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno == ENOMEM)
+        return -1;
+#endif
+    volatile uint8_t *bytes_p = memory;
+    for (size_t offset = 0; offset < bytes; offset += 4096)
+        bytes_p[offset] = bytes_p[offset];
+    return 0;
+}
+
+int
+hd_hashmap_reserve (hd_hashmap_t *self, size_t items)
+{
+    size_t count = self->mask + 1;
+    while (s_over_load (items, count))
+        count *= 2;
+    if (count > self->mask + 1 && s_resize (self, count) != 0)
+        return -1;
+    return s_touch (self->slots, count * sizeof (s_slot_t));
+}
+
+size_t
+hd_hashmap_table_bytes (hd_hashmap_t *self)
+{
+    return (self->mask + 1) * sizeof (s_slot_t);
+}
+
 int
 hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value)
 {
     if (!value)
         return -1;
-    if ((self->size + 1) * S_LOAD_DENOMINATOR > (self->mask + 1) * S_LOAD_NUMERATOR &&
-        s_grow (self) != 0)
+    if (s_over_load (self->size + 1, self->mask + 1) && s_resize (self, (self->mask + 1) * 2) != 0)
         return -1;
     s_place (self->slots, self->mask, key, value);
     self->size++;

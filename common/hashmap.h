@@ -33,6 +33,14 @@ size_t hd_hashmap_size (hd_hashmap_t *self);
 //  never shrinks).
 size_t hd_hashmap_capacity (hd_hashmap_t *self);
 
+//  Makes room for items values in all without the table growing, and
+//  touches its memory now: a table sized ahead (a full dedup window's) is
+//  then neither rehashed nor page-faulted in while inserts fill it, which
+//  on a fresh process costs far more than the inserts themselves. Returns
+//  0, or -1 when out of memory (the map is unchanged, and grows as before).
+int hd_hashmap_reserve (hd_hashmap_t *self, size_t items);
+//  Bytes of the slot table.
+size_t hd_hashmap_table_bytes (hd_hashmap_t *self);
 //  Adds value under key; a key may hold several values. Returns 0, or -1
 //  when out of memory (nothing added).
 int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);

@@ -325,6 +325,30 @@ test_many_entries (void **state)
     hd_dedup_destroy (&dedup);
 }
 
+//  A reserved window fills to max_entries and turns over (evicting) with
+//  its index never resized, and behaves as an unreserved one.
+static void
+test_reserve (void **state)
+{
+    hd_dedup_t *dedup = hd_dedup_new (60000, 5000);
+    assert_int_equal (s_insert (dedup, "s", "before", 1, 0), 0);
+    assert_int_equal (hd_dedup_reserve (dedup), 0);
+    size_t bytes = hd_dedup_index_bytes (dedup);
+    assert_true (bytes >= 5000 * 16 * 10 / 7);
+    assert_int_equal (s_lookup (dedup, "s", "before", 1), 1);
+    char id[32];
+    for (int index = 0; index < 12000; index++) {
+        snprintf (id, sizeof id, "event-%d", index);
+        assert_int_equal (s_insert (dedup, "s", id, (uint64_t) index + 2, 1), 0);
+        assert_int_equal (hd_dedup_index_bytes (dedup), bytes);
+    }
+    assert_int_equal (hd_dedup_size (dedup), 5000);
+    assert_int_equal (hd_dedup_evicted (dedup), 7001);
+    assert_int_equal (s_lookup (dedup, "s", "event-11999", 2), 12001);
+    assert_int_equal (s_lookup (dedup, "s", "event-6999", 2), 0);
+    hd_dedup_destroy (&dedup);
+}
+
 //  The publish path's keys (sizes given, not NUL-terminated, built once)
 //  find what the string functions stored and the other way round, short
 //  and long (past the key's stack buffer) alike.
@@ -407,6 +431,7 @@ main (void)
         cmocka_unit_test (test_many_entries),
         cmocka_unit_test (test_prepared_keys),
         cmocka_unit_test (test_entry_blocks),
+        cmocka_unit_test (test_reserve),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
