@@ -2119,6 +2119,59 @@ s_bind (zsock_t *socket, const char *endpoint, char *error, size_t error_size)
 }
 
 //  --------------------------------------------------------------------------
+
+//  The memory this process may use: the machine's, or less where a cgroup
+//  (v2 memory.max, v1 memory.limit_in_bytes) sets a lower limit, as a
+//  container's memory limit does. SIZE_MAX when nothing says.
+static size_t
+s_memory_bytes (void)
+{
+    long pages = sysconf (_SC_PHYS_PAGES), page_size = sysconf (_SC_PAGESIZE);
+    size_t memory = pages > 0 && page_size > 0 ? (size_t) pages * (size_t) page_size : SIZE_MAX;
+    const char *limits[] = {"/sys/fs/cgroup/memory.max",
+                            "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t index = 0; index < sizeof limits / sizeof limits[0]; index++) {
+        FILE *file = fopen (limits[index], "r");
+        unsigned long long limit;
+        if (!file)
+            continue;
+        //  "max" (no limit) does not parse as a number
+        if (fscanf (file, "%llu", &limit) == 1 && limit > 0 && limit < memory)
+            memory = (size_t) limit;
+        fclose (file);
+    }
+    return memory;
+}
+
+//  A fresh broker would otherwise double the index into new memory a
+//  dozen times as the window fills, each time under traffic: on a VM whose
+//  host has taken the memory back, a huge page costs milliseconds to touch.
+//  An index larger than a quarter of the memory it may use is left to
+//  grow: taken at start, it could get the broker killed before it serves.
+static void
+s_reserve_dedup (hd_broker_t *self)
+{
+    long long identities = (long long) self->config.dedup_max;
+    size_t needed = hd_dedup_reserve_bytes (self->dedup);
+    if (needed == 0 || needed > s_memory_bytes () / 4) {
+        zsys_warning ("the dedup window's index for %lld identities would take more than a "
+                      "quarter of this machine's memory (or of the cgroup's limit): not "
+                      "reserved, it grows as identities arrive",
+                      identities);
+        return;
+    }
+    int64_t started = zclock_usecs ();
+    if (hd_dedup_reserve (self->dedup) != 0) {
+        zsys_warning ("cannot reserve the dedup window's index for %lld identities (out of "
+                      "memory): it grows as identities arrive",
+                      identities);
+        return;
+    }
+    zsys_info ("dedup window: index of %zu KiB for %lld identities ready in %lld ms",
+               hd_dedup_index_bytes (self->dedup) >> 10, identities,
+               (long long) (zclock_usecs () - started) / 1000);
+}
+
 //  Recovery: the log, then the pools (checkpoint + journal), then the dedup
 //  window from the log's recent records.
 
@@ -2215,6 +2268,10 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
                   config->data_dir, strerror (errno));
         return -1;
     }
+    //  Once the directory is ours, and before recovery refills the window
+    //  (with a window of 0 the index never holds more than one identity)
+    if (config->dedup_reserve && config->dedup_window_ms > 0)
+        s_reserve_dedup (self);
     hd_log_config_t log_config;
     hd_log_config_defaults (&log_config);
     snprintf (path, sizeof path, "%s/log", config->data_dir);
@@ -2267,24 +2324,6 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
     return 0;
 }
 
-//  A fresh broker would otherwise double the index into new memory a
-//  dozen times as the window fills, each time under traffic: on a VM whose
-//  host has taken the memory back, a huge page costs milliseconds to touch.
-static void
-s_reserve_dedup (hd_broker_t *self)
-{
-    int64_t started = zclock_usecs ();
-    if (hd_dedup_reserve (self->dedup) != 0) {
-        zsys_warning ("cannot reserve the dedup window's index for %lld identities (out of "
-                      "memory): it grows as identities arrive",
-                      (long long) self->config.dedup_max);
-        return;
-    }
-    zsys_info ("dedup window: index of %zu KiB for %lld identities ready in %lld ms",
-               hd_dedup_index_bytes (self->dedup) >> 10, (long long) self->config.dedup_max,
-               (long long) (zclock_usecs () - started) / 1000);
-}
-
 hd_broker_t *
 hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
 {
@@ -2314,9 +2353,6 @@ hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
         hd_broker_destroy (&self);
         return NULL;
     }
-    //  Before recovery, which refills the window
-    if (config->dedup_reserve)
-        s_reserve_dedup (self);
     if (s_recover (self, error, error_size) != 0) {
         hd_broker_destroy (&self);
         return NULL;

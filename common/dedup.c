@@ -72,6 +72,12 @@ hd_dedup_reserve (hd_dedup_t *self)
 }
 
 size_t
+hd_dedup_reserve_bytes (hd_dedup_t *self)
+{
+    return hd_hashmap_reserve_bytes (self->max_entries);
+}
+
+size_t
 hd_dedup_index_bytes (hd_dedup_t *self)
 {
     return hd_hashmap_table_bytes (self->index);

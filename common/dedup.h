@@ -17,6 +17,16 @@ typedef struct _hd_dedup_t hd_dedup_t;
 hd_dedup_t *hd_dedup_new (int64_t window_ms, size_t max_entries);
 void hd_dedup_destroy (hd_dedup_t **self_p);
 
+//  Sizes the index for max_entries identities and touches its memory now,
+//  so that filling the window neither grows the index nor faults fresh
+//  pages in under traffic. Returns 0, or -1 when the memory cannot be had
+//  (the index is then as it was, and grows as identities arrive).
+int hd_dedup_reserve (hd_dedup_t *self);
+//  Bytes of the index hd_dedup_reserve makes (0: too large to count).
+size_t hd_dedup_reserve_bytes (hd_dedup_t *self);
+//  Bytes of the index's table now (entries not counted).
+size_t hd_dedup_index_bytes (hd_dedup_t *self);
+
 //  An identity worked out once (key built and hashed) for a lookup and
 //  the insert that follows it on the publish path.
 typedef struct {
@@ -26,14 +36,6 @@ typedef struct {
     char *heap;      // when the key did not fit in stack
     char stack[536]; // two ids of the default --max-id (256) and the framing
 } hd_dedup_key_t;
-
-//  Sizes the index for max_entries identities and touches its memory now,
-//  so that filling the window neither grows the index nor faults fresh
-//  pages in under traffic. Returns 0, or -1 when out of memory (the index
-//  then grows as identities arrive).
-int hd_dedup_reserve (hd_dedup_t *self);
-//  Bytes of the index's table (entries not counted).
-size_t hd_dedup_index_bytes (hd_dedup_t *self);
 
 //  Builds the key of (source, id), given with their sizes. Returns 0, or -1
 //  when out of memory. Release it with hd_dedup_key_release.

@@ -125,19 +125,26 @@ s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
     slots[index].value = value;
 }
 
-//  Moves every value into a table of count slots (a power of two).
-static int
-s_resize (hd_hashmap_t *self, size_t count)
+//  Moves every value into slots, a zeroed table of count slots (a power
+//  of two), and frees the old table.
+static void
+s_move_into (hd_hashmap_t *self, s_slot_t *slots, size_t count)
 {
-    s_slot_t *slots = s_slots_new (count);
-    if (!slots)
-        return -1;
     for (size_t index = 0; index <= self->mask; index++)
         if (self->slots[index].value)
             s_place (slots, count - 1, self->slots[index].key, self->slots[index].value);
     s_slots_free (self->slots, self->mask + 1);
     self->slots = slots;
     self->mask = count - 1;
+}
+
+static int
+s_resize (hd_hashmap_t *self, size_t count)
+{
+    s_slot_t *slots = s_slots_new (count);
+    if (!slots)
+        return -1;
+    s_move_into (self, slots, count);
     return 0;
 }
 
@@ -147,35 +154,70 @@ s_over_load (size_t items, size_t count)
     return items * S_LOAD_DENOMINATOR > count * S_LOAD_NUMERATOR;
 }
 
-//  Faults every page of the table in for writing. The kernel's populate
-//  leaves the contents alone; where it is missing, each page is read and
-//  written back unchanged.
+//  Slots (a power of two, at least count) that hold items values without
+//  growing, or 0 when their bytes would not fit in a size_t.
+static size_t
+s_slots_for (size_t items, size_t count)
+{
+    if (items > SIZE_MAX / S_LOAD_DENOMINATOR)
+        return 0;
+    while (s_over_load (items, count)) {
+        if (count > SIZE_MAX / 2 / sizeof (s_slot_t))
+            return 0;
+        count *= 2;
+    }
+    return count;
+}
+
+//  Faults every page of memory in for writing, contents unchanged. Where
+//  the kernel cannot populate, each page gets an atomic add of zero: a
+//  write from the start, since a read first would map the zero page (on a
+//  huge-page mapping the huge zero page, which the write then splits).
 static int
 s_touch (void *memory, size_t bytes)
 {
-#ifdef MADV_POPULATE_WRITE
+    if (bytes == 0)
+        return 0;
     uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+#ifdef MADV_POPULATE_WRITE
     uintptr_t start = (uintptr_t) memory & ~(page - 1);
     if (madvise ((void *) start, (uintptr_t) memory + bytes - start, MADV_POPULATE_WRITE) == 0)
         return 0;
     if (errno == ENOMEM)
         return -1;
 #endif
-    volatile uint8_t *bytes_p = memory;
-    for (size_t offset = 0; offset < bytes; offset += 4096)
-        bytes_p[offset] = bytes_p[offset];
+    uint8_t *cursor = memory;
+    for (size_t offset = 0; offset < bytes; offset += page)
+        __atomic_fetch_add (cursor + offset, 0, __ATOMIC_RELAXED);
+    __atomic_fetch_add (cursor + bytes - 1, 0, __ATOMIC_RELAXED);
     return 0;
+}
+
+size_t
+hd_hashmap_reserve_bytes (size_t items)
+{
+    return s_slots_for (items, S_INITIAL_SLOTS) * sizeof (s_slot_t);
 }
 
 int
 hd_hashmap_reserve (hd_hashmap_t *self, size_t items)
 {
-    size_t count = self->mask + 1;
-    while (s_over_load (items, count))
-        count *= 2;
-    if (count > self->mask + 1 && s_resize (self, count) != 0)
+    size_t count = s_slots_for (items, self->mask + 1);
+    if (count == 0)
         return -1;
-    return s_touch (self->slots, count * sizeof (s_slot_t));
+    if (count == self->mask + 1)
+        return s_touch (self->slots, count * sizeof (s_slot_t));
+    //  Touched before any value moves in, so that a failure leaves the map
+    //  as it was
+    s_slot_t *slots = s_slots_new (count);
+    if (!slots)
+        return -1;
+    if (s_touch (slots, count * sizeof (s_slot_t)) != 0) {
+        s_slots_free (slots, count);
+        return -1;
+    }
+    s_move_into (self, slots, count);
+    return 0;
 }
 
 size_t

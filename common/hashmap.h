@@ -37,10 +37,15 @@ size_t hd_hashmap_capacity (hd_hashmap_t *self);
 //  touches its memory now: a table sized ahead (a full dedup window's) is
 //  then neither rehashed nor page-faulted in while inserts fill it, which
 //  on a fresh process costs far more than the inserts themselves. Returns
-//  0, or -1 when out of memory (the map is unchanged, and grows as before).
+//  0, or -1 when the memory cannot be had or items is too large to count
+//  (the map is then as it was, and grows as before).
 int hd_hashmap_reserve (hd_hashmap_t *self, size_t items);
+//  Bytes of the table hd_hashmap_reserve (items) makes in an empty map (0:
+//  too large to count).
+size_t hd_hashmap_reserve_bytes (size_t items);
 //  Bytes of the slot table.
 size_t hd_hashmap_table_bytes (hd_hashmap_t *self);
+
 //  Adds value under key; a key may hold several values. Returns 0, or -1
 //  when out of memory (nothing added).
 int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);

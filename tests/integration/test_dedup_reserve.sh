@@ -2,7 +2,8 @@
 # --dedup-reserve (the default) sizes the dedup window's index for
 # --dedup-max and makes it resident before the broker serves; the window
 # still finds duplicates, before and after a restart. With
-# --dedup-reserve=false the index is not resident until identities arrive.
+# --dedup-reserve=false the index is not resident until identities arrive,
+# nor is it when it would take more than a quarter of the machine's memory.
 source "$(dirname "$0")/lib.sh"
 
 # 2 000 000 identities at most 70 % full: 2^22 slots of 16 bytes, 64 MiB
@@ -31,4 +32,14 @@ start_broker --dedup-max 2000000 --dedup-reserve=false
 [ "$(rss_kib)" -lt $((INDEX_KIB / 2)) ] || fail "not reserved, but the broker's RSS is $(rss_kib) KiB"
 "$BIN/herald" pub orders.placed x --count 100 --id r --broker "$ROUTER" >"$WORK/fourth.out" || fail "fourth publish"
 grep -q "confirmed=100 duplicates=100" "$WORK/fourth.out" || fail "unreserved: $(cat "$WORK/fourth.out")"
+
+# An index past a quarter of the machine's memory is not taken at start:
+# the broker says so and serves, its window growing as before
+kill_broker
+start_broker --dedup-max 1000000000000000
+grep -q "would take more than a quarter of this machine's memory (or of the cgroup's limit): not reserved" "$WORK/broker.log" ||
+    fail "no warning for a huge --dedup-max: $(cat "$WORK/broker.log")"
+[ "$(rss_kib)" -lt $((INDEX_KIB / 2)) ] || fail "huge --dedup-max, RSS $(rss_kib) KiB"
+"$BIN/herald" pub orders.placed x --count 100 --id r --broker "$ROUTER" >"$WORK/fifth.out" || fail "fifth publish"
+grep -q "confirmed=100 duplicates=100" "$WORK/fifth.out" || fail "huge window: $(cat "$WORK/fifth.out")"
 log "ok"

@@ -164,8 +164,22 @@ test_reserve (void **state)
     map = hd_hashmap_new ();
     for (uint64_t key = 1; key <= 1000; key++)
         assert_int_equal (hd_hashmap_insert (map, key, &values[key - 1]), 0);
+    assert_int_equal (hd_hashmap_reserve_bytes (100000), (1u << 18) * 16);
     assert_int_equal (hd_hashmap_reserve (map, 100000), 0);
+    assert_int_equal (hd_hashmap_table_bytes (map), hd_hashmap_reserve_bytes (100000));
     assert_int_equal (hd_hashmap_size (map), 1000);
+    for (uint64_t key = 1; key <= 1000; key++)
+        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
+
+    //  Counts past what a size_t holds, or memory that cannot be had, are
+    //  refused and leave the map as it was
+    size_t before = hd_hashmap_capacity (map);
+    assert_int_equal (hd_hashmap_reserve_bytes (SIZE_MAX), 0);
+    assert_int_equal (hd_hashmap_reserve_bytes (SIZE_MAX / 16), 0);
+    assert_int_equal (hd_hashmap_reserve (map, SIZE_MAX), -1);
+    assert_int_equal (hd_hashmap_reserve (map, SIZE_MAX / 64), -1);
+    assert_int_equal (hd_hashmap_reserve (map, (size_t) 1 << 50), -1); // 32 PiB: no mapping
+    assert_int_equal (hd_hashmap_capacity (map), before);
     for (uint64_t key = 1; key <= 1000; key++)
         assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
     hd_hashmap_destroy (&map);
