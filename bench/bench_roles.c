@@ -46,6 +46,18 @@ hb_ctl_size (uint32_t arrays, uint32_t events)
     return HB_HDR_SPACE + cnt_bytes + cells * sizeof (uint64_t);
 }
 
+//  A file this call created and could not finish goes again, whatever
+//  failed; errno is kept for the caller. Returns -1.
+static int
+s_ctl_create_failed (int fd, const char *path)
+{
+    int error = errno;
+    close (fd);
+    unlink (path);
+    errno = error;
+    return -1;
+}
+
 int
 hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size)
 {
@@ -58,10 +70,8 @@ hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size)
         //  SIGBUS in a receiver half way through the run
         int rc = posix_fallocate (fd, 0, (off_t) size);
         if (rc) {
-            close (fd);
-            unlink (path);
             errno = rc;
-            return -1;
+            return s_ctl_create_failed (fd, path);
         }
     } else {
         struct stat st;
@@ -77,6 +87,8 @@ hb_ctl_map (hb_ctl_t *ctl, const char *path, bool create, size_t size)
     //  bench-peers' ctl_create writes its whole file at creation too. On
     //  tmpfs (/dev/shm) a populated mapping then takes no fault at all.
     void *base = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED && create)
+        return s_ctl_create_failed (fd, path);
     close (fd);
     if (base == MAP_FAILED)
         return -1;
