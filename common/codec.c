@@ -243,11 +243,44 @@ typedef struct {
     const uint8_t *data[HD_ITEM_FIELDS + 1]; // bytes fields; NULL for varints
 } s_item_t;
 
-//  Fixed-size fields are nothing any item here reads: they are skipped.
-static bool
-s_fixed (const hd_proto_field_t *field)
+//  The entry's own fields, read without hd_proto_field_read's record:
+//  every event's item crosses this once per hop. Fixed-size fields are
+//  nothing an item here holds: they are skipped, like unknown numbers.
+static int
+s_item_fields (const uint8_t *inner, const uint8_t *inner_end, s_item_t *item)
 {
-    return field->wire_type == 1 || field->wire_type == 5;
+    memset (item, 0, sizeof *item);
+    while (inner < inner_end) {
+        uint64_t tag, value;
+        const uint8_t *data = NULL;
+        if (!hd_varint_read (&inner, inner_end, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF)
+            return -1;
+        switch (tag & 7) {
+            case 0:
+                if (!hd_varint_read (&inner, inner_end, &value))
+                    return -1;
+                break;
+            case 2:
+                if (!hd_varint_read (&inner, inner_end, &value) ||
+                    value > (uint64_t) (inner_end - inner))
+                    return -1;
+                data = inner;
+                inner += value;
+                break;
+            case 1:
+            case 5:
+                if ((size_t) (inner_end - inner) < ((tag & 7) == 1 ? 8u : 4u))
+                    return -1;
+                inner += (tag & 7) == 1 ? 8 : 4;
+                continue;
+            default: return -1;
+        }
+        if (tag >> 3 <= HD_ITEM_FIELDS) {
+            item->value[tag >> 3] = value;
+            item->data[tag >> 3] = data;
+        }
+    }
+    return 1;
 }
 
 static int
@@ -257,22 +290,11 @@ s_item_read (const uint8_t **cursor, const uint8_t *end, s_item_t *item)
         hd_proto_field_t field;
         if (!hd_proto_field_read (cursor, end, &field))
             return -1;
-        if (field.number != 1 || s_fixed (&field))
+        if (field.number != 1 || field.wire_type == 1 || field.wire_type == 5)
             continue; // a field this version does not know
         if (!field.data)
             return -1;
-        memset (item, 0, sizeof *item);
-        const uint8_t *inner = field.data, *inner_end = field.data + field.value;
-        while (inner < inner_end) {
-            hd_proto_field_t entry;
-            if (!hd_proto_field_read (&inner, inner_end, &entry))
-                return -1;
-            if (entry.number <= HD_ITEM_FIELDS && !s_fixed (&entry)) {
-                item->value[entry.number] = entry.value;
-                item->data[entry.number] = entry.data;
-            }
-        }
-        return 1;
+        return s_item_fields (field.data, field.data + field.value, item);
     }
     return 0;
 }
@@ -375,6 +397,117 @@ hd_encode_state_op (uint8_t *out, uint32_t pool, int field, uint64_t seq, uint32
     size += hd_varint_encode (out + size, (uint64_t) field << 3);
     size += hd_varint_encode (out + size, seq);
     return size + hd_encode_varint_field (out + size, 10, attempt);
+}
+
+static size_t
+s_packed_size (const uint64_t *values, size_t count)
+{
+    size_t size = 0;
+    for (size_t index = 0; index < count; index++)
+        size += hd_varint_size (values[index]);
+    return size;
+}
+
+size_t
+hd_confirms_size (const uint64_t *corr, const uint64_t *seq, size_t count)
+{
+    return hd_bytes_field_size (s_packed_size (corr, count)) +
+           hd_bytes_field_size (s_packed_size (seq, count)) + hd_bytes_field_size (count);
+}
+
+//  The values as one packed field. Its length is written once they are:
+//  a guess of one byte a value, moved when they took other than that.
+static size_t
+s_encode_packed (uint8_t *out, int field, const uint64_t *values, size_t count)
+{
+    out[0] = (uint8_t) (field << 3 | 2);
+    size_t guess = hd_varint_size (count);
+    uint8_t *at = out + 1 + guess;
+    for (size_t index = 0; index < count; index++)
+        at += hd_varint_encode (at, values[index]);
+    size_t length = (size_t) (at - (out + 1 + guess));
+    size_t head = hd_varint_size (length);
+    if (head != guess)
+        memmove (out + 1 + head, out + 1 + guess, length);
+    hd_varint_encode (out + 1, length);
+    return 1 + head + length;
+}
+
+size_t
+hd_encode_confirms (uint8_t *out, const uint64_t *corr, const uint64_t *seq, const bool *duplicate,
+                    size_t count)
+{
+    size_t size = s_encode_packed (out, 1, corr, count);
+    size += s_encode_packed (out + size, 2, seq, count);
+    out[size++] = 3 << 3 | 2;
+    size += hd_varint_encode (out + size, count);
+    for (size_t index = 0; index < count; index++)
+        out[size++] = duplicate[index] ? 1 : 0;
+    return size;
+}
+
+//  The packed field with this tag at *cursor: its bytes, and how many
+//  varints they hold (each must end inside them). -1 when it is not there.
+static int
+s_packed_read (const uint8_t **cursor, const uint8_t *end, uint8_t tag, const uint8_t **data,
+               const uint8_t **data_end, size_t *count)
+{
+    uint64_t length;
+    if (*cursor >= end || **cursor != tag)
+        return -1;
+    (*cursor)++;
+    if (!hd_varint_read (cursor, end, &length) || length > (uint64_t) (end - *cursor))
+        return -1;
+    *data = *cursor;
+    *data_end = *cursor + length;
+    *cursor += length;
+    //  A varint ends at each byte without the high bit, after at most
+    //  nine that have it; the last byte must end one
+    size_t ends = 0, run = 0;
+    for (const uint8_t *at = *data; at < *data_end; at++) {
+        if (!(*at & 0x80)) {
+            ends++;
+            run = 0;
+        } else if (++run > 9)
+            return -1;
+    }
+    if (run)
+        return -1;
+    *count = ends;
+    return 0;
+}
+
+int
+hd_decode_confirms (const uint8_t *data, size_t size, hd_confirms_view_t *view)
+{
+    const uint8_t *cursor = data, *end = data + size, *duplicate_end;
+    size_t corrs, seqs, flags;
+    if (s_packed_read (&cursor, end, 1 << 3 | 2, &view->corr, &view->corr_end, &corrs) ||
+        s_packed_read (&cursor, end, 2 << 3 | 2, &view->seq, &view->seq_end, &seqs) ||
+        s_packed_read (&cursor, end, 3 << 3 | 2, &view->duplicate, &duplicate_end, &flags) ||
+        cursor != end)
+        return -1;
+    //  One byte per flag, each 0 or 1: then flags counts them
+    if ((size_t) (duplicate_end - view->duplicate) != flags || corrs != seqs || corrs != flags)
+        return -1;
+    for (const uint8_t *at = view->duplicate; at < duplicate_end; at++)
+        if (*at > 1)
+            return -1;
+    view->count = corrs;
+    return 0;
+}
+
+bool
+hd_confirms_next (hd_confirms_view_t *view, uint64_t *corr, uint64_t *seq, bool *duplicate)
+{
+    if (view->count == 0)
+        return false;
+    //  Neither can fail: hd_decode_confirms counted whole varints
+    hd_varint_read (&view->corr, view->corr_end, corr);
+    hd_varint_read (&view->seq, view->seq_end, seq);
+    *duplicate = *view->duplicate++ == 1;
+    view->count--;
+    return true;
 }
 
 int

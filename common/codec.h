@@ -184,6 +184,28 @@ typedef struct {
 //  malformed.
 int hd_decode_publish_item (const uint8_t **cursor, const uint8_t *end, hd_publish_view_t *view);
 
+//  A Confirms body as protobuf-c packs it (each array packed; count > 0):
+//  its size, and the encoding into out, which must have that many bytes.
+size_t hd_confirms_size (const uint64_t *corr, const uint64_t *seq, size_t count);
+size_t hd_encode_confirms (uint8_t *out, const uint64_t *corr, const uint64_t *seq,
+                           const bool *duplicate, size_t count);
+
+//  A Confirms body read in place: count confirms, each array still packed.
+typedef struct {
+    size_t count;
+    const uint8_t *corr, *seq, *duplicate; // packed varints; duplicate one byte each
+    const uint8_t *corr_end, *seq_end;
+} hd_confirms_view_t;
+
+//  Reads a Confirms body laid out as hd_encode_confirms writes it: the
+//  three arrays packed, once each, in field order, every duplicate flag one
+//  byte, the three of one length. Returns 0, or -1 for anything else (a
+//  caller hands that to protobuf-c, which reads every valid encoding).
+int hd_decode_confirms (const uint8_t *data, size_t size, hd_confirms_view_t *view);
+
+//  The next confirm of view; false after the last.
+bool hd_confirms_next (hd_confirms_view_t *view, uint64_t *corr, uint64_t *seq, bool *duplicate);
+
 //  Initialises msg with a copy of size bytes at data. Returns 0, -1 when
 //  out of memory (msg is then not initialised).
 int hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size);

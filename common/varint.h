@@ -10,18 +10,28 @@
 #include <stdint.h>
 #include <string.h>
 
-//  Reads the varint at *cursor (before end) into *value and moves *cursor
-//  past it. False when it runs past end or past ten bytes (*cursor is then
-//  somewhere inside it).
-static inline bool
-hd_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
+//  What hd_varint_read_long read: the byte after the varint (NULL when it
+//  is malformed) and its value. Returned whole, in two registers, so that
+//  a caller's cursor need not live in memory.
+typedef struct {
+    const uint8_t *next;
+    uint64_t value;
+} hd_varint_long_t;
+
+//  hd_varint_read for a varint whose first two bytes both go on. Kept out
+//  of line so that the short cases stay small enough to inline everywhere.
+static __attribute__ ((noinline, unused)) hd_varint_long_t
+hd_varint_read_long (const uint8_t *at, const uint8_t *end)
 {
-    const uint8_t *at = *cursor;
-    //  Tags and most lengths are one byte
-    if (at < end && *at < 0x80) {
-        *value = *at;
-        *cursor = at + 1;
-        return true;
+    //  Sequence numbers and correlation ids run to three and four bytes,
+    //  often within the last eight of a message
+    if (end - at >= 3) {
+        uint64_t two = (uint64_t) (at[0] & 0x7F) | (uint64_t) (at[1] & 0x7F) << 7;
+        if (at[2] < 0x80)
+            return (hd_varint_long_t){at + 3, two | (uint64_t) at[2] << 14};
+        if (end - at >= 4 && at[3] < 0x80)
+            return (hd_varint_long_t){at + 4, two | (uint64_t) (at[2] & 0x7F) << 14 |
+                                                  (uint64_t) at[3] << 21};
     }
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     //  With eight bytes at hand, one that ends within them (times take
@@ -37,9 +47,7 @@ hd_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
             bits = (bits & 0x007F007F007F007FULL) | ((bits & 0x7F007F007F007F00ULL) >> 1);
             bits = (bits & 0x00003FFF00003FFFULL) | ((bits & 0x3FFF00003FFF0000ULL) >> 2);
             bits = (bits & 0x000000000FFFFFFFULL) | ((bits & 0x0FFFFFFF00000000ULL) >> 4);
-            *value = bits;
-            *cursor = at + (__builtin_ctzll (last) >> 3) + 1;
-            return true;
+            return (hd_varint_long_t){at + (__builtin_ctzll (last) >> 3) + 1, bits};
         }
     }
 #endif
@@ -49,27 +57,46 @@ hd_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
         for (int index = 0; index < 10; index++) {
             uint64_t byte = at[index];
             result |= (byte & 0x7F) << (7 * index);
-            if (!(byte & 0x80)) {
-                *value = result;
-                *cursor = at + index + 1;
-                return true;
-            }
+            if (!(byte & 0x80))
+                return (hd_varint_long_t){at + index + 1, result};
         }
-        *cursor = at + 10;
-        return false;
+        return (hd_varint_long_t){NULL, 0};
     }
     uint64_t result = 0;
     for (int shift = 0; shift < 64 && at < end; shift += 7) {
         uint8_t byte = *at++;
         result |= (uint64_t) (byte & 0x7F) << shift;
-        if (!(byte & 0x80)) {
-            *value = result;
-            *cursor = at;
-            return true;
-        }
+        if (!(byte & 0x80))
+            return (hd_varint_long_t){at, result};
     }
-    *cursor = at;
-    return false;
+    return (hd_varint_long_t){NULL, 0};
+}
+
+//  Reads the varint at *cursor (before end) into *value and moves *cursor
+//  past it. False when it runs past end or past ten bytes (*cursor is then
+//  somewhere inside it).
+static inline bool
+hd_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
+{
+    const uint8_t *at = *cursor;
+    //  Tags and most lengths are one byte
+    if (at < end && *at < 0x80) {
+        *value = *at;
+        *cursor = at + 1;
+        return true;
+    }
+    //  Two-byte tags (fields 16 to 2047) and lengths below 16 KiB
+    if (end - at >= 2 && at[1] < 0x80) {
+        *value = (uint64_t) (at[0] & 0x7F) | (uint64_t) at[1] << 7;
+        *cursor = at + 2;
+        return true;
+    }
+    hd_varint_long_t read = hd_varint_read_long (at, end);
+    if (!read.next)
+        return false;
+    *value = read.value;
+    *cursor = read.next;
+    return true;
 }
 
 //  Writes value at out; returns the bytes written (at most 10).

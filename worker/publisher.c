@@ -417,6 +417,18 @@ s_on_message (hd_publisher_t *self, hd_frames_t *frames)
             herald__confirm__free_unpacked (body, NULL);
         }
     } else if (command == HD_CMD_CONFIRMS) {
+        //  As the broker lays it out, read in place; any other valid
+        //  encoding through protobuf-c
+        hd_confirms_view_t view;
+        if (hd_decode_confirms (data, size, &view) == 0) {
+            Herald__Confirm confirm = HERALD__CONFIRM__INIT;
+            bool duplicate;
+            while (hd_confirms_next (&view, &confirm.corr, &confirm.seq, &duplicate)) {
+                confirm.duplicate = duplicate;
+                s_on_confirm (self, &confirm);
+            }
+            return;
+        }
         Herald__Confirms *body = herald__confirms__unpack (NULL, size, data);
         if (body && body->n_corr == body->n_seq && body->n_corr == body->n_duplicate)
             for (size_t index = 0; index < body->n_corr; index++) {

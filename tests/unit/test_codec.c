@@ -813,6 +813,124 @@ test_varints_random (void **state)
     }
 }
 
+//  CONFIRMS: what hd_encode_confirms writes is what protobuf-c packs, and
+//  hd_decode_confirms reads back every confirm of it.
+static void
+test_confirms_match_protobuf (void **state)
+{
+    const uint64_t values[] = {0,       1,       127,       128,       16383,     16384,
+                               2097151, 2097152, 268435455, 268435456, UINT64_MAX};
+    size_t nvalues = sizeof values / sizeof values[0];
+    unsigned seed = 11;
+    for (size_t count = 1; count <= 300; count += count < 20 ? 1 : 37) {
+        uint64_t corr[300], seq[300];
+        bool duplicate[300];
+        protobuf_c_boolean their_duplicate[300];
+        for (size_t index = 0; index < count; index++) {
+            corr[index] = values[rand_r (&seed) % nvalues] + (uint64_t) index;
+            seq[index] = values[rand_r (&seed) % nvalues];
+            duplicate[index] = rand_r (&seed) % 3 == 0;
+            their_duplicate[index] = duplicate[index];
+        }
+        Herald__Confirms confirms = HERALD__CONFIRMS__INIT;
+        confirms.n_corr = confirms.n_seq = confirms.n_duplicate = count;
+        confirms.corr = corr;
+        confirms.seq = seq;
+        confirms.duplicate = their_duplicate;
+        size_t size = hd_confirms_size (corr, seq, count);
+        assert_int_equal (size, herald__confirms__get_packed_size (&confirms));
+        uint8_t *mine = malloc (size), *theirs = malloc (size);
+        assert_int_equal (hd_encode_confirms (mine, corr, seq, duplicate, count), size);
+        herald__confirms__pack (&confirms, theirs);
+        assert_memory_equal (mine, theirs, size);
+
+        hd_confirms_view_t view;
+        assert_int_equal (hd_decode_confirms (mine, size, &view), 0);
+        assert_int_equal (view.count, count);
+        uint64_t one_corr, one_seq;
+        bool one_duplicate;
+        for (size_t index = 0; index < count; index++) {
+            assert_true (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+            assert_true (one_corr == corr[index]);
+            assert_true (one_seq == seq[index]);
+            assert_int_equal (one_duplicate, duplicate[index]);
+        }
+        assert_false (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+        free (mine);
+        free (theirs);
+    }
+}
+
+//  Damaged CONFIRMS: whatever hd_decode_confirms accepts, protobuf-c reads
+//  to the same confirms; what it refuses goes to protobuf-c, so it may be
+//  valid (other layouts) or not.
+static void
+test_confirms_decode_damage (void **state)
+{
+    uint64_t corr[] = {5, 300, 70000, 1ULL << 40}, seq[] = {1, 2, 3, 16384};
+    bool duplicate[] = {false, true, false, true};
+    size_t size = hd_confirms_size (corr, seq, 4);
+    uint8_t packed[64], buffer[80];
+    assert_true (size <= sizeof packed);
+    hd_encode_confirms (packed, corr, seq, duplicate, 4);
+    unsigned seed = 5;
+    int accepted = 0, refused = 0;
+    for (int round = 0; round < 100000; round++) {
+        size_t length = size;
+        memcpy (buffer, packed, size);
+        int damage = 1 + rand_r (&seed) % 2;
+        for (int step = 0; step < damage; step++) {
+            int kind = rand_r (&seed) % 3;
+            if (kind == 0 && length > 0)
+                buffer[rand_r (&seed) % length] = (uint8_t) rand_r (&seed);
+            else if (kind == 1 && length > 0)
+                length = (size_t) rand_r (&seed) % length;
+            else if (length < sizeof buffer - 1) {
+                size_t at = (size_t) rand_r (&seed) % (length + 1);
+                memmove (buffer + at + 1, buffer + at, length - at);
+                buffer[at] = (uint8_t) rand_r (&seed);
+                length++;
+            }
+        }
+        hd_confirms_view_t view;
+        if (hd_decode_confirms (buffer, length, &view) != 0) {
+            refused++;
+            continue;
+        }
+        accepted++;
+        Herald__Confirms *theirs = herald__confirms__unpack (NULL, length, buffer);
+        if (!theirs)
+            fail_msg ("round %d: protobuf-c refuses what hd_decode_confirms reads", round);
+        assert_int_equal (view.count, theirs->n_corr);
+        assert_int_equal (theirs->n_corr, theirs->n_seq);
+        assert_int_equal (theirs->n_corr, theirs->n_duplicate);
+        uint64_t one_corr, one_seq;
+        bool one_duplicate;
+        for (size_t index = 0; index < theirs->n_corr; index++) {
+            assert_true (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+            assert_true (one_corr == theirs->corr[index]);
+            assert_true (one_seq == theirs->seq[index]);
+            assert_int_equal (one_duplicate, theirs->duplicate[index] != 0);
+        }
+        assert_false (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+        herald__confirms__free_unpacked (theirs, NULL);
+    }
+    assert_true (accepted > 100);
+    assert_true (refused > 1000);
+    //  Unpacked arrays, valid protobuf, are not this layout: protobuf-c's
+    const uint8_t unpacked[] = {0x08, 0x05, 0x10, 0x01, 0x18, 0x00};
+    hd_confirms_view_t view;
+    assert_int_equal (hd_decode_confirms (unpacked, sizeof unpacked, &view), -1);
+    //  Eleven continuation bytes in a packed array: never a varint
+    uint8_t overlong[] = {0x0a, 0x0b, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                          0x80, 0x80, 0x01, 0x12, 0x01, 0x01, 0x1a, 0x01, 0x00};
+    assert_int_equal (hd_decode_confirms (overlong, sizeof overlong, &view), -1);
+    overlong[11] = 0x01; // ten bytes: a varint (protobuf-c reads it too)
+    overlong[1] = 0x0a;
+    memmove (overlong + 12, overlong + 13, sizeof overlong - 13);
+    assert_int_equal (hd_decode_confirms (overlong, sizeof overlong - 1, &view), 0);
+}
+
 int
 main (void)
 {
@@ -820,6 +938,8 @@ main (void)
         cmocka_unit_test (test_varints),
         cmocka_unit_test (test_varints_random),
         cmocka_unit_test (test_hand_encodings_match_protobuf),
+        cmocka_unit_test (test_confirms_match_protobuf),
+        cmocka_unit_test (test_confirms_decode_damage),
         cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_publishes_encode_decode),
         cmocka_unit_test (test_fanout_items),
