@@ -243,44 +243,11 @@ typedef struct {
     const uint8_t *data[HD_ITEM_FIELDS + 1]; // bytes fields; NULL for varints
 } s_item_t;
 
-//  The entry's own fields, read without hd_proto_field_read's record:
-//  every event's item crosses this once per hop. Fixed-size fields are
-//  nothing an item here holds: they are skipped, like unknown numbers.
-static int
-s_item_fields (const uint8_t *inner, const uint8_t *inner_end, s_item_t *item)
+//  Fixed-size fields are nothing any item here reads: they are skipped.
+static bool
+s_fixed (const hd_proto_field_t *field)
 {
-    memset (item, 0, sizeof *item);
-    while (inner < inner_end) {
-        uint64_t tag, value;
-        const uint8_t *data = NULL;
-        if (!hd_varint_read (&inner, inner_end, &tag) || tag >> 3 == 0 || tag >> 3 > 0x1FFFFFFF)
-            return -1;
-        switch (tag & 7) {
-            case 0:
-                if (!hd_varint_read (&inner, inner_end, &value))
-                    return -1;
-                break;
-            case 2:
-                if (!hd_varint_read (&inner, inner_end, &value) ||
-                    value > (uint64_t) (inner_end - inner))
-                    return -1;
-                data = inner;
-                inner += value;
-                break;
-            case 1:
-            case 5:
-                if ((size_t) (inner_end - inner) < ((tag & 7) == 1 ? 8u : 4u))
-                    return -1;
-                inner += (tag & 7) == 1 ? 8 : 4;
-                continue;
-            default: return -1;
-        }
-        if (tag >> 3 <= HD_ITEM_FIELDS) {
-            item->value[tag >> 3] = value;
-            item->data[tag >> 3] = data;
-        }
-    }
-    return 1;
+    return field->wire_type == 1 || field->wire_type == 5;
 }
 
 static int
@@ -290,11 +257,22 @@ s_item_read (const uint8_t **cursor, const uint8_t *end, s_item_t *item)
         hd_proto_field_t field;
         if (!hd_proto_field_read (cursor, end, &field))
             return -1;
-        if (field.number != 1 || field.wire_type == 1 || field.wire_type == 5)
+        if (field.number != 1 || s_fixed (&field))
             continue; // a field this version does not know
         if (!field.data)
             return -1;
-        return s_item_fields (field.data, field.data + field.value, item);
+        memset (item, 0, sizeof *item);
+        const uint8_t *inner = field.data, *inner_end = field.data + field.value;
+        while (inner < inner_end) {
+            hd_proto_field_t entry;
+            if (!hd_proto_field_read (&inner, inner_end, &entry))
+                return -1;
+            if (entry.number <= HD_ITEM_FIELDS && !s_fixed (&entry)) {
+                item->value[entry.number] = entry.value;
+                item->data[entry.number] = entry.data;
+            }
+        }
+        return 1;
     }
     return 0;
 }

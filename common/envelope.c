@@ -7,31 +7,25 @@
 
 //  String field numbers by hd_envelope_string_t (proto/herald.proto)
 static const uint8_t s_string_field[HD_ENVELOPE_STRINGS] = {1, 2, 3, 4, 6, 7, 8, 9, 10, 11};
-//  and back, for field numbers up to 21: a string's index (0 and up), or
-//  what else the field is
-enum { S_UNKNOWN = -1, S_ATTRIBUTES = -2, S_TIME_US = -3, S_SEQ = -4, S_RECORDED_TIME_US = -5 };
-static const int8_t s_field_kind[22] = {S_UNKNOWN,
-                                        0,
-                                        1,
-                                        2,
-                                        3,
-                                        S_TIME_US,
-                                        4,
-                                        5,
-                                        6,
-                                        7,
-                                        8,
-                                        9,
-                                        S_ATTRIBUTES,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_UNKNOWN,
-                                        S_SEQ,
-                                        S_RECORDED_TIME_US};
+//  and back, for field numbers up to 21: what the field is to the scan (a
+//  string is S_STRING plus its index; unlisted numbers are unknown)
+enum { S_UNKNOWN, S_ATTRIBUTES, S_TIME_US, S_SEQ, S_RECORDED_TIME_US, S_STRING };
+static const uint8_t s_field_kind[22] = {
+    [1] = S_STRING + HD_ENVELOPE_ID,
+    [2] = S_STRING + HD_ENVELOPE_SOURCE,
+    [3] = S_STRING + HD_ENVELOPE_TYPE,
+    [4] = S_STRING + HD_ENVELOPE_SUBJECT,
+    [HD_ENVELOPE_FIELD_TIME_US] = S_TIME_US,
+    [6] = S_STRING + HD_ENVELOPE_CONTENT_TYPE,
+    [7] = S_STRING + HD_ENVELOPE_SCHEMA_VERSION,
+    [8] = S_STRING + HD_ENVELOPE_PARTITION_KEY,
+    [9] = S_STRING + HD_ENVELOPE_CORRELATION_ID,
+    [10] = S_STRING + HD_ENVELOPE_CAUSATION_ID,
+    [11] = S_STRING + HD_ENVELOPE_TRACEPARENT,
+    [HD_ENVELOPE_FIELD_ATTRIBUTES] = S_ATTRIBUTES,
+    [HD_ENVELOPE_FIELD_SEQ] = S_SEQ,
+    [HD_ENVELOPE_FIELD_RECORDED_TIME_US] = S_RECORDED_TIME_US,
+};
 
 static int
 s_kind_of (uint64_t number)
@@ -184,12 +178,12 @@ s_scan (hd_envelope_t *self, const uint8_t *cursor, const uint8_t *end, bool che
                     return HD_ENVELOPE_MALFORMED;
                 hd_text_t bytes = {(const char *) cursor, (size_t) value};
                 cursor += value;
-                if (kind >= 0) {
+                if (kind >= S_STRING) {
                     //  Keep reading after a bad string: malformed input wins over it
                     if (check_utf8 && result == HD_ENVELOPE_OK &&
                         !hd_utf8_valid (bytes.data, bytes.size))
                         result = HD_ENVELOPE_NOT_UTF8;
-                    self->text[kind] = bytes;
+                    self->text[kind - S_STRING] = bytes;
                 } else if (kind == S_ATTRIBUTES) {
                     hd_text_t key, value_text;
                     hd_envelope_result_t checked =
