@@ -57,10 +57,16 @@ typedef struct {
     uint64_t seq;
     char type[256];
     size_t type_size;
-    zmq_msg_t envelope; // shared with the log's cache, for the fan-out
+    //  Each part is borrowed (its bytes in the turn's memory, good until
+    //  the end of the turn: s_pending_frames) or a frame of its own,
+    //  shared with the log's cache and the fan-out. A frame's bytes are not
+    //  kept here: a very small message holds them inside itself, and they
+    //  move when this array does.
+    const uint8_t *envelope_borrowed, *payload_borrowed; // NULL: the frame has them
+    zmq_msg_t envelope;
     zmq_msg_t payload;
+    size_t envelope_size, payload_size;
     bool duplicate; // a resend of an event not yet durable: confirm it with it
-    int borrowed;   // HD_FANOUT_*_BORROWED: frames in the turn's memory (s_pending_frames)
 } s_pending_t;
 
 //  A PUBLISHES item checked and identified, its dedup slot being fetched
@@ -608,46 +614,80 @@ s_stamp_envelope (zmq_msg_t *stamped, const void *original, size_t original_size
     return 0;
 }
 
-//  The pending publish's frames. They are needed only until the end of the
+//  The pending publish's parts. They are needed only until the end of the
 //  turn (the log's write, the fan-out; the hot cache copies what it keeps
 //  of a record up to HD_LOG_CACHE_COPY_MAX bytes), so they borrow instead
-//  of owning: the stamped envelope goes into the turn's arena and a
-//  borrowed payload (a PUBLISHES item: a constant message over the body,
-//  which the turn keeps) is shared as it is. That saves two allocations and
-//  a payload copy per event. A larger record of a pooled event stays in
-//  the hot cache by its frames: they get memory of their own.
-//  payload_borrowed: payload is a constant message over a PUBLISHES body.
+//  of owning: the stamped envelope goes into the turn's arena, and a
+//  payload borrowed from a PUBLISHES body (which the turn keeps) stays
+//  there. That saves two allocations, a payload copy and four frame
+//  operations per event. A larger record of a pooled event stays in the
+//  hot cache by its frames: they get memory of their own.
+//  payload: the payload's frame, or NULL when payload_bytes are borrowed
+//  from a PUBLISHES body.
 static int
 s_pending_frames (hd_broker_t *self, s_pending_t *pending, const void *envelope,
-                  size_t envelope_size, zmq_msg_t *payload, bool payload_borrowed, bool pooled,
-                  uint64_t seq, uint64_t recorded_us)
+                  size_t envelope_size, zmq_msg_t *payload, const void *payload_bytes,
+                  size_t payload_size, bool pooled, uint64_t seq, uint64_t recorded_us)
 {
     bool cached_by_frames =
-        pooled && envelope_size + S_STAMP_MAX + zmq_msg_size (payload) > HD_LOG_CACHE_COPY_MAX;
+        pooled && envelope_size + S_STAMP_MAX + payload_size > HD_LOG_CACHE_COPY_MAX;
     uint8_t *stamped =
         cached_by_frames ? NULL : hd_arena_take (self->turn_arena, envelope_size + S_STAMP_MAX);
+    pending->payload_size = payload_size;
     if (stamped) {
         memcpy (stamped, envelope, envelope_size);
-        size_t size = envelope_size + s_stamp_fields (stamped + envelope_size, seq, recorded_us);
-        zmq_msg_init_data (&pending->envelope, stamped, size, NULL, NULL);
-        zmq_msg_copy (&pending->payload, payload);
-        pending->borrowed = HD_FANOUT_ENVELOPE_BORROWED;
-        if (payload_borrowed) {
-            pending->borrowed |= HD_FANOUT_PAYLOAD_BORROWED;
+        pending->envelope_size =
+            envelope_size + s_stamp_fields (stamped + envelope_size, seq, recorded_us);
+        pending->envelope_borrowed = stamped;
+        if (payload)
+            zmq_msg_copy (&pending->payload, payload);
+        else {
+            pending->payload_borrowed = payload_bytes;
             self->body_borrowers++;
         }
         return 0;
     }
-    int rc = payload_borrowed ? hd_msg_init_copy (&pending->payload, zmq_msg_data (payload),
-                                                  zmq_msg_size (payload))
-                              : zmq_msg_copy (&pending->payload, payload);
+    int rc = payload ? zmq_msg_copy (&pending->payload, payload)
+                     : hd_msg_init_copy (&pending->payload, payload_bytes, payload_size);
     if (rc == 0 && s_stamp_envelope (&pending->envelope, envelope, envelope_size, seq, recorded_us))
         rc = -1;
     if (rc) {
         zmq_msg_close (&pending->payload);
         zmq_msg_init (&pending->envelope);
+        return -1;
     }
-    return rc;
+    pending->envelope_size = zmq_msg_size (&pending->envelope);
+    return 0;
+}
+
+//  The pending publish as the log and the fan-out take it.
+static hd_record_t
+s_pending_record (s_pending_t *pending)
+{
+    hd_record_t record = {NULL,
+                          NULL,
+                          pending->envelope_borrowed,
+                          pending->payload_borrowed,
+                          pending->envelope_size,
+                          pending->payload_size};
+    if (!record.envelope) {
+        record.envelope_frame = &pending->envelope;
+        record.envelope = zmq_msg_data (&pending->envelope);
+    }
+    if (!record.payload) {
+        record.payload_frame = &pending->payload;
+        record.payload = zmq_msg_data (&pending->payload);
+    }
+    return record;
+}
+
+static void
+s_pending_free (s_pending_t *pending)
+{
+    if (!pending->envelope_borrowed)
+        zmq_msg_close (&pending->envelope);
+    if (!pending->payload_borrowed)
+        zmq_msg_close (&pending->payload);
 }
 
 //  Returns a reason for INVALID, or NULL when the event is acceptable.
@@ -703,10 +743,11 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     pending->corr = corr;
     pending->seq = seq;
     pending->duplicate = duplicate;
-    pending->borrowed = 0;
     pending->type_size = 0;
     zmq_msg_init (&pending->envelope);
     zmq_msg_init (&pending->payload);
+    pending->envelope_size = pending->payload_size = 0;
+    pending->envelope_borrowed = pending->payload_borrowed = NULL;
     return pending;
 }
 
@@ -714,7 +755,7 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
 static void
 s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t corr,
                       const void *envelope, size_t envelope_size, zmq_msg_t *payload,
-                      bool payload_borrowed, const hd_envelope_t *event,
+                      const void *payload_bytes, size_t payload_size, const hd_envelope_t *event,
                       const hd_dedup_key_t *identity)
 {
     int64_t now = self->message_mono_ms;
@@ -750,7 +791,7 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
             return;
         }
     }
-    size_t bytes = envelope_size + zmq_msg_size (payload) + 64;
+    size_t bytes = envelope_size + payload_size + 64;
     if (self->config.max_disk &&
         hd_log_bytes (self->log) + bytes > (uint64_t) self->config.max_disk) {
         self->storage_rejects++;
@@ -769,17 +810,17 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     self->pending_count--; // counted again once it is in the log
     //  The envelope and the log's index carry the same time, the message's
     uint64_t recorded_us = self->message_wall_us;
-    if (s_pending_frames (self, pending, envelope, envelope_size, payload, payload_borrowed, pooled,
-                          seq, recorded_us)) {
+    if (s_pending_frames (self, pending, envelope, envelope_size, payload, payload_bytes,
+                          payload_size, pooled, seq, recorded_us)) {
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__INTERNAL, "out of memory",
                        (uint32_t) self->config.retry_after_ms);
         return;
     }
+    hd_record_t record = s_pending_record (pending);
     if (hd_log_append (self->log, recorded_us, type, type_size,
-                       hd_log_key_hash (key->data ? key->data : "", key->size), &pending->envelope,
-                       &pending->payload, pooled) != seq) {
-        zmq_msg_close (&pending->envelope);
-        zmq_msg_close (&pending->payload);
+                       hd_log_key_hash (key->data ? key->data : "", key->size), &record,
+                       pooled) != seq) {
+        s_pending_free (pending);
         self->storage_rejects++;
         s_send_reject (self, rid, rid_size, corr, HERALD__ERROR_CODE__STORAGE, strerror (errno),
                        (uint32_t) self->config.retry_after_ms);
@@ -843,11 +884,12 @@ s_publish_event (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t c
 {
     hd_envelope_t event;
     hd_dedup_key_t identity;
-    if (s_publish_check (self, rid, rid_size, corr, envelope, envelope_size, zmq_msg_size (payload),
-                         &event, &identity))
+    size_t payload_size = zmq_msg_size (payload);
+    if (s_publish_check (self, rid, rid_size, corr, envelope, envelope_size, payload_size, &event,
+                         &identity))
         return;
-    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload, false,
-                          &event, &identity);
+    s_publish_identified (self, rid, rid_size, corr, envelope, envelope_size, payload,
+                          zmq_msg_data (payload), payload_size, &event, &identity);
     hd_dedup_key_release (&identity);
 }
 
@@ -943,17 +985,17 @@ s_publish_ahead (hd_broker_t *self, const void *rid, size_t rid_size, s_ahead_t 
 {
     hd_publish_view_t *item = &ahead->item;
     zmq_msg_t payload;
-    if (lendable)
-        zmq_msg_init_data (&payload, (void *) item->payload, item->payload_size, NULL, NULL);
-    else if (hd_msg_init_copy (&payload, item->payload, item->payload_size) != 0) {
+    if (!lendable && hd_msg_init_copy (&payload, item->payload, item->payload_size) != 0) {
         s_send_reject (self, rid, rid_size, item->corr, HERALD__ERROR_CODE__INTERNAL,
                        "out of memory", (uint32_t) self->config.retry_after_ms);
         hd_dedup_key_release (&ahead->identity);
         return;
     }
     s_publish_identified (self, rid, rid_size, item->corr, item->envelope, item->envelope_size,
-                          &payload, lendable, &ahead->event, &ahead->identity);
-    zmq_msg_close (&payload);
+                          lendable ? NULL : &payload, item->payload, item->payload_size,
+                          &ahead->event, &ahead->identity);
+    if (!lendable)
+        zmq_msg_close (&payload);
     hd_dedup_key_release (&ahead->identity);
 }
 
@@ -1071,13 +1113,6 @@ s_send_confirms (hd_broker_t *self, size_t count)
     free (sent);
 }
 
-static void
-s_pending_free (s_pending_t *pending)
-{
-    zmq_msg_close (&pending->envelope);
-    zmq_msg_close (&pending->payload);
-}
-
 //  The first count pending publishes are durable: pools and subscribers
 //  see them, publishers get their CONFIRMs.
 static void
@@ -1093,9 +1128,10 @@ s_release (hd_broker_t *self, size_t count)
         for (size_t pool = 0; pool < self->pool_count; pool++)
             if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
                 self->pool_dirty[pool] = true;
-        if (hd_fanout_subscriptions (self->fanout) > 0)
-            hd_fanout_publish (self->fanout, pending->type, pending->type_size, &pending->envelope,
-                               &pending->payload, pending->borrowed);
+        if (hd_fanout_subscriptions (self->fanout) > 0) {
+            hd_record_t record = s_pending_record (pending);
+            hd_fanout_publish (self->fanout, pending->type, pending->type_size, &record);
+        }
         self->published++;
     }
     hd_fanout_flush (self->fanout);
@@ -1120,9 +1156,9 @@ s_refuse_unwritten (hd_broker_t *self, int error)
             //  copies of it for this rare case would cost every publish
             hd_envelope_t event;
             hd_dedup_key_t identity;
-            if (hd_envelope_scan (&event, zmq_msg_data (&pending->envelope),
-                                  zmq_msg_size (&pending->envelope),
-                                  false) != HD_ENVELOPE_MALFORMED &&
+            hd_record_t record = s_pending_record (pending);
+            if (hd_envelope_scan (&event, record.envelope, record.envelope_size, false) !=
+                    HD_ENVELOPE_MALFORMED &&
                 s_identity (&event, &identity) == 0) {
                 hd_dedup_remove_key (self->dedup, &identity);
                 hd_dedup_key_release (&identity);

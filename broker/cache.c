@@ -286,9 +286,9 @@ s_chunk_for (hd_cache_t *self, uint64_t seq)
 
 //  Copies the record into a block, or shares its frames when it is large.
 static int
-s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payload)
+s_keep (hd_cache_t *self, s_place_t *place, const hd_record_t *record)
 {
-    size_t envelope_size = zmq_msg_size (envelope), payload_size = zmq_msg_size (payload);
+    size_t envelope_size = record->envelope_size, payload_size = record->payload_size;
     place->envelope_size = (uint32_t) envelope_size;
     place->payload_size = (uint32_t) payload_size;
     if (envelope_size + payload_size > self->copy_max) {
@@ -297,8 +297,8 @@ s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payl
             return -1;
         zmq_msg_init (&frames->envelope);
         zmq_msg_init (&frames->payload);
-        zmq_msg_copy (&frames->envelope, envelope);
-        zmq_msg_copy (&frames->payload, payload);
+        zmq_msg_copy (&frames->envelope, record->envelope_frame);
+        zmq_msg_copy (&frames->payload, record->payload_frame);
         place->frames = frames;
         place->kind = S_SHARED;
         return 0;
@@ -307,8 +307,8 @@ s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payl
     uint8_t *bytes = s_block_take (self, envelope_size + payload_size, &block);
     if (!bytes)
         return -1;
-    memcpy (bytes, zmq_msg_data (envelope), envelope_size);
-    memcpy (bytes + envelope_size, zmq_msg_data (payload), payload_size);
+    memcpy (bytes, record->envelope, envelope_size);
+    memcpy (bytes + envelope_size, record->payload, payload_size);
     place->block = block;
     place->bytes = bytes;
     place->kind = S_COPIED;
@@ -316,13 +316,17 @@ s_keep (hd_cache_t *self, s_place_t *place, zmq_msg_t *envelope, zmq_msg_t *payl
 }
 
 void
-hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload, bool keep)
+hd_cache_add (hd_cache_t *self, uint64_t seq, const hd_record_t *record, bool keep)
 {
     if (self->count && seq != self->first + self->count)
         hd_cache_drop_from (self, self->first);
+    //  A record too large to copy is kept by its frames, if it has them
+    if (keep && record->envelope_size + record->payload_size > self->copy_max &&
+        (!record->envelope_frame || !record->payload_frame))
+        keep = false;
     size_t cost = sizeof (s_place_t);
     if (keep)
-        cost += zmq_msg_size (envelope) + zmq_msg_size (payload);
+        cost += record->envelope_size + record->payload_size;
     if (cost > self->limit) {
         hd_cache_drop_from (self, self->first);
         return;
@@ -337,7 +341,7 @@ hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *pa
     }
     s_place_t *place = s_place (self, seq);
     place->kind = S_EMPTY;
-    if (keep && s_keep (self, place, envelope, payload) != 0) {
+    if (keep && s_keep (self, place, record) != 0) {
         //  Out of memory: caching is best effort
         if (self->count == 0 || (seq & (S_CHUNK_PLACES - 1)) == 0)
             s_release_chunk (self, seq); // made for this place

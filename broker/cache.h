@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "record.h"
+
 typedef struct _hd_cache_t hd_cache_t;
 
 //  The largest copy_max a cache takes: a record must leave room for others
@@ -37,13 +39,13 @@ hd_cache_t *hd_cache_new (size_t limit, size_t copy_max);
 //  Closes every frame held, frees its memory.
 void hd_cache_destroy (hd_cache_t **self_p);
 
-//  Appends seq to the run: with keep, its bytes are copied or its frames
-//  shared (never consumed); without, it only holds its place. A seq that
+//  Appends seq to the run: with keep, its bytes are copied or, above
+//  copy_max, its frames shared (never consumed; a record without both
+//  frames is then not kept); without, it only holds its place. A seq that
 //  does not follow the run, a record larger than the whole budget, or no
 //  memory empties the cache first (caching is best effort). The oldest
 //  seqs leave to make room.
-void hd_cache_add (hd_cache_t *self, uint64_t seq, zmq_msg_t *envelope, zmq_msg_t *payload,
-                   bool keep);
+void hd_cache_add (hd_cache_t *self, uint64_t seq, const hd_record_t *record, bool keep);
 
 //  Where a cached record's bytes are, valid until the cache next changes.
 //  envelope_frame and payload_frame are the shared frames of a large

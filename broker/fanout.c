@@ -29,9 +29,11 @@ struct _hd_fanout_t {
     uint64_t *run_counter;
     size_t run_count;
     uint64_t first_type_seq;
-    zmq_msg_t first_envelope, first_payload; // shared with the log's cache
-    int first_borrowed;                      // HD_FANOUT_*_BORROWED
-    uint8_t *batch;                          // handed to ZeroMQ as the frame when sent
+    //  The first event: its frames shared (or none, where it was
+    //  borrowed), in first_envelope and first_payload
+    hd_record_t first;
+    zmq_msg_t first_envelope, first_payload;
+    uint8_t *batch; // handed to ZeroMQ as the frame when sent
     size_t batch_size, batch_capacity;
     size_t batch_hint; // the size recent batches reached
 };
@@ -102,29 +104,31 @@ s_start_type (hd_fanout_t *self, const char *type, size_t type_size)
     return ++*self->run_counter;
 }
 
-//  A frame to send: shared with msg, or a copy of its bytes when borrowed.
+//  A frame to send: shared with msg, or a copy of the size bytes at data
+//  when they are borrowed (msg NULL).
 static int
-s_frame_of (zmq_msg_t *frame, zmq_msg_t *msg, bool borrowed)
+s_frame_of (zmq_msg_t *frame, zmq_msg_t *msg, const void *data, size_t size)
 {
-    if (borrowed)
-        return hd_msg_init_copy (frame, zmq_msg_data (msg), zmq_msg_size (msg));
+    if (!msg)
+        return hd_msg_init_copy (frame, data, size);
     zmq_msg_init (frame);
     return zmq_msg_copy (frame, msg);
 }
 
-//  Sends [type][Fanout][Event][payload]; the frames are shared, not copied,
-//  unless borrowed (HD_FANOUT_*_BORROWED).
+//  Sends [type][Fanout][Event][payload]; the frames are shared, not copied;
+//  borrowed bytes are copied.
 static int
 s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t type_seq,
-               zmq_msg_t *envelope, zmq_msg_t *payload, int borrowed)
+               const hd_record_t *record)
 {
     Herald__Fanout fanout = HERALD__FANOUT__INIT;
     fanout.type_seq = type_seq;
     fanout.epoch = self->epoch;
     zmq_msg_t envelope_copy, payload_copy;
-    if (s_frame_of (&envelope_copy, envelope, borrowed & HD_FANOUT_ENVELOPE_BORROWED))
+    if (s_frame_of (&envelope_copy, record->envelope_frame, record->envelope,
+                    record->envelope_size))
         return -1;
-    if (s_frame_of (&payload_copy, payload, borrowed & HD_FANOUT_PAYLOAD_BORROWED)) {
+    if (s_frame_of (&payload_copy, record->payload_frame, record->payload, record->payload_size)) {
         zmq_msg_close (&envelope_copy);
         return -1;
     }
@@ -142,17 +146,36 @@ s_send_single (hd_fanout_t *self, const char *type, size_t type_size, uint64_t t
 }
 
 static int
-s_batch_append (hd_fanout_t *self, uint64_t type_seq, zmq_msg_t *envelope, zmq_msg_t *payload)
+s_batch_append (hd_fanout_t *self, uint64_t type_seq, const hd_record_t *record)
 {
     if (hd_buffer_reserve_hinted (&self->batch, &self->batch_capacity,
-                                  self->batch_size + zmq_msg_size (envelope) +
-                                      zmq_msg_size (payload) + HD_DELIVERY_OVERHEAD,
+                                  self->batch_size + record->envelope_size + record->payload_size +
+                                      HD_DELIVERY_OVERHEAD,
                                   self->batch_hint))
         return -1;
-    self->batch_size += hd_encode_fanout_item (
-        self->batch + self->batch_size, self->epoch, type_seq, zmq_msg_data (envelope),
-        zmq_msg_size (envelope), zmq_msg_data (payload), zmq_msg_size (payload));
+    self->batch_size += hd_encode_fanout_item (self->batch + self->batch_size, self->epoch,
+                                               type_seq, record->envelope, record->envelope_size,
+                                               record->payload, record->payload_size);
     return 0;
+}
+
+//  The run's first event: borrowed bytes stay good until the flush; frames
+//  are shared, and their bytes read from the shared copy (a very small
+//  message's bytes live inside it, and the caller's may move)
+static void
+s_keep_first (hd_fanout_t *self, const hd_record_t *record)
+{
+    self->first = *record;
+    if (record->envelope_frame) {
+        zmq_msg_copy (&self->first_envelope, record->envelope_frame);
+        self->first.envelope_frame = &self->first_envelope;
+        self->first.envelope = zmq_msg_data (&self->first_envelope);
+    }
+    if (record->payload_frame) {
+        zmq_msg_copy (&self->first_payload, record->payload_frame);
+        self->first.payload_frame = &self->first_payload;
+        self->first.payload = zmq_msg_data (&self->first_payload);
+    }
 }
 
 void
@@ -160,7 +183,7 @@ hd_fanout_flush (hd_fanout_t *self)
 {
     if (self->run_count == 1)
         s_send_single (self, self->run_type, self->run_type_size, self->first_type_seq,
-                       &self->first_envelope, &self->first_payload, self->first_borrowed);
+                       &self->first);
     else if (self->run_count > 1) {
         //  The batch buffer becomes the frame (no copy); the next one grows
         //  straight to the size recent ones reached
@@ -178,17 +201,21 @@ hd_fanout_flush (hd_fanout_t *self)
             zmq_msg_close (&body);
         }
     }
-    zmq_msg_close (&self->first_envelope);
-    zmq_msg_close (&self->first_payload);
-    zmq_msg_init (&self->first_envelope);
-    zmq_msg_init (&self->first_payload);
+    if (self->first.envelope_frame) {
+        zmq_msg_close (&self->first_envelope);
+        zmq_msg_init (&self->first_envelope);
+    }
+    if (self->first.payload_frame) {
+        zmq_msg_close (&self->first_payload);
+        zmq_msg_init (&self->first_payload);
+    }
+    self->first = (hd_record_t){NULL, NULL, NULL, NULL, 0, 0};
     self->run_count = 0;
     self->batch_size = 0;
 }
 
 int
-hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                   zmq_msg_t *payload, int borrowed)
+hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, const hd_record_t *record)
 {
     if (type_size >= sizeof self->run_type)
         return -1;
@@ -203,24 +230,20 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_ms
     }
     if (self->run_count >= S_RUN_EVENTS_MAX || self->batch_size >= S_RUN_BYTES_MAX)
         hd_fanout_flush (self);
-    if (zmq_msg_size (payload) > S_RUN_PAYLOAD_MAX) {
+    if (record->payload_size > S_RUN_PAYLOAD_MAX) {
         //  Large payloads are never copied: after the run, on their own
         hd_fanout_flush (self);
-        return s_send_single (self, type, type_size, type_seq, envelope, payload, borrowed);
+        return s_send_single (self, type, type_size, type_seq, record);
     }
     if (self->run_count == 0) {
         self->first_type_seq = type_seq;
-        //  A borrowed frame's copy is borrowed too: flushed before it goes bad
-        zmq_msg_copy (&self->first_envelope, envelope);
-        zmq_msg_copy (&self->first_payload, payload);
-        self->first_borrowed = borrowed;
+        s_keep_first (self, record);
         self->run_count = 1;
         return 0;
     }
-    if (self->run_count == 1 &&
-        s_batch_append (self, self->first_type_seq, &self->first_envelope, &self->first_payload))
+    if (self->run_count == 1 && s_batch_append (self, self->first_type_seq, &self->first))
         return -1;
-    if (s_batch_append (self, type_seq, envelope, payload))
+    if (s_batch_append (self, type_seq, record))
         return -1;
     self->run_count++;
     return 0;

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "record.h"
+
 typedef struct _hd_fanout_t hd_fanout_t;
 
 //  xpub is a bound XPUB socket (not owned). max_types bounds the per-type
@@ -20,19 +22,16 @@ typedef struct _hd_fanout_t hd_fanout_t;
 hd_fanout_t *hd_fanout_new (void *xpub, uint64_t epoch, size_t max_types);
 void hd_fanout_destroy (hd_fanout_t **self_p);
 
-//  Send one event to subscribers. envelope and payload stay with the caller
-//  (they are shared, not copied). Events of one type that follow each other
-//  wait and go as one FanoutBatch message at the next hd_fanout_flush (or
-//  when the run is full or another type comes); a payload over 4 KiB goes
-//  alone, uncopied. borrowed (HD_FANOUT_*_BORROWED bits): that frame
-//  points at memory that is only good until the caller's next
-//  hd_fanout_flush returns (a ZeroMQ constant message), so if it would go
-//  out as a frame of its own it is copied first. Returns 0, -1 when out of
-//  memory.
-#define HD_FANOUT_ENVELOPE_BORROWED 1
-#define HD_FANOUT_PAYLOAD_BORROWED  2
-int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, zmq_msg_t *envelope,
-                       zmq_msg_t *payload, int borrowed);
+//  Send one event to subscribers. Events of one type that follow each
+//  other wait and go as one FanoutBatch message at the next
+//  hd_fanout_flush (or when the run is full or another type comes); a
+//  payload over 4 KiB goes alone, uncopied. The record's frames stay with
+//  the caller (they are shared, not copied). A part without a frame is
+//  borrowed: its bytes must stay good until the caller's next
+//  hd_fanout_flush returns, and if it goes out as a frame of its own it is
+//  copied first. Returns 0, -1 when out of memory.
+int hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size,
+                       const hd_record_t *record);
 
 //  Send the waiting run. Call at the end of every commit.
 void hd_fanout_flush (hd_fanout_t *self);

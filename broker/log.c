@@ -1109,13 +1109,13 @@ hd_log_bytes (hd_log_t *self)
 
 uint64_t
 hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
-               uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload, bool cache)
+               uint32_t key_hash, const hd_record_t *event, bool cache)
 {
-    if (!type || type_size == 0 || type_size > 255 || !envelope || !payload) {
+    if (!type || type_size == 0 || type_size > 255 || !event) {
         errno = EINVAL;
         return 0;
     }
-    size_t envelope_size = zmq_msg_size (envelope), payload_size = zmq_msg_size (payload);
+    size_t envelope_size = event->envelope_size, payload_size = event->payload_size;
     uint64_t body = (uint64_t) (S_RECORD_HEAD - 4) + type_size + envelope_size + payload_size;
     if (body > UINT32_MAX || envelope_size > UINT32_MAX) {
         errno = EMSGSIZE;
@@ -1174,10 +1174,10 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     memcpy (data, type, type_size);
     data += type_size;
     if (envelope_size)
-        memcpy (data, zmq_msg_data (envelope), envelope_size);
+        memcpy (data, event->envelope, envelope_size);
     data += envelope_size;
     if (payload_size)
-        memcpy (data, zmq_msg_data (payload), payload_size);
+        memcpy (data, event->payload, payload_size);
     hd_put_u32 (record + 4, hd_crc32c (0, record + S_CRC_FROM, record_size - S_CRC_FROM));
 
     s_segment_index (segment, (uint32_t) segment->size, type_id, key_hash, recorded_us);
@@ -1186,7 +1186,7 @@ hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t ty
     self->buffer_size += record_size;
     self->bytes += record_size;
     if (self->cache)
-        hd_cache_add (self->cache, seq, envelope, payload, cache && envelope_size > 0);
+        hd_cache_add (self->cache, seq, event, cache && envelope_size > 0);
     return self->next_seq++;
 }
 

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "record.h"
+
 typedef enum { HD_FSYNC_ALWAYS, HD_FSYNC_INTERVAL, HD_FSYNC_NEVER } hd_fsync_t;
 
 typedef struct {
@@ -84,7 +86,7 @@ uint64_t hd_log_bytes (hd_log_t *self);
 //  are never consumed. type must be 1..255 bytes. Returns the seq, or 0
 //  with errno set.
 uint64_t hd_log_append (hd_log_t *self, uint64_t recorded_us, const char *type, size_t type_size,
-                        uint32_t key_hash, zmq_msg_t *envelope, zmq_msg_t *payload, bool cache);
+                        uint32_t key_hash, const hd_record_t *event, bool cache);
 
 //  Make everything appended so far durable according to the policy: write,
 //  then fdatasync (always; interval: when due; never: not at all). Returns

@@ -91,9 +91,9 @@ s_tool_fill (const char *directory, uint64_t count, size_t payload_size, size_t 
         memcpy (zmq_msg_data (&envelope), envelope_text, sizeof envelope_text);
         zmq_msg_init_size (&payload, payload_size);
         memset (zmq_msg_data (&payload), (int) ('a' + seq % 26), payload_size);
-        uint64_t got =
-            hd_log_append (log, s_tool_wall_us (), "bench.event", 11,
-                           hd_log_key_hash (key, (size_t) key_size), &envelope, &payload, false);
+        hd_record_t record = hd_record_of (&envelope, &payload);
+        uint64_t got = hd_log_append (log, s_tool_wall_us (), "bench.event", 11,
+                                      hd_log_key_hash (key, (size_t) key_size), &record, false);
         zmq_msg_close (&envelope);
         zmq_msg_close (&payload);
         if (got == 0 || (index % 1000 == 999 && hd_log_flush (log, 0) != 0)) {

@@ -41,7 +41,8 @@ s_add (hd_cache_t *cache, uint64_t seq, size_t payload_size, bool keep)
 {
     zmq_msg_t envelope, payload;
     s_frames (seq, payload_size, &envelope, &payload);
-    hd_cache_add (cache, seq, &envelope, &payload, keep);
+    hd_record_t record = hd_record_of (&envelope, &payload);
+    hd_cache_add (cache, seq, &record, keep);
     zmq_msg_close (&envelope);
     zmq_msg_close (&payload);
 }
@@ -81,7 +82,8 @@ test_run_and_shared_frames (void **state)
     s_assert_missing (cache, 1);
     zmq_msg_t envelope, payload;
     s_frames (10, 200, &envelope, &payload);
-    hd_cache_add (cache, 10, &envelope, &payload, true);
+    hd_record_t record = hd_record_of (&envelope, &payload);
+    hd_cache_add (cache, 10, &record, true);
     //  Shared or copied, never consumed
     hd_cache_view_t view;
     assert_true (hd_cache_find (cache, 10, &view));
@@ -105,6 +107,35 @@ test_run_and_shared_frames (void **state)
     s_assert_missing (cache, 2001);
     hd_cache_destroy (&cache);
     assert_null (cache);
+    hd_cache_destroy (&cache);
+}
+
+//  Borrowed bytes (a record without frames) are copied when they fit
+//  copy_max; a larger record cannot be shared, so it only holds its place,
+//  and the run goes on after it.
+static void
+test_borrowed_bytes (void **state)
+{
+    hd_cache_t *cache = hd_cache_new (1 << 20, s_copy_max (state));
+    assert_non_null (cache);
+    s_add (cache, 1, 10, true);
+    zmq_msg_t envelope, payload;
+    s_frames (2, 100, &envelope, &payload);
+    hd_record_t borrowed = hd_record_of (&envelope, &payload);
+    borrowed.envelope_frame = borrowed.payload_frame = NULL;
+    hd_cache_add (cache, 2, &borrowed, true);
+    //  The caller's bytes change at once: the cache has its own
+    memset (zmq_msg_data (&payload), 0xEE, 100);
+    zmq_msg_close (&envelope);
+    zmq_msg_close (&payload);
+    if (s_copy_max (state) == 0)
+        s_assert_missing (cache, 2);
+    else
+        s_assert_cached (cache, 2, 100);
+    s_add (cache, 3, 10, true);
+    s_assert_cached (cache, 1, 10);
+    s_assert_cached (cache, 3, 10);
+    assert_int_equal (hd_cache_count (cache), 3);
     hd_cache_destroy (&cache);
 }
 
@@ -325,10 +356,15 @@ main (void)
 #define S_BOTH(test)                                                                               \
     cmocka_unit_test_prestate (test, &s_shared), cmocka_unit_test_prestate (test, &s_copied)
     const struct CMUnitTest tests[] = {
-        S_BOTH (test_run_and_shared_frames), S_BOTH (test_budget),
-        S_BOTH (test_places_without_frames), S_BOTH (test_gap_restarts_run),
-        S_BOTH (test_drops_across_chunks),   S_BOTH (test_turnover),
-        cmocka_unit_test (test_blocks),      cmocka_unit_test (test_release_reuses_blocks),
+        S_BOTH (test_run_and_shared_frames),
+        S_BOTH (test_borrowed_bytes),
+        S_BOTH (test_budget),
+        S_BOTH (test_places_without_frames),
+        S_BOTH (test_gap_restarts_run),
+        S_BOTH (test_drops_across_chunks),
+        S_BOTH (test_turnover),
+        cmocka_unit_test (test_blocks),
+        cmocka_unit_test (test_release_reuses_blocks),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -141,9 +141,9 @@ test_runs_batch_in_order (void **state)
         memcpy (zmq_msg_data (&envelope), packed, size);
         zmq_msg_init_size (&payload, payload_sizes[index]);
         memcpy (zmq_msg_data (&payload), big, payload_sizes[index]);
-        assert_int_equal (
-            hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope, &payload, 0),
-            0);
+        hd_record_t record = hd_record_of (&envelope, &payload);
+        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &record),
+                          0);
         zmq_msg_close (&envelope); // the fan-out keeps its own references
         zmq_msg_close (&payload);
         free (packed);
@@ -173,10 +173,10 @@ test_runs_batch_in_order (void **state)
     zsock_destroy (&xpub);
 }
 
-//  Borrowed frames (constant messages over the caller's memory, good until
-//  the flush returns): whatever goes out as a frame of its own — a run of
-//  one, a large payload — is a copy, so the memory can change right after.
-//  A frame that is not borrowed is still shared, not copied.
+//  Borrowed bytes (parts without a frame, good until the flush returns):
+//  whatever goes out as a frame of its own — a run of one, a large
+//  payload — is a copy, so the memory can change right after. A frame is
+//  still shared, not copied.
 static void
 test_borrowed_frames_are_copied (void **state)
 {
@@ -197,20 +197,24 @@ test_borrowed_frames_are_copied (void **state)
         assert_true (herald__event__get_packed_size (&event) <= sizeof envelopes[index]);
         envelope_sizes[index] = herald__event__pack (&event, envelopes[index]);
         memset (payloads[index], 'a' + index, payload_sizes[index]);
-        zmq_msg_t envelope, payload;
-        zmq_msg_init_data (&envelope, envelopes[index], envelope_sizes[index], NULL, NULL);
-        int borrowed = HD_FANOUT_ENVELOPE_BORROWED | HD_FANOUT_PAYLOAD_BORROWED;
+        hd_record_t record = {NULL,
+                              NULL,
+                              envelopes[index],
+                              payloads[index],
+                              envelope_sizes[index],
+                              payload_sizes[index]};
+        zmq_msg_t payload;
+        zmq_msg_init (&payload);
         if (index == OWNED) {
+            zmq_msg_close (&payload);
             zmq_msg_init_size (&payload, payload_sizes[index]);
             memset (zmq_msg_data (&payload), 'a' + index, payload_sizes[index]);
             owned_data = zmq_msg_data (&payload);
-            borrowed = HD_FANOUT_ENVELOPE_BORROWED;
-        } else
-            zmq_msg_init_data (&payload, payloads[index], payload_sizes[index], NULL, NULL);
-        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &envelope,
-                                             &payload, borrowed),
+            record.payload_frame = &payload;
+            record.payload = owned_data;
+        }
+        assert_int_equal (hd_fanout_publish (fanout, types[index], strlen (types[index]), &record),
                           0);
-        zmq_msg_close (&envelope);
         zmq_msg_close (&payload);
     }
     hd_fanout_flush (fanout);

@@ -247,9 +247,10 @@ s_append_cached (hd_log_t *log, uint64_t seq, size_t payload_size, bool cache)
     assert_int_equal (zmq_msg_init_size (&payload, payload_size), 0);
     for (size_t index = 0; index < payload_size; index++)
         ((char *) zmq_msg_data (&payload))[index] = (char) (seq * 31 + index);
-    uint64_t got = hd_log_append (log, content.recorded_us, content.type, content.type_size,
-                                  hd_log_key_hash (content.key, strlen (content.key)), &envelope,
-                                  &payload, cache);
+    hd_record_t record = hd_record_of (&envelope, &payload);
+    uint64_t got =
+        hd_log_append (log, content.recorded_us, content.type, content.type_size,
+                       hd_log_key_hash (content.key, strlen (content.key)), &record, cache);
     //  Not consumed: the caller still owns its frames
     assert_int_equal (zmq_msg_size (&envelope), content.envelope_size);
     zmq_msg_close (&envelope);
@@ -532,20 +533,21 @@ test_append_validation (void **state)
     zmq_msg_t envelope, payload;
     zmq_msg_init (&envelope);
     zmq_msg_init (&payload);
+    hd_record_t record = hd_record_of (&envelope, &payload);
     char type[256];
     memset (type, 't', sizeof type);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, type, 0, 0, &envelope, &payload, true), 0);
+    assert_int_equal (hd_log_append (log, 1, type, 0, 0, &record, true), 0);
     assert_int_equal (errno, EINVAL);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, type, 256, 0, &envelope, &payload, true), 0);
+    assert_int_equal (hd_log_append (log, 1, type, 256, 0, &record, true), 0);
     assert_int_equal (errno, EINVAL);
     errno = 0;
-    assert_int_equal (hd_log_append (log, 1, NULL, 3, 0, &envelope, &payload, true), 0);
+    assert_int_equal (hd_log_append (log, 1, NULL, 3, 0, &record, true), 0);
     assert_int_equal (errno, EINVAL);
     assert_int_equal (hd_log_next_seq (log), 1);
     //  255 bytes of type and empty frames are fine
-    assert_int_equal (hd_log_append (log, 1, type, 255, 0, &envelope, &payload, true), 1);
+    assert_int_equal (hd_log_append (log, 1, type, 255, 0, &record, true), 1);
     assert_int_equal (hd_log_flush (log, 0), 0);
     hd_log_destroy (&log);
     log = s_open (&config, NULL);
@@ -1115,10 +1117,11 @@ test_meta_and_types (void **state)
     const char *keys[] = {"o-1", "o-1", "o-2", "", "o-2"};
     zmq_msg_t frame;
     zmq_msg_init (&frame);
+    hd_record_t record = hd_record_of (&frame, &frame);
     for (int index = 0; index < 5; index++)
         assert_int_equal (hd_log_append (log, 10, types[index], strlen (types[index]),
                                          hd_log_key_hash (keys[index], strlen (keys[index])),
-                                         &frame, &frame, true),
+                                         &record, true),
                           (uint64_t) index + 1);
     zmq_msg_close (&frame);
     assert_int_equal (hd_log_type_count (log), 3);
@@ -1164,7 +1167,8 @@ s_append_at (hd_log_t *log, uint64_t recorded_us)
     zmq_msg_t frame;
     zmq_msg_init_size (&frame, 20);
     memset (zmq_msg_data (&frame), 'x', 20);
-    uint64_t seq = hd_log_append (log, recorded_us, "t", 1, 0, &frame, &frame, true);
+    hd_record_t record = hd_record_of (&frame, &frame);
+    uint64_t seq = hd_log_append (log, recorded_us, "t", 1, 0, &record, true);
     zmq_msg_close (&frame);
     return seq;
 }
