@@ -102,24 +102,34 @@ hd_utf8_valid (const char *text, size_t size)
     return true;
 }
 
-//  Eight bytes at a time: no byte below 0x21 and none equal to 0x7F
+//  Whether one of the eight bytes in word is below 0x21 or equal to 0x7F
 //  (bytes of 0x80 and up are UTF-8 and fine).
+static inline bool
+s_word_has_bad_type_char (uint64_t word)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t del = word ^ (0x7F * ones);
+    return ((word - 0x21 * ones) & ~word & highs) || ((del - ones) & ~del & highs);
+}
+
+//  Eight bytes at a time; the last eight read as one word that overlaps
+//  the one before, and a type shorter than eight padded with a valid byte.
 bool
 hd_type_chars_valid (const char *type, size_t size)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    size_t index = 0;
-    for (; index + 8 <= size; index += 8) {
-        uint64_t word;
+    uint64_t word;
+    if (size < 8) {
+        word = 0x6161616161616161ULL; // "aaaaaaaa"
+        memcpy (&word, type, size);
+        return !s_word_has_bad_type_char (word);
+    }
+    for (size_t index = 0; index + 8 < size; index += 8) {
         memcpy (&word, type + index, 8);
-        uint64_t del = word ^ (0x7F * ones);
-        if (((word - 0x21 * ones) & ~word & highs) || ((del - ones) & ~del & highs))
+        if (s_word_has_bad_type_char (word))
             return false;
     }
-    for (; index < size; index++)
-        if ((unsigned char) type[index] <= 0x20 || type[index] == 0x7F)
-            return false;
-    return true;
+    memcpy (&word, type + size - 8, 8);
+    return !s_word_has_bad_type_char (word);
 }
 
 uint32_t

@@ -3,16 +3,15 @@
     Every unconfirmed event sits on exactly one of two lists: the outbox
     (to be sent as soon as the socket takes it) or waiting (sent, ordered by
     the time it is due to be sent again). A reply finds its event by corr in
-    a hash table. Resends keep the corr, so a late reply to the first copy
-    settles the event and the reply to the second finds nothing and is
-    ignored. The socket is ZMQ_IMMEDIATE: while the broker is unreachable,
-    sends fail at once instead of piling copies into a dead pipe, and the
-    events stay in the outbox until a connection is up.
+    an index on the corr's low bits (s_index_t). Resends keep the corr, so
+    a late reply to the first copy settles the event and the reply to the
+    second finds nothing and is ignored. The socket is ZMQ_IMMEDIATE: while the broker is
+   unreachable, sends fail at once instead of piling copies into a dead pipe, and the events stay in
+   the outbox until a connection is up.
 */
 #include "herald.h"
 #include "event.h"
 #include "envelope.h"
-#include "hashmap.h"
 #include "buffer.h"
 
 #include <assert.h>
@@ -44,13 +43,26 @@ struct _s_list_t {
 struct _s_pending_t {
     s_pending_t *prev;
     s_pending_t *next;
-    s_list_t *list; // the list holding this entry
+    s_list_t *list;         // the list holding this entry
+    s_pending_t *slot_next; // the next entry in its slot of the index
     uint64_t corr;
     hd_event_t *event;
     size_t event_size; // encoded, without the payload: events do not change once published
     int64_t due_ms;    // on waiting: when to send again
     bool sent;         // sent at least once (a further send is a resend)
 };
+
+//  Unconfirmed entries by corr. Corrs are handed out in order, at most a
+//  window of them unconfirmed at a time, so a table of at least twice the
+//  window, indexed by a corr's low bits, holds one entry in a slot; an
+//  entry left far behind (resent for a long time) shares its slot with the
+//  few that come round to it, chained through slot_next. A hash table
+//  scatters consecutive keys and costs several times more per event.
+typedef struct {
+    s_pending_t **slots;
+    size_t mask;
+    size_t count;
+} s_index_t;
 
 struct _hd_publisher_t {
     zsock_t *socket;
@@ -59,8 +71,8 @@ struct _hd_publisher_t {
     uint32_t retry_ms;
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
-    hd_hashmap_t *pending; // corr → s_pending_t *
-    hd_reuse_t spare;      // settled entries kept for reuse, at most a window of them
+    s_index_t pending; // corr → s_pending_t *
+    hd_reuse_t spare;  // settled entries kept for reuse, at most a window of them
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -129,6 +141,67 @@ s_waiting_insert (hd_publisher_t *self, s_pending_t *entry)
     self->waiting.count++;
 }
 
+//  Makes the index the smallest power of two of at least 64 slots and
+//  twice window, moving the entries over. Returns 0, or -1 when out of
+//  memory (the index is as it was: still correct, only slower once the
+//  window outgrows it).
+static int
+s_index_fit (s_index_t *self, size_t window)
+{
+    size_t capacity = 64;
+    while (capacity < 2 * window && capacity < ((size_t) 1 << 30))
+        capacity *= 2;
+    if (self->slots && capacity == self->mask + 1)
+        return 0;
+    s_pending_t **slots = calloc (capacity, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (size_t index = 0; self->slots && index <= self->mask; index++) {
+        s_pending_t *entry = self->slots[index];
+        while (entry) {
+            s_pending_t *next = entry->slot_next;
+            s_pending_t **slot = &slots[entry->corr & (capacity - 1)];
+            entry->slot_next = *slot;
+            *slot = entry;
+            entry = next;
+        }
+    }
+    free (self->slots);
+    self->slots = slots;
+    self->mask = capacity - 1;
+    return 0;
+}
+
+static void
+s_index_insert (s_index_t *self, s_pending_t *entry)
+{
+    s_pending_t **slot = &self->slots[entry->corr & self->mask];
+    entry->slot_next = *slot;
+    *slot = entry;
+    self->count++;
+}
+
+static s_pending_t *
+s_index_find (s_index_t *self, uint64_t corr)
+{
+    s_pending_t *entry = self->slots[corr & self->mask];
+    while (entry && entry->corr != corr)
+        entry = entry->slot_next;
+    return entry;
+}
+
+static void
+s_index_remove (s_index_t *self, s_pending_t *entry)
+{
+    s_pending_t **link = &self->slots[entry->corr & self->mask];
+    while (*link && *link != entry)
+        link = &(*link)->slot_next;
+    assert (*link); // every unsettled entry is in the index
+    *link = entry->slot_next;
+    entry->slot_next = NULL;
+    self->count--;
+}
+
 static void
 s_set_error (hd_publisher_t *self, const char *format, ...)
 {
@@ -150,9 +223,8 @@ hd_publisher_new (const char *broker_endpoint, const char *source)
     self->source = source && *source ? strdup (source) : zsys_hostname ();
     if (!self->source)
         self->source = strdup ("herald");
-    self->pending = hd_hashmap_new (); // corr numbers are the keys
     self->socket = zsock_new (ZMQ_DEALER);
-    if (!self->source || !self->pending || !self->socket) {
+    if (!self->source || s_index_fit (&self->pending, self->window) || !self->socket) {
         hd_publisher_destroy (&self);
         return NULL;
     }
@@ -178,15 +250,16 @@ hd_publisher_destroy (hd_publisher_t **self_p)
         zsock_set_linger (self->socket, 100);
         zsock_destroy (&self->socket);
     }
-    if (self->pending) {
-        size_t cursor = 0;
-        s_pending_t *entry;
-        while ((entry = hd_hashmap_next (self->pending, &cursor))) {
+    for (size_t index = 0; self->pending.slots && index <= self->pending.mask; index++) {
+        s_pending_t *entry = self->pending.slots[index];
+        while (entry) {
+            s_pending_t *next = entry->slot_next;
             hd_event_destroy (&entry->event);
             free (entry);
+            entry = next;
         }
-        hd_hashmap_destroy (&self->pending);
     }
+    free (self->pending.slots);
     hd_reuse_drain (&self->spare);
     free (self->source);
     free (self);
@@ -198,6 +271,7 @@ hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
 {
     self->window = window ? window : 1;
     self->spare.max = HD_SPARE_MAX ((size_t) self->window);
+    s_index_fit (&self->pending, self->window);
 }
 
 void
@@ -326,7 +400,7 @@ s_flush_outbox (hd_publisher_t *self, bool force)
                                                      : batch_events;
     size_t hold = s_hold (self);
     while (self->outbox.head) {
-        size_t unconfirmed = hd_hashmap_size (self->pending) - self->outbox.count;
+        size_t unconfirmed = self->pending.count - self->outbox.count;
         if (!force && unconfirmed >= hold && self->outbox.count < batch_events)
             break;
         size_t count = s_batch_size (self);
@@ -359,7 +433,7 @@ static void
 s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 {
     s_list_remove (entry);
-    hd_hashmap_remove (self->pending, entry->corr, entry);
+    s_index_remove (&self->pending, entry);
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
     hd_event_destroy (&entry->event);
@@ -369,7 +443,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
 static void
 s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 {
-    s_pending_t *entry = hd_hashmap_find (self->pending, body->corr, NULL, NULL);
+    s_pending_t *entry = s_index_find (&self->pending, body->corr);
     if (!entry)
         return; // a reply to an earlier copy of an event already settled
     self->confirmed++;
@@ -383,7 +457,7 @@ s_on_confirm (hd_publisher_t *self, const Herald__Confirm *body)
 static void
 s_on_reject (hd_publisher_t *self, const Herald__Reject *body)
 {
-    s_pending_t *entry = hd_hashmap_find (self->pending, body->corr, NULL, NULL);
+    s_pending_t *entry = s_index_find (&self->pending, body->corr);
     if (!entry)
         return;
     if (body->code == HERALD__ERROR_CODE__BACKLOG_FULL) {
@@ -557,15 +631,14 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     //  The clock is read only when the window is full: most publishes
     //  never wait, and a clock read costs as much as a tenth of a publish
     int64_t deadline = -1;
-    if (hd_hashmap_size (self->pending) >= self->window && timeout_ms >= 0)
+    if (self->pending.count >= self->window && timeout_ms >= 0)
         deadline = zclock_mono () + timeout_ms;
     //  Replies that already arrived count even with timeout 0
-    while (hd_hashmap_size (self->pending) >= self->window) {
+    while (self->pending.count >= self->window) {
         if (s_process (self, s_remaining (deadline), false))
             return -1;
-        if (hd_hashmap_size (self->pending) >= self->window && s_remaining (deadline) == 0) {
-            s_set_error (self, "timed out: %zu events unconfirmed",
-                         hd_hashmap_size (self->pending));
+        if (self->pending.count >= self->window && s_remaining (deadline) == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed", self->pending.count);
             return -1;
         }
     }
@@ -577,11 +650,7 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     entry->corr = ++self->next_corr;
     entry->event = *event_p;
     entry->event_size = hd_event_encoded_size (entry->event);
-    if (hd_hashmap_insert (self->pending, entry->corr, entry)) {
-        free (entry);
-        s_set_error (self, "out of memory");
-        return -1;
-    }
+    s_index_insert (&self->pending, entry);
     *event_p = NULL;
     s_list_append (&self->outbox, entry);
     //  Take replies already here, so callbacks keep pace with publishing and
@@ -611,12 +680,11 @@ int
 hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
-    while (hd_hashmap_size (self->pending) > 0) {
+    while (self->pending.count > 0) {
         if (s_process (self, s_remaining (deadline), true))
             return -1;
-        if (hd_hashmap_size (self->pending) > 0 && s_remaining (deadline) == 0) {
-            s_set_error (self, "timed out: %zu events unconfirmed",
-                         hd_hashmap_size (self->pending));
+        if (self->pending.count > 0 && s_remaining (deadline) == 0) {
+            s_set_error (self, "timed out: %zu events unconfirmed", self->pending.count);
             return -1;
         }
     }
@@ -626,7 +694,7 @@ hd_publisher_flush (hd_publisher_t *self, int timeout_ms)
 size_t
 hd_publisher_unconfirmed (hd_publisher_t *self)
 {
-    return hd_hashmap_size (self->pending);
+    return self->pending.count;
 }
 
 uint64_t

@@ -175,16 +175,17 @@ test_utf8_against_reference (void **state)
 }
 
 //  The word-at-a-time type check against the plain one, bytes that matter
-//  at every position of strings up to 24 bytes.
+//  at every position of strings up to 40 bytes (every tail after whole
+//  words, and the overlapping last word).
 static void
 test_type_chars (void **state)
 {
     static const unsigned char interesting[] = {0x00, 0x01, 0x09, 0x1F, 0x20, 0x21, 0x7E,
                                                 0x7F, 0x80, 0x81, 0xA0, 0xC3, 0xFE, 0xFF};
     unsigned seed = 5;
-    char type[24];
+    char type[40];
     for (int round = 0; round < 400000; round++) {
-        size_t size = (size_t) (rand_r (&seed) % 25);
+        size_t size = (size_t) (rand_r (&seed) % 41);
         for (size_t index = 0; index < size; index++)
             type[index] = rand_r (&seed) % 6
                               ? (char) ('a' + rand_r (&seed) % 26)
@@ -196,7 +197,9 @@ test_type_chars (void **state)
         assert_int_equal (hd_type_chars_valid (type, size), plain);
     }
     assert_true (hd_type_chars_valid ("orders.placed", 13));
-    assert_true (hd_type_chars_valid ("commandes.pass\xc3\xa9" "es", 18));
+    assert_true (hd_type_chars_valid ("commandes.pass\xc3\xa9"
+                                      "es",
+                                      18));
     assert_false (hd_type_chars_valid ("orders placed", 13));
     assert_false (hd_type_chars_valid ("orders.placed\x7f", 14));
 }

@@ -345,6 +345,85 @@ test_burst_goes_as_publishes (void **state)
     fake_broker_stop (&broker);
 }
 
+//  Drives the publisher until its confirm callback ran calls times.
+static void
+s_wait_outcomes (hd_publisher_t *publisher, s_outcome_t *outcome, int calls)
+{
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (outcome->calls < calls && zclock_mono () < deadline)
+        hd_publisher_flush (publisher, 10);
+    assert_int_equal (outcome->calls, calls);
+}
+
+//  Replies find their events by corr in an index on the corr's low bits
+//  (64 slots at the smallest): an event held back by BACKLOG_FULL while
+//  hundreds are confirmed after it shares its slot with every 64th of
+//  them. Each reply settles its own event wherever it is in its slot, a
+//  reply to one already settled is ignored, and the index grows with the
+//  window.
+static void
+test_straggler_shares_its_slot (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    hd_publisher_set_window (publisher, 4);
+    s_outcome_t outcome = {0};
+    hd_publisher_set_confirm_fn (publisher, s_on_confirm, &outcome);
+    s_publish (publisher, "straggler");
+    s_publish_t straggler = s_expect_publish (&broker);
+    s_reject (&broker, straggler.corr, HERALD__ERROR_CODE__BACKLOG_FULL, 600000);
+    enum { OTHERS = 300 };
+    uint64_t corrs[OTHERS];
+    char id[32];
+    for (int index = 0; index < OTHERS; index++) {
+        snprintf (id, sizeof id, "e%d", index);
+        s_publish (publisher, id);
+        s_publish_t sent = s_expect_publish (&broker);
+        assert_string_equal (sent.id, id);
+        corrs[index] = sent.corr;
+        if (index % 3 == 2) {
+            //  Three at a time, the last first
+            for (int back = 0; back < 3; back++)
+                s_confirm (&broker, corrs[index - back], (uint64_t) (index - back + 2));
+            s_wait_outcomes (publisher, &outcome, index + 1);
+            snprintf (id, sizeof id, "e%d", index - 2);
+            assert_string_equal (outcome.id, id); // the last settled was sent first
+        }
+    }
+    assert_int_equal (hd_publisher_unconfirmed (publisher), 1);
+    //  A reply to a settled event in the straggler's slot finds nothing
+    assert_true ((corrs[OTHERS - 1] - straggler.corr) >= 64);
+    for (int index = 0; index < OTHERS; index++)
+        if (((corrs[index] - straggler.corr) & 63) == 0)
+            s_confirm (&broker, corrs[index], 999);
+    //  An event that lands in the straggler's slot stays unconfirmed: the
+    //  straggler is behind it there
+    int settled = OTHERS;
+    s_publish_t front;
+    for (int index = 0;; index++) {
+        snprintf (id, sizeof id, "f%d", index);
+        s_publish (publisher, id);
+        front = s_expect_publish (&broker);
+        if (((front.corr - straggler.corr) & 63) == 0)
+            break;
+        s_confirm (&broker, front.corr, 1000 + (uint64_t) index);
+        s_wait_outcomes (publisher, &outcome, ++settled);
+    }
+    s_confirm (&broker, straggler.corr, 1);
+    s_wait_outcomes (publisher, &outcome, ++settled);
+    assert_string_equal (outcome.id, "straggler");
+    assert_true (outcome.confirmed);
+    hd_publisher_set_window (publisher, 1000); // the index grows, what it holds moves over
+    s_confirm (&broker, front.corr, 2000);
+    s_wait_outcomes (publisher, &outcome, ++settled);
+    assert_string_equal (outcome.id, front.id);
+    assert_int_equal (hd_publisher_unconfirmed (publisher), 0);
+    assert_int_equal (hd_publisher_confirmed (publisher), (uint64_t) settled);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -354,6 +433,7 @@ main (void)
         cmocka_unit_test (test_confirms_batch),
         cmocka_unit_test (test_final_rejection),
         cmocka_unit_test (test_burst_goes_as_publishes),
+        cmocka_unit_test (test_straggler_shares_its_slot),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
