@@ -233,7 +233,7 @@ s_publish (s_publisher_t *self, uint32_t seq, uint64_t sched_ns)
     hb_hdr_t *hdr = self->ctl->hdr;
     hb_payload_t head = {.magic = HB_PAYLOAD_MAGIC, .seq = seq, .sched_ns = sched_ns};
     memcpy (self->buffer, &head, sizeof (head));
-    hd_event_t *event = hd_event_new (hdr->type);
+    hd_event_t *event = hd_publisher_event_new (self->publisher, hdr->type);
     if (!event)
         return -1;
     if (seq == HB_PROBE_SEQ)

@@ -78,6 +78,29 @@ hd_event_new (const char *type)
     return self;
 }
 
+bool
+hd_event_renewable (const hd_event_t *self)
+{
+    return self->text == self->inline_text && self->text_capacity >= S_NEW_TEXT + 1 &&
+           self->payload_in_text && !self->unknown;
+}
+
+int
+hd_event_renew (hd_event_t *self, const char *type)
+{
+    if (!hd_event_renewable (self))
+        return -1;
+    memset (self->offset, 0, sizeof self->offset);
+    memset (self->length, 0, sizeof self->length);
+    self->time_us = self->seq = self->recorded_time_us = 0;
+    self->attribute_count = 0; // the array stays for the next attributes
+    self->text[0] = 0;
+    self->text_size = 1;
+    self->payload_offset = 0;
+    self->payload_size = 0;
+    return hd_event_set_type (self, type);
+}
+
 static void
 s_text_free (hd_event_t *self, char *text)
 {

@@ -33,4 +33,14 @@ int hd_event_send (const hd_event_t *self, void *socket, int flags);
 
 void hd_event_set_seq (hd_event_t *self, uint64_t seq);
 
+//  Whether hd_event_renew can reuse the event's memory: its strings and
+//  payload still fit the room hd_event_new gives, and it holds nothing
+//  else (no payload frame, no unknown fields) that a kept event would
+//  hold on to.
+bool hd_event_renewable (const hd_event_t *self);
+//  Makes a renewable event what hd_event_new (type) makes, in its own
+//  memory. Returns 0, or -1 when it is not renewable or type cannot be set
+//  (destroy it then).
+int hd_event_renew (hd_event_t *self, const char *type);
+
 #endif

@@ -73,6 +73,9 @@ struct _hd_publisher_t {
     void *confirm_arg;
     s_index_t pending; // corr → s_pending_t *
     hd_reuse_t spare;  // settled entries kept for reuse, at most a window of them
+    //  Settled events kept for hd_publisher_event_new, at most a window
+    hd_event_t **spare_events;
+    size_t spare_event_count, spare_event_capacity;
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -261,6 +264,9 @@ hd_publisher_destroy (hd_publisher_t **self_p)
     }
     free (self->pending.slots);
     hd_reuse_drain (&self->spare);
+    while (self->spare_event_count)
+        hd_event_destroy (&self->spare_events[--self->spare_event_count]);
+    free (self->spare_events);
     free (self->source);
     free (self);
     *self_p = NULL;
@@ -428,6 +434,29 @@ s_move_due (hd_publisher_t *self)
     }
 }
 
+//  Keeps a settled event for hd_publisher_event_new, or destroys it.
+static void
+s_keep_event (hd_publisher_t *self, hd_event_t **event_p)
+{
+    size_t most = HD_SPARE_MAX ((size_t) self->window);
+    if (self->spare_event_count == self->spare_event_capacity &&
+        self->spare_event_capacity < most) {
+        size_t capacity = self->spare_event_capacity ? 2 * self->spare_event_capacity : 16;
+        capacity = capacity < most ? capacity : most;
+        hd_event_t **grown = realloc (self->spare_events, capacity * sizeof *grown);
+        if (grown) {
+            self->spare_events = grown;
+            self->spare_event_capacity = capacity;
+        }
+    }
+    if (self->spare_event_count < self->spare_event_capacity && self->spare_event_count < most &&
+        hd_event_renewable (*event_p)) {
+        self->spare_events[self->spare_event_count++] = *event_p;
+        *event_p = NULL;
+    } else
+        hd_event_destroy (event_p);
+}
+
 //  Report the final outcome of entry and forget it.
 static void
 s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
@@ -436,7 +465,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
     s_index_remove (&self->pending, entry);
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
-    hd_event_destroy (&entry->event);
+    s_keep_event (self, &entry->event);
     hd_reuse_keep (&self->spare, entry);
 }
 
@@ -666,6 +695,18 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     }
     s_flush_outbox (self, replies > 0);
     return 0;
+}
+
+hd_event_t *
+hd_publisher_event_new (hd_publisher_t *self, const char *type)
+{
+    if (self->spare_event_count) {
+        hd_event_t *event = self->spare_events[--self->spare_event_count];
+        if (hd_event_renew (event, type) == 0)
+            return event;
+        hd_event_destroy (&event);
+    }
+    return hd_event_new (type);
 }
 
 void

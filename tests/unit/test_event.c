@@ -661,6 +661,78 @@ test_random_id (void **state)
     hd_event_destroy (&b);
 }
 
+//  An event's bytes on the wire (the payload apart)
+static size_t
+s_encoded (const hd_event_t *event, uint8_t *out, size_t room)
+{
+    size_t size = hd_event_encoded_size (event);
+    assert_true (size <= room);
+    return hd_event_encode_into (event, out);
+}
+
+//  A renewed event is what hd_event_new makes, in the old one's memory;
+//  only an event that still fits that memory and holds nothing else is
+//  renewed.
+static void
+test_renew (void **state)
+{
+    hd_event_t *event = hd_event_new ("orders.placed");
+    assert_true (hd_event_renewable (event));
+    hd_event_set_id (event, "id-1");
+    hd_event_set_source (event, "src");
+    hd_event_set_subject (event, "subject");
+    hd_event_set_attribute (event, "k", "v");
+    hd_event_set_time_us (event, 42);
+    assert_int_equal (hd_event_set_payload (event, "payload", 7), 0);
+    assert_true (hd_event_renewable (event));
+    const hd_event_t *before = event;
+    assert_int_equal (hd_event_renew (event, "orders.shipped"), 0);
+    assert_ptr_equal (event, before);
+    hd_event_t *fresh = hd_event_new ("orders.shipped");
+    uint8_t renewed_bytes[512], fresh_bytes[512];
+    size_t renewed_size = s_encoded (event, renewed_bytes, sizeof renewed_bytes);
+    assert_int_equal (renewed_size, s_encoded (fresh, fresh_bytes, sizeof fresh_bytes));
+    assert_memory_equal (renewed_bytes, fresh_bytes, renewed_size);
+    assert_string_equal (hd_event_id (event), "");
+    assert_string_equal (hd_event_subject (event), "");
+    assert_int_equal (hd_event_attribute_count (event), 0);
+    assert_null (hd_event_attribute (event, "k"));
+    assert_int_equal (hd_event_payload_size (event), 0);
+    assert_int_equal (hd_event_time_us (event), 0);
+    //  And it takes new values as a new one does
+    hd_event_set_attribute (event, "k2", "v2");
+    assert_int_equal (hd_event_set_payload (event, "other", 5), 0);
+    assert_string_equal (hd_event_attribute (event, "k2"), "v2");
+    assert_memory_equal (hd_event_payload (event), "other", 5);
+    hd_event_destroy (&fresh);
+
+    //  A payload in a frame of its own is not held on to
+    char large[5000];
+    memset (large, 'x', sizeof large);
+    assert_int_equal (hd_event_set_payload (event, large, sizeof large), 0);
+    assert_false (hd_event_renewable (event));
+    assert_int_equal (hd_event_renew (event, "t"), -1);
+    hd_event_destroy (&event);
+
+    //  Nor text that outgrew the first room
+    event = hd_event_new ("t");
+    char subject[1000];
+    memset (subject, 's', sizeof subject - 1);
+    subject[sizeof subject - 1] = 0;
+    hd_event_set_subject (event, subject);
+    assert_false (hd_event_renewable (event));
+    hd_event_destroy (&event);
+
+    //  Nor a decoded event, whose room is its envelope's
+    event = hd_event_new ("t");
+    size_t size = s_encoded (event, renewed_bytes, sizeof renewed_bytes);
+    hd_event_t *decoded = hd_event_decode_bytes (renewed_bytes, size, "p", 1);
+    assert_non_null (decoded);
+    assert_false (hd_event_renewable (decoded));
+    hd_event_destroy (&decoded);
+    hd_event_destroy (&event);
+}
+
 int
 main (void)
 {
@@ -677,6 +749,7 @@ main (void)
         cmocka_unit_test (test_round_trip_frames),
         cmocka_unit_test (test_inherit),
         cmocka_unit_test (test_random_id),
+        cmocka_unit_test (test_renew),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

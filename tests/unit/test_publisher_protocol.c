@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "buffer.h"
 #include "fake_broker.h"
 #include "herald.h"
 
@@ -424,6 +425,53 @@ test_straggler_shares_its_slot (void **state)
     fake_broker_stop (&broker);
 }
 
+//  hd_publisher_event_new hands out the memory of a settled event, cleared:
+//  nothing of the event it was goes on the wire again.
+static void
+test_event_new_reuses_settled (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    hd_publisher_t *publisher = hd_publisher_new (broker.endpoint, "src");
+    hd_event_t *event = hd_publisher_event_new (publisher, "t.x"); // none kept yet: a new one
+    assert_non_null (event);
+    const hd_event_t *first = event;
+    hd_event_set_id (event, "a");
+    hd_event_set_subject (event, "first-subject");
+    hd_event_set_attribute (event, "k", "v");
+    assert_int_equal (hd_publisher_publish (publisher, &event, 0), 0);
+    s_confirm (&broker, s_expect_publish (&broker).corr, 1);
+    assert_int_equal (hd_publisher_flush (publisher, WAIT_MS), 0);
+
+    event = hd_publisher_event_new (publisher, "t.y");
+    if (HD_SPARE_MAX (1)) // a sanitizer build keeps nothing, to see every use after free
+        assert_ptr_equal (event, first);
+    assert_string_equal (hd_event_type (event), "t.y");
+    assert_string_equal (hd_event_id (event), "");
+    assert_string_equal (hd_event_subject (event), "");
+    assert_int_equal (hd_event_attribute_count (event), 0);
+    hd_event_set_id (event, "b");
+    assert_int_equal (hd_publisher_publish (publisher, &event, 0), 0);
+    fake_msg_t msg;
+    assert_true (fake_broker_expect (&broker, HD_CMD_PUBLISH, &msg, WAIT_MS));
+    Herald__Event *sent =
+        herald__event__unpack (NULL, zframe_size (msg.event), zframe_data (msg.event));
+    assert_non_null (sent);
+    assert_string_equal (sent->id, "b");
+    assert_string_equal (sent->type, "t.y");
+    assert_string_equal (sent->subject, "");
+    assert_int_equal (sent->n_attributes, 0);
+    assert_string_equal (sent->source, "src");
+    herald__event__free_unpacked (sent, NULL);
+    fake_msg_free (&msg);
+    //  Unsettled events stay with the publisher; a new event is new memory
+    hd_event_t *other = hd_publisher_event_new (publisher, "t.z");
+    assert_non_null (other);
+    hd_event_destroy (&other);
+    hd_publisher_destroy (&publisher);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -434,6 +482,7 @@ main (void)
         cmocka_unit_test (test_final_rejection),
         cmocka_unit_test (test_burst_goes_as_publishes),
         cmocka_unit_test (test_straggler_shares_its_slot),
+        cmocka_unit_test (test_event_new_reuses_settled),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
