@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bytes.h"
 #include "crc32c.h"
 #include "log.h"
 
@@ -1996,10 +1997,31 @@ test_page_cache_keep (void **state)
     free (dir);
 }
 
+//  The record fields are little-endian whatever the machine: the bytes
+//  are fixed, and read back to the same values.
+static void
+test_bytes_little_endian (void **state)
+{
+    uint8_t at[9] = {0};
+    hd_put_u64 (at + 1, 0x0102030405060708ULL);
+    const uint8_t u64[] = {0, 8, 7, 6, 5, 4, 3, 2, 1};
+    assert_memory_equal (at, u64, sizeof u64);
+    assert_int_equal (hd_get_u64 (at + 1), 0x0102030405060708ULL);
+    hd_put_u32 (at + 3, 0xA1B2C3D4);
+    const uint8_t u32[] = {0, 8, 7, 0xD4, 0xC3, 0xB2, 0xA1, 2, 1};
+    assert_memory_equal (at, u32, sizeof u32);
+    assert_int_equal (hd_get_u32 (at + 3), 0xA1B2C3D4);
+    hd_put_u16 (at, 0xBEEF);
+    assert_int_equal (at[0], 0xEF);
+    assert_int_equal (at[1], 0xBE);
+    assert_int_equal (hd_get_u16 (at), 0xBEEF);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_bytes_little_endian),
         cmocka_unit_test (test_key_hash),
         cmocka_unit_test (test_round_trip_cache),
         cmocka_unit_test (test_round_trip_disk),
