@@ -31,19 +31,39 @@ hd_key_equal (const hd_key_t *a, const hd_key_t *b)
     return a->size == b->size && memcmp (a->data, b->data, a->size) == 0;
 }
 
+static hd_key_t *
+s_key_fill (hd_key_t *self, const char *source, size_t source_size, const char *id, size_t id_size)
+{
+    self->size = source_size + 1 + id_size;
+    memcpy (self->data, source, source_size);
+    self->data[source_size] = 0;
+    memcpy (self->data + source_size + 1, id, id_size);
+    return self;
+}
+
 hd_key_t *
 hd_key_new (const char *source, const char *id)
 {
     size_t source_size = strlen (source);
     size_t id_size = strlen (id);
     hd_key_t *self = malloc (sizeof *self + source_size + 1 + id_size);
-    if (!self)
+    return self ? s_key_fill (self, source, source_size, id, id_size) : NULL;
+}
+
+hd_key_t *
+hd_key_init (void *memory, size_t room, const char *source, const char *id)
+{
+    size_t source_size = strlen (source);
+    size_t id_size = strlen (id);
+    if (sizeof (hd_key_t) + source_size + 1 + id_size > room)
         return NULL;
-    self->size = source_size + 1 + id_size;
-    memcpy (self->data, source, source_size);
-    self->data[source_size] = 0;
-    memcpy (self->data + source_size + 1, id, id_size);
-    return self;
+    return s_key_fill (memory, source, source_size, id, id_size);
+}
+
+size_t
+hd_key_bytes (const hd_key_t *key)
+{
+    return sizeof *key + key->size;
 }
 
 hd_seen_t *

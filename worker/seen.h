@@ -42,6 +42,14 @@ typedef struct {
 
 //  New malloc'ed key (free with free ()), or NULL on no memory.
 hd_key_t *hd_key_new (const char *source, const char *id);
+//  Room for most keys built in place (hd_key_init), as a struct holding
+//  one per event keeps it: a short source and id take no allocation.
+#define HD_KEY_ROOM 128
+//  Builds the key of (source, id) in memory of room bytes, aligned for an
+//  hd_key_t. Returns it, or NULL when it does not fit (use hd_key_new).
+hd_key_t *hd_key_init (void *memory, size_t room, const char *source, const char *id);
+//  The bytes key takes (what hd_key_init needs as room to copy it).
+size_t hd_key_bytes (const hd_key_t *key);
 //  The key's hash for an hd_hashmap_t, and key equality for its match
 //  functions.
 uint64_t hd_key_hash (const hd_key_t *key);

@@ -72,8 +72,9 @@ struct _hd_delivery_t {
     hd_delivery_t *next; // on the job queue or the done queue
     hd_worker_t *worker;
     hd_event_t *event;
-    hd_key_t *key; // (source, id); the jobs table's key
+    hd_key_t *key; // (source, id); the jobs table's key: in key_room, or malloc'ed
     uint64_t key_hash;
+    _Alignas(hd_key_t) char key_room[HD_KEY_ROOM];
     //  The lease tag: written by the I/O thread under the lock
     uint64_t seq;
     uint32_t attempt;
@@ -245,7 +246,8 @@ static void
 s_job_clear (hd_delivery_t *job)
 {
     hd_event_destroy (&job->event);
-    free (job->key);
+    if (job->key != (hd_key_t *) job->key_room)
+        free (job->key);
     job->key = NULL;
     free (job->error);
     job->error = NULL;
@@ -806,9 +808,19 @@ typedef struct {
     uint32_t ack_wait_ms;
     hd_event_t *event; // NULL: undecodable, or no memory
     bool undecodable;  // the bytes make no event (TERM), as opposed to no memory
-    hd_key_t *key;     // (source, id); NULL when event is
+    hd_key_t *key;     // (source, id), in key_room or malloc'ed; NULL when event is
     uint64_t key_hash;
+    _Alignas(hd_key_t) char key_room[HD_KEY_ROOM];
 } s_arrival_t;
+
+//  Frees an arrival's key unless it is in the arrival's own room.
+static void
+s_arrival_key_free (s_arrival_t *self)
+{
+    if (self->key != (hd_key_t *) self->key_room)
+        free (self->key);
+    self->key = NULL;
+}
 
 //  Takes event, the decoder's result: NULL when it could not be decoded
 //  (errno EPROTO), or no memory (the lease runs out and it comes back).
@@ -825,7 +837,13 @@ s_arrival_init (s_arrival_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_
         self->undecodable = true;
     }
     self->event = event;
-    self->key = event ? hd_key_new (hd_event_source (event), hd_event_id (event)) : NULL;
+    self->key = NULL;
+    if (event) {
+        const char *source = hd_event_source (event), *id = hd_event_id (event);
+        self->key = hd_key_init (self->key_room, sizeof self->key_room, source, id);
+        if (!self->key)
+            self->key = hd_key_new (source, id);
+    }
     self->key_hash = self->key ? hd_key_hash (self->key) : 0;
 }
 
@@ -836,12 +854,12 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
 {
     hd_worker_t *self = io->worker;
     hd_event_t *event = arrival->event;
-    hd_key_t *key = arrival->key;
+    hd_key_t *key = arrival->key; // freed with s_arrival_key_free unless a job takes it
     uint64_t seq = arrival->seq, key_hash = arrival->key_hash;
     uint32_t attempt = arrival->attempt, ack_wait_ms = arrival->ack_wait_ms;
     if (seq == 0 || attempt == 0) {
         hd_event_destroy (&event);
-        free (key);
+        s_arrival_key_free (arrival);
         return; // not a lease any broker hands out: nothing to settle
     }
     if (arrival->undecodable && io->state == S_STATE_ACTIVE) {
@@ -869,7 +887,7 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
         s_io_queue_ack (io, seq, attempt);
         atomic_fetch_add (&self->skipped, 1);
         hd_event_destroy (&event);
-        free (key);
+        s_arrival_key_free (arrival);
     } else if (job) {
         //  Already in hand: the newest lease is the one to settle
         pthread_mutex_lock (&self->lock);
@@ -879,21 +897,26 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
         job->generation = io->generation;
         pthread_mutex_unlock (&self->lock);
         hd_event_destroy (&event);
-        free (key);
+        s_arrival_key_free (arrival);
     } else if (io->draining) {
         //  Stopping: take nothing new; LEAVE hands it back at once
         hd_event_destroy (&event);
-        free (key);
+        s_arrival_key_free (arrival);
     } else {
         job = s_io_job_new (io);
         if (!job) {
             hd_event_destroy (&event);
-            free (key);
+            s_arrival_key_free (arrival);
             return;
         }
         job->worker = self;
         job->event = event;
-        job->key = key;
+        //  A key in the arrival's room moves into the job's (same size)
+        if (key == (hd_key_t *) arrival->key_room)
+            job->key = memcpy (job->key_room, key, hd_key_bytes (key));
+        else
+            job->key = key;
+        arrival->key = NULL;
         job->key_hash = key_hash;
         job->seq = seq;
         job->attempt = attempt;

@@ -13,6 +13,7 @@
 
 #include "fake_broker.h"
 #include "herald.h"
+#include "seen.h"
 #include "worker.h"
 
 #define WAIT_MS 5000
@@ -415,6 +416,25 @@ test_redelivery_runs_handler_once (void **state)
     assert_true (s_expect_ack (&broker, 2, 2));
     assert_int_equal (atomic_load (&handler.calls), 2);
     assert_int_equal (hd_worker_handled (worker), 2);
+
+    //  The same for an id too long for a key kept in the job itself (its
+    //  key is allocated): in hand, then processed
+    char long_id[HD_KEY_ROOM + 100];
+    memset (long_id, 'L', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    assert_true (s_wait_flag (&handler.inside, false));
+    atomic_store (&handler.gate_closed, true);
+    s_deliver (&broker, 3, 1, long_id);
+    assert_true (s_wait_flag (&handler.inside, true));
+    s_deliver (&broker, 3, 2, long_id);
+    s_deliver (&broker, 1, 4, "a");
+    assert_true (s_expect_ack (&broker, 1, 4));
+    atomic_store (&handler.gate_closed, false);
+    assert_true (s_expect_ack (&broker, 3, 2));
+    s_deliver (&broker, 3, 3, long_id);
+    assert_true (s_expect_ack (&broker, 3, 3));
+    assert_int_equal (atomic_load (&handler.calls), 3);
+    assert_int_equal (hd_worker_skipped (worker), 4); // "a" three times, the long id once
     hd_worker_destroy (&worker);
     fake_broker_stop (&broker);
 }
