@@ -386,7 +386,7 @@ hb_role_subscriber (hb_ctl_t *ctl, uint32_t index)
         uint64_t now = hb_now_ns ();
         if (event) {
             s_record (ctl, index, hd_event_payload (event), hd_event_payload_size (event), now);
-            hd_event_destroy (&event);
+            hd_subscriber_recycle (subscriber, &event);
             last_activity = now;
             if (atomic_load_explicit (&me->distinct, memory_order_relaxed) >= hdr->events)
                 break;

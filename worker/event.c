@@ -50,7 +50,8 @@ struct _hd_event_t {
     uint32_t payload_offset;
     size_t payload_size;
     zmq_msg_t payload_frame;
-    char inline_text[]; // text until it first grows
+    size_t inline_capacity; // bytes of inline_text
+    char inline_text[];     // text until it first grows
 };
 
 static hd_event_t *
@@ -63,10 +64,55 @@ s_event_alloc (size_t text_capacity)
     self->text = self->inline_text;
     self->text[0] = 0;
     self->text_size = 1;
-    self->text_capacity = text_capacity + 1;
+    self->text_capacity = self->inline_capacity = text_capacity + 1;
     self->payload_in_text = true;
     zmq_msg_init (&self->payload_frame);
     return self;
+}
+
+static void s_text_free (hd_event_t *self, char *text);
+
+//  Back to what s_event_alloc made, in the same memory: what the event
+//  held besides is released (the attributes' array stays, emptied).
+static void
+s_event_clear (hd_event_t *self)
+{
+    s_text_free (self, self->text);
+    free (self->unknown);
+    if (!self->payload_in_text) {
+        zmq_msg_close (&self->payload_frame);
+        zmq_msg_init (&self->payload_frame);
+    }
+    memset (self->offset, 0, sizeof self->offset);
+    memset (self->length, 0, sizeof self->length);
+    self->time_us = self->seq = self->recorded_time_us = 0;
+    self->attribute_count = 0;
+    self->unknown = NULL;
+    self->unknown_size = 0;
+    self->text = self->inline_text;
+    self->text[0] = 0;
+    self->text_size = 1;
+    self->text_capacity = self->inline_capacity;
+    self->payload_in_text = true;
+    self->payload_offset = 0;
+    self->payload_size = 0;
+}
+
+//  An event with room for text_capacity bytes of text: *spare_p (taken,
+//  cleared) when its own room is as large, else new memory (*spare_p is
+//  destroyed). spare_p may be NULL.
+static hd_event_t *
+s_event_take (hd_event_t **spare_p, size_t text_capacity)
+{
+    hd_event_t *spare = spare_p ? *spare_p : NULL;
+    if (spare_p)
+        *spare_p = NULL;
+    if (spare && spare->inline_capacity >= text_capacity + 1) {
+        s_event_clear (spare);
+        return spare;
+    }
+    hd_event_destroy (&spare);
+    return s_event_alloc (text_capacity);
 }
 
 hd_event_t *
@@ -81,7 +127,7 @@ hd_event_new (const char *type)
 bool
 hd_event_renewable (const hd_event_t *self)
 {
-    return self->text == self->inline_text && self->text_capacity >= S_NEW_TEXT + 1 &&
+    return self->text == self->inline_text && self->inline_capacity >= S_NEW_TEXT + 1 &&
            self->payload_in_text && !self->unknown;
 }
 
@@ -90,14 +136,7 @@ hd_event_renew (hd_event_t *self, const char *type)
 {
     if (!hd_event_renewable (self))
         return -1;
-    memset (self->offset, 0, sizeof self->offset);
-    memset (self->length, 0, sizeof self->length);
-    self->time_us = self->seq = self->recorded_time_us = 0;
-    self->attribute_count = 0; // the array stays for the next attributes
-    self->text[0] = 0;
-    self->text_size = 1;
-    self->payload_offset = 0;
-    self->payload_size = 0;
+    s_event_clear (self);
     return hd_event_set_type (self, type);
 }
 
@@ -286,7 +325,10 @@ s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t attribute
         if (!self->unknown)
             return -1;
     }
-    if (attributes) {
+    if (attributes > self->attribute_capacity) {
+        //  A reused event's array, if any, is too small
+        free (self->attributes);
+        self->attribute_capacity = 0;
         self->attributes = malloc (attributes * sizeof *self->attributes);
         if (!self->attributes)
             return -1;
@@ -309,7 +351,7 @@ s_decode_rest (hd_event_t *self, const void *data, size_t size, size_t attribute
 //  NULL when the bytes are not a well-formed Event (errno EPROTO) or
 //  memory ran out.
 static hd_event_t *
-s_decode (const void *data, size_t size, size_t payload_room)
+s_decode (const void *data, size_t size, size_t payload_room, hd_event_t **spare_p)
 {
     if (size > UINT32_MAX / 4) {
         errno = EMSGSIZE; // text offsets are 32 bits; no broker sends this
@@ -328,7 +370,7 @@ s_decode (const void *data, size_t size, size_t payload_room)
     //  attributes are copied after it: their keys and values, each with a
     //  NUL, take fewer bytes than the entries that encoded them.
     size_t attribute_room = scanned.attributes ? size : 0;
-    hd_event_t *self = s_event_alloc (size + 1 + attribute_room + payload_room);
+    hd_event_t *self = s_event_take (spare_p, size + 1 + attribute_room + payload_room);
     if (!self)
         return NULL;
     memcpy (self->text + 1, data, size);
@@ -355,7 +397,7 @@ s_decode (const void *data, size_t size, size_t payload_room)
 hd_event_t *
 hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
 {
-    hd_event_t *self = s_decode (envelope, size, 0);
+    hd_event_t *self = s_decode (envelope, size, 0, NULL);
     if (self && payload) {
         self->payload_in_text = false;
         zmq_msg_move (&self->payload_frame, payload);
@@ -366,8 +408,21 @@ hd_event_decode (const void *envelope, size_t size, zmq_msg_t *payload)
 hd_event_t *
 hd_event_decode_bytes (const void *envelope, size_t size, const void *payload, size_t payload_size)
 {
+    return hd_event_decode_bytes_into (NULL, envelope, size, payload, payload_size);
+}
+
+hd_event_t *
+hd_event_decode_bytes_into (hd_event_t **spare_p, const void *envelope, size_t size,
+                            const void *payload, size_t payload_size)
+{
+    hd_event_t *spare = spare_p ? *spare_p : NULL;
+    if (spare_p)
+        *spare_p = NULL;
     bool in_text = payload_size <= S_TEXT_PAYLOAD_MAX;
-    hd_event_t *self = s_decode (envelope, size, in_text ? payload_size : 0);
+    hd_event_t *self = s_decode (envelope, size, in_text ? payload_size : 0, &spare);
+    int saved = errno;         // why there is no event, for the caller
+    hd_event_destroy (&spare); // not taken: the bytes made no event
+    errno = saved;
     if (self && payload_size && hd_event_set_payload (self, payload, payload_size))
         hd_event_destroy (&self);
     return self;

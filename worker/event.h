@@ -17,6 +17,12 @@ hd_event_t *hd_event_decode (const void *envelope, size_t size, zmq_msg_t *paylo
 //  batch): the payload bytes are copied.
 hd_event_t *hd_event_decode_bytes (const void *envelope, size_t size, const void *payload,
                                    size_t payload_size);
+//  hd_event_decode_bytes in the memory of *spare_p, an event the caller is
+//  done with, when it has the room (it is taken either way: reused, or
+//  destroyed; spare_p may be NULL or point to NULL). Saves an allocation
+//  and a free an event where events are decoded one after another.
+hd_event_t *hd_event_decode_bytes_into (hd_event_t **spare_p, const void *envelope, size_t size,
+                                        const void *payload, size_t payload_size);
 
 //  The size of the encoded Event, and the encoding written at out (which
 //  has hd_event_encoded_size bytes); returns the bytes written.

@@ -150,6 +150,10 @@ void hd_subscriber_set_name (hd_subscriber_t *self, const char *name);
 int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix);
 //  Next event, or NULL on timeout (-1: wait forever) or interrupt. Caller owns it.
 hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms);
+//  Instead of hd_event_destroy: takes an event the caller is done with
+//  (nulling *event_p), for the next hd_subscriber_recv to decode into its
+//  memory instead of allocating (it keeps one; another is destroyed).
+void hd_subscriber_recycle (hd_subscriber_t *self, hd_event_t **event_p);
 uint64_t hd_subscriber_received (hd_subscriber_t *self); // events handed out by recv
 uint64_t hd_subscriber_gaps (hd_subscriber_t *self);
 //  Fan-out messages and batch items dropped as unreadable.

@@ -31,6 +31,7 @@ struct _hd_subscriber_t {
     hd_frames_t batch;
     bool batch_open;
     const uint8_t *batch_cursor, *batch_end;
+    hd_event_t *spare; // hd_subscriber_recycle's, for the next batch item to decode into
     char error[256];
 };
 
@@ -107,9 +108,23 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
     zhashx_destroy (&self->last_seq);
     if (self->batch_open)
         hd_frames_close (&self->batch);
+    hd_event_destroy (&self->spare);
     free (self->name);
     free (self);
     *self_p = NULL;
+}
+
+void
+hd_subscriber_recycle (hd_subscriber_t *self, hd_event_t **event_p)
+{
+    if (!event_p || !*event_p)
+        return;
+    if (self->spare)
+        hd_event_destroy (event_p);
+    else {
+        self->spare = *event_p;
+        *event_p = NULL;
+    }
 }
 
 void
@@ -198,8 +213,8 @@ s_batch_next (hd_subscriber_t *self)
     hd_fanout_view_t item;
     int rc;
     while ((rc = hd_decode_fanout_item (&self->batch_cursor, self->batch_end, &item)) == 1) {
-        hd_event_t *event = hd_event_decode_bytes (item.envelope, item.envelope_size, item.payload,
-                                                   item.payload_size);
+        hd_event_t *event = hd_event_decode_bytes_into (
+            &self->spare, item.envelope, item.envelope_size, item.payload, item.payload_size);
         if (!event) {
             self->malformed++;
             continue;

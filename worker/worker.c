@@ -66,7 +66,8 @@ typedef enum {
 #define S_MAX_BATCH            256 // events per DELIVERS we accept
 #define S_STOP_GRACE_DEFAULT   30000
 #define S_DEDUP_LOG_MS         10000
-#define S_LOOKAHEAD            32 // DELIVERS items decoded ahead of being taken
+#define S_LOOKAHEAD            32          // DELIVERS items decoded ahead of being taken
+#define S_SPARE_EVENTS         S_MAX_BATCH // finished events kept to decode into
 
 struct _hd_delivery_t {
     hd_delivery_t *next; // on the job queue or the done queue
@@ -213,6 +214,9 @@ typedef struct {
     size_t progress_capacity;
     //  Finished jobs kept for reuse: one comes and goes per event
     hd_reuse_t spare_jobs; // the I/O thread's jobs, kept for reuse
+    //  Finished jobs' events, for DELIVERS items to be decoded into
+    hd_event_t *spare_events[S_SPARE_EVENTS];
+    size_t spare_event_count;
     //  Inline: the jobs of the batch at hand that have run, not yet settled,
     //  and when the first of them finished (mono ms)
     hd_delivery_t *ran_head;
@@ -269,6 +273,10 @@ s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
 {
     if (!*job_p)
         return;
+    if ((*job_p)->event && io->spare_event_count < HD_SPARE_MAX (S_SPARE_EVENTS)) {
+        io->spare_events[io->spare_event_count++] = (*job_p)->event;
+        (*job_p)->event = NULL;
+    }
     s_job_clear (*job_p);
     hd_reuse_keep (&io->spare_jobs, *job_p);
     *job_p = NULL;
@@ -1062,10 +1070,12 @@ s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
         hd_delivery_view_t view;
         while (count < S_LOOKAHEAD && (rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
             s_arrival_t *arrival = &arrivals[count++];
-            s_arrival_init (
-                arrival, view.seq, view.attempt, view.ack_wait_ms,
-                hd_event_decode_bytes (view.envelope ? view.envelope : (const uint8_t *) "",
-                                       view.envelope_size, view.payload, view.payload_size));
+            hd_event_t *spare =
+                io->spare_event_count ? io->spare_events[--io->spare_event_count] : NULL;
+            s_arrival_init (arrival, view.seq, view.attempt, view.ack_wait_ms,
+                            hd_event_decode_bytes_into (
+                                &spare, view.envelope ? view.envelope : (const uint8_t *) "",
+                                view.envelope_size, view.payload, view.payload_size));
             if (arrival->key)
                 hd_seen_prefetch (io->seen, arrival->key_hash);
         }
@@ -1349,6 +1359,8 @@ s_io_thread (void *arg)
     hd_seen_destroy (&io->seen);
     hd_hashmap_destroy (&io->jobs);
     hd_reuse_drain (&io->spare_jobs);
+    while (io->spare_event_count)
+        hd_event_destroy (&io->spare_events[--io->spare_event_count]);
     free (io->ack_seq);
     free (io->ack_attempt);
     free (io->progress_seq);

@@ -733,6 +733,77 @@ test_renew (void **state)
     hd_event_destroy (&event);
 }
 
+//  Decoding into a spare event's memory gives exactly what a fresh decode
+//  gives, whatever the spare held (attributes, unknown fields, a payload
+//  frame, grown text); a spare without the room, or bytes that make no
+//  event, consume it all the same.
+static void
+test_decode_into_spare (void **state)
+{
+    //  The events to decode: one with three attributes, one with none
+    hd_event_t *rich = hd_event_new ("a.rich");
+    hd_event_set_id (rich, "rich-1");
+    for (int index = 0; index < 3; index++) {
+        char key[8];
+        snprintf (key, sizeof key, "k%d", index);
+        hd_event_set_attribute (rich, key, "value");
+    }
+    hd_event_t *plain = hd_event_new ("a.plain");
+    hd_event_set_id (plain, "plain-1");
+    size_t rich_size, plain_size;
+    uint8_t *rich_bytes = hd_event_encode (rich, &rich_size);
+    uint8_t *plain_bytes = hd_event_encode (plain, &plain_size);
+
+    //  Spares of every kind, each used for both
+    for (int kind = 0; kind < 4; kind++) {
+        for (int target = 0; target < 2; target++) {
+            hd_event_t *spare = hd_event_new ("spare");
+            char big[6000];
+            memset (big, 'b', sizeof big - 1);
+            big[sizeof big - 1] = 0;
+            if (kind == 1)
+                hd_event_set_attribute (spare, "only", "one"); // an array smaller than rich's
+            else if (kind == 2)
+                hd_event_set_payload (spare, big, sizeof big); // a payload frame
+            else if (kind == 3)
+                hd_event_set_subject (spare, big); // text grown out of its room
+            const uint8_t *bytes = target ? plain_bytes : rich_bytes;
+            size_t size = target ? plain_size : rich_size;
+            hd_event_t *fresh = hd_event_decode_bytes (bytes, size, "pl", 2);
+            hd_event_t *into = hd_event_decode_bytes_into (&spare, bytes, size, "pl", 2);
+            assert_null (spare);
+            assert_non_null (into);
+            size_t fresh_size, into_size;
+            uint8_t *fresh_encoded = hd_event_encode (fresh, &fresh_size);
+            uint8_t *into_encoded = hd_event_encode (into, &into_size);
+            assert_int_equal (into_size, fresh_size);
+            assert_memory_equal (into_encoded, fresh_encoded, fresh_size);
+            assert_int_equal (hd_event_attribute_count (into), target ? 0 : 3);
+            assert_int_equal (hd_event_payload_size (into), 2);
+            assert_memory_equal (hd_event_payload (into), "pl", 2);
+            assert_string_equal (hd_event_subject (into), "");
+            free (fresh_encoded);
+            free (into_encoded);
+            hd_event_destroy (&fresh);
+            hd_event_destroy (&into);
+        }
+    }
+    //  The same memory when it has the room
+    hd_event_t *spare = hd_event_decode_bytes (rich_bytes, rich_size, NULL, 0);
+    const hd_event_t *memory = spare;
+    hd_event_t *into = hd_event_decode_bytes_into (&spare, plain_bytes, plain_size, NULL, 0);
+    assert_ptr_equal (into, memory);
+    assert_string_equal (hd_event_id (into), "plain-1");
+    //  Bytes that make no event: NULL, and the spare is gone too
+    const uint8_t broken[] = {0x0a, 0x40, 'x'};
+    assert_null (hd_event_decode_bytes_into (&into, broken, sizeof broken, NULL, 0));
+    assert_null (into);
+    free (rich_bytes);
+    free (plain_bytes);
+    hd_event_destroy (&rich);
+    hd_event_destroy (&plain);
+}
+
 int
 main (void)
 {
@@ -750,6 +821,7 @@ main (void)
         cmocka_unit_test (test_inherit),
         cmocka_unit_test (test_random_id),
         cmocka_unit_test (test_renew),
+        cmocka_unit_test (test_decode_into_spare),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -178,6 +178,42 @@ test_new_epoch_is_no_gap (void **state)
     assert_int_equal (hd_subscriber_gaps (self->subscriber), 0);
 }
 
+//  A recycled event's memory takes the next item when it has the room:
+//  the event is then the next one whole, nothing of the old one left
+static void
+test_recycled_memory (void **state)
+{
+    s_fixture_t *self = *state;
+    char long_id[300];
+    memset (long_id, 'L', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    s_batch_t batch = {.size = 0};
+    s_add_item (&batch, 7, 1, "e1");
+    s_add_item (&batch, 7, 2, long_id);
+    s_add_item (&batch, 7, 3, "e3");
+    s_send_batch (self, &batch);
+    hd_event_t *event = hd_subscriber_recv (self->subscriber, WAIT_MS);
+    assert_string_equal (hd_event_id (event), "e1");
+    hd_subscriber_recycle (self->subscriber, &event);
+    assert_null (event);
+    event = hd_subscriber_recv (self->subscriber, WAIT_MS); // too large for e1's memory
+    assert_string_equal (hd_event_id (event), long_id);
+    assert_int_equal (hd_event_payload_size (event), strlen (long_id));
+    const hd_event_t *large = event;
+    hd_subscriber_recycle (self->subscriber, &event);
+    hd_event_t *extra = hd_event_new ("t.extra");
+    hd_subscriber_recycle (self->subscriber, &extra); // one is kept: this one goes
+    assert_null (extra);
+    event = hd_subscriber_recv (self->subscriber, WAIT_MS);
+    assert_ptr_equal (event, large);
+    assert_string_equal (hd_event_id (event), "e3");
+    assert_string_equal (hd_event_type (event), TYPE);
+    assert_int_equal (hd_event_payload_size (event), 2);
+    assert_memory_equal (hd_event_payload (event), "e3", 2);
+    hd_subscriber_recycle (self->subscriber, &event); // destroy with one kept
+    assert_int_equal (hd_subscriber_received (self->subscriber), 3);
+}
+
 //  Destroyed with two events of a batch not yet taken: nothing leaks
 static void
 test_destroy_mid_batch (void **state)
@@ -198,6 +234,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_batches_in_order, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_recycled_memory, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_gaps_and_unreadable_items, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_new_epoch_is_no_gap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_destroy_mid_batch, s_setup, s_teardown),

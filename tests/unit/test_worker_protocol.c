@@ -38,6 +38,8 @@ typedef struct {
     int sleep_ms;         // each call takes this long
     int progress_flood;   // calls hd_delivery_progress this often, from two threads
     bool progress_helper; // calls hd_delivery_progress once from another thread
+    bool record;          // appends "id/payload/attribute k;" of each call to recorded
+    char recorded[2048];
 } s_handler_t;
 
 static void *
@@ -65,6 +67,14 @@ s_handler (hd_delivery_t *delivery, void *arg)
               hd_event_id (hd_delivery_event (delivery)));
     self->thread = pthread_self ();
     pthread_getname_np (self->thread, self->thread_name, sizeof self->thread_name);
+    if (self->record) {
+        const hd_event_t *event = hd_delivery_event (delivery);
+        const char *attribute = hd_event_attribute (event, "k");
+        size_t used = strlen (self->recorded);
+        snprintf (self->recorded + used, sizeof self->recorded - used, "%s/%.*s/%s;",
+                  hd_event_id (event), (int) hd_event_payload_size (event),
+                  (const char *) hd_event_payload (event), attribute ? attribute : "-");
+    }
     bool held = !self->hold_id || strcmp (self->hold_id, self->last_id) == 0;
     if (atomic_load (&self->progress))
         hd_delivery_progress (delivery);
@@ -1100,6 +1110,77 @@ test_inline_with_dedup_store (void **state)
     assert_int_equal (system (command), 0);
 }
 
+//  Sends one DELIVERS of count events: ids, payloads, attribute k (NULL: none)
+static void
+s_deliver_events (fake_broker_t *broker, uint64_t first_seq, size_t count, const char **ids,
+                  const char **payloads, const char **attributes)
+{
+    Herald__Event events[8];
+    Herald__Delivery deliveries[8];
+    Herald__Delivery *pointers[8];
+    Herald__Event__AttributesEntry entries[8];
+    Herald__Event__AttributesEntry *entry_pointers[8];
+    assert_true (count <= 8);
+    for (size_t index = 0; index < count; index++) {
+        herald__event__init (&events[index]);
+        events[index].id = (char *) ids[index];
+        events[index].source = (char *) "test";
+        events[index].type = (char *) "t.x";
+        if (attributes[index]) {
+            herald__event__attributes_entry__init (&entries[index]);
+            entries[index].key = (char *) "k";
+            entries[index].value = (char *) attributes[index];
+            entry_pointers[index] = &entries[index];
+            events[index].n_attributes = 1;
+            events[index].attributes = &entry_pointers[index];
+        }
+        herald__delivery__init (&deliveries[index]);
+        deliveries[index].seq = first_seq + index;
+        deliveries[index].attempt = 1;
+        deliveries[index].event = &events[index];
+        deliveries[index].payload.data = (uint8_t *) payloads[index];
+        deliveries[index].payload.len = strlen (payloads[index]);
+        pointers[index] = &deliveries[index];
+    }
+    Herald__Delivers delivers = HERALD__DELIVERS__INIT;
+    delivers.n_deliveries = count;
+    delivers.deliveries = pointers;
+    fake_broker_send (broker, HD_CMD_DELIVERS, &delivers.base, 0, NULL, NULL);
+}
+
+//  A batch's items are decoded into the events of jobs already finished:
+//  the handler sees each event whole, nothing of the one whose memory it
+//  took (longer and shorter ids, payloads and attributes both ways).
+static void
+test_batches_reuse_finished_events (void **state)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .record = true};
+    hd_worker_t *worker = s_worker_joined (&broker, &handler);
+    const char *ids_a[] = {"a1", "a2-with-a-long-id-to-leave-room", "a3"};
+    const char *payloads_a[] = {"pa1-long-payload", "", "pa3"};
+    const char *attributes_a[] = {"x1", NULL, "x3-long-attribute"};
+    s_deliver_events (&broker, 1, 3, ids_a, payloads_a, attributes_a);
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    while (atomic_load (&handler.returned) < 3 && zclock_mono () < deadline)
+        zclock_sleep (1);
+    const char *ids_b[] = {"b1-longer-than-a1", "b2", "b3", "b4"};
+    const char *payloads_b[] = {"p", "pb2-payload", "", "pb4"};
+    const char *attributes_b[] = {NULL, "y2", "y3", NULL};
+    s_deliver_events (&broker, 4, 4, ids_b, payloads_b, attributes_b);
+    deadline = zclock_mono () + WAIT_MS;
+    while (atomic_load (&handler.returned) < 7 && zclock_mono () < deadline)
+        zclock_sleep (1);
+    assert_int_equal (atomic_load (&handler.returned), 7);
+    assert_string_equal (handler.recorded,
+                         "a1/pa1-long-payload/x1;a2-with-a-long-id-to-leave-room//-;a3/pa3/"
+                         "x3-long-attribute;b1-longer-than-a1/p/-;b2/pb2-payload/y2;b3//y3;"
+                         "b4/pb4/-;");
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
 int
 main (void)
 {
@@ -1109,6 +1190,7 @@ main (void)
         cmocka_unit_test (test_unknown_peer_rejoins),
         cmocka_unit_test (test_redelivery_runs_handler_once),
         cmocka_unit_test (test_delivers_batch),
+        cmocka_unit_test (test_batches_reuse_finished_events),
         cmocka_unit_test (test_malformed_input_is_survived),
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),
