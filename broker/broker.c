@@ -1462,31 +1462,48 @@ s_malformed_body (hd_broker_t *self, hd_frames_t *frames, int command)
                   HERALD__ERROR_CODE__MALFORMED, command, "body does not parse");
 }
 
+//  One tag of an ACK or PROGRESS; a tag that is not current gets STALE_TAG.
+static void
+s_settle_tag (hd_broker_t *self, hd_session_t *session, int command, uint64_t seq, uint32_t attempt,
+              int64_t now)
+{
+    int rc = command == HD_CMD_ACK
+                 ? hd_pool_ack (session->pool, session->member, seq, attempt)
+                 : hd_pool_progress (session->pool, session->member, seq, attempt, now);
+    if (rc)
+        s_send_stale (self, session, command, seq, attempt);
+}
+
 static void
 s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
 {
     hd_session_t *session = s_worker_session (self, frames, command);
     if (!session || !s_body_fits (self, frames, command))
         return;
-    Herald__Settle *settle = herald__settle__unpack (
-        hd_arena_allocator (self->arena), hd_frames_size (frames, 2), hd_frames_data (frames, 2));
-    if (!settle || settle->n_seq != settle->n_attempt) {
-        if (settle)
-            herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
-        s_malformed_body (self, frames, command);
-        return;
-    }
     int64_t now = self->message_mono_ms;
-    for (size_t index = 0; index < settle->n_seq; index++) {
-        uint64_t seq = settle->seq[index];
-        uint32_t attempt = settle->attempt[index];
-        int rc = command == HD_CMD_ACK
-                     ? hd_pool_ack (session->pool, session->member, seq, attempt)
-                     : hd_pool_progress (session->pool, session->member, seq, attempt, now);
-        if (rc)
-            s_send_stale (self, session, command, seq, attempt);
+    //  As libherald packs it, read in place (protobuf-c's unpack and its
+    //  arrays cost ~80 instructions an acked event); any other valid
+    //  encoding through protobuf-c
+    hd_settle_view_t view;
+    if (hd_decode_settle (hd_frames_data (frames, 2), hd_frames_size (frames, 2), &view) == 0) {
+        uint64_t seq;
+        uint32_t attempt;
+        while (hd_settle_next (&view, &seq, &attempt))
+            s_settle_tag (self, session, command, seq, attempt, now);
+    } else {
+        Herald__Settle *settle =
+            herald__settle__unpack (hd_arena_allocator (self->arena), hd_frames_size (frames, 2),
+                                    hd_frames_data (frames, 2));
+        if (!settle || settle->n_seq != settle->n_attempt) {
+            if (settle)
+                herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
+            s_malformed_body (self, frames, command);
+            return;
+        }
+        for (size_t index = 0; index < settle->n_seq; index++)
+            s_settle_tag (self, session, command, settle->seq[index], settle->attempt[index], now);
+        herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
     }
-    herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));
     hd_pool_wake (session->pool, session->member);
     s_mark_pool_dirty (self, session->pool);
     //  The credit goes back to work now, not after the rest of the turn:

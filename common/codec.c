@@ -489,6 +489,33 @@ hd_confirms_next (hd_confirms_view_t *view, uint64_t *corr, uint64_t *seq, bool 
 }
 
 int
+hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view)
+{
+    const uint8_t *cursor = data, *end = data + size;
+    size_t seqs, attempts;
+    if (s_packed_read (&cursor, end, 1 << 3 | 2, &view->seq, &view->seq_end, &seqs) ||
+        s_packed_read (&cursor, end, 2 << 3 | 2, &view->attempt, &view->attempt_end, &attempts) ||
+        cursor != end || seqs != attempts || seqs == 0)
+        return -1;
+    view->count = seqs;
+    return 0;
+}
+
+bool
+hd_settle_next (hd_settle_view_t *view, uint64_t *seq, uint32_t *attempt)
+{
+    if (view->count == 0)
+        return false;
+    //  Neither can fail: hd_decode_settle counted whole varints
+    uint64_t value = 0;
+    hd_varint_read (&view->seq, view->seq_end, seq);
+    hd_varint_read (&view->attempt, view->attempt_end, &value);
+    *attempt = (uint32_t) value;
+    view->count--;
+    return true;
+}
+
+int
 hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size)
 {
     if (zmq_msg_init_size (msg, size) != 0)

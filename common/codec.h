@@ -206,6 +206,24 @@ int hd_decode_confirms (const uint8_t *data, size_t size, hd_confirms_view_t *vi
 //  The next confirm of view; false after the last.
 bool hd_confirms_next (hd_confirms_view_t *view, uint64_t *corr, uint64_t *seq, bool *duplicate);
 
+//  A Settle body (ACK, PROGRESS) read in place: count tags, each array
+//  still packed.
+typedef struct {
+    size_t count;
+    const uint8_t *seq, *attempt; // packed varints
+    const uint8_t *seq_end, *attempt_end;
+} hd_settle_view_t;
+
+//  Reads a Settle body laid out as protobuf-c packs one: the two arrays
+//  packed, once each, in field order, of one length, not empty. Returns 0,
+//  or -1 for anything else (a caller hands that to protobuf-c, which reads
+//  every valid encoding).
+int hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view);
+
+//  The next tag of view; false after the last. An attempt is a uint32:
+//  the low 32 bits of its varint, as protobuf-c reads it.
+bool hd_settle_next (hd_settle_view_t *view, uint64_t *seq, uint32_t *attempt);
+
 //  Initialises msg with a copy of size bytes at data. Returns 0, -1 when
 //  out of memory (msg is then not initialised).
 int hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size);

@@ -861,6 +861,101 @@ test_confirms_match_protobuf (void **state)
     }
 }
 
+//  One or two random changes to the length bytes at buffer (of capacity
+//  bytes): a byte overwritten, the end cut, a byte inserted. Returns the
+//  new length.
+static size_t
+s_damage (uint8_t *buffer, size_t length, size_t capacity, unsigned *seed)
+{
+    int damage = 1 + rand_r (seed) % 2;
+    for (int step = 0; step < damage; step++) {
+        int kind = rand_r (seed) % 3;
+        if (kind == 0 && length > 0)
+            buffer[rand_r (seed) % length] = (uint8_t) rand_r (seed);
+        else if (kind == 1 && length > 0)
+            length = (size_t) rand_r (seed) % length;
+        else if (length < capacity - 1) {
+            size_t at = (size_t) rand_r (seed) % (length + 1);
+            memmove (buffer + at + 1, buffer + at, length - at);
+            buffer[at] = (uint8_t) rand_r (seed);
+            length++;
+        }
+    }
+    return length;
+}
+
+//  Checks a damaged body: false when the hand reader refuses it, else true
+//  once protobuf-c read the same from it.
+typedef bool (s_damaged_fn) (const uint8_t *body, size_t size);
+
+//  100 000 rounds of s_damage on packed, each checked: most are refused,
+//  enough accepted.
+static void
+s_damaged_rounds (const uint8_t *packed, size_t size, unsigned seed, s_damaged_fn *check)
+{
+    uint8_t buffer[80];
+    assert_true (size <= sizeof buffer);
+    int accepted = 0, refused = 0;
+    for (int round = 0; round < 100000; round++) {
+        memcpy (buffer, packed, size);
+        size_t length = s_damage (buffer, size, sizeof buffer, &seed);
+        if (check (buffer, length))
+            accepted++;
+        else
+            refused++;
+    }
+    assert_true (accepted > 100);
+    assert_true (refused > 1000);
+}
+
+static bool
+s_confirms_damaged (const uint8_t *body, size_t size)
+{
+    hd_confirms_view_t view;
+    if (hd_decode_confirms (body, size, &view) != 0)
+        return false;
+    Herald__Confirms *theirs = herald__confirms__unpack (NULL, size, body);
+    if (!theirs)
+        fail_msg ("protobuf-c refuses what hd_decode_confirms reads");
+    assert_int_equal (view.count, theirs->n_corr);
+    assert_int_equal (theirs->n_corr, theirs->n_seq);
+    assert_int_equal (theirs->n_corr, theirs->n_duplicate);
+    uint64_t one_corr, one_seq;
+    bool one_duplicate;
+    for (size_t index = 0; index < theirs->n_corr; index++) {
+        assert_true (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+        assert_true (one_corr == theirs->corr[index]);
+        assert_true (one_seq == theirs->seq[index]);
+        assert_int_equal (one_duplicate, theirs->duplicate[index] != 0);
+    }
+    assert_false (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
+    herald__confirms__free_unpacked (theirs, NULL);
+    return true;
+}
+
+static bool
+s_settle_damaged (const uint8_t *body, size_t size)
+{
+    hd_settle_view_t view;
+    if (hd_decode_settle (body, size, &view) != 0)
+        return false;
+    Herald__Settle *theirs = herald__settle__unpack (NULL, size, body);
+    if (!theirs)
+        fail_msg ("protobuf-c refuses what hd_decode_settle reads");
+    assert_int_equal (view.count, theirs->n_seq);
+    assert_int_equal (theirs->n_seq, theirs->n_attempt);
+    uint64_t one_seq;
+    uint32_t one_attempt;
+    for (size_t index = 0; index < theirs->n_seq; index++) {
+        assert_true (hd_settle_next (&view, &one_seq, &one_attempt));
+        assert_true (one_seq == theirs->seq[index]);
+        assert_true (one_attempt == theirs->attempt[index]);
+    }
+    assert_false (hd_settle_next (&view, &one_seq, &one_attempt));
+    herald__settle__free_unpacked (theirs, NULL);
+    return true;
+}
+
 //  Damaged CONFIRMS: whatever hd_decode_confirms accepts, protobuf-c reads
 //  to the same confirms; what it refuses goes to protobuf-c, so it may be
 //  valid (other layouts) or not.
@@ -870,53 +965,10 @@ test_confirms_decode_damage (void **state)
     uint64_t corr[] = {5, 300, 70000, 1ULL << 40}, seq[] = {1, 2, 3, 16384};
     bool duplicate[] = {false, true, false, true};
     size_t size = hd_confirms_size (corr, seq, 4);
-    uint8_t packed[64], buffer[80];
+    uint8_t packed[64];
     assert_true (size <= sizeof packed);
     hd_encode_confirms (packed, corr, seq, duplicate, 4);
-    unsigned seed = 5;
-    int accepted = 0, refused = 0;
-    for (int round = 0; round < 100000; round++) {
-        size_t length = size;
-        memcpy (buffer, packed, size);
-        int damage = 1 + rand_r (&seed) % 2;
-        for (int step = 0; step < damage; step++) {
-            int kind = rand_r (&seed) % 3;
-            if (kind == 0 && length > 0)
-                buffer[rand_r (&seed) % length] = (uint8_t) rand_r (&seed);
-            else if (kind == 1 && length > 0)
-                length = (size_t) rand_r (&seed) % length;
-            else if (length < sizeof buffer - 1) {
-                size_t at = (size_t) rand_r (&seed) % (length + 1);
-                memmove (buffer + at + 1, buffer + at, length - at);
-                buffer[at] = (uint8_t) rand_r (&seed);
-                length++;
-            }
-        }
-        hd_confirms_view_t view;
-        if (hd_decode_confirms (buffer, length, &view) != 0) {
-            refused++;
-            continue;
-        }
-        accepted++;
-        Herald__Confirms *theirs = herald__confirms__unpack (NULL, length, buffer);
-        if (!theirs)
-            fail_msg ("round %d: protobuf-c refuses what hd_decode_confirms reads", round);
-        assert_int_equal (view.count, theirs->n_corr);
-        assert_int_equal (theirs->n_corr, theirs->n_seq);
-        assert_int_equal (theirs->n_corr, theirs->n_duplicate);
-        uint64_t one_corr, one_seq;
-        bool one_duplicate;
-        for (size_t index = 0; index < theirs->n_corr; index++) {
-            assert_true (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
-            assert_true (one_corr == theirs->corr[index]);
-            assert_true (one_seq == theirs->seq[index]);
-            assert_int_equal (one_duplicate, theirs->duplicate[index] != 0);
-        }
-        assert_false (hd_confirms_next (&view, &one_corr, &one_seq, &one_duplicate));
-        herald__confirms__free_unpacked (theirs, NULL);
-    }
-    assert_true (accepted > 100);
-    assert_true (refused > 1000);
+    s_damaged_rounds (packed, size, 5, s_confirms_damaged);
     //  Unpacked arrays, valid protobuf, are not this layout: protobuf-c's
     const uint8_t unpacked[] = {0x08, 0x05, 0x10, 0x01, 0x18, 0x00};
     hd_confirms_view_t view;
@@ -931,6 +983,44 @@ test_confirms_decode_damage (void **state)
     assert_int_equal (hd_decode_confirms (overlong, sizeof overlong - 1, &view), 0);
 }
 
+//  A Settle as libherald packs it (protobuf-c) reads back whole; damaged
+//  ones: whatever hd_decode_settle accepts, protobuf-c reads to the same
+//  tags (attempts as protobuf-c makes uint32s of longer varints), and what
+//  it refuses goes to protobuf-c in the broker.
+static void
+test_settle_decode (void **state)
+{
+    uint64_t seq[] = {1, 300, 70000, 1ULL << 40, 5};
+    uint32_t attempt[] = {1, 2, 200, 70000, UINT32_MAX};
+    Herald__Settle settle = HERALD__SETTLE__INIT;
+    settle.n_seq = settle.n_attempt = 5;
+    settle.seq = seq;
+    settle.attempt = attempt;
+    uint8_t packed[64];
+    size_t size = herald__settle__get_packed_size (&settle);
+    assert_true (size <= sizeof packed);
+    herald__settle__pack (&settle, packed);
+    hd_settle_view_t view;
+    assert_int_equal (hd_decode_settle (packed, size, &view), 0);
+    uint64_t one_seq;
+    uint32_t one_attempt;
+    for (size_t index = 0; index < 5; index++) {
+        assert_true (hd_settle_next (&view, &one_seq, &one_attempt));
+        assert_true (one_seq == seq[index]);
+        assert_true (one_attempt == attempt[index]);
+    }
+    assert_false (hd_settle_next (&view, &one_seq, &one_attempt));
+
+    s_damaged_rounds (packed, size, 7, s_settle_damaged);
+    //  Unpacked arrays and an empty body, valid protobuf, are protobuf-c's
+    const uint8_t unpacked[] = {0x08, 0x05, 0x10, 0x01};
+    assert_int_equal (hd_decode_settle (unpacked, sizeof unpacked, &view), -1);
+    assert_int_equal (hd_decode_settle (unpacked, 0, &view), -1);
+    //  Arrays of different lengths: not a Settle the broker can use
+    const uint8_t uneven[] = {0x0a, 0x02, 0x01, 0x02, 0x12, 0x01, 0x01};
+    assert_int_equal (hd_decode_settle (uneven, sizeof uneven, &view), -1);
+}
+
 int
 main (void)
 {
@@ -939,6 +1029,7 @@ main (void)
         cmocka_unit_test (test_varints_random),
         cmocka_unit_test (test_hand_encodings_match_protobuf),
         cmocka_unit_test (test_confirms_match_protobuf),
+        cmocka_unit_test (test_settle_decode),
         cmocka_unit_test (test_confirms_decode_damage),
         cmocka_unit_test (test_delivers_encode_decode),
         cmocka_unit_test (test_publishes_encode_decode),
