@@ -66,6 +66,9 @@ typedef struct {
     zmq_msg_t envelope;
     zmq_msg_t payload;
     size_t envelope_size, payload_size;
+    //  Which of the first 64 pools took it (bit i: pools[i]; pools are only
+    //  ever added), so that its type is compared with each pool's once
+    uint64_t pools;
     bool duplicate; // a resend of an event not yet durable: confirm it with it
 } s_pending_t;
 
@@ -681,6 +684,16 @@ s_pending_record (s_pending_t *pending)
     return record;
 }
 
+//  Whether pools[index] took the pending publish: its bit, or past the
+//  first 64 pools its type compared again.
+static bool
+s_pending_in_pool (hd_broker_t *self, const s_pending_t *pending, size_t index)
+{
+    if (index < 64)
+        return (pending->pools >> index) & 1;
+    return hd_pool_matches (self->pools[index], pending->type, pending->type_size);
+}
+
 static void
 s_pending_free (s_pending_t *pending)
 {
@@ -748,6 +761,7 @@ s_pending_add (hd_broker_t *self, const void *rid, size_t rid_size, uint64_t cor
     zmq_msg_init (&pending->payload);
     pending->envelope_size = pending->payload_size = 0;
     pending->envelope_borrowed = pending->payload_borrowed = NULL;
+    pending->pools = 0;
     return pending;
 }
 
@@ -777,11 +791,14 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     size_t type_size = event->text[HD_ENVELOPE_TYPE].size;
     const hd_text_t *key = &event->text[HD_ENVELOPE_PARTITION_KEY];
     bool pooled = false;
+    uint64_t pools = 0;
     for (size_t index = 0; index < self->pool_count; index++) {
         hd_pool_t *pool = self->pools[index];
         if (!hd_pool_matches (pool, type, type_size))
             continue;
         pooled = true;
+        if (index < 64)
+            pools |= (uint64_t) 1 << index;
         if (hd_pool_full (pool)) {
             char reason[200];
             snprintf (reason, sizeof reason, "pool '%s' holds --max-pending events",
@@ -829,11 +846,12 @@ s_publish_identified (hd_broker_t *self, const void *rid, size_t rid_size, uint6
     //  Remembered now so a second copy in this same turn is a duplicate too,
     //  and counted in the pools now so --max-pending holds within a turn
     hd_dedup_insert_key (self->dedup, identity, seq, now);
-    for (size_t index = 0; pooled && index < self->pool_count; index++)
-        if (hd_pool_matches (self->pools[index], type, type_size))
-            hd_pool_notify (self->pools[index], seq);
     memcpy (pending->type, type, type_size);
     pending->type_size = type_size;
+    pending->pools = pools;
+    for (size_t index = 0; pooled && index < self->pool_count; index++)
+        if (s_pending_in_pool (self, pending, index))
+            hd_pool_notify (self->pools[index], seq);
     self->pending_count++;
 }
 
@@ -1125,9 +1143,10 @@ s_release (hd_broker_t *self, size_t count)
         s_pending_t *pending = &self->pending[index];
         if (pending->duplicate)
             continue;
-        for (size_t pool = 0; pool < self->pool_count; pool++)
-            if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
-                self->pool_dirty[pool] = true;
+        if (pending->pools || self->pool_count > 64)
+            for (size_t pool = 0; pool < self->pool_count; pool++)
+                if (s_pending_in_pool (self, pending, pool))
+                    self->pool_dirty[pool] = true;
         if (hd_fanout_subscriptions (self->fanout) > 0) {
             hd_record_t record = s_pending_record (pending);
             hd_fanout_publish (self->fanout, pending->type, pending->type_size, &record);
@@ -1164,7 +1183,7 @@ s_refuse_unwritten (hd_broker_t *self, int error)
                 hd_dedup_key_release (&identity);
             }
             for (size_t pool = 0; pool < self->pool_count; pool++)
-                if (hd_pool_matches (self->pools[pool], pending->type, pending->type_size))
+                if (s_pending_in_pool (self, pending, pool))
                     hd_pool_forget (self->pools[pool], pending->seq);
         }
         self->storage_rejects++;
