@@ -92,4 +92,11 @@ workers_in() { stat_is ".pools[] | select(.name == \"$1\") | .workers" "$2"; }
 # count_lines FILE: lines in FILE (0 if missing).
 count_lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 
+# handled_each_once POOL N: pool POOL's workers logged ($WORK/POOL.txt, the id second)
+# each of N events exactly once.
+handled_each_once() {
+    [ "$(awk '{print $2}' "$WORK/$1.txt" | sort -u | wc -l)" = "$2" ] || fail "$1 missed events"
+    [ "$(count_lines "$WORK/$1.txt")" = "$2" ] || fail "$1 handled some twice"
+}
+
 alive() { kill -0 "$1" 2>/dev/null; }

@@ -24,8 +24,7 @@ wait_for "workers" 10 workers_in p67 1
 wait_for "p3 done" 60 stat_is '.pools[] | select(.name=="p3") | .acked' $N
 wait_for "p67 done" 60 stat_is '.pools[] | select(.name=="p67") | .acked' $N
 for pool in p3 p67; do
-    [ "$(awk '{print $2}' "$WORK/$pool.txt" | sort -u | wc -l)" = $N ] || fail "$pool missed events"
-    [ "$(count_lines "$WORK/$pool.txt")" = $N ] || fail "$pool handled some twice"
+    handled_each_once $pool $N
 done
 [ "$(pool_field all pending)" = $((2 * N)) ] || fail "pool all holds $(pool_field all pending), not $((2 * N))"
 for pool in p0 p4 p63 p64 p66 p68 p69; do

@@ -18,8 +18,7 @@ wait_for "pools" 10 workers_in refunds 1
 wait_for "billing done" 60 stat_is '.pools[] | select(.name=="billing") | .acked' $N
 wait_for "audit done" 60 stat_is '.pools[] | select(.name=="audit") | .acked' $N
 for pool in billing audit; do
-    [ "$(awk '{print $2}' "$WORK/$pool.txt" | sort -u | wc -l)" = $N ] || fail "$pool missed events"
-    [ "$(count_lines "$WORK/$pool.txt")" = $N ] || fail "$pool handled some twice"
+    handled_each_once $pool $N
 done
 [ "$(count_lines "$WORK/refunds.txt")" = 0 ] || fail "refunds pool got orders"
 [ "$(pool_field refunds delivered)" = 0 ] || fail "refunds pool delivered"
