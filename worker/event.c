@@ -125,10 +125,16 @@ hd_event_new (const char *type)
 }
 
 bool
+hd_event_keepable (const hd_event_t *self)
+{
+    return self->text == self->inline_text && self->inline_capacity <= HD_EVENT_KEEP_MAX &&
+           self->payload_in_text && !self->unknown;
+}
+
+bool
 hd_event_renewable (const hd_event_t *self)
 {
-    return self->text == self->inline_text && self->inline_capacity >= S_NEW_TEXT + 1 &&
-           self->payload_in_text && !self->unknown;
+    return hd_event_keepable (self) && self->inline_capacity >= S_NEW_TEXT + 1;
 }
 
 int

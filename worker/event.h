@@ -39,10 +39,14 @@ int hd_event_send (const hd_event_t *self, void *socket, int flags);
 
 void hd_event_set_seq (hd_event_t *self, uint64_t seq);
 
-//  Whether hd_event_renew can reuse the event's memory: its strings and
-//  payload still fit the room hd_event_new gives, and it holds nothing
-//  else (no payload frame, no unknown fields) that a kept event would
-//  hold on to.
+//  Whether the event is worth keeping for hd_event_decode_bytes_into: it
+//  holds nothing but its own memory (no payload frame, no text grown out
+//  of it, no unknown fields), and that is at most HD_EVENT_KEEP_MAX bytes
+//  of text, so a stack of kept events stays small.
+#define HD_EVENT_KEEP_MAX (8 * 1024)
+bool hd_event_keepable (const hd_event_t *self);
+//  Whether hd_event_renew can reuse the event's memory: keepable, with
+//  at least the room hd_event_new gives.
 bool hd_event_renewable (const hd_event_t *self);
 //  Makes a renewable event what hd_event_new (type) makes, in its own
 //  memory. Returns 0, or -1 when it is not renewable or type cannot be set

@@ -152,7 +152,8 @@ int hd_subscriber_subscribe (hd_subscriber_t *self, const char *prefix);
 hd_event_t *hd_subscriber_recv (hd_subscriber_t *self, int timeout_ms);
 //  Instead of hd_event_destroy: takes an event the caller is done with
 //  (nulling *event_p), for the next hd_subscriber_recv to decode into its
-//  memory instead of allocating (it keeps one; another is destroyed).
+//  memory instead of allocating (it keeps one small event; another, or one
+//  holding a large payload, is destroyed).
 void hd_subscriber_recycle (hd_subscriber_t *self, hd_event_t **event_p);
 uint64_t hd_subscriber_received (hd_subscriber_t *self); // events handed out by recv
 uint64_t hd_subscriber_gaps (hd_subscriber_t *self);

@@ -5,9 +5,10 @@
     the time it is due to be sent again). A reply finds its event by corr in
     an index on the corr's low bits (s_index_t). Resends keep the corr, so
     a late reply to the first copy settles the event and the reply to the
-    second finds nothing and is ignored. The socket is ZMQ_IMMEDIATE: while the broker is
-   unreachable, sends fail at once instead of piling copies into a dead pipe, and the events stay in
-   the outbox until a connection is up.
+    second finds nothing and is ignored. The socket is ZMQ_IMMEDIATE: while
+    the broker is unreachable, sends fail at once instead of piling copies
+    into a dead pipe, and the events stay in the outbox until a connection
+    is up.
 */
 #include "herald.h"
 #include "event.h"

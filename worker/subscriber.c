@@ -119,7 +119,7 @@ hd_subscriber_recycle (hd_subscriber_t *self, hd_event_t **event_p)
 {
     if (!event_p || !*event_p)
         return;
-    if (self->spare)
+    if (self->spare || !hd_event_keepable (*event_p))
         hd_event_destroy (event_p);
     else {
         self->spare = *event_p;

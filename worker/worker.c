@@ -273,7 +273,10 @@ s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
 {
     if (!*job_p)
         return;
-    if ((*job_p)->event && io->spare_event_count < HD_SPARE_MAX (S_SPARE_EVENTS)) {
+    //  Only an event that holds no more than its own small memory: one
+    //  with a large payload's frame (a DELIVER) would pin it meanwhile
+    if ((*job_p)->event && hd_event_keepable ((*job_p)->event) &&
+        io->spare_event_count < HD_SPARE_MAX (S_SPARE_EVENTS)) {
         io->spare_events[io->spare_event_count++] = (*job_p)->event;
         (*job_p)->event = NULL;
     }

@@ -788,6 +788,42 @@ test_decode_into_spare (void **state)
             hd_event_destroy (&into);
         }
     }
+    //  Kept only while it holds no more than its own small memory: not with
+    //  a payload frame (a DELIVER's, or a large payload set), nor with a
+    //  room past HD_EVENT_KEEP_MAX
+    zmq_msg_t frame;
+    zmq_msg_init_size (&frame, 10);
+    hd_event_t *framed = hd_event_decode (rich_bytes, rich_size, &frame);
+    zmq_msg_close (&frame);
+    assert_false (hd_event_keepable (framed));
+    hd_event_destroy (&framed);
+    char large[HD_EVENT_KEEP_MAX];
+    memset (large, 'x', sizeof large);
+    hd_event_t *roomy = hd_event_decode_bytes (rich_bytes, rich_size, large, 4000);
+    assert_true (hd_event_keepable (roomy));
+    assert_int_equal (hd_event_set_payload (roomy, large, sizeof large), 0);
+    assert_false (hd_event_keepable (roomy));
+    hd_event_destroy (&roomy);
+    hd_event_t *event = hd_event_new ("t");
+    hd_event_set_attribute (event, "k", "v");
+    assert_true (hd_event_keepable (event));
+    size_t event_size;
+    uint8_t *event_bytes = hd_event_encode (event, &event_size);
+    uint8_t envelope[HD_EVENT_KEEP_MAX + 64];
+    memcpy (envelope, event_bytes, event_size);
+    //  One long subject makes the decoded event's room past the limit
+    envelope[event_size] = 0x22; // field 4 (subject), length-delimited
+    envelope[event_size + 1] = (uint8_t) (0x80 | (HD_EVENT_KEEP_MAX & 0x7F));
+    envelope[event_size + 2] = (uint8_t) (HD_EVENT_KEEP_MAX >> 7);
+    memset (envelope + event_size + 3, 's', HD_EVENT_KEEP_MAX);
+    hd_event_t *big = hd_event_decode_bytes (envelope, event_size + 3 + HD_EVENT_KEEP_MAX, NULL, 0);
+    assert_non_null (big);
+    assert_int_equal (strlen (hd_event_subject (big)), HD_EVENT_KEEP_MAX);
+    assert_false (hd_event_keepable (big));
+    hd_event_destroy (&big);
+    free (event_bytes);
+    hd_event_destroy (&event);
+
     //  The same memory when it has the room
     hd_event_t *spare = hd_event_decode_bytes (rich_bytes, rich_size, NULL, 0);
     const hd_event_t *memory = spare;
