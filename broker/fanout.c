@@ -243,8 +243,11 @@ hd_fanout_publish (hd_fanout_t *self, const char *type, size_t type_size, const 
     }
     if (self->run_count == 1 && s_batch_append (self, self->first_type_seq, &self->first))
         return -1;
-    if (s_batch_append (self, type_seq, record))
+    if (s_batch_append (self, type_seq, record)) {
+        if (self->run_count == 1)
+            self->batch_size = 0; // the first goes alone at the flush, not twice
         return -1;
+    }
     self->run_count++;
     return 0;
 }

@@ -518,8 +518,12 @@ hd_settle_next (hd_settle_view_t *view, uint64_t *seq, uint32_t *attempt)
 int
 hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size)
 {
-    if (zmq_msg_init_size (msg, size) != 0)
+    if (zmq_msg_init_size (msg, size) != 0) {
+        //  A failed init_size can leave a message that close would follow
+        //  to a NULL block: an empty one is safe to close
+        zmq_msg_init (msg);
         return -1;
+    }
     if (size)
         memcpy (zmq_msg_data (msg), data, size);
     return 0;

@@ -225,7 +225,7 @@ int hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view);
 bool hd_settle_next (hd_settle_view_t *view, uint64_t *seq, uint32_t *attempt);
 
 //  Initialises msg with a copy of size bytes at data. Returns 0, -1 when
-//  out of memory (msg is then not initialised).
+//  out of memory (msg is then an empty message: closing it is safe).
 int hd_msg_init_copy (zmq_msg_t *msg, const void *data, size_t size);
 
 //  Initialises msg with the first size bytes of the malloc'ed buffer *data
