@@ -29,20 +29,46 @@ s_table_build (void)
 #if defined(__x86_64__)
 //  SSE4.2 has a CRC-32C instruction: 8 bytes a cycle or so, several times
 //  the table version. Chosen once, at first use, when the CPU has it.
+//  Four words a turn of the loop (half the loop's own instructions per
+//  byte: a log record is a few hundred bytes), and the tail in at most
+//  three steps of 4, 2 and 1 bytes.
 __attribute__ ((target ("sse4.2"))) static uint32_t
 s_crc32c_sse42 (uint32_t crc, const uint8_t *bytes, size_t size)
 {
     uint64_t state = ~crc;
+    uint64_t words[4];
+    while (size >= sizeof words) {
+        memcpy (words, bytes, sizeof words);
+        state = __builtin_ia32_crc32di (state, words[0]);
+        state = __builtin_ia32_crc32di (state, words[1]);
+        state = __builtin_ia32_crc32di (state, words[2]);
+        state = __builtin_ia32_crc32di (state, words[3]);
+        bytes += sizeof words;
+        size -= sizeof words;
+    }
     while (size >= 8) {
-        uint64_t word;
-        memcpy (&word, bytes, 8);
-        state = __builtin_ia32_crc32di (state, word);
+        memcpy (words, bytes, 8);
+        state = __builtin_ia32_crc32di (state, words[0]);
         bytes += 8;
         size -= 8;
     }
     uint32_t state32 = (uint32_t) state;
-    while (size--)
-        state32 = __builtin_ia32_crc32qi (state32, *bytes++);
+    if (size >= 4) {
+        uint32_t word;
+        memcpy (&word, bytes, 4);
+        state32 = __builtin_ia32_crc32si (state32, word);
+        bytes += 4;
+        size -= 4;
+    }
+    if (size >= 2) {
+        uint16_t half;
+        memcpy (&half, bytes, 2);
+        state32 = __builtin_ia32_crc32hi (state32, half);
+        bytes += 2;
+        size -= 2;
+    }
+    if (size)
+        state32 = __builtin_ia32_crc32qi (state32, *bytes);
     return ~state32;
 }
 #endif
