@@ -146,6 +146,43 @@ hd_event_renew (hd_event_t *self, const char *type)
     return hd_event_set_type (self, type);
 }
 
+void
+hd_event_spares_keep (hd_event_spares_t *self, hd_event_t **event_p)
+{
+    if (!*event_p)
+        return;
+    if (self->count == self->capacity && self->capacity < self->max) {
+        size_t capacity = self->capacity ? 2 * self->capacity : 16;
+        capacity = capacity < self->max ? capacity : self->max;
+        hd_event_t **grown = realloc (self->events, capacity * sizeof *grown);
+        if (grown) {
+            self->events = grown;
+            self->capacity = capacity;
+        }
+    }
+    if (self->count < self->capacity && self->count < self->max && hd_event_keepable (*event_p)) {
+        self->events[self->count++] = *event_p;
+        *event_p = NULL;
+    } else
+        hd_event_destroy (event_p);
+}
+
+hd_event_t *
+hd_event_spares_take (hd_event_spares_t *self)
+{
+    return self->count ? self->events[--self->count] : NULL;
+}
+
+void
+hd_event_spares_drain (hd_event_spares_t *self)
+{
+    while (self->count)
+        hd_event_destroy (&self->events[--self->count]);
+    free (self->events);
+    self->events = NULL;
+    self->capacity = 0;
+}
+
 static void
 s_text_free (hd_event_t *self, char *text)
 {

@@ -53,4 +53,19 @@ bool hd_event_renewable (const hd_event_t *self);
 //  (destroy it then).
 int hd_event_renew (hd_event_t *self, const char *type);
 
+//  Finished events kept for their memory (hd_event_decode_bytes_into,
+//  hd_event_renew), at most max of them, each keepable. Zeroed is empty;
+//  the owner sets max.
+typedef struct {
+    hd_event_t **events;
+    size_t count, capacity, max;
+} hd_event_spares_t;
+//  Keeps *event_p (nulling it) when it is keepable and fewer than max are
+//  kept, else destroys it. event_p may point to NULL.
+void hd_event_spares_keep (hd_event_spares_t *self, hd_event_t **event_p);
+//  The most recently kept event, now the caller's, or NULL.
+hd_event_t *hd_event_spares_take (hd_event_spares_t *self);
+//  Destroys every kept event and frees the array.
+void hd_event_spares_drain (hd_event_spares_t *self);
+
 #endif

@@ -72,11 +72,9 @@ struct _hd_publisher_t {
     uint32_t retry_ms;
     hd_confirm_fn *confirm_fn;
     void *confirm_arg;
-    s_index_t pending; // corr → s_pending_t *
-    hd_reuse_t spare;  // settled entries kept for reuse, at most a window of them
-    //  Settled events kept for hd_publisher_event_new, at most a window
-    hd_event_t **spare_events;
-    size_t spare_event_count, spare_event_capacity;
+    s_index_t pending;              // corr → s_pending_t *
+    hd_reuse_t spare;               // settled entries kept for reuse, at most a window of them
+    hd_event_spares_t spare_events; // settled events for hd_publisher_event_new, likewise
     s_list_t outbox;
     s_list_t waiting;
     bool blocked;       // the last send found the socket full: poll for POLLOUT
@@ -223,6 +221,7 @@ hd_publisher_new (const char *broker_endpoint, const char *source)
         return NULL;
     self->window = 1000;
     hd_reuse_init (&self->spare, self->window);
+    self->spare_events.max = HD_SPARE_MAX ((size_t) self->window);
     self->retry_ms = 3000;
     self->source = source && *source ? strdup (source) : zsys_hostname ();
     if (!self->source)
@@ -265,9 +264,7 @@ hd_publisher_destroy (hd_publisher_t **self_p)
     }
     free (self->pending.slots);
     hd_reuse_drain (&self->spare);
-    while (self->spare_event_count)
-        hd_event_destroy (&self->spare_events[--self->spare_event_count]);
-    free (self->spare_events);
+    hd_event_spares_drain (&self->spare_events);
     free (self->source);
     free (self);
     *self_p = NULL;
@@ -277,7 +274,7 @@ void
 hd_publisher_set_window (hd_publisher_t *self, uint32_t window)
 {
     self->window = window ? window : 1;
-    self->spare.max = HD_SPARE_MAX ((size_t) self->window);
+    self->spare.max = self->spare_events.max = HD_SPARE_MAX ((size_t) self->window);
     s_index_fit (&self->pending, self->window);
 }
 
@@ -435,29 +432,6 @@ s_move_due (hd_publisher_t *self)
     }
 }
 
-//  Keeps a settled event for hd_publisher_event_new, or destroys it.
-static void
-s_keep_event (hd_publisher_t *self, hd_event_t **event_p)
-{
-    size_t most = HD_SPARE_MAX ((size_t) self->window);
-    if (self->spare_event_count == self->spare_event_capacity &&
-        self->spare_event_capacity < most) {
-        size_t capacity = self->spare_event_capacity ? 2 * self->spare_event_capacity : 16;
-        capacity = capacity < most ? capacity : most;
-        hd_event_t **grown = realloc (self->spare_events, capacity * sizeof *grown);
-        if (grown) {
-            self->spare_events = grown;
-            self->spare_event_capacity = capacity;
-        }
-    }
-    if (self->spare_event_count < self->spare_event_capacity && self->spare_event_count < most &&
-        hd_event_renewable (*event_p)) {
-        self->spare_events[self->spare_event_count++] = *event_p;
-        *event_p = NULL;
-    } else
-        hd_event_destroy (event_p);
-}
-
 //  Report the final outcome of entry and forget it.
 static void
 s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
@@ -466,7 +440,7 @@ s_settle (hd_publisher_t *self, s_pending_t *entry, const hd_confirm_t *confirm)
     s_index_remove (&self->pending, entry);
     if (self->confirm_fn)
         self->confirm_fn (entry->event, confirm, self->confirm_arg);
-    s_keep_event (self, &entry->event);
+    hd_event_spares_keep (&self->spare_events, &entry->event);
     hd_reuse_keep (&self->spare, entry);
 }
 
@@ -701,12 +675,10 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
 hd_event_t *
 hd_publisher_event_new (hd_publisher_t *self, const char *type)
 {
-    if (self->spare_event_count) {
-        hd_event_t *event = self->spare_events[--self->spare_event_count];
-        if (hd_event_renew (event, type) == 0)
-            return event;
-        hd_event_destroy (&event);
-    }
+    hd_event_t *event = hd_event_spares_take (&self->spare_events);
+    if (event && hd_event_renew (event, type) == 0)
+        return event;
+    hd_event_destroy (&event);
     return hd_event_new (type);
 }
 

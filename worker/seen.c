@@ -51,19 +51,31 @@ hd_key_new (const char *source, const char *id)
 }
 
 hd_key_t *
-hd_key_init (void *memory, size_t room, const char *source, const char *id)
+hd_key_make (hd_key_room_t *room, const char *source, const char *id)
 {
     size_t source_size = strlen (source);
     size_t id_size = strlen (id);
-    if (sizeof (hd_key_t) + source_size + 1 + id_size > room)
-        return NULL;
-    return s_key_fill (memory, source, source_size, id, id_size);
+    if (sizeof (hd_key_t) + source_size + 1 + id_size <= sizeof room->bytes)
+        return s_key_fill ((hd_key_t *) room->bytes, source, source_size, id, id_size);
+    return hd_key_new (source, id); // rare: a long id
 }
 
-size_t
-hd_key_bytes (const hd_key_t *key)
+hd_key_t *
+hd_key_move (hd_key_t **key_p, const hd_key_room_t *from, hd_key_room_t *to)
 {
-    return sizeof *key + key->size;
+    hd_key_t *key = *key_p;
+    *key_p = NULL;
+    if (key == (const hd_key_t *) from->bytes)
+        return memcpy (to->bytes, key, sizeof *key + key->size);
+    return key;
+}
+
+void
+hd_key_free (hd_key_t **key_p, const hd_key_room_t *room)
+{
+    if (*key_p != (const hd_key_t *) room->bytes)
+        free (*key_p);
+    *key_p = NULL;
 }
 
 hd_seen_t *

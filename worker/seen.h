@@ -42,14 +42,21 @@ typedef struct {
 
 //  New malloc'ed key (free with free ()), or NULL on no memory.
 hd_key_t *hd_key_new (const char *source, const char *id);
-//  Room for most keys built in place (hd_key_init), as a struct holding
-//  one per event keeps it: a short source and id take no allocation.
+//  Room for most keys inside the struct that holds one per event: a short
+//  source and id then take no allocation. A key that does not fit is
+//  allocated; hd_key_make, hd_key_move and hd_key_free tell the two apart.
 #define HD_KEY_ROOM 128
-//  Builds the key of (source, id) in memory of room bytes, aligned for an
-//  hd_key_t. Returns it, or NULL when it does not fit (use hd_key_new).
-hd_key_t *hd_key_init (void *memory, size_t room, const char *source, const char *id);
-//  The bytes key takes (what hd_key_init needs as room to copy it).
-size_t hd_key_bytes (const hd_key_t *key);
+typedef struct {
+    _Alignas(hd_key_t) char bytes[HD_KEY_ROOM];
+} hd_key_room_t;
+//  The key of (source, id) in room, or allocated when it does not fit;
+//  NULL on no memory.
+hd_key_t *hd_key_make (hd_key_room_t *room, const char *source, const char *id);
+//  Hands *key_p (in from, or allocated) to a holder whose room is to:
+//  returns it copied into to, or the same allocation. *key_p becomes NULL.
+hd_key_t *hd_key_move (hd_key_t **key_p, const hd_key_room_t *from, hd_key_room_t *to);
+//  Frees *key_p unless it is in room, and nulls it.
+void hd_key_free (hd_key_t **key_p, const hd_key_room_t *room);
 //  The key's hash for an hd_hashmap_t, and key equality for its match
 //  functions.
 uint64_t hd_key_hash (const hd_key_t *key);

@@ -31,7 +31,7 @@ struct _hd_subscriber_t {
     hd_frames_t batch;
     bool batch_open;
     const uint8_t *batch_cursor, *batch_end;
-    hd_event_t *spare; // hd_subscriber_recycle's, for the next batch item to decode into
+    hd_event_spares_t spare; // hd_subscriber_recycle's one, for the next item to decode into
     char error[256];
 };
 
@@ -63,6 +63,7 @@ hd_subscriber_new (const char *xpub_endpoint, const char *broker_endpoint)
     hd_subscriber_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    self->spare.max = 1;
     self->sub = zsock_new (ZMQ_SUB);
     self->last_seq = zhashx_new ();
     self->name = zsys_hostname ();
@@ -108,7 +109,7 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
     zhashx_destroy (&self->last_seq);
     if (self->batch_open)
         hd_frames_close (&self->batch);
-    hd_event_destroy (&self->spare);
+    hd_event_spares_drain (&self->spare);
     free (self->name);
     free (self);
     *self_p = NULL;
@@ -117,14 +118,8 @@ hd_subscriber_destroy (hd_subscriber_t **self_p)
 void
 hd_subscriber_recycle (hd_subscriber_t *self, hd_event_t **event_p)
 {
-    if (!event_p || !*event_p)
-        return;
-    if (self->spare || !hd_event_keepable (*event_p))
-        hd_event_destroy (event_p);
-    else {
-        self->spare = *event_p;
-        *event_p = NULL;
-    }
+    if (event_p)
+        hd_event_spares_keep (&self->spare, event_p);
 }
 
 void
@@ -213,8 +208,9 @@ s_batch_next (hd_subscriber_t *self)
     hd_fanout_view_t item;
     int rc;
     while ((rc = hd_decode_fanout_item (&self->batch_cursor, self->batch_end, &item)) == 1) {
-        hd_event_t *event = hd_event_decode_bytes_into (
-            &self->spare, item.envelope, item.envelope_size, item.payload, item.payload_size);
+        hd_event_t *spare = hd_event_spares_take (&self->spare);
+        hd_event_t *event = hd_event_decode_bytes_into (&spare, item.envelope, item.envelope_size,
+                                                        item.payload, item.payload_size);
         if (!event) {
             self->malformed++;
             continue;

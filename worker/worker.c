@@ -75,7 +75,7 @@ struct _hd_delivery_t {
     hd_event_t *event;
     hd_key_t *key; // (source, id); the jobs table's key: in key_room, or malloc'ed
     uint64_t key_hash;
-    _Alignas(hd_key_t) char key_room[HD_KEY_ROOM];
+    hd_key_room_t key_room;
     //  The lease tag: written by the I/O thread under the lock
     uint64_t seq;
     uint32_t attempt;
@@ -213,10 +213,8 @@ typedef struct {
     size_t progress_count;
     size_t progress_capacity;
     //  Finished jobs kept for reuse: one comes and goes per event
-    hd_reuse_t spare_jobs; // the I/O thread's jobs, kept for reuse
-    //  Finished jobs' events, for DELIVERS items to be decoded into
-    hd_event_t *spare_events[S_SPARE_EVENTS];
-    size_t spare_event_count;
+    hd_reuse_t spare_jobs;          // the I/O thread's jobs, kept for reuse
+    hd_event_spares_t spare_events; // finished jobs' events, for DELIVERS items to decode into
     //  Inline: the jobs of the batch at hand that have run, not yet settled,
     //  and when the first of them finished (mono ms)
     hd_delivery_t *ran_head;
@@ -250,9 +248,7 @@ static void
 s_job_clear (hd_delivery_t *job)
 {
     hd_event_destroy (&job->event);
-    if (job->key != (hd_key_t *) job->key_room)
-        free (job->key);
-    job->key = NULL;
+    hd_key_free (&job->key, &job->key_room);
     free (job->error);
     job->error = NULL;
 }
@@ -273,13 +269,9 @@ s_io_job_recycle (s_io_t *io, hd_delivery_t **job_p)
 {
     if (!*job_p)
         return;
-    //  Only an event that holds no more than its own small memory: one
+    //  Kept only while it holds no more than its own small memory: one
     //  with a large payload's frame (a DELIVER) would pin it meanwhile
-    if ((*job_p)->event && hd_event_keepable ((*job_p)->event) &&
-        io->spare_event_count < HD_SPARE_MAX (S_SPARE_EVENTS)) {
-        io->spare_events[io->spare_event_count++] = (*job_p)->event;
-        (*job_p)->event = NULL;
-    }
+    hd_event_spares_keep (&io->spare_events, &(*job_p)->event);
     s_job_clear (*job_p);
     hd_reuse_keep (&io->spare_jobs, *job_p);
     *job_p = NULL;
@@ -821,17 +813,8 @@ typedef struct {
     bool undecodable;  // the bytes make no event (TERM), as opposed to no memory
     hd_key_t *key;     // (source, id), in key_room or malloc'ed; NULL when event is
     uint64_t key_hash;
-    _Alignas(hd_key_t) char key_room[HD_KEY_ROOM];
+    hd_key_room_t key_room;
 } s_arrival_t;
-
-//  Frees an arrival's key unless it is in the arrival's own room.
-static void
-s_arrival_key_free (s_arrival_t *self)
-{
-    if (self->key != (hd_key_t *) self->key_room)
-        free (self->key);
-    self->key = NULL;
-}
 
 //  Takes event, the decoder's result: NULL when it could not be decoded
 //  (errno EPROTO), or no memory (the lease runs out and it comes back).
@@ -848,13 +831,8 @@ s_arrival_init (s_arrival_t *self, uint64_t seq, uint32_t attempt, uint32_t ack_
         self->undecodable = true;
     }
     self->event = event;
-    self->key = NULL;
-    if (event) {
-        const char *source = hd_event_source (event), *id = hd_event_id (event);
-        self->key = hd_key_init (self->key_room, sizeof self->key_room, source, id);
-        if (!self->key)
-            self->key = hd_key_new (source, id);
-    }
+    self->key =
+        event ? hd_key_make (&self->key_room, hd_event_source (event), hd_event_id (event)) : NULL;
     self->key_hash = self->key ? hd_key_hash (self->key) : 0;
 }
 
@@ -865,12 +843,12 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
 {
     hd_worker_t *self = io->worker;
     hd_event_t *event = arrival->event;
-    hd_key_t *key = arrival->key; // freed with s_arrival_key_free unless a job takes it
+    hd_key_t *key = arrival->key; // freed with hd_key_free unless a job takes it
     uint64_t seq = arrival->seq, key_hash = arrival->key_hash;
     uint32_t attempt = arrival->attempt, ack_wait_ms = arrival->ack_wait_ms;
     if (seq == 0 || attempt == 0) {
         hd_event_destroy (&event);
-        s_arrival_key_free (arrival);
+        hd_key_free (&arrival->key, &arrival->key_room);
         return; // not a lease any broker hands out: nothing to settle
     }
     if (arrival->undecodable && io->state == S_STATE_ACTIVE) {
@@ -898,7 +876,7 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
         s_io_queue_ack (io, seq, attempt);
         atomic_fetch_add (&self->skipped, 1);
         hd_event_destroy (&event);
-        s_arrival_key_free (arrival);
+        hd_key_free (&arrival->key, &arrival->key_room);
     } else if (job) {
         //  Already in hand: the newest lease is the one to settle
         pthread_mutex_lock (&self->lock);
@@ -908,26 +886,21 @@ s_io_take_delivery (s_io_t *io, s_arrival_t *arrival)
         job->generation = io->generation;
         pthread_mutex_unlock (&self->lock);
         hd_event_destroy (&event);
-        s_arrival_key_free (arrival);
+        hd_key_free (&arrival->key, &arrival->key_room);
     } else if (io->draining) {
         //  Stopping: take nothing new; LEAVE hands it back at once
         hd_event_destroy (&event);
-        s_arrival_key_free (arrival);
+        hd_key_free (&arrival->key, &arrival->key_room);
     } else {
         job = s_io_job_new (io);
         if (!job) {
             hd_event_destroy (&event);
-            s_arrival_key_free (arrival);
+            hd_key_free (&arrival->key, &arrival->key_room);
             return;
         }
         job->worker = self;
         job->event = event;
-        //  A key in the arrival's room moves into the job's (same size)
-        if (key == (hd_key_t *) arrival->key_room)
-            job->key = memcpy (job->key_room, key, hd_key_bytes (key));
-        else
-            job->key = key;
-        arrival->key = NULL;
+        job->key = hd_key_move (&arrival->key, &arrival->key_room, &job->key_room);
         job->key_hash = key_hash;
         job->seq = seq;
         job->attempt = attempt;
@@ -1073,8 +1046,7 @@ s_io_on_delivers (s_io_t *io, hd_frames_t *frames)
         hd_delivery_view_t view;
         while (count < S_LOOKAHEAD && (rc = hd_decode_delivery (&cursor, end, &view)) == 1) {
             s_arrival_t *arrival = &arrivals[count++];
-            hd_event_t *spare =
-                io->spare_event_count ? io->spare_events[--io->spare_event_count] : NULL;
+            hd_event_t *spare = hd_event_spares_take (&io->spare_events);
             s_arrival_init (arrival, view.seq, view.attempt, view.ack_wait_ms,
                             hd_event_decode_bytes_into (
                                 &spare, view.envelope ? view.envelope : (const uint8_t *) "",
@@ -1294,6 +1266,7 @@ s_io_thread (void *arg)
     self->io_running = true;
     pthread_mutex_unlock (&self->lock);
     hd_reuse_init (&io->spare_jobs, 1024);
+    io->spare_events.max = HD_SPARE_MAX (S_SPARE_EVENTS);
     io->heartbeat_ms = S_HEARTBEAT_DEFAULT_MS;
     io->liveness = S_LIVENESS_DEFAULT;
     io->ack_wait_ms = 30000;
@@ -1362,8 +1335,7 @@ s_io_thread (void *arg)
     hd_seen_destroy (&io->seen);
     hd_hashmap_destroy (&io->jobs);
     hd_reuse_drain (&io->spare_jobs);
-    while (io->spare_event_count)
-        hd_event_destroy (&io->spare_events[--io->spare_event_count]);
+    hd_event_spares_drain (&io->spare_events);
     free (io->ack_seq);
     free (io->ack_attempt);
     free (io->progress_seq);

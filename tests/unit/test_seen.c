@@ -161,12 +161,48 @@ test_zero_capacity_means_one (void **state)
     hd_seen_destroy (&seen);
 }
 
+//  A key lives in its holder's room when it fits, else it is allocated;
+//  moved to another holder it is copied room to room, or handed over.
+static void
+test_keys_in_rooms (void **state)
+{
+    hd_key_room_t first, second;
+    hd_key_t *whole = hd_key_new ("shop", "order-1");
+    hd_key_t *key = hd_key_make (&first, "shop", "order-1");
+    assert_ptr_equal (key, (hd_key_t *) first.bytes);
+    assert_true (hd_key_equal (key, whole));
+    hd_key_t *moved = hd_key_move (&key, &first, &second);
+    assert_null (key);
+    assert_ptr_equal (moved, (hd_key_t *) second.bytes);
+    assert_true (hd_key_equal (moved, whole));
+    assert_int_equal (hd_key_hash (moved), hd_key_hash (whole));
+    hd_key_free (&moved, &second); // in its room: nothing to free
+    assert_null (moved);
+
+    char id[HD_KEY_ROOM];
+    memset (id, 'i', sizeof id - 1);
+    id[sizeof id - 1] = 0;
+    hd_key_t *long_whole = hd_key_new ("shop", id);
+    key = hd_key_make (&first, "shop", id);
+    assert_non_null (key);
+    assert_true (key != (hd_key_t *) first.bytes);
+    assert_true (hd_key_equal (key, long_whole));
+    hd_key_t *allocated = key;
+    moved = hd_key_move (&key, &first, &second);
+    assert_ptr_equal (moved, allocated); // handed over, not copied
+    hd_key_free (&moved, &second);
+    assert_null (moved);
+    free (whole);
+    free (long_whole);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_insert_and_lookup),
         cmocka_unit_test (test_key_is_source_and_id),
+        cmocka_unit_test (test_keys_in_rooms),
         cmocka_unit_test (test_capacity_evicts_oldest),
         cmocka_unit_test (test_many_entries_stay_bounded),
         cmocka_unit_test (test_ttl_expiry),
