@@ -2,7 +2,7 @@
 
     On a little-endian machine each is one unaligned load or store (a
     memcpy the compiler turns into one instruction); GCC 12 did not merge
-    the portable byte-at-a-time loops, which took a hundred instructions
+    the portable byte-at-a-time loops, which took ~80 instructions
     of every log append. Elsewhere the bytes are put together one by one.
 */
 #ifndef HD_BYTES_H_INCLUDED
