@@ -167,12 +167,6 @@ hd_event_spares_keep (hd_event_spares_t *self, hd_event_t **event_p)
         hd_event_destroy (event_p);
 }
 
-hd_event_t *
-hd_event_spares_take (hd_event_spares_t *self)
-{
-    return self->count ? self->events[--self->count] : NULL;
-}
-
 void
 hd_event_spares_drain (hd_event_spares_t *self)
 {

@@ -64,7 +64,11 @@ typedef struct {
 //  kept, else destroys it. event_p may point to NULL.
 void hd_event_spares_keep (hd_event_spares_t *self, hd_event_t **event_p);
 //  The most recently kept event, now the caller's, or NULL.
-hd_event_t *hd_event_spares_take (hd_event_spares_t *self);
+static inline hd_event_t *
+hd_event_spares_take (hd_event_spares_t *self)
+{
+    return self->count ? self->events[--self->count] : NULL;
+}
 //  Destroys every kept event and frees the array.
 void hd_event_spares_drain (hd_event_spares_t *self);
 
