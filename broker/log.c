@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "crc32c.h"
 #include "file.h"
+#include "region.h"
 #include "spare.h"
 
 #include <dirent.h>
@@ -69,7 +70,8 @@ typedef struct {
     uint64_t flushed_last_us; //
     uint64_t last_us;         // recorded time of the last record
     size_t buffer_at;         // where byte `flushed` is in the write buffer, while unflushed
-    s_entry_t *entries;
+    hd_region_t *index;       // the entries' memory: fills under traffic, so faulted in ahead
+    s_entry_t *entries;       // hd_region_data (index)
     size_t entries_max;
     uint64_t *times; // recorded_us of records 0, 256, 512, ...
     size_t times_max;
@@ -353,6 +355,14 @@ s_type_intern (hd_log_t *self, const char *type, size_t size, uint32_t *type_id)
 //  --------------------------------------------------------------------------
 //  Segments
 
+//  Points entries at the index region, after it was prepared or shrunk.
+static void
+s_segment_entries_moved (s_segment_t *segment)
+{
+    segment->entries = hd_region_data (segment->index);
+    segment->entries_max = hd_region_size (segment->index) / sizeof *segment->entries;
+}
+
 static s_segment_t *
 s_segment_new (uint64_t first_seq)
 {
@@ -363,16 +373,17 @@ s_segment_new (uint64_t first_seq)
     segment->fd = -1;
     //  Room for the first record, so an append that creates the segment
     //  cannot fail after it is linked in
-    segment->entries_max = 64;
-    segment->entries = malloc (segment->entries_max * sizeof *segment->entries);
+    segment->index = hd_region_new ();
     segment->times_max = 1;
     segment->times = malloc (sizeof *segment->times);
-    if (!segment->entries || !segment->times) {
-        free (segment->entries);
+    if (!segment->index || !segment->times ||
+        hd_region_prepare (segment->index, sizeof *segment->entries) != 0) {
+        hd_region_destroy (&segment->index);
         free (segment->times);
         free (segment);
         return NULL;
     }
+    s_segment_entries_moved (segment);
     return segment;
 }
 
@@ -384,24 +395,23 @@ s_segment_destroy (s_segment_t **segment_p)
         return;
     if (segment->fd >= 0)
         close (segment->fd);
-    free (segment->entries);
+    hd_region_destroy (&segment->index);
     free (segment->times);
     free (segment);
     *segment_p = NULL;
 }
 
-//  Room for one more record in the index. Grows by half, not double: the
-//  index is the log's main memory cost, and closed segments are trimmed.
+//  Room for one more record in the index. The entries grow in a region,
+//  without copying; the time samples (one per 256 records) by half.
 static int
 s_segment_reserve (s_segment_t *segment)
 {
     if (segment->count == segment->entries_max) {
-        size_t new_max = segment->entries_max + segment->entries_max / 2 + 64;
-        s_entry_t *entries = realloc (segment->entries, new_max * sizeof *entries);
-        if (!entries)
+        int rc =
+            hd_region_prepare (segment->index, (segment->count + 1) * sizeof *segment->entries);
+        s_segment_entries_moved (segment);
+        if (rc != 0)
             return -1;
-        segment->entries = entries;
-        segment->entries_max = new_max;
     }
     size_t samples = (size_t) (segment->count / S_TIME_EVERY) + 1;
     if (samples > segment->times_max) {
@@ -420,11 +430,8 @@ static void
 s_segment_trim (s_segment_t *segment)
 {
     if (segment->count && segment->count < segment->entries_max) {
-        s_entry_t *entries = realloc (segment->entries, segment->count * sizeof *entries);
-        if (entries) {
-            segment->entries = entries;
-            segment->entries_max = segment->count;
-        }
+        hd_region_shrink (segment->index, segment->count * sizeof *segment->entries);
+        s_segment_entries_moved (segment);
     }
     size_t samples = (size_t) ((segment->count + S_TIME_EVERY - 1) / S_TIME_EVERY);
     if (samples && samples < segment->times_max) {

@@ -1,19 +1,18 @@
 /*  hashmap — open-addressing hash table from 64-bit keys to pointers. */
 #include "hashmap.h"
 
-#include <errno.h>
+#include "region.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define S_INITIAL_SLOTS 16
-//  Slot arrays this large are mapped on their own, in huge pages where the
-//  kernel has them: lookups land anywhere in the array, and with 4 KiB
-//  pages nearly every one also misses the TLB (a full dedup window is
-//  32 MiB of slots)
-#define S_HUGE_PAGE  (2 * 1024 * 1024)
-#define S_MAPPED_MIN (2 * S_HUGE_PAGE)
+//  Slot arrays this large are a region of their own: faulted in whole when
+//  made (a resize would otherwise fault every page as values move in),
+//  in huge pages where the kernel has them, since lookups land anywhere in
+//  the array and with 4 KiB pages nearly every one also misses the TLB (a
+//  full dedup window is 32 MiB of slots)
+#define S_MAPPED_MIN (64 * 1024)
 //  Grow past 70 % full: linear probing stays short below that
 #define S_LOAD_NUMERATOR   7
 #define S_LOAD_DENOMINATOR 10
@@ -25,44 +24,36 @@ typedef struct {
 
 struct _hd_hashmap_t {
     s_slot_t *slots;
-    size_t mask; // slot count - 1; the count is a power of two
+    hd_region_t *region; // holds the slots when they are mapped (NULL: from calloc)
+    size_t mask;         // slot count - 1; the count is a power of two
     size_t size;
 };
 
-//  Zeroed slots: from calloc, or for a large array a mapping aligned to a
-//  huge page (the kernel zeroes it as it is touched)
+//  Zeroed slots: from calloc, or for a large array a region (fresh pages
+//  are zero). Sets *region_p to the region, or NULL.
 static s_slot_t *
-s_slots_new (size_t count)
+s_slots_new (size_t count, hd_region_t **region_p)
 {
     size_t bytes = count * sizeof (s_slot_t);
-#ifdef MADV_HUGEPAGE
-    if (bytes >= S_MAPPED_MIN) {
-        uint8_t *mapping = mmap (NULL, bytes + S_HUGE_PAGE, PROT_READ | PROT_WRITE,
-                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (mapping == MAP_FAILED)
-            return NULL;
-        size_t lead = (S_HUGE_PAGE - (uintptr_t) mapping % S_HUGE_PAGE) % S_HUGE_PAGE;
-        if (lead)
-            munmap (mapping, lead);
-        munmap (mapping + lead + bytes, S_HUGE_PAGE - lead);
-        madvise (mapping + lead, bytes, MADV_HUGEPAGE); // a hint: 4 KiB pages still work
-        return (s_slot_t *) (mapping + lead);
+    *region_p = NULL;
+    if (bytes < S_MAPPED_MIN)
+        return calloc (count, sizeof (s_slot_t));
+    hd_region_t *region = hd_region_new ();
+    if (!region || hd_region_prepare (region, bytes) != 0) {
+        hd_region_destroy (&region);
+        return NULL;
     }
-#endif
-    return calloc (count, sizeof (s_slot_t));
+    *region_p = region;
+    return hd_region_data (region);
 }
 
 static void
-s_slots_free (s_slot_t *slots, size_t count)
+s_slots_free (s_slot_t *slots, hd_region_t **region_p)
 {
-    size_t bytes = count * sizeof (s_slot_t);
-#ifdef MADV_HUGEPAGE
-    if (bytes >= S_MAPPED_MIN) {
-        munmap (slots, bytes);
-        return;
-    }
-#endif
-    free (slots);
+    if (*region_p)
+        hd_region_destroy (region_p);
+    else
+        free (slots);
 }
 
 //  Seqs and corrs are sequential: spread them over the slots (the
@@ -84,7 +75,7 @@ hd_hashmap_new (void)
     hd_hashmap_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = s_slots_new (S_INITIAL_SLOTS);
+    self->slots = s_slots_new (S_INITIAL_SLOTS, &self->region);
     if (!self->slots) {
         free (self);
         return NULL;
@@ -98,7 +89,7 @@ hd_hashmap_destroy (hd_hashmap_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    s_slots_free ((*self_p)->slots, (*self_p)->mask + 1);
+    s_slots_free ((*self_p)->slots, &(*self_p)->region);
     free (*self_p);
     *self_p = NULL;
 }
@@ -127,24 +118,22 @@ s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
 
 //  Moves every value into slots, a zeroed table of count slots (a power
 //  of two), and frees the old table.
-static void
-s_move_into (hd_hashmap_t *self, s_slot_t *slots, size_t count)
-{
-    for (size_t index = 0; index <= self->mask; index++)
-        if (self->slots[index].value)
-            s_place (slots, count - 1, self->slots[index].key, self->slots[index].value);
-    s_slots_free (self->slots, self->mask + 1);
-    self->slots = slots;
-    self->mask = count - 1;
-}
-
+//  Moves every value into a new zeroed table of count slots (a power of
+//  two) and frees the old one. The map is as it was when that fails.
 static int
 s_resize (hd_hashmap_t *self, size_t count)
 {
-    s_slot_t *slots = s_slots_new (count);
+    hd_region_t *region;
+    s_slot_t *slots = s_slots_new (count, &region);
     if (!slots)
         return -1;
-    s_move_into (self, slots, count);
+    for (size_t index = 0; index <= self->mask; index++)
+        if (self->slots[index].value)
+            s_place (slots, count - 1, self->slots[index].key, self->slots[index].value);
+    s_slots_free (self->slots, &self->region);
+    self->slots = slots;
+    self->region = region;
+    self->mask = count - 1;
     return 0;
 }
 
@@ -169,30 +158,6 @@ s_slots_for (size_t items, size_t count)
     return count;
 }
 
-//  Faults every page of memory in for writing, contents unchanged. Where
-//  the kernel cannot populate, each page gets an atomic add of zero: a
-//  write from the start, since a read first would map the zero page (on a
-//  huge-page mapping the huge zero page, which the write then splits).
-static int
-s_touch (void *memory, size_t bytes)
-{
-    if (bytes == 0)
-        return 0;
-    uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
-#ifdef MADV_POPULATE_WRITE
-    uintptr_t start = (uintptr_t) memory & ~(page - 1);
-    if (madvise ((void *) start, (uintptr_t) memory + bytes - start, MADV_POPULATE_WRITE) == 0)
-        return 0;
-    if (errno == ENOMEM)
-        return -1;
-#endif
-    uint8_t *cursor = memory;
-    for (size_t offset = 0; offset < bytes; offset += page)
-        __atomic_fetch_add (cursor + offset, 0, __ATOMIC_RELAXED);
-    __atomic_fetch_add (cursor + bytes - 1, 0, __ATOMIC_RELAXED);
-    return 0;
-}
-
 size_t
 hd_hashmap_reserve_bytes (size_t items)
 {
@@ -205,19 +170,8 @@ hd_hashmap_reserve (hd_hashmap_t *self, size_t items)
     size_t count = s_slots_for (items, self->mask + 1);
     if (count == 0)
         return -1;
-    if (count == self->mask + 1)
-        return s_touch (self->slots, count * sizeof (s_slot_t));
-    //  Touched before any value moves in, so that a failure leaves the map
-    //  as it was
-    s_slot_t *slots = s_slots_new (count);
-    if (!slots)
-        return -1;
-    if (s_touch (slots, count * sizeof (s_slot_t)) != 0) {
-        s_slots_free (slots, count);
-        return -1;
-    }
-    s_move_into (self, slots, count);
-    return 0;
+    //  A mapped table was faulted in whole when it was made
+    return count == self->mask + 1 ? 0 : s_resize (self, count);
 }
 
 size_t

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "hashmap.h"
+#include "resident.h"
 
 static void
 test_integer_keys_and_growth (void **state)
@@ -114,20 +115,6 @@ test_random_against_model (void **state)
         assert_int_equal (hd_hashmap_size (map), size);
     }
     hd_hashmap_destroy (&map);
-}
-
-//  Resident bytes of this process (/proc/self/statm), 0 when unreadable.
-static size_t
-s_resident_bytes (void)
-{
-    FILE *file = fopen ("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (file) {
-        if (fscanf (file, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose (file);
-    }
-    return (size_t) resident * (size_t) sysconf (_SC_PAGESIZE);
 }
 
 //  A reserved table is resident at once (a mapped one: 2^20 slots, 16

@@ -1,0 +1,173 @@
+/*  region — anonymous mappings on 2 MiB boundaries, advised for huge
+    pages and faulted in a step at a time. */
+#include "region.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 // Linux 5.14
+#endif
+
+#define S_HUGE       ((size_t) 2 << 20) // a huge page, the largest step
+#define S_FIRST_STEP ((size_t) 64 << 10)
+#define S_MOST       (SIZE_MAX / 4) // larger requests are refused, never rounded past SIZE_MAX
+
+struct _hd_region_t {
+    uint8_t *data;
+    size_t size;   // bytes ready: faulted in
+    size_t mapped; // address space held from data on (>= size)
+    size_t page;
+    bool huge; // advised for huge pages
+};
+
+static size_t
+s_round_up (size_t value, size_t unit)
+{
+    return (value + unit - 1) / unit * unit;
+}
+
+hd_region_t *
+hd_region_new (void)
+{
+    hd_region_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    long page = sysconf (_SC_PAGESIZE);
+    self->page = page > 0 ? (size_t) page : 4096;
+    return self;
+}
+
+void
+hd_region_destroy (hd_region_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    hd_region_t *self = *self_p;
+    if (self->data)
+        munmap (self->data, self->mapped);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Maps `bytes` (a multiple of S_HUGE) starting on a S_HUGE boundary, so
+//  that huge pages can back all of it: over-maps by one huge page and
+//  gives back the slack on either side.
+static uint8_t *
+s_map_aligned (size_t bytes)
+{
+    size_t span = bytes + S_HUGE;
+    uint8_t *raw = mmap (NULL, span, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    uint8_t *aligned = (uint8_t *) s_round_up ((uintptr_t) raw, S_HUGE);
+    if (aligned > raw)
+        munmap (raw, (size_t) (aligned - raw));
+    size_t tail = (size_t) ((raw + span) - (aligned + bytes));
+    if (tail)
+        munmap (aligned + bytes, tail);
+    return aligned;
+}
+
+//  Holds at least `bytes` of address space: a larger aligned mapping, the
+//  old pages moved to its start by the kernel (no byte is copied).
+static int
+s_grow_mapping (hd_region_t *self, size_t bytes)
+{
+    size_t mapped = s_round_up (bytes, S_HUGE);
+    if (mapped < self->mapped * 2)
+        mapped = self->mapped * 2;
+    uint8_t *data = s_map_aligned (mapped);
+    if (!data)
+        return -1;
+    if (self->data && mremap (self->data, self->mapped, self->mapped, MREMAP_MAYMOVE | MREMAP_FIXED,
+                              data) == MAP_FAILED) {
+        int error = errno;
+        munmap (data, mapped);
+        errno = error;
+        return -1;
+    }
+    self->data = data;
+    self->mapped = mapped;
+    self->huge = false;
+    return 0;
+}
+
+//  Faults the pages in for writing, contents unchanged. A kernel before
+//  5.14 cannot populate (EINVAL): each page then gets an atomic add of
+//  zero, a write from the start, since a read first would map the zero
+//  page (on a huge-page mapping the huge zero page, which a write splits).
+static int
+s_populate (uint8_t *memory, size_t bytes, size_t page)
+{
+    if (madvise (memory, bytes, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    for (size_t offset = 0; offset < bytes; offset += page)
+        __atomic_fetch_add (memory + offset, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+int
+hd_region_prepare (hd_region_t *self, size_t bytes)
+{
+    if (bytes <= self->size)
+        return 0;
+    if (bytes > S_MOST) {
+        errno = ENOMEM;
+        return -1;
+    }
+    //  Steps double up to a huge page: a small region stays small
+    size_t step = self->size < S_FIRST_STEP ? S_FIRST_STEP : self->size;
+    if (step > S_HUGE)
+        step = S_HUGE;
+    size_t target = s_round_up (bytes > self->size + step ? bytes : self->size + step, self->page);
+    if (target > self->mapped && s_grow_mapping (self, target) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    //  Only a region of a huge page or more asks for them: a smaller one
+    //  would get a whole 2 MiB page. Advice only: 4 KiB pages still work.
+    if (target >= S_HUGE && !self->huge)
+        self->huge = madvise (self->data, self->mapped, MADV_HUGEPAGE) == 0;
+    if (s_populate (self->data + self->size, target - self->size, self->page) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    self->size = target;
+    return 0;
+}
+
+void
+hd_region_shrink (hd_region_t *self, size_t bytes)
+{
+    size_t keep = s_round_up (bytes < self->mapped ? bytes : self->mapped, self->page);
+    if (keep >= self->mapped)
+        return;
+    if (keep == 0) {
+        munmap (self->data, self->mapped);
+        self->data = NULL;
+    } else
+        munmap (self->data + keep, self->mapped - keep);
+    self->mapped = keep;
+    if (self->size > keep)
+        self->size = keep;
+}
+
+void *
+hd_region_data (hd_region_t *self)
+{
+    return self->data;
+}
+
+size_t
+hd_region_size (hd_region_t *self)
+{
+    return self->size;
+}
