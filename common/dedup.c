@@ -23,10 +23,11 @@ typedef struct s_entry {
 } s_entry_t;
 
 //  Entries live in blocks, oldest block first: a window fills its blocks
-//  under traffic, so each is a region of 2 MiB, faulted in at once (in a
-//  huge page where the kernel gives one) instead of a page fault every
-//  4 KiB. Under AddressSanitizer a block holds one entry, from malloc, to
-//  catch misuse.
+//  under traffic, so each is a region faulted in at once instead of a
+//  page fault every 4 KiB. Blocks start at 64 KiB, so a small window (a
+//  worker that saw a few events) stays small, and double up to 2 MiB (a
+//  huge page where the kernel gives one). Under AddressSanitizer a block
+//  holds one entry, from malloc, to catch misuse.
 typedef struct s_block {
     struct s_block *next;
     hd_region_t *region; // holds the block itself; NULL: from malloc
@@ -34,8 +35,9 @@ typedef struct s_block {
     _Alignas(16) uint8_t data[];
 } s_block_t;
 
-#define S_BLOCK_SIZE HD_SPARE_MAX (((size_t) 2 << 20) - offsetof (s_block_t, data))
-#define S_REGION_MIN ((size_t) 64 << 10) // smaller blocks come from malloc
+#define S_BLOCK_FIRST HD_SPARE_MAX (((size_t) 64 << 10) - offsetof (s_block_t, data))
+#define S_BLOCK_MOST  HD_SPARE_MAX (((size_t) 2 << 20) - offsetof (s_block_t, data))
+#define S_REGION_MIN  ((size_t) 32 << 10) // smaller blocks come from malloc
 
 static s_block_t *
 s_block_new (size_t capacity)
@@ -216,6 +218,18 @@ hd_dedup_prefetch (hd_dedup_t *self, uint64_t hash)
     hd_hashmap_prefetch (self->index, hash);
 }
 
+//  A block's bytes past its header: each new block twice the last,
+//  between S_BLOCK_FIRST and S_BLOCK_MOST.
+static size_t
+s_next_block_size (hd_dedup_t *self)
+{
+    if (!self->last_block)
+        return self->spare_block ? self->spare_block->size : S_BLOCK_FIRST;
+    size_t bytes = 2 * (self->last_block->size + offsetof (s_block_t, data));
+    size_t size = bytes - offsetof (s_block_t, data);
+    return size < S_BLOCK_FIRST ? S_BLOCK_FIRST : size > S_BLOCK_MOST ? S_BLOCK_MOST : size;
+}
+
 //  Room for an entry of size bytes at the end of the last block.
 static s_entry_t *
 s_entry_alloc (hd_dedup_t *self, size_t size)
@@ -223,7 +237,9 @@ s_entry_alloc (hd_dedup_t *self, size_t size)
     size = (size + 15) & ~(size_t) 15;
     s_block_t *block = self->last_block;
     if (!block || block->size - block->used < size) {
-        size_t capacity = size > S_BLOCK_SIZE ? size : S_BLOCK_SIZE;
+        size_t capacity = s_next_block_size (self);
+        if (capacity < size)
+            capacity = size;
         block = self->spare_block;
         if (block && block->size >= capacity)
             self->spare_block = NULL;
