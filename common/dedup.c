@@ -227,7 +227,9 @@ s_next_block_size (hd_dedup_t *self)
         return self->spare_block ? self->spare_block->size : S_BLOCK_FIRST;
     size_t bytes = 2 * (self->last_block->size + offsetof (s_block_t, data));
     size_t size = bytes - offsetof (s_block_t, data);
-    return size < S_BLOCK_FIRST ? S_BLOCK_FIRST : size > S_BLOCK_MOST ? S_BLOCK_MOST : size;
+    if (size > S_BLOCK_MOST)
+        size = S_BLOCK_MOST;
+    return size > S_BLOCK_FIRST ? size : S_BLOCK_FIRST;
 }
 
 //  Room for an entry of size bytes at the end of the last block.

@@ -1,11 +1,13 @@
 /*  region — anonymous mappings on 2 MiB boundaries, advised for huge
-    pages and faulted in a step at a time. */
+    pages from 2 MiB on, faulted in a step at a time; small ones shrunk
+    back onto the heap. */
 #include "region.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,14 +17,17 @@
 
 #define S_HUGE       ((size_t) 2 << 20) // a huge page, the largest step
 #define S_FIRST_STEP ((size_t) 64 << 10)
+#define S_HEAP_MAX   ((size_t) 256 << 10) // a region shrunk to this or less moves to the heap
 #define S_MOST       (SIZE_MAX / 4) // larger requests are refused, never rounded past SIZE_MAX
+
+typedef enum { S_ADVICE_NONE, S_ADVICE_SMALL, S_ADVICE_HUGE } s_advice_t;
 
 struct _hd_region_t {
     uint8_t *data;
     size_t size;   // bytes ready: faulted in
-    size_t mapped; // address space held from data on (>= size)
+    size_t mapped; // address space held from data on (>= size); 0 when on the heap
     size_t page;
-    bool huge; // advised for huge pages
+    s_advice_t advice; // what the mapping was last advised
 };
 
 static size_t
@@ -42,15 +47,25 @@ hd_region_new (void)
     return self;
 }
 
+//  Gives back the region's memory, mapped or on the heap.
+static void
+s_release (hd_region_t *self)
+{
+    if (self->mapped)
+        munmap (self->data, self->mapped);
+    else
+        free (self->data);
+    self->data = NULL;
+    self->size = self->mapped = 0;
+}
+
 void
 hd_region_destroy (hd_region_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    hd_region_t *self = *self_p;
-    if (self->data)
-        munmap (self->data, self->mapped);
-    free (self);
+    s_release (*self_p);
+    free (*self_p);
     *self_p = NULL;
 }
 
@@ -74,8 +89,11 @@ s_map_aligned (size_t bytes)
     return aligned;
 }
 
-//  Holds at least `bytes` of address space: a larger aligned mapping, the
-//  old pages moved to its start by the kernel (no byte is copied).
+//  Holds at least `bytes` of address space: a larger aligned mapping. The
+//  kernel moves the old pages to its start and grows them into it in one
+//  call, so the region stays one mapping (a kernel before 6.17 cannot
+//  move a range that spans two) and no byte is copied. A region on the
+//  heap is copied once.
 static int
 s_grow_mapping (hd_region_t *self, size_t bytes)
 {
@@ -85,17 +103,37 @@ s_grow_mapping (hd_region_t *self, size_t bytes)
     uint8_t *data = s_map_aligned (mapped);
     if (!data)
         return -1;
-    if (self->data && mremap (self->data, self->mapped, self->mapped, MREMAP_MAYMOVE | MREMAP_FIXED,
-                              data) == MAP_FAILED) {
-        int error = errno;
-        munmap (data, mapped);
-        errno = error;
-        return -1;
+    if (self->mapped) {
+        if (mremap (self->data, self->mapped, mapped, MREMAP_MAYMOVE | MREMAP_FIXED, data) ==
+            MAP_FAILED) {
+            int error = errno;
+            munmap (data, mapped);
+            errno = error;
+            return -1;
+        }
+    } else if (self->data) {
+        memcpy (data, self->data, self->size);
+        free (self->data);
     }
     self->data = data;
     self->mapped = mapped;
-    self->huge = false;
+    self->advice = S_ADVICE_NONE;
     return 0;
+}
+
+//  Huge pages from 2 MiB on only: below, a huge page would hold more than
+//  the region (where the system gives them to every mapping, as with
+//  transparent huge pages "always", the advice says no). Advice only:
+//  4 KiB pages work either way.
+static void
+s_advise (hd_region_t *self, size_t target)
+{
+    s_advice_t advice = target >= S_HUGE ? S_ADVICE_HUGE : S_ADVICE_SMALL;
+    if (advice == self->advice)
+        return;
+    if (madvise (self->data, self->mapped,
+                 advice == S_ADVICE_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0)
+        self->advice = advice;
 }
 
 //  Faults the pages in for writing, contents unchanged. A kernel before
@@ -132,11 +170,10 @@ hd_region_prepare (hd_region_t *self, size_t bytes)
         errno = ENOMEM;
         return -1;
     }
-    //  Only a region of a huge page or more asks for them: a smaller one
-    //  would get a whole 2 MiB page. Advice only: 4 KiB pages still work.
-    if (target >= S_HUGE && !self->huge)
-        self->huge = madvise (self->data, self->mapped, MADV_HUGEPAGE) == 0;
-    if (s_populate (self->data + self->size, target - self->size, self->page) != 0) {
+    s_advise (self, target);
+    //  From a page boundary: a region that was on the heap ends mid-page
+    size_t from = self->size / self->page * self->page;
+    if (s_populate (self->data + from, target - from, self->page) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -147,13 +184,30 @@ hd_region_prepare (hd_region_t *self, size_t bytes)
 void
 hd_region_shrink (hd_region_t *self, size_t bytes)
 {
-    size_t keep = s_round_up (bytes < self->mapped ? bytes : self->mapped, self->page);
-    if (keep >= self->mapped)
+    if (bytes >= self->size)
         return;
-    if (keep == 0) {
-        munmap (self->data, self->mapped);
-        self->data = NULL;
-    } else
+    if (bytes == 0) {
+        s_release (self);
+        return;
+    }
+    //  A small region goes to the heap: a mapping of its own each would
+    //  run into the system's limit on mappings (vm.max_map_count, 65 530
+    //  by default) with many small segments
+    if (self->mapped && bytes <= S_HEAP_MAX) {
+        uint8_t *heap = malloc (bytes);
+        if (heap) {
+            memcpy (heap, self->data, bytes);
+            munmap (self->data, self->mapped);
+            self->data = heap;
+            self->size = bytes;
+            self->mapped = 0;
+            return;
+        }
+    }
+    if (!self->mapped)
+        return; // already on the heap and small: nothing worth giving back
+    size_t keep = s_round_up (bytes, self->page);
+    if (keep < self->mapped)
         munmap (self->data + keep, self->mapped - keep);
     self->mapped = keep;
     if (self->size > keep)

@@ -10,8 +10,11 @@
     older kernel, huge pages off) it behaves as plain memory.
 
     A region grows without copying (mremap moves the pages, not the
-    bytes), so its data may move: take hd_region_data again after every
-    prepare, whatever it returned.
+    bytes) and stays one mapping. A region shrunk to 256 KiB or less
+    moves to the heap, so that many small ones do not run into the
+    system's limit on mappings. Its data may move either way: take
+    hd_region_data again after every prepare, whatever it returned, and
+    after every shrink.
 */
 #ifndef HD_REGION_H_INCLUDED
 #define HD_REGION_H_INCLUDED
@@ -28,8 +31,9 @@ void hd_region_destroy (hd_region_t **self_p);
 //  ahead. Returns 0, or -1 with errno ENOMEM when the memory cannot be
 //  had; the region's bytes and size are then as they were.
 int hd_region_prepare (hd_region_t *self, size_t bytes);
-//  Keeps the first `bytes` (rounded up to a page) and gives the rest back
-//  to the system. The data does not move.
+//  Keeps the first `bytes` and gives the rest back to the system (a
+//  mapping keeps them rounded up to a page; 256 KiB or less go to the
+//  heap, where it can get the memory).
 void hd_region_shrink (hd_region_t *self, size_t bytes);
 
 //  The first byte (NULL while nothing is prepared).

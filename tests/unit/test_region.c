@@ -1,6 +1,8 @@
 /*  region: memory faulted in ahead, grown without losing its bytes,
     shrunk in place, and refused cleanly when too large. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,8 +120,84 @@ test_growth_keeps_bytes (void **state)
     hd_region_destroy (&region);
 }
 
-//  Shrinking keeps the first bytes where they are and gives the rest back;
-//  the region can grow again afterwards
+//  Lines of /proc/self/maps that cover part of [data, data + bytes): the
+//  mappings the range is made of.
+static int
+s_mappings (const void *data, size_t bytes)
+{
+    FILE *maps = fopen ("/proc/self/maps", "r");
+    assert_non_null (maps);
+    uintptr_t from = (uintptr_t) data, to = from + bytes;
+    int count = 0;
+    char line[512];
+    while (fgets (line, sizeof line, maps)) {
+        unsigned long start, end;
+        if (sscanf (line, "%lx-%lx", &start, &end) == 2 && start < to && end > from)
+            count++;
+    }
+    fclose (maps);
+    return count;
+}
+
+//  However often it grew, a region is one mapping: a kernel before 6.17
+//  cannot move a range that spans two, so a second growth would fail there
+static void
+test_growth_stays_one_mapping (void **state)
+{
+    hd_region_t *region = hd_region_new ();
+    for (size_t bytes = 1; bytes < ((size_t) 17 << 20); bytes = hd_region_size (region) + 1) {
+        assert_int_equal (hd_region_prepare (region, bytes), 0);
+        assert_int_equal (s_mappings (hd_region_data (region), hd_region_size (region)), 1);
+    }
+    hd_region_destroy (&region);
+}
+
+//  The VmFlags of the mapping that holds address (/proc/self/smaps), or ""
+static void
+s_vm_flags (const void *address, char *flags, size_t size)
+{
+    FILE *smaps = fopen ("/proc/self/smaps", "r");
+    assert_non_null (smaps);
+    char line[512];
+    bool inside = false;
+    *flags = 0;
+    while (fgets (line, sizeof line, smaps)) {
+        unsigned long start, end;
+        char dash;
+        if (sscanf (line, "%lx%c%lx ", &start, &dash, &end) == 3 && dash == '-')
+            inside = (uintptr_t) address >= start && (uintptr_t) address < end;
+        else if (inside && strncmp (line, "VmFlags:", 8) == 0) {
+            snprintf (flags, size, "%s", line + 8);
+            break;
+        }
+    }
+    fclose (smaps);
+}
+
+//  Huge pages are asked for from 2 MiB on; below, they are refused, since
+//  where the system hands them to every mapping (transparent huge pages
+//  "always") a 64 KiB region would hold a whole 2 MiB page
+static void
+test_huge_pages_from_2_mib (void **state)
+{
+    if (access ("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0)
+        skip (); // a kernel without transparent huge pages takes no advice
+    char flags[512];
+    hd_region_t *region = hd_region_new ();
+    assert_int_equal (hd_region_prepare (region, 100), 0);
+    s_vm_flags (hd_region_data (region), flags, sizeof flags);
+    assert_non_null (strstr (flags, " nh"));
+    assert_null (strstr (flags, " hg"));
+    assert_int_equal (hd_region_prepare (region, (size_t) 3 << 20), 0);
+    s_vm_flags (hd_region_data (region), flags, sizeof flags);
+    assert_non_null (strstr (flags, " hg"));
+    assert_null (strstr (flags, " nh"));
+    hd_region_destroy (&region);
+}
+
+//  A large region shrinks in place and gives the rest back; a small one
+//  moves to the heap (a mapping each would run into vm.max_map_count);
+//  either grows again afterwards, bytes kept
 static void
 test_shrink (void **state)
 {
@@ -129,19 +207,41 @@ test_shrink (void **state)
     size_t size = hd_region_size (region);
     s_fill (data, 0, size);
 
-    size_t keep = 5 * s_page () + 10;
-    hd_region_shrink (region, keep);
+    size_t large = ((size_t) 1 << 20) + 10;
+    size_t kept = ((size_t) 1 << 20) + s_page ();
+    hd_region_shrink (region, large);
     assert_ptr_equal (hd_region_data (region), data);
-    assert_int_equal (hd_region_size (region), 6 * s_page ());
-    s_check (data, 0, 6 * s_page ());
+    assert_int_equal (hd_region_size (region), kept);
+    s_check (data, 0, kept);
     //  The rest is no longer the process's
-    assert_int_equal (s_resident_pages (data + 6 * s_page (), s_page ()), SIZE_MAX);
+    assert_int_equal (s_resident_pages (data + kept, s_page ()), SIZE_MAX);
     //  Shrinking to more than it holds changes nothing
     hd_region_shrink (region, size);
-    assert_int_equal (hd_region_size (region), 6 * s_page ());
+    assert_int_equal (hd_region_size (region), kept);
 
+    //  Small: to the heap, exactly the bytes asked for
+    size_t small = 5 * s_page () + 10;
+    hd_region_shrink (region, small);
+    assert_int_equal (hd_region_size (region), small);
+    s_check (hd_region_data (region), 0, small);
+    assert_int_equal (s_resident_pages (data, s_page ()), SIZE_MAX);
+    hd_region_shrink (region, small + 1); // more than it holds: nothing
+    assert_int_equal (hd_region_size (region), small);
+    hd_region_shrink (region, 100); // smaller on the heap: kept as it is
+    s_check (hd_region_data (region), 0, 100);
+
+    //  Back to a mapping as it grows: the bytes come along, and the rest
+    //  of the prepared size is resident and zero
     assert_int_equal (hd_region_prepare (region, (size_t) 4 << 20), 0);
-    s_check (hd_region_data (region), 0, 6 * s_page ());
+    uint8_t *grown = hd_region_data (region);
+    s_check (grown, 0, 100);
+    assert_true (hd_region_size (region) >= ((size_t) 4 << 20));
+    assert_int_equal (s_resident_pages (grown, hd_region_size (region)),
+                      hd_region_size (region) / s_page ());
+    assert_int_equal (s_mappings (grown, hd_region_size (region)), 1);
+    for (size_t offset = small; offset < hd_region_size (region); offset += 4099)
+        assert_int_equal (grown[offset], 0);
+
     hd_region_shrink (region, 0);
     assert_null (hd_region_data (region));
     assert_int_equal (hd_region_size (region), 0);
@@ -177,6 +277,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_prepared_bytes_are_resident),
         cmocka_unit_test (test_growth_keeps_bytes),
+        cmocka_unit_test (test_growth_stays_one_mapping),
+        cmocka_unit_test (test_huge_pages_from_2_mib),
         cmocka_unit_test (test_shrink),
         cmocka_unit_test (test_too_large),
     };
