@@ -218,15 +218,14 @@ hd_dedup_prefetch (hd_dedup_t *self, uint64_t hash)
     hd_hashmap_prefetch (self->index, hash);
 }
 
-//  A block's bytes past its header: each new block twice the last,
-//  between S_BLOCK_FIRST and S_BLOCK_MOST.
+//  A block's bytes past its header: each new block twice the last, header
+//  included, between S_BLOCK_FIRST and S_BLOCK_MOST.
 static size_t
 s_next_block_size (hd_dedup_t *self)
 {
     if (!self->last_block)
         return self->spare_block ? self->spare_block->size : S_BLOCK_FIRST;
-    size_t bytes = 2 * (self->last_block->size + offsetof (s_block_t, data));
-    size_t size = bytes - offsetof (s_block_t, data);
+    size_t size = 2 * self->last_block->size + offsetof (s_block_t, data);
     if (size > S_BLOCK_MOST)
         size = S_BLOCK_MOST;
     return size > S_BLOCK_FIRST ? size : S_BLOCK_FIRST;

@@ -116,8 +116,6 @@ s_place (s_slot_t *slots, size_t mask, uint64_t key, void *value)
     slots[index].value = value;
 }
 
-//  Moves every value into slots, a zeroed table of count slots (a power
-//  of two), and frees the old table.
 //  Moves every value into a new zeroed table of count slots (a power of
 //  two) and frees the old one. The map is as it was when that fails.
 static int

@@ -74,7 +74,7 @@ hd_varint_read_long (const uint8_t *at, const uint8_t *end)
 
 //  Reads the varint at *cursor (before end) into *value and moves *cursor
 //  past it. False when it runs past end or past ten bytes (*cursor is then
-//  somewhere inside it).
+//  where it was).
 static inline bool
 hd_varint_read (const uint8_t **cursor, const uint8_t *end, uint64_t *value)
 {

@@ -92,9 +92,10 @@ workers_in() { stat_is ".pools[] | select(.name == \"$1\") | .workers" "$2"; }
 # count_lines FILE: lines in FILE (0 if missing).
 count_lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 
-# handled_each_once POOL N: pool POOL's workers logged ($WORK/POOL.txt, the id second)
-# each of N events exactly once.
+# handled_each_once POOL N: pool POOL acks N events, and its workers logged
+# ($WORK/POOL.txt, the id second) each of them exactly once.
 handled_each_once() {
+    wait_for "$1 done" 60 stat_is ".pools[] | select(.name==\"$1\") | .acked" "$2"
     [ "$(awk '{print $2}' "$WORK/$1.txt" | sort -u | wc -l)" = "$2" ] || fail "$1 missed events"
     [ "$(count_lines "$WORK/$1.txt")" = "$2" ] || fail "$1 handled some twice"
 }
