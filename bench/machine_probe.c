@@ -1,23 +1,37 @@
-/*  herald-machine-probe — what this machine charges for the two things
-    that dominate Herald's benchmarks once its own code is lean: waking a
-    thread, and touching memory for the first time (docs/PERFORMANCE.md,
-    twelfth pass). Neither is Herald's; both explain its ratios to raw
-    ZeroMQ on a given host.
+/*  herald-machine-probe — what this machine charges for the things that
+    dominate Herald's benchmarks once its own code is lean: waking a
+    thread, touching memory for the first time (docs/PERFORMANCE.md,
+    twelfth pass), and whether the whole machine stops now and then under
+    load (twenty-third pass). None of it is Herald's; all of it explains
+    its ratios to raw ZeroMQ and its tail latency on a given host.
 
-    herald-machine-probe [ROUND_TRIPS [MIB]]     (defaults 100000, 256)
+    herald-machine-probe [--stalls SECONDS] [--dir DIR] [ROUND_TRIPS [MIB]]
+    herald-machine-probe --watch SECONDS
 
-    - wake-up: two threads bounce a byte over two pipes, ROUND_TRIPS times,
-      first pinned to two different CPUs, then both to one CPU; prints the
-      microseconds per round trip (two wake-ups each).
-    - memory: maps MIB MiB, writes one byte per 4 KiB page, unmaps; three
-      rounds, with huge pages asked for (MADV_HUGEPAGE) and without. The
-      first round takes memory the kernel may have given back to a
-      hypervisor; the later ones reuse what the first faulted in.
+    - wake-up: two threads bounce a byte over two pipes, ROUND_TRIPS times
+      (default 100000), first pinned to two different CPUs, then both to
+      one CPU; prints the microseconds per round trip (two wake-ups each).
+    - memory: maps MIB MiB (default 256), writes one byte per 4 KiB page,
+      unmaps; three rounds, with huge pages asked for (MADV_HUGEPAGE) and
+      without. The first round takes memory the kernel may have given back
+      to a hypervisor; the later ones reuse what the first faulted in.
+    - stalls: a watcher thread sleeps 1 ms at a time and counts the sleeps
+      that end over 3 ms late (a stall: nothing on the machine ran it). It
+      watches for SECONDS (default 2; 0 skips the test) in each of five
+      conditions: quiet; one CPU kept busy; every CPU kept busy; a thread
+      writing 512 bytes and calling fdatasync in a loop (a file in DIR,
+      default "."); one CPU busy and that thread together. A virtual
+      machine whose host holds it to a CPU quota stalls in the last one,
+      all its CPUs at once, once a quota period.
+    - --watch: only the watcher, for SECONDS, one line a second
+      ("HH:MM:SS stalls N stalled_ms X"), for bench/compare.sh to lay over
+      the rows it runs meanwhile.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sched.h>
@@ -25,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,14 +129,244 @@ s_touch_rate (size_t mib, bool huge)
     return (double) bytes / 1e6 / elapsed;
 }
 
+//  ---------------------------------------------------------------------
+//  Stalls
+
+#define S_WATCH_SLEEP_NS 1000000LL // the watcher's nap
+#define S_STALL_NS       3000000LL // a nap this much too long is a stall
+
+#define S_STALLS_KEPT 4096 // stall times kept for their spacing
+
+typedef struct {
+    long stalls;
+    double stalled_ms, longest_ms;
+    int64_t at_ns[S_STALLS_KEPT]; // when the first ones began
+} s_stalls_t;
+
+static int64_t
+s_mono_ns (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+//  One nap of the watcher, counted into tally when it overran.
+static void
+s_nap (s_stalls_t *tally)
+{
+    struct timespec nap = {0, S_WATCH_SLEEP_NS};
+    int64_t before = s_mono_ns ();
+    nanosleep (&nap, NULL);
+    int64_t late = s_mono_ns () - before - S_WATCH_SLEEP_NS;
+    if (late > S_STALL_NS) {
+        double late_ms = (double) late / 1e6;
+        if (tally->stalls < S_STALLS_KEPT)
+            tally->at_ns[tally->stalls] = before;
+        tally->stalls++;
+        tally->stalled_ms += late_ms;
+        if (late_ms > tally->longest_ms)
+            tally->longest_ms = late_ms;
+    }
+}
+
+static int
+s_compare_ns (const void *a, const void *b)
+{
+    int64_t left = *(const int64_t *) a, right = *(const int64_t *) b;
+    return (left > right) - (left < right);
+}
+
+//  The median time between one stall's start and the next one's, in ms
+//  (0 with fewer than two): a hypervisor's quota period shows here.
+static double
+s_stall_spacing_ms (s_stalls_t *tally)
+{
+    long kept = tally->stalls < S_STALLS_KEPT ? tally->stalls : S_STALLS_KEPT;
+    if (kept < 2)
+        return 0;
+    for (long index = 0; index + 1 < kept; index++)
+        tally->at_ns[index] = tally->at_ns[index + 1] - tally->at_ns[index];
+    qsort (tally->at_ns, (size_t) kept - 1, sizeof tally->at_ns[0], s_compare_ns);
+    return (double) tally->at_ns[(kept - 1) / 2] / 1e6;
+}
+
+//  Shared with the load processes: a broker and its clients are
+//  processes, and on some hypervisors switching between processes costs
+//  the host far more than switching between threads of one.
+typedef struct {
+    atomic_bool stop;
+    atomic_long flushes; // the flusher's count
+    atomic_int error;    // the flusher's errno when it failed
+} s_load_t;
+
+static void
+s_spin (s_load_t *load)
+{
+    volatile uint64_t counter = 0;
+    while (!atomic_load_explicit (&load->stop, memory_order_relaxed))
+        counter++;
+}
+
+//  Overwrites the start of a file of its own and makes it durable, again
+//  and again: what a broker's commit asks of the disk.
+static void
+s_flush (s_load_t *load, const char *dir)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/herald-machine-probe.XXXXXX", dir);
+    int fd = mkstemp (path);
+    if (fd == -1) {
+        atomic_store (&load->error, errno);
+        return;
+    }
+    unlink (path);
+    char block[512];
+    memset (block, 'h', sizeof block);
+    while (!atomic_load_explicit (&load->stop, memory_order_relaxed)) {
+        if (pwrite (fd, block, sizeof block, 0) != (ssize_t) sizeof block || fdatasync (fd)) {
+            atomic_store (&load->error, errno ? errno : EIO);
+            break;
+        }
+        atomic_fetch_add_explicit (&load->flushes, 1, memory_order_relaxed);
+    }
+    close (fd);
+}
+
+//  Watches for seconds with spinners processes keeping CPUs busy and,
+//  when flush, a flushing process; prints one line. Nothing is pinned:
+//  the scheduler places the processes as it would a broker's.
+static int
+s_stall_case (const char *label, double seconds, int spinners, bool flush, const char *dir)
+{
+    s_load_t *load =
+        mmap (NULL, sizeof *load, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (load == MAP_FAILED) {
+        fprintf (stderr, "herald-machine-probe: cannot map shared memory: %s\n", strerror (errno));
+        return -1;
+    }
+    atomic_init (&load->stop, false);
+    atomic_init (&load->flushes, 0);
+    atomic_init (&load->error, 0);
+    int wanted = spinners + (flush ? 1 : 0), started = 0;
+    pid_t children[3];
+    fflush (stdout);
+    for (; started < wanted; started++) {
+        pid_t child = fork ();
+        if (child == -1)
+            break;
+        if (child == 0) {
+            if (started < spinners)
+                s_spin (load);
+            else
+                s_flush (load, dir);
+            _exit (0);
+        }
+        children[started] = child;
+    }
+    static s_stalls_t tally;
+    tally = (s_stalls_t){0};
+    int64_t end = s_mono_ns () + (int64_t) (seconds * 1e9);
+    while (started == wanted && s_mono_ns () < end && !atomic_load (&load->error))
+        s_nap (&tally);
+    atomic_store (&load->stop, true);
+    for (int index = 0; index < started; index++)
+        waitpid (children[index], NULL, 0);
+    int error = atomic_load (&load->error);
+    long flushes = atomic_load (&load->flushes);
+    munmap (load, sizeof *load);
+    if (started < wanted) {
+        fprintf (stderr, "herald-machine-probe: cannot start a load process: %s\n",
+                 strerror (errno));
+        return -1;
+    }
+    if (error) {
+        fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
+                 strerror (error));
+        return -1;
+    }
+    printf ("  %-30s %6ld stalls, %7.1f ms stalled a second, longest %6.1f ms", label, tally.stalls,
+            tally.stalled_ms / seconds, tally.longest_ms);
+    double spacing_ms = s_stall_spacing_ms (&tally);
+    if (spacing_ms > 0)
+        printf (", every %6.1f ms", spacing_ms);
+    else
+        printf (", every      - ms");
+    if (flush)
+        printf (", %6.0f fdatasync/s", (double) flushes / seconds);
+    printf ("\n");
+    return 0;
+}
+
+static int
+s_stall_test (double seconds, const char *dir, int cpus)
+{
+    printf ("stalls (a 1 ms sleep that ends over 3 ms late), %.1f s each:\n", seconds);
+    if (s_stall_case ("quiet", seconds, 0, false, dir) ||
+        s_stall_case ("one CPU busy", seconds, 1, false, dir) ||
+        s_stall_case ("every CPU busy", seconds, cpus, false, dir) ||
+        s_stall_case ("fdatasync loop", seconds, 0, true, dir) ||
+        s_stall_case ("one CPU busy + fdatasync loop", seconds, 1, true, dir))
+        return -1;
+    return 0;
+}
+
+//  --watch: one line a second, wall-clock stamped, until seconds pass.
+static void
+s_watch (double seconds)
+{
+    setvbuf (stdout, NULL, _IOLBF, 0);
+    int64_t end = s_mono_ns () + (int64_t) (seconds * 1e9);
+    time_t second = time (NULL);
+    static s_stalls_t tally;
+    while (s_mono_ns () < end) {
+        s_nap (&tally);
+        time_t now = time (NULL);
+        if (now != second) {
+            struct tm local;
+            localtime_r (&second, &local);
+            printf ("%02d:%02d:%02d stalls %ld stalled_ms %.1f\n", local.tm_hour, local.tm_min,
+                    local.tm_sec, tally.stalls, tally.stalled_ms);
+            tally = (s_stalls_t){0};
+            second = now;
+        }
+    }
+}
+
 int
 main (int argc, char *argv[])
 {
-    long round_trips = argc > 1 ? atol (argv[1]) : 100000;
-    long mib = argc > 2 ? atol (argv[2]) : 256;
-    if (round_trips < 1 || mib < 1 || argc > 3) {
-        fprintf (stderr, "usage: herald-machine-probe [ROUND_TRIPS [MIB]]\n");
+    double stall_seconds = 2, watch_seconds = 0;
+    const char *dir = ".";
+    long numbers[2] = {100000, 256}; // ROUND_TRIPS, MIB
+    int positional = 0;
+    bool usage_error = false;
+    for (int arg = 1; arg < argc && !usage_error; arg++) {
+        char *end = NULL;
+        if (strcmp (argv[arg], "--stalls") == 0 && arg + 1 < argc)
+            stall_seconds = strtod (argv[++arg], &end);
+        else if (strcmp (argv[arg], "--watch") == 0 && arg + 1 < argc)
+            watch_seconds = strtod (argv[++arg], &end);
+        else if (strcmp (argv[arg], "--dir") == 0 && arg + 1 < argc)
+            dir = argv[++arg];
+        else if (argv[arg][0] != '-' && positional < 2)
+            numbers[positional++] = strtol (argv[arg], &end, 10);
+        else
+            usage_error = true;
+        if (end && (*end || end == argv[arg]))
+            usage_error = true;
+    }
+    long round_trips = numbers[0], mib = numbers[1];
+    if (usage_error || round_trips < 1 || mib < 1 || !(stall_seconds >= 0) ||
+        !(watch_seconds >= 0)) {
+        fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
+                         "[ROUND_TRIPS [MIB]]\n"
+                         "       herald-machine-probe --watch SECONDS\n");
         return 2;
+    }
+    if (watch_seconds > 0) {
+        s_watch (watch_seconds);
+        return 0;
     }
     //  The first two CPUs this process may run on
     cpu_set_t allowed;
@@ -145,5 +391,10 @@ main (int argc, char *argv[])
             printf (" %8.0f", s_touch_rate ((size_t) mib, huge));
         printf ("\n");
     }
+    //  The round trips pinned this thread; the stall test runs unpinned
+    if (stall_seconds > 0 &&
+        (sched_setaffinity (0, sizeof allowed, &allowed) ||
+         s_stall_test (stall_seconds, dir, CPU_COUNT (&allowed) < 3 ? CPU_COUNT (&allowed) : 2)))
+        return 1;
     return 0;
 }

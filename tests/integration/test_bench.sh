@@ -61,4 +61,23 @@ grep -Eq '^  both threads on CPU [0-9]+: +[0-9]+\.[0-9]+ us$' "$WORK/probe.txt" 
 [ "$(grep -Ec '^first touch of 8 MiB, (huge|4 KiB) pages, MB/s per round:( +[1-9][0-9]*){3}$' \
     "$WORK/probe.txt")" = 2 ] || fail "no first-touch rates"
 "$BIN/herald-machine-probe" 0 >/dev/null 2>&1 && fail "herald-machine-probe took 0 round trips"
+# its stall test: five conditions, each a count, a rate and the longest,
+# the two with a flushing process its fdatasync rate; a directory it
+# cannot write in is an error, not a figure
+"$BIN/herald-machine-probe" --stalls 0.2 --dir "$WORK" 2000 8 >"$WORK/stalls.txt" ||
+    fail "herald-machine-probe --stalls exited with $?"
+cat "$WORK/stalls.txt"
+stall_line='^  [a-zA-Z +]+ +[0-9]+ stalls, +[0-9]+\.[0-9] ms stalled a second, longest +[0-9]+\.[0-9] ms, every +([0-9]+\.[0-9]|-) ms'
+[ "$(grep -Ec "$stall_line\$" "$WORK/stalls.txt")" = 3 ] || fail "not three stall lines without a load on the disk"
+[ "$(grep -Ec "$stall_line, +[1-9][0-9]* fdatasync/s\$" "$WORK/stalls.txt")" = 2 ] ||
+    fail "not two stall lines with a flushing process"
+ls "$WORK"/herald-machine-probe.* >/dev/null 2>&1 && fail "the flush file was left behind"
+"$BIN/herald-machine-probe" --stalls 0.1 --dir "$WORK/none" 2000 8 >/dev/null 2>"$WORK/stalls.err" &&
+    fail "herald-machine-probe flushed into a missing directory"
+grep -q "cannot write and sync a file in $WORK/none" "$WORK/stalls.err" || fail "no reason given"
+"$BIN/herald-machine-probe" --stalls -1 >/dev/null 2>&1 && fail "herald-machine-probe took --stalls -1"
+# --watch: one stamped line a second
+"$BIN/herald-machine-probe" --watch 2.2 >"$WORK/watch.txt" || fail "--watch exited with $?"
+grep -Eq '^[0-9]{2}:[0-9]{2}:[0-9]{2} stalls [0-9]+ stalled_ms [0-9]+\.[0-9]$' "$WORK/watch.txt" ||
+    fail "no watch line: $(cat "$WORK/watch.txt")"
 log "ok"
