@@ -22,6 +22,9 @@
 #   INSTALL=auto       auto: `build.sh --install` (apt, root) when a peer's
 #                      server or library is missing; 0: never
 #   HERALD_ONLY_ARGS   extra herald-bench flags for every Herald row
+#   STALLS=1           watch for machine stalls meanwhile (herald-machine-probe
+#                      --watch) and show them for the fixed-rate latency rows;
+#                      0: do not
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -43,13 +46,32 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")
 NOTES=()
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-cleanup() { rm -rf "$WORK"; }
+WATCH_PID=""
+cleanup() {
+    [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 [[ -x "$HB" ]] || { echo "no $HB: build first (cmake --build $BUILD)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "compare.sh needs jq" >&2; exit 1; }
 mkdir -p "$RESULTS"
+
+# ------------------------------------------------------------------ stalls
+# A virtual machine held to a CPU quota by its host stops, every CPU at
+# once, for milliseconds a quota period; a fixed-rate latency row that runs
+# into it has a p99 of the stall's length, whoever is measured. A watcher
+# naps 1 ms at a time all through and writes one line a second (time,
+# stalls, stalled ms), laid over each latency row's time span below.
+STALLS=${STALLS:-1}
+STALL_LOG="$WORK/stalls.txt"
+SPANS="$WORK/spans.txt"
+: >"$SPANS"
+if [[ $STALLS = 1 && -x "$BUILD/bin/herald-machine-probe" ]]; then
+    "$BUILD/bin/herald-machine-probe" --watch 86400 >"$STALL_LOG" 2>/dev/null &
+    WATCH_PID=$!
+fi
 
 # ------------------------------------------------------------------ Herald
 HERALD_PASSES=${HERALD_PASSES:-2}
@@ -58,12 +80,15 @@ herald() {
     local name=$1
     shift
     log "herald $name (pass $PASS): herald-bench $*"
+    local started
+    started=$(date +%H:%M:%S)
     # shellcheck disable=SC2086 # HERALD_ONLY_ARGS is a list of flags
     if ! "$HB" --runs "$RUNS" --json --quiet "$@" ${HERALD_ONLY_ARGS:-} \
         >"$WORK/herald-$name.$PASS.json" 2>"$WORK/herald-$name.$PASS.log"; then
         NOTES+=("Herald row $name, pass $PASS: herald-bench failed (see below)")
         tail -n 5 "$WORK/herald-$name.$PASS.log" >&2
     fi
+    echo "herald $name $started $(date +%H:%M:%S)" >>"$SPANS"
     grep '^|' "$WORK/herald-$name.$PASS.log" | tail -n 1 >&2 || true
 }
 # Every system starts on a quiet disk: what the one before left in the page
@@ -174,6 +199,35 @@ if [[ $HERALD_PASSES -ge 2 ]]; then
     PASS=2
     herald_rows
 fi
+[[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null
+WATCH_PID=""
+
+# The peers' runs as spans too: run.sh logs "[HH:MM:SS] SYS CASE PHASE #N: ..."
+# as each run ends, so a run spans from the line before it to its own
+if [[ -f "$WORK/peers-run.log" ]]; then
+    awk 'match($0, /^\[[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\]/) {
+             at = substr($0, 2, 8)
+             if ($3 != "" && $4 ~ /^(tp|lat|fix)$/ && $5 ~ /^#/ && prev != "")
+                 print "peer", $2 "/" $3 "/" $4, prev, at
+             prev = at }' "$WORK/peers-run.log" >>"$SPANS"
+fi
+
+# stalls WHO NAME: "stalled ms a second / stalls a second" over the spans of
+# that row ("" when no span or no watch): the watcher's seconds that end
+# inside a span; a span may cross midnight
+stalls() {
+    [[ -s "$STALL_LOG" ]] || return 0
+    awk -v who="$1" -v name="$2" '
+        function sec(hms) { split(hms, p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+        BEGIN { n = 0 }
+        FNR == NR { if ($1 == who && $2 == name) { from[n] = sec($3); to[n] = sec($4); n++ } next }
+        { t = sec($1)
+          for (i = 0; i < n; i++) {
+              lo = from[i]; hi = to[i]; tt = t
+              if (hi < lo) { hi += 86400; if (tt < lo) tt += 86400 }
+              if (tt > lo && tt <= hi) { secs++; count += $3; ms += $5; break } } }
+        END { if (secs) printf "%.1f ms / %.1f", ms / secs, count / secs }' "$SPANS" "$STALL_LOG"
+}
 
 # peer SYS CASE PHASE KEY: median over runs ("" when absent)
 peer() {
@@ -280,6 +334,24 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s, --fsync never vs raw ZeroMQ | $(num "$H_LATN") µs | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_LAT") µs | $(ratio "$H_LATN" "$Z_LAT") | - |"
+    if [[ -s "$STALL_LOG" ]]; then
+        echo
+        echo "### Machine stalls during the fixed-rate latency rows"
+        echo
+        echo "A watcher slept 1 ms at a time through the whole comparison; a stall is a sleep that ended over"
+        echo "3 ms late (herald-machine-probe --watch). Each figure covers the seconds of that row's runs"
+        echo "(Herald: both passes; peers: each run from the log line before it)."
+        echo
+        echo "| row | stalled ms a second / stalls a second | p99 µs |"
+        echo "|---|---:|---:|"
+        echo "| Herald W2 @ $LAT_RATE/s, --fsync always | $(stalls herald lat-always) | $(num "$H_LATA") |"
+        echo "| Herald W2 @ $LAT_RATE/s, --fsync always, handler threads | $(stalls herald lat-always-threaded) | $(num "$H_LATAT") |"
+        echo "| Herald W2 @ $LAT_RATE/s, --fsync never | $(stalls herald lat-never) | $(num "$H_LATN") |"
+        echo "| raw ZeroMQ ROUTER/ROUTER @ $LAT_RATE/s | $(stalls peer zmq/w2-mem/fix) | $(num "$Z_LAT") |"
+        echo "| NATS JetStream file, pull @ $LAT_RATE/s | $(stalls peer nats/w2-js-file/fix) | $(num "$JS_LAT") |"
+        echo "| Redis Streams, appendfsync always @ $LAT_RATE/s | $(stalls peer redis/w2-aof-always/fix) | $(num "$RA_LAT") |"
+        echo "| RabbitMQ durable @ $LAT_RATE/s | $(stalls peer rabbitmq/w2-durable/fix) | $(num "$MQ_LAT") |"
+    fi
     echo
     echo "Herald W1 runs with --fsync never because the peers' W1 is non-durable (Herald still writes"
     echo "every event to its log); the --fsync always row is shown above. Herald's W1 pub msg/s counts"
