@@ -53,12 +53,12 @@ typedef struct {
     bool pin_error; // it could not be pinned there
 } s_bounce_t;
 
-static double
-s_now (void)
+static int64_t
+s_mono_ns (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
-    return (double) now.tv_sec + (double) now.tv_nsec * 1e-9;
+    return (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
 static int
@@ -94,12 +94,12 @@ s_round_trip_us (long round_trips, int cpu_a, int cpu_b)
     if (pthread_create (&echo, NULL, s_echo, &bounce))
         return -1;
     char byte = 'x';
-    double started = s_now ();
+    int64_t started = s_mono_ns ();
     long trip = 0;
     for (; trip < round_trips; trip++)
         if (write (bounce.ping[1], &byte, 1) != 1 || read (bounce.pong[0], &byte, 1) != 1)
             break;
-    double elapsed = s_now () - started;
+    double elapsed_us = (double) (s_mono_ns () - started) / 1e3;
     pthread_join (echo, NULL);
     close (bounce.ping[0]);
     close (bounce.ping[1]);
@@ -107,7 +107,7 @@ s_round_trip_us (long round_trips, int cpu_a, int cpu_b)
     close (bounce.pong[1]);
     if (trip < round_trips || bounce.pin_error)
         return -1;
-    return elapsed * 1e6 / (double) round_trips;
+    return elapsed_us / (double) round_trips;
 }
 
 //  MB/s of first writes to mib fresh MiB, or -1 when it cannot be mapped.
@@ -122,10 +122,10 @@ s_touch_rate (size_t mib, bool huge)
 #ifdef MADV_HUGEPAGE
     madvise (memory, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 #endif
-    double started = s_now ();
+    int64_t started = s_mono_ns ();
     for (size_t offset = 0; offset < bytes; offset += 4096)
         memory[offset] = 1;
-    double elapsed = s_now () - started;
+    double elapsed = (double) (s_mono_ns () - started) / 1e9;
     munmap (memory, bytes);
     return (double) bytes / 1e6 / elapsed;
 }
@@ -143,14 +143,6 @@ typedef struct {
     double stalled_ms, longest_ms;
     int64_t at_ns[S_STALLS_KEPT]; // when the first ones began
 } s_stalls_t;
-
-static int64_t
-s_mono_ns (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000000000LL + now.tv_nsec;
-}
 
 //  One nap of the watcher, counted into tally when it overran.
 static void
