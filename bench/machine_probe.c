@@ -1,6 +1,6 @@
 /*  herald-machine-probe — what this machine charges for the things that
     dominate Herald's benchmarks once its own code is lean: waking a
-    thread, touching memory for the first time (docs/PERFORMANCE.md,
+    thread, touching memory for the first time (docs/PERFORMANCE-HISTORY.md,
     twelfth pass), and whether the whole machine stops now and then under
     load (twenty-third pass). None of it is Herald's; all of it explains
     its ratios to raw ZeroMQ and its tail latency on a given host.
