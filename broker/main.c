@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "broker.h"
+#include "dedup.h"
 #include "options.h"
 
 typedef struct {
@@ -51,10 +52,11 @@ s_options_new (s_settings_t *s)
                     "how long a (source, id) is remembered for duplicate suppression",
                     &s->dedup_window);
     hd_options_add (options, "dedup-max", HD_OPT_INT, "1000000", NULL,
-                    "most identities remembered; the oldest go first", &s->dedup_max);
+                    "most identities remembered (at most 2147483648); the oldest go first",
+                    &s->dedup_max);
     hd_options_add (options, "dedup-reserve", HD_OPT_BOOL, "true", NULL,
                     "size the dedup window's index for --dedup-max and touch its memory at start "
-                    "(16 bytes a slot, 32 MiB at the default --dedup-max), so a fresh broker "
+                    "(~19 MiB at the default --dedup-max), so a fresh broker "
                     "does not grow it under traffic (false: it grows as identities arrive)",
                     &s->dedup_reserve);
     hd_options_add (options, "max-payload", HD_OPT_SIZE, "1M", NULL, "largest payload accepted",
@@ -167,6 +169,8 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
         return "--max-deliver must be >= 0 (0: unlimited) and --segment-size at least 4K";
     if (s->max_topic > 255)
         return "--max-topic is at most 255";
+    if ((uint64_t) s->dedup_max > HD_DEDUP_MAX_ENTRIES)
+        return "--dedup-max is at most 2147483648";
     return NULL;
 }
 

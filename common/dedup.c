@@ -2,9 +2,17 @@
 
     Entries leave strictly oldest first, so they are carved one after the
     other out of large blocks, and a block goes back when the oldest entry
-    has moved past it: no malloc and free per event. */
+    has moved past it: no malloc and free per event.
+
+    Each entry is numbered in insertion order (its ref, modulo 2^31), and
+    a ring of pointers indexed by ref is the FIFO. The index (a tagmap)
+    maps a 32-bit tag of the key's hash to the ref: 8 bytes a slot, so a
+    full default window's index is ~11 MiB, not the 32 MiB of a table of
+    hashes and pointers. A look-up reads the entry only for a tag that
+    matches. */
 #include "dedup.h"
 #include "hashmap.h"
+#include "tagmap.h"
 #include "buffer.h"
 #include "region.h"
 
@@ -13,14 +21,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct s_entry {
-    struct s_entry *next; // younger
+typedef struct {
     int64_t time;
     uint64_t seq;
-    uint64_t hash; // of the key
-    size_t key_size;
+    uint32_t tag; // of the key's hash: the entry's index slot holds it
+    uint32_t ref; // the entry's number: its place in the ring
+    uint32_t key_size;
     char key[]; // "<source length>:<source><id>", unambiguous for any bytes
 } s_entry_t;
+
+//  Refs count modulo 2^31, so a ring of any power-of-two size up to that
+//  finds an entry at ref & (size - 1) across the wrap
+#define S_REF_MASK   ((uint32_t) (HD_DEDUP_MAX_ENTRIES - 1))
+#define S_RING_FIRST 16
 
 //  Entries live in blocks, oldest block first: a window fills its blocks
 //  under traffic, so each is a region faulted in at once instead of a
@@ -80,10 +93,11 @@ s_block_destroy (s_block_t **block_p)
 #define S_DROP_AHEAD 8
 
 struct _hd_dedup_t {
-    hd_hashmap_t *index; // key hash -> s_entry_t (matched by key)
-    s_entry_t *oldest, *youngest;
-    s_entry_t *ahead; // the youngest entry whose slot a drop prefetched (NULL: none)
-    size_t ahead_gap; // places from oldest to ahead
+    hd_tagmap_t *index;       // tag of the key's hash -> ref (matched by key)
+    s_entry_t **ring;         // ref & (ring_size - 1) -> entry, for the FIFO's refs
+    hd_region_t *ring_region; // holds the ring when it is mapped (NULL: from calloc)
+    size_t ring_size;         // a power of two, >= entries
+    uint32_t oldest_ref;      // the FIFO's head; the youngest is oldest_ref + entries - 1
     s_block_t *first_block, *last_block;
     s_block_t *spare_block; // the last one released, kept for the next
     int64_t window_ms;
@@ -92,19 +106,72 @@ struct _hd_dedup_t {
     uint64_t evicted, expired;
 };
 
+//  The index's tag of a key's hash: its high half, mixed again, so that a
+//  caller's hash with weak high bits still spreads over the slots
+static uint32_t
+s_tag (uint64_t hash)
+{
+    return (uint32_t) ((hash * 0x9E3779B97F4A7C15ULL) >> 32);
+}
+
+static s_entry_t *
+s_entry_at (hd_dedup_t *self, uint32_t ref)
+{
+    return self->ring[ref & (self->ring_size - 1)];
+}
+
+static s_entry_t *
+s_oldest (hd_dedup_t *self)
+{
+    return self->entries ? s_entry_at (self, self->oldest_ref) : NULL;
+}
+
+//  Moves the ring to size places (a power of two, >= entries); each entry
+//  keeps its ref. Returns 0, or -1 when out of memory (nothing changed).
+static int
+s_ring_resize (hd_dedup_t *self, size_t size)
+{
+    hd_region_t *region;
+    s_entry_t **ring = hd_region_table_new (size * sizeof *ring, &region);
+    if (!ring)
+        return -1;
+    for (size_t place = 0; place < self->entries; place++) {
+        uint32_t ref = (self->oldest_ref + (uint32_t) place) & S_REF_MASK;
+        ring[ref & (size - 1)] = s_entry_at (self, ref);
+    }
+    hd_region_table_free (self->ring, &self->ring_region);
+    self->ring = ring;
+    self->ring_region = region;
+    self->ring_size = size;
+    return 0;
+}
+
+//  The ring size that holds entries places: the least power of two
+static size_t
+s_ring_size_for (size_t entries)
+{
+    size_t size = S_RING_FIRST;
+    while (size < entries)
+        size *= 2;
+    return size;
+}
+
 hd_dedup_t *
 hd_dedup_new (int64_t window_ms, size_t max_entries)
 {
     hd_dedup_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->index = hd_hashmap_new ();
-    if (!self->index) {
+    self->window_ms = window_ms;
+    self->max_entries = max_entries ? max_entries : 1;
+    if (self->max_entries > HD_DEDUP_MAX_ENTRIES)
+        self->max_entries = HD_DEDUP_MAX_ENTRIES;
+    self->index = hd_tagmap_new ();
+    if (!self->index || s_ring_resize (self, S_RING_FIRST) != 0) {
+        hd_tagmap_destroy (&self->index);
         free (self);
         return NULL;
     }
-    self->window_ms = window_ms;
-    self->max_entries = max_entries ? max_entries : 1;
     return self;
 }
 
@@ -112,19 +179,24 @@ int
 hd_dedup_reserve (hd_dedup_t *self)
 {
     //  The index holds live entries only, never more than max_entries
-    return hd_hashmap_reserve (self->index, self->max_entries);
+    size_t ring_size = s_ring_size_for (self->max_entries);
+    if (ring_size > self->ring_size && s_ring_resize (self, ring_size) != 0)
+        return -1;
+    return hd_tagmap_reserve (self->index, self->max_entries);
 }
 
 size_t
 hd_dedup_reserve_bytes (hd_dedup_t *self)
 {
-    return hd_hashmap_reserve_bytes (self->max_entries);
+    size_t index_bytes = hd_tagmap_reserve_bytes (self->max_entries);
+    return index_bytes ? index_bytes + s_ring_size_for (self->max_entries) * sizeof (s_entry_t *)
+                       : 0;
 }
 
 size_t
 hd_dedup_index_bytes (hd_dedup_t *self)
 {
-    return hd_hashmap_table_bytes (self->index);
+    return hd_tagmap_table_bytes (self->index) + self->ring_size * sizeof (s_entry_t *);
 }
 
 void
@@ -133,7 +205,8 @@ hd_dedup_destroy (hd_dedup_t **self_p)
     if (!self_p || !*self_p)
         return;
     hd_dedup_t *self = *self_p;
-    hd_hashmap_destroy (&self->index);
+    hd_tagmap_destroy (&self->index);
+    hd_region_table_free (self->ring, &self->ring_region);
     while (self->first_block) {
         s_block_t *block = self->first_block;
         self->first_block = block->next;
@@ -189,18 +262,28 @@ hd_dedup_key_release (hd_dedup_key_t *key)
     key->heap = NULL;
 }
 
+typedef struct {
+    hd_dedup_t *dedup;
+    const hd_dedup_key_t *key;
+} s_match_t;
+
 static bool
-s_entry_matches (const void *entry, const void *arg)
+s_entry_matches (uint32_t ref, const void *arg)
 {
-    const s_entry_t *self = entry;
-    const hd_dedup_key_t *key = arg;
-    return self->key_size == key->size && memcmp (self->key, key->data, key->size) == 0;
+    const s_match_t *match = arg;
+    const s_entry_t *entry = s_entry_at (match->dedup, ref);
+    return entry->key_size == match->key->size &&
+           memcmp (entry->key, match->key->data, match->key->size) == 0;
 }
 
 static s_entry_t *
 s_find (hd_dedup_t *self, const hd_dedup_key_t *key)
 {
-    return hd_hashmap_find (self->index, key->hash, s_entry_matches, key);
+    s_match_t match = {self, key};
+    uint32_t ref;
+    if (hd_tagmap_find (self->index, s_tag (key->hash), s_entry_matches, &match, &ref) != 0)
+        return NULL;
+    return s_entry_at (self, ref);
 }
 
 uint64_t
@@ -215,7 +298,7 @@ hd_dedup_lookup_key (hd_dedup_t *self, const hd_dedup_key_t *key, int64_t now)
 void
 hd_dedup_prefetch (hd_dedup_t *self, uint64_t hash)
 {
-    hd_hashmap_prefetch (self->index, hash);
+    hd_tagmap_prefetch (self->index, s_tag (hash));
 }
 
 //  A block's bytes past its header: each new block twice the last, header
@@ -271,8 +354,8 @@ s_block_holds (const s_block_t *block, const void *entry)
 static void
 s_blocks_release (hd_dedup_t *self)
 {
-    while (self->first_block &&
-           (!self->oldest || !s_block_holds (self->first_block, self->oldest))) {
+    s_entry_t *oldest = s_oldest (self);
+    while (self->first_block && (!oldest || !s_block_holds (self->first_block, oldest))) {
         s_block_t *block = self->first_block;
         self->first_block = block->next;
         if (!self->first_block)
@@ -285,41 +368,23 @@ s_blocks_release (hd_dedup_t *self)
     }
 }
 
-//  Keeps ahead S_DROP_AHEAD places younger than the oldest entry,
-//  prefetching the slot of each entry it moves to.
-static void
-s_prefetch_drops (hd_dedup_t *self)
-{
-    if (!self->ahead || self->ahead_gap == 0) {
-        self->ahead = self->oldest;
-        self->ahead_gap = 0;
-    }
-    while (self->ahead && self->ahead_gap < S_DROP_AHEAD && self->ahead->next) {
-        self->ahead = self->ahead->next;
-        self->ahead_gap++;
-        hd_hashmap_prefetch (self->index, self->ahead->hash);
-    }
-}
-
 //  Returns true when the entry was live, false when a later insert of the
 //  same key had already replaced it.
 static bool
 s_drop_oldest (hd_dedup_t *self)
 {
-    s_entry_t *entry = self->oldest;
-    if (self->ahead == entry)
-        self->ahead = NULL;
-    else if (self->ahead)
-        self->ahead_gap--;
-    self->oldest = entry->next;
+    s_entry_t *entry = s_oldest (self);
+    self->oldest_ref = (self->oldest_ref + 1) & S_REF_MASK;
     self->entries--;
-    if (!self->oldest)
-        self->youngest = NULL;
     //  A later insert of the same key replaced the index entry; keep that one
-    bool live = hd_hashmap_remove (self->index, entry->hash, entry) == 0;
-    if (!self->oldest || !s_block_holds (self->first_block, self->oldest))
+    bool live = hd_tagmap_remove (self->index, entry->tag, entry->ref) == 0;
+    s_entry_t *oldest = s_oldest (self);
+    if (!oldest || !s_block_holds (self->first_block, oldest))
         s_blocks_release (self);
-    s_prefetch_drops (self);
+    if (self->entries > S_DROP_AHEAD) {
+        uint32_t ahead = (self->oldest_ref + S_DROP_AHEAD) & S_REF_MASK;
+        hd_tagmap_prefetch (self->index, s_entry_at (self, ahead)->tag);
+    }
     return live;
 }
 
@@ -332,31 +397,31 @@ hd_dedup_insert_key (hd_dedup_t *self, const hd_dedup_key_t *key, uint64_t seq, 
     //  capacity evicts nothing live when it is the oldest (should the
     //  insert then fail for memory, the identity is forgotten: a worker
     //  may redo an idempotent event, the broker never re-inserts a live one)
+    if (key->size > UINT32_MAX)
+        return -1;
     s_entry_t *old = s_find (self, key);
     if (old)
-        hd_hashmap_remove (self->index, old->hash, old);
+        hd_tagmap_remove (self->index, old->tag, old->ref);
     //  Replaced entries count against max_entries too, so a key inserted
     //  again and again cannot grow memory; only live ones count as evicted
-    while (self->entries >= self->max_entries && self->oldest)
+    while (self->entries >= self->max_entries && self->entries)
         if (s_drop_oldest (self))
             self->evicted++;
+    if (self->entries == self->ring_size && s_ring_resize (self, self->ring_size * 2) != 0)
+        return -1;
     s_entry_t *entry = s_entry_alloc (self, sizeof *entry + key->size);
     if (!entry)
         return -1;
     memcpy (entry->key, key->data, key->size);
-    entry->key_size = key->size;
-    entry->hash = key->hash;
+    entry->key_size = (uint32_t) key->size;
+    entry->tag = s_tag (key->hash);
+    entry->ref = (self->oldest_ref + (uint32_t) self->entries) & S_REF_MASK;
     entry->time = now;
     entry->seq = seq;
-    entry->next = NULL;
     //  On failure the entry's room stays unused until its block goes
-    if (hd_hashmap_insert (self->index, entry->hash, entry) != 0)
+    if (hd_tagmap_insert (self->index, entry->tag, entry->ref) != 0)
         return -1;
-    if (self->youngest)
-        self->youngest->next = entry;
-    else
-        self->oldest = entry;
-    self->youngest = entry;
+    self->ring[entry->ref & (self->ring_size - 1)] = entry;
     self->entries++;
     return 0;
 }
@@ -366,13 +431,13 @@ hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key)
 {
     //  The FIFO entry stays until it expires; it no longer owns the index slot
     s_entry_t *entry = s_find (self, key);
-    return entry ? hd_hashmap_remove (self->index, entry->hash, entry) : -1;
+    return entry ? hd_tagmap_remove (self->index, entry->tag, entry->ref) : -1;
 }
 
 void
 hd_dedup_expire (hd_dedup_t *self, int64_t now)
 {
-    while (self->oldest && now - self->oldest->time >= self->window_ms)
+    while (self->entries && now - s_oldest (self)->time >= self->window_ms)
         if (s_drop_oldest (self))
             self->expired++;
 }
@@ -380,7 +445,7 @@ hd_dedup_expire (hd_dedup_t *self, int64_t now)
 size_t
 hd_dedup_size (hd_dedup_t *self)
 {
-    return hd_hashmap_size (self->index);
+    return hd_tagmap_size (self->index);
 }
 
 uint64_t

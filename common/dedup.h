@@ -14,6 +14,10 @@
 
 typedef struct _hd_dedup_t hd_dedup_t;
 
+//  The most identities a window holds (entries are numbered modulo 2^31).
+#define HD_DEDUP_MAX_ENTRIES ((size_t) 1 << 31)
+
+//  max_entries 0 means 1; above HD_DEDUP_MAX_ENTRIES it is that.
 hd_dedup_t *hd_dedup_new (int64_t window_ms, size_t max_entries);
 void hd_dedup_destroy (hd_dedup_t **self_p);
 

@@ -7,12 +7,6 @@
 #include <string.h>
 
 #define S_INITIAL_SLOTS 16
-//  Slot arrays this large are a region of their own: faulted in whole when
-//  made (a resize would otherwise fault every page as values move in),
-//  in huge pages where the kernel has them, since lookups land anywhere in
-//  the array and with 4 KiB pages nearly every one also misses the TLB (a
-//  full dedup window is 32 MiB of slots)
-#define S_MAPPED_MIN (64 * 1024)
 //  Grow past 70 % full: linear probing stays short below that
 #define S_LOAD_NUMERATOR   7
 #define S_LOAD_DENOMINATOR 10
@@ -28,33 +22,6 @@ struct _hd_hashmap_t {
     size_t mask;         // slot count - 1; the count is a power of two
     size_t size;
 };
-
-//  Zeroed slots: from calloc, or for a large array a region (fresh pages
-//  are zero). Sets *region_p to the region, or NULL.
-static s_slot_t *
-s_slots_new (size_t count, hd_region_t **region_p)
-{
-    size_t bytes = count * sizeof (s_slot_t);
-    *region_p = NULL;
-    if (bytes < S_MAPPED_MIN)
-        return calloc (count, sizeof (s_slot_t));
-    hd_region_t *region = hd_region_new ();
-    if (!region || hd_region_prepare (region, bytes) != 0) {
-        hd_region_destroy (&region);
-        return NULL;
-    }
-    *region_p = region;
-    return hd_region_data (region);
-}
-
-static void
-s_slots_free (s_slot_t *slots, hd_region_t **region_p)
-{
-    if (*region_p)
-        hd_region_destroy (region_p);
-    else
-        free (slots);
-}
 
 //  Seqs and corrs are sequential: spread them over the slots (the
 //  finalizer of MurmurHash3)
@@ -75,7 +42,7 @@ hd_hashmap_new (void)
     hd_hashmap_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->slots = s_slots_new (S_INITIAL_SLOTS, &self->region);
+    self->slots = hd_region_table_new (S_INITIAL_SLOTS * sizeof (s_slot_t), &self->region);
     if (!self->slots) {
         free (self);
         return NULL;
@@ -89,7 +56,7 @@ hd_hashmap_destroy (hd_hashmap_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    s_slots_free ((*self_p)->slots, &(*self_p)->region);
+    hd_region_table_free ((*self_p)->slots, &(*self_p)->region);
     free (*self_p);
     *self_p = NULL;
 }
@@ -122,13 +89,13 @@ static int
 s_resize (hd_hashmap_t *self, size_t count)
 {
     hd_region_t *region;
-    s_slot_t *slots = s_slots_new (count, &region);
+    s_slot_t *slots = hd_region_table_new (count * sizeof (s_slot_t), &region);
     if (!slots)
         return -1;
     for (size_t index = 0; index <= self->mask; index++)
         if (self->slots[index].value)
             s_place (slots, count - 1, self->slots[index].key, self->slots[index].value);
-    s_slots_free (self->slots, &self->region);
+    hd_region_table_free (self->slots, &self->region);
     self->slots = slots;
     self->region = region;
     self->mask = count - 1;
@@ -141,43 +108,6 @@ s_over_load (size_t items, size_t count)
     return items * S_LOAD_DENOMINATOR > count * S_LOAD_NUMERATOR;
 }
 
-//  Slots (a power of two, at least count) that hold items values without
-//  growing, or 0 when their bytes would not fit in a size_t.
-static size_t
-s_slots_for (size_t items, size_t count)
-{
-    if (items > SIZE_MAX / S_LOAD_DENOMINATOR)
-        return 0;
-    while (s_over_load (items, count)) {
-        if (count > SIZE_MAX / 2 / sizeof (s_slot_t))
-            return 0;
-        count *= 2;
-    }
-    return count;
-}
-
-size_t
-hd_hashmap_reserve_bytes (size_t items)
-{
-    return s_slots_for (items, S_INITIAL_SLOTS) * sizeof (s_slot_t);
-}
-
-int
-hd_hashmap_reserve (hd_hashmap_t *self, size_t items)
-{
-    size_t count = s_slots_for (items, self->mask + 1);
-    if (count == 0)
-        return -1;
-    //  A mapped table was faulted in whole when it was made
-    return count == self->mask + 1 ? 0 : s_resize (self, count);
-}
-
-size_t
-hd_hashmap_table_bytes (hd_hashmap_t *self)
-{
-    return (self->mask + 1) * sizeof (s_slot_t);
-}
-
 int
 hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value)
 {
@@ -188,12 +118,6 @@ hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value)
     s_place (self->slots, self->mask, key, value);
     self->size++;
     return 0;
-}
-
-void
-hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key)
-{
-    __builtin_prefetch (&self->slots[s_home (key, self->mask)]);
 }
 
 void *

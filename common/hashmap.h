@@ -1,7 +1,7 @@
 /*  hashmap — open-addressing hash table from 64-bit keys to pointers.
 
-    For the hot paths (pool entries by seq, publisher corrs, dedup and
-    processed-id sets): one flat array of (key, value) slots, linear
+    For the hot paths (pool entries by seq, publisher corrs, a worker's
+    jobs; the dedup window has its compact tagmap): one flat array of (key, value) slots, linear
     probing, deletion by backward shift, so no tombstones and no per-item
     allocation. czmq's zhashx chains items and rehashes the whole table
     whenever a chain grows past a small limit, which costs more than the
@@ -33,19 +33,6 @@ size_t hd_hashmap_size (hd_hashmap_t *self);
 //  never shrinks).
 size_t hd_hashmap_capacity (hd_hashmap_t *self);
 
-//  Makes room for items values in all without the table growing, and
-//  touches its memory now: a table sized ahead (a full dedup window's) is
-//  then neither rehashed nor page-faulted in while inserts fill it, which
-//  on a fresh process costs far more than the inserts themselves. Returns
-//  0, or -1 when the memory cannot be had or items is too large to count
-//  (the map is then as it was, and grows as before).
-int hd_hashmap_reserve (hd_hashmap_t *self, size_t items);
-//  Bytes of the table hd_hashmap_reserve (items) makes in an empty map (0:
-//  too large to count).
-size_t hd_hashmap_reserve_bytes (size_t items);
-//  Bytes of the slot table.
-size_t hd_hashmap_table_bytes (hd_hashmap_t *self);
-
 //  Adds value under key; a key may hold several values. Returns 0, or -1
 //  when out of memory (nothing added).
 int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);
@@ -54,10 +41,6 @@ int hd_hashmap_insert (hd_hashmap_t *self, uint64_t key, void *value);
 //  NULL: the first value under key), or NULL.
 void *hd_hashmap_find (hd_hashmap_t *self, uint64_t key, hd_hashmap_match_fn *match,
                        const void *arg);
-
-//  A hint: starts loading the slot where a look-up of key begins (no
-//  effect on the map), so that several look-ups can overlap their misses.
-void hd_hashmap_prefetch (hd_hashmap_t *self, uint64_t key);
 
 //  Removes value from under key. Returns 0, or -1 when it is not there.
 int hd_hashmap_remove (hd_hashmap_t *self, uint64_t key, const void *value);

@@ -225,3 +225,30 @@ hd_region_size (hd_region_t *self)
 {
     return self->size;
 }
+
+#define S_TABLE_MAPPED_MIN ((size_t) 64 << 10)
+
+void *
+hd_region_table_new (size_t bytes, hd_region_t **region_p)
+{
+    *region_p = NULL;
+    if (bytes < S_TABLE_MAPPED_MIN)
+        return calloc (1, bytes ? bytes : 1);
+    //  Fresh pages are zero
+    hd_region_t *region = hd_region_new ();
+    if (!region || hd_region_prepare (region, bytes) != 0) {
+        hd_region_destroy (&region);
+        return NULL;
+    }
+    *region_p = region;
+    return hd_region_data (region);
+}
+
+void
+hd_region_table_free (void *table, hd_region_t **region_p)
+{
+    if (*region_p)
+        hd_region_destroy (region_p); // the table's memory goes with it
+    else
+        free (table);
+}

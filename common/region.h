@@ -41,4 +41,13 @@ void *hd_region_data (hd_region_t *self);
 //  Bytes ready to use from hd_region_data on.
 size_t hd_region_size (hd_region_t *self);
 
+//  Zeroed memory for a table looked up at random (hash slots, a ring of
+//  pointers): from calloc below 64 KiB, else a region of its own, faulted
+//  in whole now and in huge pages where the kernel has them, since with
+//  4 KiB pages nearly every look-up would also miss the TLB. Sets
+//  *region_p to the region, or NULL. Returns NULL when out of memory.
+void *hd_region_table_new (size_t bytes, hd_region_t **region_p);
+//  Frees what hd_region_table_new gave, with the region it set.
+void hd_region_table_free (void *table, hd_region_t **region_p);
+
 #endif

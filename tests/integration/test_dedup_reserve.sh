@@ -6,8 +6,9 @@
 # nor is it when it would take more than a quarter of the machine's memory.
 source "$(dirname "$0")/lib.sh"
 
-# 2 000 000 identities at most 70 % full: 2^22 slots of 16 bytes, 64 MiB
-INDEX_KIB=65536
+# 2 000 000 identities: an index at most 70 % full, 2 857 143 slots of 8
+# bytes, and a ring of 2^21 entry pointers: 39 634 360 bytes
+INDEX_KIB=38705
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$BROKER_PID/status"; }
 
 start_broker --dedup-max 2000000
@@ -36,10 +37,18 @@ grep -q "confirmed=100 duplicates=100" "$WORK/fourth.out" || fail "unreserved: $
 # An index past a quarter of the machine's memory is not taken at start:
 # the broker says so and serves, its window growing as before
 kill_broker
-start_broker --dedup-max 1000000000000000
+start_broker --dedup-max 2000000000
 grep -q "would take more than a quarter of this machine's memory (or of the cgroup's limit): not reserved" "$WORK/broker.log" ||
     fail "no warning for a huge --dedup-max: $(cat "$WORK/broker.log")"
 [ "$(rss_kib)" -lt $((INDEX_KIB / 2)) ] || fail "huge --dedup-max, RSS $(rss_kib) KiB"
 "$BIN/herald" pub orders.placed x --count 100 --id r --broker "$ROUTER" >"$WORK/fifth.out" || fail "fifth publish"
 grep -q "confirmed=100 duplicates=100" "$WORK/fifth.out" || fail "huge window: $(cat "$WORK/fifth.out")"
+kill_broker
+
+# --dedup-max has a ceiling, and past it the broker refuses to start
+if "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --data-dir "$WORK/data" \
+    --dedup-max 2147483649 >"$WORK/over.log" 2>&1; then
+    fail "--dedup-max past its ceiling was accepted"
+fi
+grep -q -- "--dedup-max is at most 2147483648" "$WORK/over.log" || fail "no error: $(cat "$WORK/over.log")"
 log "ok"

@@ -1,5 +1,6 @@
 /*  Unit tests for common/dedup: the window of recent (source, id) identities. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -328,6 +329,115 @@ test_many_entries (void **state)
     hd_dedup_destroy (&dedup);
 }
 
+//  The window against a plain model of its rules, under random inserts
+//  (new keys and replacements), look-ups, removals and expiry: the FIFO
+//  holds replaced entries until they reach its head, max_entries counts
+//  them, and only live ones count as evicted or expired. Small limits
+//  make the ring of entries turn over and grow with its head anywhere.
+typedef struct {
+    int key;
+    int64_t time;
+    uint64_t seq;
+    bool live;
+} s_model_entry_t;
+
+typedef struct {
+    s_model_entry_t *fifo;
+    size_t head, tail;
+    int *live_at; // per key: its live entry's place in fifo, or -1
+    int64_t window_ms;
+    size_t max_entries;
+    uint64_t evicted, expired;
+} s_model_t;
+
+static void
+s_model_drop_oldest (s_model_t *model, uint64_t *counter)
+{
+    s_model_entry_t *entry = &model->fifo[model->head++];
+    if (entry->live) {
+        model->live_at[entry->key] = -1;
+        (*counter)++;
+    }
+}
+
+static void
+s_model_expire (s_model_t *model, int64_t now)
+{
+    while (model->head < model->tail && now - model->fifo[model->head].time >= model->window_ms)
+        s_model_drop_oldest (model, &model->expired);
+}
+
+static void
+s_run_against_model (int64_t window_ms, size_t max_entries, unsigned seed)
+{
+    enum { KEYS = 400, OPS = 60000 };
+    s_model_t model = {calloc (OPS, sizeof (s_model_entry_t)),
+                       0,
+                       0,
+                       malloc (KEYS * sizeof (int)),
+                       window_ms,
+                       max_entries,
+                       0,
+                       0};
+    for (int key = 0; key < KEYS; key++)
+        model.live_at[key] = -1;
+    hd_dedup_t *dedup = hd_dedup_new (window_ms, max_entries);
+    srand (seed);
+    int64_t now = 0;
+    char id[32];
+    for (int op = 0; op < OPS; op++) {
+        now += rand () % 4;
+        int key = rand () % KEYS;
+        snprintf (id, sizeof id, "k%d", key);
+        int kind = rand () % 10;
+        if (kind < 5) {
+            s_model_expire (&model, now);
+            if (model.live_at[key] >= 0) {
+                model.fifo[model.live_at[key]].live = false;
+                model.live_at[key] = -1;
+            }
+            while (model.tail - model.head >= max_entries)
+                s_model_drop_oldest (&model, &model.evicted);
+            model.fifo[model.tail] = (s_model_entry_t){key, now, (uint64_t) op + 1, true};
+            model.live_at[key] = (int) model.tail++;
+            assert_int_equal (s_insert (dedup, "m", id, (uint64_t) op + 1, now), 0);
+        } else if (kind < 8) {
+            int at = model.live_at[key];
+            uint64_t expected =
+                at >= 0 && now - model.fifo[at].time < window_ms ? model.fifo[at].seq : 0;
+            assert_int_equal (s_lookup (dedup, "m", id, now), expected);
+        } else if (kind < 9) {
+            int at = model.live_at[key];
+            if (at >= 0) {
+                model.fifo[at].live = false;
+                model.live_at[key] = -1;
+            }
+            assert_int_equal (s_remove (dedup, "m", id), at >= 0 ? 0 : -1);
+        } else {
+            s_model_expire (&model, now);
+            hd_dedup_expire (dedup, now);
+        }
+        size_t live = 0;
+        for (int each = 0; each < KEYS; each++)
+            live += model.live_at[each] >= 0;
+        assert_int_equal (hd_dedup_size (dedup), live);
+        assert_int_equal (hd_dedup_entries (dedup), model.tail - model.head);
+        assert_int_equal (hd_dedup_evicted (dedup), model.evicted);
+        assert_int_equal (hd_dedup_expired (dedup), model.expired);
+    }
+    hd_dedup_destroy (&dedup);
+    free (model.fifo);
+    free (model.live_at);
+}
+
+static void
+test_against_model (void **state)
+{
+    s_run_against_model (200, 100, 1); // max_entries binds: evictions
+    s_run_against_model (60, 1000, 2); // the window binds: expiry, the ring grows mid-FIFO
+    s_run_against_model (400, 37, 3);  // a ring size that is no limit's multiple
+}
+
 //  A reserved window fills to max_entries and turns over (evicting) with
 //  its index never resized, and behaves as an unreserved one.
 static void
@@ -447,7 +557,9 @@ test_blocks_faulted_in_ahead (void **state)
     assert_true (one_entry >= (size_t) 60 * 1024);
     assert_true (one_entry < (size_t) 1024 * 1024);
     //  ~1 000 entries fill the first block: the second, of 128 KiB, comes
-    //  in whole with the entry that needs it
+    //  in whole with the entry that needs it (under valgrind the resident
+    //  size moves by a few KiB on its own; the ring and the index reach
+    //  steps this large only past 2 000 entries)
     char id[32];
     int filled = 0;
     size_t step = 0;
@@ -457,7 +569,8 @@ test_blocks_faulted_in_ahead (void **state)
         assert_int_equal (s_insert (dedup, "s", id, 1, 0), 0);
         step = s_resident_bytes () - resident;
     }
-    assert_true (step >= (size_t) 120 * 1024);
+    assert_true (step >= (size_t) 112 * 1024);
+    assert_true (filled < 2000);
     //  Windows of 20 000 entries (~1.3 MiB) turn over ten times: two
     //  blocks at a time are ever in use, so the memory stops growing
     size_t after_first_window = 0;
@@ -490,6 +603,7 @@ main (void)
         cmocka_unit_test (test_entry_blocks),
         cmocka_unit_test (test_blocks_faulted_in_ahead),
         cmocka_unit_test (test_reserve),
+        cmocka_unit_test (test_against_model),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

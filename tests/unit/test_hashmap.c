@@ -1,6 +1,6 @@
 /*  hashmap: integer keys, shared keys with a match function, removal by
     backward shift (checked against a plain array model under random
-    inserts and removals), iteration, growth, large (mapped) slot arrays, reservation. */
+    inserts and removals), iteration, growth, large (mapped) slot arrays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "hashmap.h"
-#include "resident.h"
 
 static void
 test_integer_keys_and_growth (void **state)
@@ -96,9 +95,6 @@ test_random_against_model (void **state)
         int key = rand () % KEYS;
         //  Keys collide on purpose: many share a home slot in a small table
         uint64_t map_key = (uint64_t) key * 1024;
-        //  A prefetch is a hint: present or not, it changes nothing
-        hd_hashmap_prefetch (map, map_key);
-        hd_hashmap_prefetch (map, (uint64_t) rand ());
         if (present[key]) {
             assert_int_equal (hd_hashmap_remove (map, map_key, &tokens[key]), 0);
             present[key] = false;
@@ -117,61 +113,6 @@ test_random_against_model (void **state)
     hd_hashmap_destroy (&map);
 }
 
-//  A reserved table is resident at once (a mapped one: 2^20 slots, 16
-//  MiB), takes the reserved count without growing, and then grows as
-//  before; a reservation keeps what the table held.
-static void
-test_reserve (void **state)
-{
-    enum { RESERVED = 600000 };
-    static int values[RESERVED + 1];
-    hd_hashmap_t *map = hd_hashmap_new ();
-    assert_non_null (map);
-    size_t resident = s_resident_bytes ();
-    assert_int_equal (hd_hashmap_reserve (map, RESERVED), 0);
-    size_t capacity = hd_hashmap_capacity (map);
-    assert_int_equal (capacity, 1u << 20); // 600000 at most 70 % full
-    assert_int_equal (hd_hashmap_table_bytes (map), capacity * 16);
-    assert_true (s_resident_bytes () >= resident + hd_hashmap_table_bytes (map) - 4096);
-    for (uint64_t key = 1; key <= RESERVED; key++)
-        assert_int_equal (hd_hashmap_insert (map, key, &values[key - 1]), 0);
-    assert_int_equal (hd_hashmap_capacity (map), capacity);
-    //  Reserving no more than it holds changes nothing
-    assert_int_equal (hd_hashmap_reserve (map, 10), 0);
-    assert_int_equal (hd_hashmap_capacity (map), capacity);
-    for (uint64_t key = 1; key <= RESERVED; key++)
-        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
-    //  Past the reservation it grows as before
-    uint64_t extra = RESERVED + 1000;
-    while (hd_hashmap_capacity (map) == capacity)
-        assert_int_equal (hd_hashmap_insert (map, extra++, &values[RESERVED]), 0);
-    assert_int_equal (hd_hashmap_capacity (map), capacity * 2);
-    hd_hashmap_destroy (&map);
-
-    map = hd_hashmap_new ();
-    for (uint64_t key = 1; key <= 1000; key++)
-        assert_int_equal (hd_hashmap_insert (map, key, &values[key - 1]), 0);
-    assert_int_equal (hd_hashmap_reserve_bytes (100000), (1u << 18) * 16);
-    assert_int_equal (hd_hashmap_reserve (map, 100000), 0);
-    assert_int_equal (hd_hashmap_table_bytes (map), hd_hashmap_reserve_bytes (100000));
-    assert_int_equal (hd_hashmap_size (map), 1000);
-    for (uint64_t key = 1; key <= 1000; key++)
-        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
-
-    //  Counts past what a size_t holds, or memory that cannot be had, are
-    //  refused and leave the map as it was
-    size_t before = hd_hashmap_capacity (map);
-    assert_int_equal (hd_hashmap_reserve_bytes (SIZE_MAX), 0);
-    assert_int_equal (hd_hashmap_reserve_bytes (SIZE_MAX / 16), 0);
-    assert_int_equal (hd_hashmap_reserve (map, SIZE_MAX), -1);
-    assert_int_equal (hd_hashmap_reserve (map, SIZE_MAX / 64), -1);
-    assert_int_equal (hd_hashmap_reserve (map, (size_t) 1 << 50), -1); // 32 PiB: no mapping
-    assert_int_equal (hd_hashmap_capacity (map), before);
-    for (uint64_t key = 1; key <= 1000; key++)
-        assert_ptr_equal (hd_hashmap_find (map, key, NULL, NULL), &values[key - 1]);
-    hd_hashmap_destroy (&map);
-}
-
 int
 main (void)
 {
@@ -179,7 +120,6 @@ main (void)
         cmocka_unit_test (test_integer_keys_and_growth),
         cmocka_unit_test (test_shared_keys),
         cmocka_unit_test (test_random_against_model),
-        cmocka_unit_test (test_reserve),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
