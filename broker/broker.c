@@ -2413,6 +2413,10 @@ s_recover (hd_broker_t *self, char *error, size_t error_size)
 hd_broker_t *
 hd_broker_new (const hd_broker_config_t *config, char *error, size_t error_size)
 {
+    if (config->dedup_max < 1 || (uint64_t) config->dedup_max > HD_DEDUP_MAX_ENTRIES) {
+        snprintf (error, error_size, "dedup_max must be 1 to %zu", HD_DEDUP_MAX_ENTRIES);
+        return NULL;
+    }
     hd_broker_t *self = calloc (1, sizeof *self);
     if (!self) {
         snprintf (error, error_size, "out of memory");

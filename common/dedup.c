@@ -131,6 +131,8 @@ s_oldest (hd_dedup_t *self)
 static int
 s_ring_resize (hd_dedup_t *self, size_t size)
 {
+    if (size > SIZE_MAX / sizeof (s_entry_t *))
+        return -1;
     hd_region_t *region;
     s_entry_t **ring = hd_region_table_new (size * sizeof *ring, &region);
     if (!ring)
@@ -179,18 +181,26 @@ int
 hd_dedup_reserve (hd_dedup_t *self)
 {
     //  The index holds live entries only, never more than max_entries
-    size_t ring_size = s_ring_size_for (self->max_entries);
-    if (ring_size > self->ring_size && s_ring_resize (self, ring_size) != 0)
+    size_t ring_size = self->ring_size;
+    size_t reserved = s_ring_size_for (self->max_entries);
+    if (reserved > ring_size && s_ring_resize (self, reserved) != 0)
         return -1;
-    return hd_tagmap_reserve (self->index, self->max_entries);
+    if (hd_tagmap_reserve (self->index, self->max_entries) != 0) {
+        if (self->ring_size != ring_size)
+            s_ring_resize (self, ring_size); // as it was, memory permitting
+        return -1;
+    }
+    return 0;
 }
 
 size_t
 hd_dedup_reserve_bytes (hd_dedup_t *self)
 {
     size_t index_bytes = hd_tagmap_reserve_bytes (self->max_entries);
-    return index_bytes ? index_bytes + s_ring_size_for (self->max_entries) * sizeof (s_entry_t *)
-                       : 0;
+    size_t ring_size = s_ring_size_for (self->max_entries);
+    if (!index_bytes || ring_size > (SIZE_MAX - index_bytes) / sizeof (s_entry_t *))
+        return 0;
+    return index_bytes + ring_size * sizeof (s_entry_t *);
 }
 
 size_t
@@ -440,6 +450,15 @@ hd_dedup_expire (hd_dedup_t *self, int64_t now)
     while (self->entries && now - s_oldest (self)->time >= self->window_ms)
         if (s_drop_oldest (self))
             self->expired++;
+}
+
+int
+hd_dedup_test_first_ref (hd_dedup_t *self, uint32_t ref)
+{
+    if (self->entries || ref > S_REF_MASK)
+        return -1;
+    self->oldest_ref = ref;
+    return 0;
 }
 
 size_t

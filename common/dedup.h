@@ -59,6 +59,11 @@ int hd_dedup_remove_key (hd_dedup_t *self, const hd_dedup_key_t *key);
 //  Forget entries older than the window.
 void hd_dedup_expire (hd_dedup_t *self, int64_t now);
 
+//  For tests: the next entry, in an empty window, gets ref (entries are
+//  numbered modulo 2^31), so that the wrap can be reached. Returns 0, or
+//  -1 when the window holds entries or ref is past 2^31 - 1.
+int hd_dedup_test_first_ref (hd_dedup_t *self, uint32_t ref);
+
 size_t hd_dedup_size (hd_dedup_t *self);
 //  Entries forgotten before their window ended because of max_entries.
 uint64_t hd_dedup_evicted (hd_dedup_t *self);

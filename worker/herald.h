@@ -222,6 +222,8 @@ void hd_worker_set_concurrency (hd_worker_t *self, uint32_t threads); // default
 //  threads call the handler, and the I/O thread reads on meanwhile. Never
 //  call hd_worker_destroy from a handler.
 void hd_worker_set_inline (hd_worker_t *self, bool inline_handler);
+//  The most processed ids a worker remembers (more is taken as this)
+#define HD_SEEN_CAPACITY_MAX ((size_t) 1 << 31)
 void hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids);    // default 100000
 void hd_worker_set_seen_ttl_ms (hd_worker_t *self, uint32_t ttl_ms); // default 600000
 //  Keep the processed ids on disk as well, in an LMDB store in directory

@@ -563,8 +563,9 @@ main (int argc, char **argv)
         usage_error = "--credit must be at least 1";
     else if (concurrency < 1 || concurrency > 1024)
         usage_error = "--concurrency must be 1 to 1024";
-    else if (seen_capacity < 1 || seen_ttl_ms > UINT32_MAX)
-        usage_error = "--seen-capacity must be at least 1 and --seen-ttl under 49 days";
+    else if (seen_capacity < 1 || (uint64_t) seen_capacity > HD_SEEN_CAPACITY_MAX ||
+             seen_ttl_ms > UINT32_MAX)
+        usage_error = "--seen-capacity must be 1 to 2147483648 and --seen-ttl under 49 days";
     else if (stop_grace_ms < 0 || stop_grace_ms > INT32_MAX)
         usage_error = "--stop-grace must be under 24 days";
     else if (dedup_map_size < 65536 || (uint64_t) dedup_map_size > SIZE_MAX)

@@ -35,15 +35,22 @@ start_broker --dedup-max 2000000 --dedup-reserve=false
 grep -q "confirmed=100 duplicates=100" "$WORK/fourth.out" || fail "unreserved: $(cat "$WORK/fourth.out")"
 
 # An index past a quarter of the machine's memory is not taken at start:
-# the broker says so and serves, its window growing as before
+# the broker says so and serves, its window growing as before. The largest
+# --dedup-max (2^31) takes 41 722 539 448 bytes: a machine with a quarter
+# of its memory above that would reserve it, so there the step is skipped.
 kill_broker
-start_broker --dedup-max 2000000000
-grep -q "would take more than a quarter of this machine's memory (or of the cgroup's limit): not reserved" "$WORK/broker.log" ||
-    fail "no warning for a huge --dedup-max: $(cat "$WORK/broker.log")"
-[ "$(rss_kib)" -lt $((INDEX_KIB / 2)) ] || fail "huge --dedup-max, RSS $(rss_kib) KiB"
-"$BIN/herald" pub orders.placed x --count 100 --id r --broker "$ROUTER" >"$WORK/fifth.out" || fail "fifth publish"
-grep -q "confirmed=100 duplicates=100" "$WORK/fifth.out" || fail "huge window: $(cat "$WORK/fifth.out")"
-kill_broker
+mem_kib=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+if [ $((mem_kib / 4 * 1024)) -lt 41722539448 ]; then
+    start_broker --dedup-max 2147483648
+    grep -q "would take more than a quarter of this machine's memory (or of the cgroup's limit): not reserved" "$WORK/broker.log" ||
+        fail "no warning for a huge --dedup-max: $(cat "$WORK/broker.log")"
+    [ "$(rss_kib)" -lt $((INDEX_KIB / 2)) ] || fail "huge --dedup-max, RSS $(rss_kib) KiB"
+    "$BIN/herald" pub orders.placed x --count 100 --id r --broker "$ROUTER" >"$WORK/fifth.out" || fail "fifth publish"
+    grep -q "confirmed=100 duplicates=100" "$WORK/fifth.out" || fail "huge window: $(cat "$WORK/fifth.out")"
+    kill_broker
+else
+    log "skipped the huge --dedup-max step: this machine has $mem_kib KiB, a quarter of it holds the largest index"
+fi
 
 # --dedup-max has a ceiling, and past it the broker refuses to start
 if "$BIN/herald-broker" --router "$ROUTER" --xpub "$XPUB" --data-dir "$WORK/data" \

@@ -31,4 +31,7 @@ grep -q '^ok-1|shop|c.ok|[0-9]*|1|k42|hello$' "$WORK/out.txt" || fail "envelope 
 
 "$BIN/herald-worker" --broker "$ROUTER" --filter c. -- true 2>"$WORK/usage.txt" && fail "missing --pool accepted"
 grep -qi "pool" "$WORK/usage.txt" || fail "no clear message for a missing --pool"
+"$BIN/herald-worker" --broker "$ROUTER" --pool cmd --seen-capacity 2147483649 -- true 2>"$WORK/usage.txt" &&
+    fail "--seen-capacity past its ceiling accepted"
+grep -q -- "--seen-capacity must be 1 to 2147483648" "$WORK/usage.txt" || fail "no clear message: $(cat "$WORK/usage.txt")"
 log "ok"

@@ -367,8 +367,12 @@ s_model_expire (s_model_t *model, int64_t now)
         s_model_drop_oldest (model, &model->expired);
 }
 
+//  reserve: size the window ahead (its index then holds a slot count that
+//  is no power of two); first_ref: the number of the first entry, to cross
+//  the wrap of entry numbers at 2^31.
 static void
-s_run_against_model (int64_t window_ms, size_t max_entries, unsigned seed)
+s_run_against_model (int64_t window_ms, size_t max_entries, unsigned seed, bool reserve,
+                     uint32_t first_ref)
 {
     enum { KEYS = 400, OPS = 60000 };
     s_model_t model = {calloc (OPS, sizeof (s_model_entry_t)),
@@ -382,6 +386,9 @@ s_run_against_model (int64_t window_ms, size_t max_entries, unsigned seed)
     for (int key = 0; key < KEYS; key++)
         model.live_at[key] = -1;
     hd_dedup_t *dedup = hd_dedup_new (window_ms, max_entries);
+    if (reserve)
+        assert_int_equal (hd_dedup_reserve (dedup), 0);
+    assert_int_equal (hd_dedup_test_first_ref (dedup, first_ref), 0);
     srand (seed);
     int64_t now = 0;
     char id[32];
@@ -433,9 +440,21 @@ s_run_against_model (int64_t window_ms, size_t max_entries, unsigned seed)
 static void
 test_against_model (void **state)
 {
-    s_run_against_model (200, 100, 1); // max_entries binds: evictions
-    s_run_against_model (60, 1000, 2); // the window binds: expiry, the ring grows mid-FIFO
-    s_run_against_model (400, 37, 3);  // a ring size that is no limit's multiple
+    s_run_against_model (200, 100, 1, false, 0); // max_entries binds: evictions
+    s_run_against_model (60, 1000, 2, false,
+                         0);                    // the window binds: expiry, the ring grows mid-FIFO
+    s_run_against_model (400, 37, 3, false, 0); // a ring size that is no limit's multiple
+    s_run_against_model (200, 300, 4, true, 0); // reserved: index and ring sized ahead
+    s_run_against_model (60, 1000, 5, true, 0);
+    //  Entry numbers wrap from 2^31 - 1 to 0, with the ring growing across it
+    s_run_against_model (60, 1000, 6, false, 0x7FFFFFFF - 30);
+    s_run_against_model (200, 100, 7, true, 0x7FFFFFFF - 20000);
+    //  The hook refuses a window that holds entries, and numbers past 2^31
+    hd_dedup_t *dedup = hd_dedup_new (1000, 10);
+    assert_int_equal (hd_dedup_test_first_ref (dedup, 0x80000000), -1);
+    assert_int_equal (s_insert (dedup, "s", "a", 1, 0), 0);
+    assert_int_equal (hd_dedup_test_first_ref (dedup, 5), -1);
+    hd_dedup_destroy (&dedup);
 }
 
 //  A reserved window fills to max_entries and turns over (evicting) with

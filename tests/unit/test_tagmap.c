@@ -125,14 +125,16 @@ test_shift_across_end (void **state)
 //  Random inserts and removals with tags crowded onto the table's last
 //  homes, so that runs wrap past its end, checked against a plain array.
 static void
-test_against_model (void **state)
+s_run_against_model (size_t reserved, unsigned seed)
 {
     enum { REFS = 3000, STEPS = 200000 };
     static uint32_t tags[REFS];
     static bool present[REFS];
     memset (present, 0, sizeof present);
     hd_tagmap_t *map = hd_tagmap_new ();
-    srand (7);
+    if (reserved)
+        assert_int_equal (hd_tagmap_reserve (map, reserved), 0);
+    srand (seed);
     for (uint32_t ref = 0; ref < REFS; ref++)
         //  Eight tags only, all near the top of the range (homes at the
         //  end of any table), and a few spread out
@@ -161,6 +163,17 @@ test_against_model (void **state)
     }
     assert_int_equal (hd_tagmap_size (map), size);
     hd_tagmap_destroy (&map);
+}
+
+//  Grown from 16 slots (powers of two), and reserved ahead at counts that
+//  are not (3 002, 4 285 and 7 143 slots), as the dedup window's index is.
+static void
+test_against_model (void **state)
+{
+    s_run_against_model (0, 7);
+    s_run_against_model (2101, 8);
+    s_run_against_model (2999, 9);
+    s_run_against_model (5000, 10);
 }
 
 //  A reserved table holds its items without growing; its size is the
