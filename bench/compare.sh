@@ -25,6 +25,9 @@
 #   STALLS=1           watch for machine stalls meanwhile (herald-machine-probe
 #                      --watch) and show them for the fixed-rate latency rows;
 #                      0: do not
+#   PAIRS=10           then Herald and raw ZeroMQ in alternating pairs for the
+#                      two targets set against raw ZeroMQ (bench/paired.sh:
+#                      the ratio within each pair, a median of them); 0: not
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -199,6 +202,21 @@ if [[ $HERALD_PASSES -ge 2 ]]; then
     PASS=2
     herald_rows
 fi
+
+# The targets set against raw ZeroMQ once more, in pairs: the rows above
+# take each side's median over runs minutes apart, and this host's slow
+# and fast phases last that long
+PAIRED=""
+if [[ ${PAIRS:-10} != 0 && " $PEERS " == *" zmq "* ]]; then
+    log "paired with raw ZeroMQ: bench/paired.sh (PAIRS=${PAIRS:-10})"
+    quiet_disk
+    if PAIRS=${PAIRS:-10} N1=$N1 N2=$N2 WINDOW=$DEFAULT_WINDOW PEERS_SRC=$PEERS_SRC \
+        "$ROOT/bench/paired.sh" "$BUILD" >"$WORK/paired.md" 2>"$WORK/paired.log"; then
+        PAIRED="$WORK/paired.md"
+    else
+        NOTES+=("bench/paired.sh failed: $(tail -n 1 "$WORK/paired.log")")
+    fi
+fi
 [[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null
 WATCH_PID=""
 
@@ -334,6 +352,10 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s, --fsync never vs raw ZeroMQ | $(num "$H_LATN") µs | raw ZeroMQ ROUTER/ROUTER | $(num "$Z_LAT") µs | $(ratio "$H_LATN" "$Z_LAT") | - |"
+    if [[ -n "$PAIRED" ]]; then
+        echo
+        cat "$PAIRED"
+    fi
     if [[ -s "$STALL_LOG" ]]; then
         echo
         echo "### Machine stalls during the fixed-rate latency rows"
@@ -373,6 +395,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
 {
     for f in "$WORK"/herald-*.json; do [[ -f $f ]] && echo "herald $(basename "$f" .json) $(cat "$f")"; done
     [[ -n "$RAW" && -f "$RAW" ]] && cat "$RAW"
+    [[ -f "$WORK/paired.log" ]] && sed 's/^/paired /' "$WORK/paired.log"
     true
 } >"$RESULTS/compare-$STAMP-raw.txt"
 cp "$TABLE" "$RESULTS/latest.md"

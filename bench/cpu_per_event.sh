@@ -36,14 +36,6 @@ command -v jq >/dev/null || { echo "cpu_per_event.sh needs jq" >&2; exit 1; }
 source "$ROOT/bench/raw_zmq.sh"
 raw_zmq_build "$PEERS_SRC"
 
-# herald_run ARGS...: prints "rate cpu_us_per_event lost"; fails with the run
-herald_run() {
-    local wl=$1 json
-    shift
-    json=$("$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null) || return 1
-    jq -r ".$wl | \"\(.sub_rate // .proc_rate) \(.cpu_us_per_event) \(.lost)\"" <<<"$json"
-}
-
 declare -A RATE CPU LOST
 row() { # name command...
     local name=$1

@@ -7,6 +7,8 @@
 #   raw_zmq_run fanout|queue EVENTS RECEIVERS
 #                               prints "rate cpu_us_per_event lost"; fails
 #                               when a client failed
+#   herald_run w1|w2 ARGS...    the same line for one herald-bench run of
+#                               $HB (ARGS: its flags); fails with the run
 #   median                      of the numbers on stdin ("-" lines left out)
 #   ratio A B                   A / B to two places, "-" when either is not > 0
 
@@ -69,6 +71,13 @@ raw_zmq_run() {
             END { print total }' "$WORK/times.before" "$WORK/times.after")
         echo "$rate $(awk -v c="$cpu" -v n="$events" 'BEGIN { printf "%.3f", c * 1e6 / n }') $lost"
     )
+}
+
+herald_run() {
+    local wl=$1 json
+    shift
+    json=$("$HB" --workload "$wl" --quiet --json "$@" 2>/dev/null) || return 1
+    jq -r ".$wl | \"\(.sub_rate // .proc_rate) \(.cpu_us_per_event) \(.lost)\"" <<<"$json"
 }
 
 median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
