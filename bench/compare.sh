@@ -43,6 +43,7 @@ DEFAULT_WINDOW=1000 # hd_publisher_new's window (worker/publisher.c)
 LAT_S=${LAT_S:-6}
 PEER_LAT_MAX_S=${PEER_LAT_MAX_S:-2}
 INSTALL=${INSTALL:-auto}
+PAIRS=${PAIRS:-10}
 RESULTS="$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")
@@ -207,10 +208,10 @@ fi
 # take each side's median over runs minutes apart, and this host's slow
 # and fast phases last that long
 PAIRED=""
-if [[ ${PAIRS:-10} != 0 && " $PEERS " == *" zmq "* ]]; then
-    log "paired with raw ZeroMQ: bench/paired.sh (PAIRS=${PAIRS:-10})"
+if [[ $PAIRS != 0 && " $PEERS " == *" zmq "* ]]; then
+    log "paired with raw ZeroMQ: bench/paired.sh (PAIRS=$PAIRS)"
     quiet_disk
-    if PAIRS=${PAIRS:-10} N1=$N1 N2=$N2 WINDOW=$DEFAULT_WINDOW PEERS_SRC=$PEERS_SRC \
+    if PAIRS=$PAIRS N1=$N1 N2=$N2 WINDOW=$DEFAULT_WINDOW PEERS_SRC=$PEERS_SRC \
         "$ROOT/bench/paired.sh" "$BUILD" >"$WORK/paired.md" 2>"$WORK/paired.log"; then
         PAIRED="$WORK/paired.md"
     else

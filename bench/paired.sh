@@ -68,18 +68,12 @@ pairs() {
 pairs w1 fanout 2 "$N1" w1 --events "$N1" --fsync never --window "$WINDOW"
 pairs w2 queue 4 "$N2" w2 --events "$N2" --fsync never --window "$WINDOW"
 
-# middle: the median of the numbers on stdin, two places ("-" lines left
-# out; of an even count, the mean of the two middle ones)
-middle() {
-    awk '$1 != "-"' | sort -g | awk '{ v[NR] = $1 }
-        END { if (!NR) print "-"; else printf "%.2f\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
-}
-
 # row NAME LABEL TARGET: one table row from the pairs of NAME
 row() {
     local name=$1 label=$2 target=$3 ratios median herald zmq verdict
     ratios=$(while read -r h z; do ratio "$h" "$z"; echo; done <"$WORK/$name")
-    median=$(middle <<<"$ratios")
+    median=$(median <<<"$ratios")
+    [[ $median = - ]] || median=$(printf "%.2f" "$median")
     herald=$(awk '{ print $1 }' "$WORK/$name" | median)
     zmq=$(awk '{ print $2 }' "$WORK/$name" | median)
     verdict=$(awk -v m="$median" -v t="$target" 'BEGIN { if (m == "-") print "-"; else if (m + 0 >= t) print "**met**"; else print "missed" }')

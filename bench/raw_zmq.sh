@@ -9,7 +9,8 @@
 #                               when a client failed
 #   herald_run w1|w2 ARGS...    the same line for one herald-bench run of
 #                               $HB (ARGS: its flags); fails with the run
-#   median                      of the numbers on stdin ("-" lines left out)
+#   median                      of the numbers on stdin ("-" lines left out;
+#                               of an even count, the mean of the middle two)
 #   ratio A B                   A / B to two places, "-" when either is not > 0
 
 raw_zmq_build() {
@@ -80,6 +81,9 @@ herald_run() {
     jq -r ".$wl | \"\(.sub_rate // .proc_rate) \(.cpu_us_per_event) \(.lost)\"" <<<"$json"
 }
 
-median() { awk '$1 != "-"' | sort -n | awk '{v[NR] = $1} END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+median() {
+    awk '$1 != "-"' | sort -g | awk '{v[NR] = $1}
+        END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.15g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }

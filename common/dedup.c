@@ -359,12 +359,11 @@ s_block_holds (const s_block_t *block, const void *entry)
            (const uint8_t *) entry < block->data + block->used;
 }
 
-//  Hands back the blocks before the one holding the oldest entry (all of
-//  them when the FIFO is empty).
+//  Hands back the blocks before the one holding oldest, the oldest entry
+//  (all of them when the FIFO is empty: oldest NULL).
 static void
-s_blocks_release (hd_dedup_t *self)
+s_blocks_release (hd_dedup_t *self, const s_entry_t *oldest)
 {
-    s_entry_t *oldest = s_oldest (self);
     while (self->first_block && (!oldest || !s_block_holds (self->first_block, oldest))) {
         s_block_t *block = self->first_block;
         self->first_block = block->next;
@@ -390,7 +389,7 @@ s_drop_oldest (hd_dedup_t *self)
     bool live = hd_tagmap_remove (self->index, entry->tag, entry->ref) == 0;
     s_entry_t *oldest = s_oldest (self);
     if (!oldest || !s_block_holds (self->first_block, oldest))
-        s_blocks_release (self);
+        s_blocks_release (self, oldest);
     if (self->entries > S_DROP_AHEAD) {
         uint32_t ahead = (self->oldest_ref + S_DROP_AHEAD) & S_REF_MASK;
         hd_tagmap_prefetch (self->index, s_entry_at (self, ahead)->tag);

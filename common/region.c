@@ -15,10 +15,11 @@
 #define MADV_POPULATE_WRITE 23 // Linux 5.14
 #endif
 
-#define S_HUGE       ((size_t) 2 << 20) // a huge page, the largest step
-#define S_FIRST_STEP ((size_t) 64 << 10)
-#define S_HEAP_MAX   ((size_t) 256 << 10) // a region shrunk to this or less moves to the heap
-#define S_MOST       (SIZE_MAX / 4) // larger requests are refused, never rounded past SIZE_MAX
+#define S_HUGE             ((size_t) 2 << 20) // a huge page, the largest step
+#define S_FIRST_STEP       ((size_t) 64 << 10)
+#define S_HEAP_MAX         ((size_t) 256 << 10) // a region shrunk to this or less moves to the heap
+#define S_MOST             (SIZE_MAX / 4) // larger requests are refused, never rounded past SIZE_MAX
+#define S_TABLE_MAPPED_MIN ((size_t) 64 << 10) // smaller tables come from calloc
 
 typedef enum { S_ADVICE_NONE, S_ADVICE_SMALL, S_ADVICE_HUGE } s_advice_t;
 
@@ -225,8 +226,6 @@ hd_region_size (hd_region_t *self)
 {
     return self->size;
 }
-
-#define S_TABLE_MAPPED_MIN ((size_t) 64 << 10)
 
 void *
 hd_region_table_new (size_t bytes, hd_region_t **region_p)

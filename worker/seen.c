@@ -8,9 +8,14 @@
 #include "seen.h"
 #include "dedup.h"
 #include "hashmap.h"
+#include "herald.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+//  hd_worker_set_seen_capacity's ceiling is the window's: hd_dedup_new takes
+//  more as that
+_Static_assert(HD_SEEN_CAPACITY_MAX == HD_DEDUP_MAX_ENTRIES, "seen capacity ceiling");
 
 struct _hd_seen_t {
     hd_dedup_t *identities; // key -> 1, carved in time order out of blocks

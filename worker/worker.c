@@ -1595,7 +1595,7 @@ hd_worker_set_inline (hd_worker_t *self, bool inline_handler)
 void
 hd_worker_set_seen_capacity (hd_worker_t *self, size_t ids)
 {
-    self->seen_capacity = ids > HD_SEEN_CAPACITY_MAX ? HD_SEEN_CAPACITY_MAX : ids;
+    self->seen_capacity = ids;
 }
 
 void
