@@ -6,7 +6,9 @@
 #   raw_zmq_build PEERS_SRC     builds into $WORK/peers (needs only libzmq)
 #   raw_zmq_run fanout|queue EVENTS RECEIVERS
 #                               prints "rate cpu_us_per_event lost"; fails
-#                               when a client failed
+#                               when a client failed; RAW_ZMQ_RATE=N paces
+#                               the publisher at N events/s (0: as fast as
+#                               it can, the default)
 #   herald_run w1|w2 ARGS...    the same line for one herald-bench run of
 #                               $HB (ARGS: its flags); fails with the run
 #   median                      of the numbers on stdin ("-" lines left out;
@@ -51,7 +53,7 @@ raw_zmq_run() {
             BENCH_HWM=0 "$bin/zmq_bench" "$role" "$ctl" "$i" >/dev/null 2>&1 &
             pids+=($!)
         done
-        BENCH_HWM=0 BENCH_RATE=0 "$bin/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
+        BENCH_HWM=0 BENCH_RATE=${RAW_ZMQ_RATE:-0} "$bin/zmq_bench" "$pub" "$ctl" >/dev/null 2>&1 &
         pids+=($!)
         clients_ok=1
         for pid in "${pids[@]}"; do wait "$pid" || clients_ok=0; done
