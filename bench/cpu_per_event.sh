@@ -17,24 +17,13 @@
 # default is 1000).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$ROOT/build}
-[[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
-HB="$BUILD/bin/herald-bench"
+# shellcheck source=bench/raw_zmq.sh
+source "$ROOT/bench/raw_zmq.sh"
+raw_zmq_setup cpu "${1:-}"
 RUNS=${RUNS:-5}
 N1=${N1:-200000}
 N2=${N2:-100000}
 WINDOW=${WINDOW:-1000}
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-cpu.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
-
-[[ -x "$HB" ]] || { echo "no $HB: build first" >&2; exit 1; }
-command -v jq >/dev/null || { echo "cpu_per_event.sh needs jq" >&2; exit 1; }
-[[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
-
-# shellcheck source=bench/raw_zmq.sh
-source "$ROOT/bench/raw_zmq.sh"
-raw_zmq_build "$PEERS_SRC"
 
 declare -A RATE CPU LOST
 row() { # name command...

@@ -18,25 +18,15 @@
 # PEERS_SRC (../shared/bench-peers).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$ROOT/build}
-[[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
-HB="$BUILD/bin/herald-bench"
+# shellcheck source=bench/raw_zmq.sh
+source "$ROOT/bench/raw_zmq.sh"
+raw_zmq_setup paired "${1:-}"
 PAIRS=${PAIRS:-10}
 N1=${N1:-200000}
 N2=${N2:-100000}
 WINDOW=${WINDOW:-1000}
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-paired.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 
-[[ -x "$HB" ]] || { echo "no $HB: build first" >&2; exit 1; }
-command -v jq >/dev/null || { echo "paired.sh needs jq" >&2; exit 1; }
-[[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
 [[ $PAIRS =~ ^[1-9][0-9]*$ ]] || { echo "PAIRS must be a whole number of at least 1" >&2; exit 1; }
-
-# shellcheck source=bench/raw_zmq.sh
-source "$ROOT/bench/raw_zmq.sh"
-raw_zmq_build "$PEERS_SRC" || { echo "cannot build the raw ZeroMQ clients" >&2; exit 1; }
 
 # rate_of COMMAND...: the run's rate, or "-" when it failed
 rate_of() {

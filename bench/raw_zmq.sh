@@ -3,6 +3,13 @@
 # ../shared/bench-peers' ZeroMQ client and control tool, and runs them as
 # its run.sh does, one run at a time. Needs WORK (a scratch directory).
 #
+#   raw_zmq_setup NAME [BUILD_DIR]
+#                               for a script comparing herald-bench with
+#                               raw ZeroMQ (ROOT set first): sets BUILD, HB,
+#                               PEERS_SRC and WORK (removed on exit), checks
+#                               herald-bench, jq and the peer harness, builds
+#                               the raw clients; exits with a message when
+#                               one is missing
 #   raw_zmq_build PEERS_SRC     builds into $WORK/peers (needs only libzmq)
 #   raw_zmq_run fanout|queue EVENTS RECEIVERS
 #                               prints "rate cpu_us_per_event lost"; fails
@@ -14,6 +21,20 @@
 #   median                      of the numbers on stdin ("-" lines left out;
 #                               of an even count, the mean of the middle two)
 #   ratio A B                   A / B to two places, "-" when either is not > 0
+
+raw_zmq_setup() {
+    local name=$1
+    BUILD=${2:-$ROOT/build}
+    [[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
+    HB="$BUILD/bin/herald-bench"
+    PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-$name.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    [[ -x "$HB" ]] || { echo "no $HB: build first" >&2; exit 1; }
+    command -v jq >/dev/null || { echo "$name needs jq" >&2; exit 1; }
+    [[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
+    raw_zmq_build "$PEERS_SRC" || { echo "cannot build the raw ZeroMQ clients" >&2; exit 1; }
+}
 
 raw_zmq_build() {
     local src=$1 bin="$WORK/peers" flags="-O2 -g -std=gnu11"

@@ -16,27 +16,17 @@
 # (seconds a rate is offered), WINDOW=1000, PEERS_SRC (../shared/bench-peers).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${1:-$ROOT/build}
-[[ $BUILD = /* ]] || BUILD="$PWD/$BUILD"
-HB="$BUILD/bin/herald-bench"
+# shellcheck source=bench/raw_zmq.sh
+source "$ROOT/bench/raw_zmq.sh"
+raw_zmq_setup steady "${1:-}"
 RATES=${RATES:-20000 50000 100000 200000}
 DURATION=${DURATION:-3}
 WINDOW=${WINDOW:-1000}
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-steady.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 
-[[ -x "$HB" ]] || { echo "no $HB: build first" >&2; exit 1; }
-command -v jq >/dev/null || { echo "steady.sh needs jq" >&2; exit 1; }
-[[ -d "$PEERS_SRC/src" ]] || { echo "no peer harness at $PEERS_SRC" >&2; exit 1; }
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "DURATION must be whole seconds, at least 1" >&2; exit 1; }
 for rate in $RATES; do
     [[ $rate =~ ^[1-9][0-9]*$ ]] || { echo "RATES must be whole numbers of events/s: '$rate'" >&2; exit 1; }
 done
-
-# shellcheck source=bench/raw_zmq.sh
-source "$ROOT/bench/raw_zmq.sh"
-raw_zmq_build "$PEERS_SRC" || { echo "cannot build the raw ZeroMQ clients" >&2; exit 1; }
 
 # herald_steady RATE: "delivered cpu_us_per_event p50_us p99_us", or "- - - -"
 herald_steady() {
