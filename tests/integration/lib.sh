@@ -101,3 +101,16 @@ handled_each_once() {
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
+
+# For the tests of the bench scripts that run raw ZeroMQ beside Herald: sets
+# ROOT and PEERS_SRC, skips the test (77) where ../shared/bench-peers is
+# absent, and fails without jq.
+need_bench_peers() {
+    ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+    PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
+    if [ ! -d "$PEERS_SRC/src" ]; then
+        log "skipped: no peer harness at $PEERS_SRC"
+        exit 77
+    fi
+    command -v jq >/dev/null || fail "jq is missing"
+}

@@ -4,14 +4,7 @@
 # median and a verdict against the target that agrees with the median.
 # Skipped where ../shared/bench-peers (the raw ZeroMQ clients) is absent.
 source "$(dirname "$0")/lib.sh"
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
-if [ ! -d "$PEERS_SRC/src" ]; then
-    log "skipped: no peer harness at $PEERS_SRC"
-    exit 77
-fi
-command -v jq >/dev/null || fail "jq is missing"
+need_bench_peers
 
 PAIRS=2 N1=20000 N2=10000 PEERS_SRC="$PEERS_SRC" TMPDIR="$WORK" \
     bash "$ROOT/bench/paired.sh" "$(dirname "$BIN")" >"$WORK/paired.md" 2>"$WORK/paired.log" ||

@@ -4,14 +4,7 @@
 # systems deliver about what was offered, and the ratio column agrees with
 # the two rates. Skipped where ../shared/bench-peers is absent.
 source "$(dirname "$0")/lib.sh"
-
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PEERS_SRC=${PEERS_SRC:-$ROOT/../shared/bench-peers}
-if [ ! -d "$PEERS_SRC/src" ]; then
-    log "skipped: no peer harness at $PEERS_SRC"
-    exit 77
-fi
-command -v jq >/dev/null || fail "jq is missing"
+need_bench_peers
 
 RATES="1000 2000" DURATION=1 PEERS_SRC="$PEERS_SRC" TMPDIR="$WORK" \
     bash "$ROOT/bench/steady.sh" "$(dirname "$BIN")" >"$WORK/steady.md" 2>"$WORK/steady.log" ||
