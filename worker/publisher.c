@@ -551,7 +551,8 @@ s_on_message (hd_publisher_t *self, hd_frames_t *frames)
 }
 
 //  True when replies are to be looked for now (see S_LOOK_GAP_US), given
-//  enough publishes since the last look.
+//  enough publishes since the last look. Asked every hold / 2 publishes,
+//  not on each one past that: it reads the clock.
 static bool
 s_look_due (hd_publisher_t *self)
 {
@@ -692,7 +693,9 @@ hd_publisher_publish (hd_publisher_t *self, hd_event_t **event_p, int timeout_ms
     //  publishes keeps what looks unconfirmed below the hold threshold
     //  while the broker keeps up; S_LOOK_GAP_US spaces them at full speed.
     size_t replies = 0;
-    if (++self->undrained >= s_hold (self) / 2 && s_look_due (self))
+    size_t every = s_hold (self) / 2;
+    if (++self->undrained >= every && (every <= 1 || self->undrained % every == 0) &&
+        s_look_due (self))
         replies = s_drain (self);
     s_flush_outbox (self, replies > 0);
     return 0;
