@@ -25,6 +25,7 @@
 #   STALLS=1           watch for machine stalls meanwhile (herald-machine-probe
 #                      --watch) and show them for the fixed-rate latency rows;
 #                      0: do not
+#   RESULTS=bench/results   where the table and the raw figures are kept
 #   PAIRS=10           then Herald and raw ZeroMQ in alternating pairs for the
 #                      two targets set against raw ZeroMQ (bench/paired.sh:
 #                      the ratio within each pair, a median of them); 0: not
@@ -44,7 +45,7 @@ LAT_S=${LAT_S:-6}
 PEER_LAT_MAX_S=${PEER_LAT_MAX_S:-2}
 INSTALL=${INSTALL:-auto}
 PAIRS=${PAIRS:-10}
-RESULTS="$ROOT/bench/results"
+RESULTS=${RESULTS:-$ROOT/bench/results}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")
 NOTES=()
@@ -120,6 +121,20 @@ herald w2-default-threaded --workload w2 --events "$N2" --fsync never --window "
 herald lat-always --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S"
 herald lat-always-threaded --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --threaded
 herald lat-never --workload w2 --fsync never --rate "$LAT_RATE" --duration "$LAT_S"
+sync_floor
+}
+# The disk's share of the --fsync always latency row: commits that cost
+# nothing but their write and fdatasync, at the row's rate (herald-machine-probe
+# --sync-floor), RUNS times a pass; "event p99 N" lines in $WORK/floor.txt
+sync_floor() {
+    [[ -x "$BUILD/bin/herald-machine-probe" ]] || return 0
+    local run
+    for ((run = 1; run <= RUNS; run++)); do
+        log "sync floor (pass $PASS, run $run): herald-machine-probe --sync-floor $LAT_RATE $LAT_S"
+        "$BUILD/bin/herald-machine-probe" --sync-floor "$LAT_RATE" "$LAT_S" --dir "$WORK" \
+            >>"$WORK/floor.txt" 2>"$WORK/floor.err" ||
+            NOTES+=("herald-machine-probe --sync-floor failed: $(tail -n 1 "$WORK/floor.err")")
+    done
 }
 PASS=1
 herald_rows
@@ -140,6 +155,16 @@ hj() {
               elif length % 2 == 1 then .[(length - 1) / 2]
               else (.[length / 2 - 1] + .[length / 2]) / 2 end)
         end' "${files[@]}" 2>/dev/null || true
+}
+
+# floor FIELD: the median over the sync-floor runs of the event FIELD (p50,
+# p99, p99.9) from lines "...; event p50 N p99 N p99.9 N us"
+floor() {
+    [[ -s "$WORK/floor.txt" ]] || return 0
+    awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == "event") { event = i; break }
+                     for (i = event; i < NF; i++) if ($i == f) print $(i + 1) }' "$WORK/floor.txt" |
+        sort -n | awk '{ v[n++] = $1 }
+        END { if (n) printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'
 }
 
 # ------------------------------------------------------------------ peers
@@ -288,6 +313,8 @@ H_W2NT=$(hj w2-never-threaded w2 recv_rate)
 H_W2DT=$(hj w2-default-threaded w2 recv_rate)
 H_LATAT=$(hj lat-always-threaded w2 p99_us)
 H_LATN=$(hj lat-never w2 p99_us)
+F_P50=$(floor p50)
+F_P99=$(floor p99)
 
 Z_W1=$(peer zmq w1-hwm0 tp sub_rate_min)
 N_W1=$(peer nats w1-core tp sub_rate_min)
@@ -349,6 +376,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "| (no target) W1 per sub vs Redis pub/sub | $(num "$H_W1") | Redis PUBLISH/SUBSCRIBE | $(num "$R_W1") | $(ratio "$H_W1" "$R_W1") | - |"
     echo "| latency p99 @ $LAT_RATE/s, --fsync always < 1 500 µs | $(num "$H_LATA") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATA" 1500) | $(verdict "$H_LATA" 1500 lt 1) |"
     echo "| same, handler threads | $(num "$H_LATAT") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATAT" 1500) | $(verdict "$H_LATAT" 1500 lt 1) |"
+    echo "| (no target) the disk alone @ $LAT_RATE/s: commits that cost nothing but write + fdatasync, p99 | $(num "$F_P99") µs | (absolute target) | 1 500 µs | $(ratio "$F_P99" 1500) | - |"
     echo "| p99 @ $LAT_RATE/s vs JetStream file | $(num "$H_LATA") µs | NATS JetStream file, pull | $(num "$JS_LAT") µs | $(ratio "$H_LATA" "$JS_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
@@ -376,6 +404,14 @@ TABLE="$RESULTS/compare-$STAMP.md"
         echo "| RabbitMQ durable @ $LAT_RATE/s | $(stalls peer rabbitmq/w2-durable/fix) | $(num "$MQ_LAT") |"
     fi
     echo
+    if [[ -n $F_P99 ]]; then
+        echo "The disk alone (herald-machine-probe --sync-floor $LAT_RATE $LAT_S after Herald's latency rows,"
+        echo "$RUNS per Herald pass, nothing else running): events arrive evenly; commits run back to back,"
+        echo "each writing what arrived before it began and calling fdatasync; an event waits from its"
+        echo "arrival to the end of its commit. Median over the runs: p50 $(num "$F_P50") µs, p99 $(num "$F_P99") µs:"
+        echo "the --fsync always row of a broker that cost nothing but its syncs, before any network hop."
+        echo
+    fi
     echo "Herald W1 runs with --fsync never because the peers' W1 is non-durable (Herald still writes"
     echo "every event to its log); the --fsync always row is shown above. Herald's W1 pub msg/s counts"
     echo "confirmed publishes (window 256 unless the row says otherwise), the peers' counts sends."

@@ -7,6 +7,7 @@
 
     herald-machine-probe [--stalls SECONDS] [--dir DIR] [ROUND_TRIPS [MIB]]
     herald-machine-probe --watch SECONDS
+    herald-machine-probe --sync-floor RATE SECONDS [--dir DIR]
 
     - wake-up: two threads bounce a byte over two pipes, ROUND_TRIPS times
       (default 100000), first pinned to two different CPUs, then both to
@@ -27,6 +28,12 @@
     - --watch: only the watcher, for SECONDS, one line a second
       ("HH:MM:SS stalls N stalled_ms X"), for bench/compare.sh to lay over
       the rows it runs meanwhile.
+    - --sync-floor: only the disk. Events arrive evenly at RATE for
+      SECONDS; commits run back to back, each writing what arrived before
+      it began (a file in DIR) and calling fdatasync. Prints the commits'
+      rate and times and each event's wait from arrival to the end of its
+      commit (p50, p99, p99.9): what a broker that cost nothing but its
+      syncs would show in the --fsync always latency row, on this disk.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -305,6 +312,127 @@ s_stall_test (double seconds, const char *dir)
     return 0;
 }
 
+//  ---------------------------------------------------------------------
+//  Sync floor
+
+#define S_FLOOR_RECORD_BYTES 200        // about a W2 event's record in the log
+#define S_FLOOR_FILE_BYTES   (64 << 20) // written once, then overwritten
+#define S_FLOOR_CHUNK_BYTES  (1 << 20)
+#define S_FLOOR_EVENTS_MAX   10000000 // RATE x SECONDS: 240 MB of timestamps
+
+//  The value at quantile q of sorted values (count > 0)
+static int64_t
+s_quantile (const int64_t *sorted, long count, double q)
+{
+    long index = (long) (q * (double) count);
+    return sorted[index < count ? index : count - 1];
+}
+
+//  A temporary file in dir, filled with zeros and synced, so that commits
+//  overwrite blocks as Herald's do in its prepared segments; -1 with
+//  errno on failure.
+static int
+s_floor_file (const char *dir, char *chunk)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/herald-machine-probe.XXXXXX", dir);
+    int fd = mkstemp (path);
+    if (fd == -1)
+        return -1;
+    unlink (path);
+    memset (chunk, 0, S_FLOOR_CHUNK_BYTES);
+    for (off_t offset = 0; offset < S_FLOOR_FILE_BYTES; offset += S_FLOOR_CHUNK_BYTES)
+        if (pwrite (fd, chunk, S_FLOOR_CHUNK_BYTES, offset) != S_FLOOR_CHUNK_BYTES) {
+            int error = errno ? errno : ENOSPC;
+            close (fd);
+            errno = error;
+            return -1;
+        }
+    if (fsync (fd)) {
+        int error = errno;
+        close (fd);
+        errno = error;
+        return -1;
+    }
+    return fd;
+}
+
+//  --sync-floor RATE SECONDS: the latency of a broker that costs nothing
+//  but its commits. Events "arrive" evenly at rate; commits run back to
+//  back, each writing the records that arrived before it began and
+//  calling fdatasync; when none has arrived, the committer sleeps until one
+//  does. An event is on disk when the first commit that began after it
+//  ends. Every delivery Herald makes with --fsync always waits for that,
+//  so these percentiles bound its latency row from below on this disk.
+static int
+s_sync_floor (double rate, double seconds, const char *dir)
+{
+    long events = (long) (rate * seconds);
+    int64_t *begun = malloc ((size_t) events * sizeof *begun);
+    int64_t *ended = malloc ((size_t) events * sizeof *ended);
+    int64_t *latency = malloc ((size_t) events * sizeof *latency);
+    char *chunk = malloc (S_FLOOR_CHUNK_BYTES);
+    int fd = begun && ended && latency && chunk ? s_floor_file (dir, chunk) : -1;
+    int error = fd == -1 ? (errno ? errno : ENOMEM) : 0;
+    double gap_ns = 1e9 / rate;
+    int64_t start = s_mono_ns ();
+    long commits = 0, committed = 0; // events on disk so far
+    off_t offset = 0;
+    while (!error && committed < events) {
+        int64_t now = s_mono_ns ();
+        long arrived = (long) ((double) (now - start) / gap_ns) + 1;
+        if (arrived > events)
+            arrived = events;
+        if (arrived == committed) {
+            int64_t next = start + (int64_t) ((double) arrived * gap_ns);
+            struct timespec wake = {.tv_sec = next / 1000000000LL, .tv_nsec = next % 1000000000LL};
+            while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
+                ;
+            continue;
+        }
+        size_t bytes = (size_t) (arrived - committed) * S_FLOOR_RECORD_BYTES;
+        if (bytes > S_FLOOR_CHUNK_BYTES)
+            bytes = S_FLOOR_CHUNK_BYTES;
+        if (offset + (off_t) bytes > S_FLOOR_FILE_BYTES)
+            offset = 0;
+        begun[commits] = now;
+        if (pwrite (fd, chunk, bytes, offset) != (ssize_t) bytes || fdatasync (fd))
+            error = errno ? errno : EIO;
+        ended[commits++] = s_mono_ns ();
+        offset += (off_t) bytes;
+        committed = arrived;
+    }
+    if (fd != -1)
+        close (fd);
+    if (error) {
+        fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
+                 strerror (error));
+        free (begun), free (ended), free (latency), free (chunk);
+        return -1;
+    }
+    long commit = 0;
+    for (long event = 0; event < events; event++) {
+        int64_t arrival = start + (int64_t) ((double) event * gap_ns);
+        while (commit + 1 < commits && begun[commit] < arrival)
+            commit++;
+        latency[event] = ended[commit] - arrival;
+    }
+    for (long index = 0; index < commits; index++)
+        ended[index] -= begun[index]; // now each commit's own time
+    qsort (latency, (size_t) events, sizeof *latency, s_compare_ns);
+    qsort (ended, (size_t) commits, sizeof *ended, s_compare_ns);
+    printf ("sync floor: %.0f events/s for %.1f s, %.0f commits/s of %.1f events; commit p50 %.0f "
+            "p99 %.0f us; event p50 %.0f p99 %.0f p99.9 %.0f us\n",
+            rate, seconds, (double) commits / seconds, (double) events / (double) commits,
+            (double) s_quantile (ended, commits, 0.5) / 1e3,
+            (double) s_quantile (ended, commits, 0.99) / 1e3,
+            (double) s_quantile (latency, events, 0.5) / 1e3,
+            (double) s_quantile (latency, events, 0.99) / 1e3,
+            (double) s_quantile (latency, events, 0.999) / 1e3);
+    free (begun), free (ended), free (latency), free (chunk);
+    return 0;
+}
+
 //  --watch: one line a second, wall-clock stamped, until seconds pass.
 static void
 s_watch (double seconds)
@@ -330,7 +458,7 @@ s_watch (double seconds)
 int
 main (int argc, char *argv[])
 {
-    double stall_seconds = 2, watch_seconds = 0;
+    double stall_seconds = 2, watch_seconds = 0, floor_rate = 0, floor_seconds = 0;
     const char *dir = ".";
     long numbers[2] = {100000, 256}; // ROUND_TRIPS, MIB
     int positional = 0;
@@ -341,7 +469,12 @@ main (int argc, char *argv[])
             stall_seconds = strtod (argv[++arg], &end);
         else if (strcmp (argv[arg], "--watch") == 0 && arg + 1 < argc)
             watch_seconds = strtod (argv[++arg], &end);
-        else if (strcmp (argv[arg], "--dir") == 0 && arg + 1 < argc)
+        else if (strcmp (argv[arg], "--sync-floor") == 0 && arg + 2 < argc) {
+            floor_rate = strtod (argv[++arg], &end);
+            if (*end || end == argv[arg])
+                usage_error = true;
+            floor_seconds = strtod (argv[++arg], &end);
+        } else if (strcmp (argv[arg], "--dir") == 0 && arg + 1 < argc)
             dir = argv[++arg];
         else if (argv[arg][0] != '-' && positional < 2)
             numbers[positional++] = strtol (argv[arg], &end, 10);
@@ -352,12 +485,17 @@ main (int argc, char *argv[])
     }
     long round_trips = numbers[0], mib = numbers[1];
     if (usage_error || round_trips < 1 || mib < 1 || !(stall_seconds >= 0) ||
-        !(watch_seconds >= 0)) {
+        !(watch_seconds >= 0) || !(floor_rate >= 0) || !(floor_seconds >= 0) ||
+        (floor_rate > 0) != (floor_seconds > 0) ||
+        floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX) {
         fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
                          "[ROUND_TRIPS [MIB]]\n"
-                         "       herald-machine-probe --watch SECONDS\n");
+                         "       herald-machine-probe --watch SECONDS\n"
+                         "       herald-machine-probe --sync-floor RATE SECONDS [--dir DIR]\n");
         return 2;
     }
+    if (floor_rate > 0)
+        return s_sync_floor (floor_rate, floor_seconds, dir) ? 1 : 0;
     if (watch_seconds > 0) {
         s_watch (watch_seconds);
         return 0;

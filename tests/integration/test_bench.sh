@@ -80,4 +80,25 @@ grep -q "cannot write and sync a file in $WORK/none" "$WORK/stalls.err" || fail 
 "$BIN/herald-machine-probe" --watch 2.2 >"$WORK/watch.txt" || fail "--watch exited with $?"
 grep -Eq '^[0-9]{2}:[0-9]{2}:[0-9]{2} stalls [0-9]+ stalled_ms [0-9]+\.[0-9]$' "$WORK/watch.txt" ||
     fail "no watch line: $(cat "$WORK/watch.txt")"
+# --sync-floor: one line, commits no more often than events arrive, each
+# percentile no smaller than the one below it; its file is removed; a
+# directory it cannot write in and bad usage are errors
+"$BIN/herald-machine-probe" --sync-floor 400 0.5 --dir "$WORK" >"$WORK/floor.txt" ||
+    fail "--sync-floor exited with $?"
+cat "$WORK/floor.txt"
+floor_line='^sync floor: 400 events/s for 0\.5 s, [0-9]+ commits/s of [0-9]+\.[0-9] events; commit p50 [0-9]+ p99 [0-9]+ us; event p50 [0-9]+ p99 [0-9]+ p99\.9 [0-9]+ us$'
+grep -Eq "$floor_line" "$WORK/floor.txt" || fail "no floor line"
+awk '{ commits = $8; per = $11; c50 = $15; c99 = $17; e50 = $21; e99 = $23; e999 = $25
+       if (commits > 400 || per < 1 || c50 > c99 || e50 > e99 || e99 > e999 || e50 < c50 / 2) exit 1 }' \
+    "$WORK/floor.txt" || fail "floor figures out of order"
+ls "$WORK"/herald-machine-probe.* >/dev/null 2>&1 && fail "the floor's file was left behind"
+"$BIN/herald-machine-probe" --sync-floor 400 0.2 --dir "$WORK/none" >/dev/null 2>"$WORK/floor.err" &&
+    fail "--sync-floor wrote into a missing directory"
+grep -q "cannot write and sync a file in $WORK/none" "$WORK/floor.err" || fail "no reason given for the floor"
+for args in "0 1" "400 0" "400" "x 1" "1e9 60"; do
+    # shellcheck disable=SC2086 # the arguments are meant to split
+    status=0
+    "$BIN/herald-machine-probe" --sync-floor $args >/dev/null 2>&1 || status=$?
+    [ $status = 2 ] || fail "--sync-floor $args was not refused as bad usage"
+done
 log "ok"
