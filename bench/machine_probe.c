@@ -372,8 +372,13 @@ s_sync_floor (double rate, double seconds, const char *dir)
     int64_t *ended = malloc ((size_t) events * sizeof *ended);
     int64_t *latency = malloc ((size_t) events * sizeof *latency);
     char *chunk = malloc (S_FLOOR_CHUNK_BYTES);
-    int fd = begun && ended && latency && chunk ? s_floor_file (dir, chunk) : -1;
-    int error = fd == -1 ? (errno ? errno : ENOMEM) : 0;
+    if (!begun || !ended || !latency || !chunk) {
+        fprintf (stderr, "herald-machine-probe: no memory for %ld events\n", events);
+        free (begun), free (ended), free (latency), free (chunk);
+        return -1;
+    }
+    int fd = s_floor_file (dir, chunk);
+    int error = fd == -1 ? errno : 0;
     double gap_ns = 1e9 / rate;
     int64_t start = s_mono_ns ();
     long commits = 0, committed = 0; // events on disk so far
@@ -487,6 +492,7 @@ main (int argc, char *argv[])
     if (usage_error || round_trips < 1 || mib < 1 || !(stall_seconds >= 0) ||
         !(watch_seconds >= 0) || !(floor_rate >= 0) || !(floor_seconds >= 0) ||
         (floor_rate > 0) != (floor_seconds > 0) ||
+        (floor_rate > 0 && floor_rate * floor_seconds < 1) ||
         floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX) {
         fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
                          "[ROUND_TRIPS [MIB]]\n"

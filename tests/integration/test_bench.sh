@@ -95,7 +95,7 @@ ls "$WORK"/herald-machine-probe.* >/dev/null 2>&1 && fail "the floor's file was 
 "$BIN/herald-machine-probe" --sync-floor 400 0.2 --dir "$WORK/none" >/dev/null 2>"$WORK/floor.err" &&
     fail "--sync-floor wrote into a missing directory"
 grep -q "cannot write and sync a file in $WORK/none" "$WORK/floor.err" || fail "no reason given for the floor"
-for args in "0 1" "400 0" "400" "x 1" "1e9 60"; do
+for args in "0 1" "400 0" "400" "x 1" "1e9 60" "1 0.5"; do
     # shellcheck disable=SC2086 # the arguments are meant to split
     status=0
     "$BIN/herald-machine-probe" --sync-floor $args >/dev/null 2>&1 || status=$?
