@@ -128,12 +128,18 @@ sync_floor
 # --sync-floor), RUNS times a pass; "event p99 N" lines in $WORK/floor.txt
 sync_floor() {
     [[ -x "$BUILD/bin/herald-machine-probe" ]] || return 0
+    if [[ ! $LAT_RATE =~ ^[0-9]+$ || ! $LAT_S =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+        NOTES+=("no sync floor: it takes LAT_RATE and LAT_S as plain numbers (seconds), not $LAT_RATE and $LAT_S")
+        return 0
+    fi
     local run
     for ((run = 1; run <= RUNS; run++)); do
         log "sync floor (pass $PASS, run $run): herald-machine-probe --sync-floor $LAT_RATE $LAT_S"
-        "$BUILD/bin/herald-machine-probe" --sync-floor "$LAT_RATE" "$LAT_S" --dir "$WORK" \
-            >>"$WORK/floor.txt" 2>"$WORK/floor.err" ||
-            NOTES+=("herald-machine-probe --sync-floor failed: $(tail -n 1 "$WORK/floor.err")")
+        if ! "$BUILD/bin/herald-machine-probe" --sync-floor "$LAT_RATE" "$LAT_S" --dir "$WORK" \
+            >>"$WORK/floor.txt" 2>"$WORK/floor.err"; then
+            NOTES+=("herald-machine-probe --sync-floor failed (pass $PASS): $(grep -v '^ ' "$WORK/floor.err" | head -n 1)")
+            return 0
+        fi
     done
 }
 PASS=1
@@ -433,6 +439,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
     for f in "$WORK"/herald-*.json; do [[ -f $f ]] && echo "herald $(basename "$f" .json) $(cat "$f")"; done
     [[ -n "$RAW" && -f "$RAW" ]] && cat "$RAW"
     [[ -f "$WORK/paired.log" ]] && sed 's/^/paired /' "$WORK/paired.log"
+    [[ -f "$WORK/floor.txt" ]] && sed 's/^/floor /' "$WORK/floor.txt"
     true
 } >"$RESULTS/compare-$STAMP-raw.txt"
 cp "$TABLE" "$RESULTS/latest.md"

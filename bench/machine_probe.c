@@ -318,7 +318,8 @@ s_stall_test (double seconds, const char *dir)
 #define S_FLOOR_RECORD_BYTES 200        // about a W2 event's record in the log
 #define S_FLOOR_FILE_BYTES   (64 << 20) // written once, then overwritten
 #define S_FLOOR_CHUNK_BYTES  (1 << 20)
-#define S_FLOOR_EVENTS_MAX   10000000 // RATE x SECONDS: 240 MB of timestamps
+#define S_FLOOR_EVENTS_MAX   10000000 // RATE x SECONDS: 320 MB of timestamps
+#define S_FLOOR_SECONDS_MAX  86400
 
 //  The value at quantile q of sorted values (count > 0)
 static int64_t
@@ -357,6 +358,24 @@ s_floor_file (const char *dir, char *chunk)
     return fd;
 }
 
+//  One commit: bytes written at *offset in chunks (wrapping at the end of
+//  the file), then fdatasync. Returns 0, or the errno of the failure.
+static int
+s_floor_commit (int fd, const char *chunk, size_t bytes, off_t *offset)
+{
+    while (bytes > 0) {
+        size_t piece = bytes < S_FLOOR_CHUNK_BYTES ? bytes : S_FLOOR_CHUNK_BYTES;
+        if (*offset + (off_t) piece > S_FLOOR_FILE_BYTES)
+            *offset = 0;
+        errno = 0;
+        if (pwrite (fd, chunk, piece, *offset) != (ssize_t) piece)
+            return errno ? errno : ENOSPC; // a short write: the disk is full
+        *offset += (off_t) piece;
+        bytes -= piece;
+    }
+    return fdatasync (fd) ? errno : 0;
+}
+
 //  --sync-floor RATE SECONDS: the latency of a broker that costs nothing
 //  but its commits. Events "arrive" evenly at rate; commits run back to
 //  back, each writing the records that arrived before it began and
@@ -370,72 +389,67 @@ s_sync_floor (double rate, double seconds, const char *dir)
     long events = (long) (rate * seconds);
     int64_t *begun = malloc ((size_t) events * sizeof *begun);
     int64_t *ended = malloc ((size_t) events * sizeof *ended);
+    long *upto = malloc ((size_t) events * sizeof *upto); // events on disk after each commit
     int64_t *latency = malloc ((size_t) events * sizeof *latency);
     char *chunk = malloc (S_FLOOR_CHUNK_BYTES);
-    if (!begun || !ended || !latency || !chunk) {
+    int error = 0, fd = -1;
+    if (!begun || !ended || !upto || !latency || !chunk) {
         fprintf (stderr, "herald-machine-probe: no memory for %ld events\n", events);
-        free (begun), free (ended), free (latency), free (chunk);
-        return -1;
+        error = ENOMEM;
+    } else if ((fd = s_floor_file (dir, chunk)) == -1) {
+        error = errno;
+        fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
+                 strerror (error));
     }
-    int fd = s_floor_file (dir, chunk);
-    int error = fd == -1 ? errno : 0;
     double gap_ns = 1e9 / rate;
     int64_t start = s_mono_ns ();
-    long commits = 0, committed = 0; // events on disk so far
+    long commits = 0, committed = 0;
     off_t offset = 0;
     while (!error && committed < events) {
         int64_t now = s_mono_ns ();
         long arrived = (long) ((double) (now - start) / gap_ns) + 1;
         if (arrived > events)
             arrived = events;
-        if (arrived == committed) {
-            int64_t next = start + (int64_t) ((double) arrived * gap_ns);
+        if (arrived <= committed) {
+            int64_t next = start + (int64_t) ((double) committed * gap_ns) + 1;
             struct timespec wake = {.tv_sec = next / 1000000000LL, .tv_nsec = next % 1000000000LL};
             while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
                 ;
             continue;
         }
-        size_t bytes = (size_t) (arrived - committed) * S_FLOOR_RECORD_BYTES;
-        if (bytes > S_FLOOR_CHUNK_BYTES)
-            bytes = S_FLOOR_CHUNK_BYTES;
-        if (offset + (off_t) bytes > S_FLOOR_FILE_BYTES)
-            offset = 0;
         begun[commits] = now;
-        if (pwrite (fd, chunk, bytes, offset) != (ssize_t) bytes || fdatasync (fd))
-            error = errno ? errno : EIO;
-        ended[commits++] = s_mono_ns ();
-        offset += (off_t) bytes;
-        committed = arrived;
+        error = s_floor_commit (fd, chunk, (size_t) (arrived - committed) * S_FLOOR_RECORD_BYTES,
+                                &offset);
+        if (error)
+            fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
+                     strerror (error));
+        ended[commits] = s_mono_ns ();
+        upto[commits++] = committed = arrived;
     }
     if (fd != -1)
         close (fd);
-    if (error) {
-        fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
-                 strerror (error));
-        free (begun), free (ended), free (latency), free (chunk);
-        return -1;
+    if (!error) {
+        //  Each event waits for the commit that took it, as the committer
+        //  counted it in (no second reading of the clock's arithmetic)
+        long event = 0;
+        for (long index = 0; index < commits; index++)
+            for (; event < upto[index]; event++)
+                latency[event] = ended[index] - (start + (int64_t) ((double) event * gap_ns));
+        for (long index = 0; index < commits; index++)
+            ended[index] -= begun[index]; // now each commit's own time
+        qsort (latency, (size_t) events, sizeof *latency, s_compare_ns);
+        qsort (ended, (size_t) commits, sizeof *ended, s_compare_ns);
+        printf ("sync floor: %.0f events/s for %.1f s, %.0f commits/s of %.1f events; commit p50 "
+                "%.0f p99 %.0f us; event p50 %.0f p99 %.0f p99.9 %.0f us\n",
+                rate, seconds, (double) commits / seconds, (double) events / (double) commits,
+                (double) s_quantile (ended, commits, 0.5) / 1e3,
+                (double) s_quantile (ended, commits, 0.99) / 1e3,
+                (double) s_quantile (latency, events, 0.5) / 1e3,
+                (double) s_quantile (latency, events, 0.99) / 1e3,
+                (double) s_quantile (latency, events, 0.999) / 1e3);
     }
-    long commit = 0;
-    for (long event = 0; event < events; event++) {
-        int64_t arrival = start + (int64_t) ((double) event * gap_ns);
-        while (commit + 1 < commits && begun[commit] < arrival)
-            commit++;
-        latency[event] = ended[commit] - arrival;
-    }
-    for (long index = 0; index < commits; index++)
-        ended[index] -= begun[index]; // now each commit's own time
-    qsort (latency, (size_t) events, sizeof *latency, s_compare_ns);
-    qsort (ended, (size_t) commits, sizeof *ended, s_compare_ns);
-    printf ("sync floor: %.0f events/s for %.1f s, %.0f commits/s of %.1f events; commit p50 %.0f "
-            "p99 %.0f us; event p50 %.0f p99 %.0f p99.9 %.0f us\n",
-            rate, seconds, (double) commits / seconds, (double) events / (double) commits,
-            (double) s_quantile (ended, commits, 0.5) / 1e3,
-            (double) s_quantile (ended, commits, 0.99) / 1e3,
-            (double) s_quantile (latency, events, 0.5) / 1e3,
-            (double) s_quantile (latency, events, 0.99) / 1e3,
-            (double) s_quantile (latency, events, 0.999) / 1e3);
-    free (begun), free (ended), free (latency), free (chunk);
-    return 0;
+    free (begun), free (ended), free (upto), free (latency), free (chunk);
+    return error ? -1 : 0;
 }
 
 //  --watch: one line a second, wall-clock stamped, until seconds pass.
@@ -464,15 +478,17 @@ int
 main (int argc, char *argv[])
 {
     double stall_seconds = 2, watch_seconds = 0, floor_rate = 0, floor_seconds = 0;
+    bool stalls_given = false;
     const char *dir = ".";
     long numbers[2] = {100000, 256}; // ROUND_TRIPS, MIB
     int positional = 0;
     bool usage_error = false;
     for (int arg = 1; arg < argc && !usage_error; arg++) {
         char *end = NULL;
-        if (strcmp (argv[arg], "--stalls") == 0 && arg + 1 < argc)
+        if (strcmp (argv[arg], "--stalls") == 0 && arg + 1 < argc) {
             stall_seconds = strtod (argv[++arg], &end);
-        else if (strcmp (argv[arg], "--watch") == 0 && arg + 1 < argc)
+            stalls_given = true;
+        } else if (strcmp (argv[arg], "--watch") == 0 && arg + 1 < argc)
             watch_seconds = strtod (argv[++arg], &end);
         else if (strcmp (argv[arg], "--sync-floor") == 0 && arg + 2 < argc) {
             floor_rate = strtod (argv[++arg], &end);
@@ -492,7 +508,8 @@ main (int argc, char *argv[])
     if (usage_error || round_trips < 1 || mib < 1 || !(stall_seconds >= 0) ||
         !(watch_seconds >= 0) || !(floor_rate >= 0) || !(floor_seconds >= 0) ||
         (floor_rate > 0) != (floor_seconds > 0) ||
-        (floor_rate > 0 && floor_rate * floor_seconds < 1) ||
+        (floor_rate > 0 && (floor_rate * floor_seconds < 1 || floor_seconds > S_FLOOR_SECONDS_MAX ||
+                            stalls_given || watch_seconds > 0 || positional > 0)) ||
         floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX) {
         fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
                          "[ROUND_TRIPS [MIB]]\n"

@@ -95,9 +95,10 @@ ls "$WORK"/herald-machine-probe.* >/dev/null 2>&1 && fail "the floor's file was 
 "$BIN/herald-machine-probe" --sync-floor 400 0.2 --dir "$WORK/none" >/dev/null 2>"$WORK/floor.err" &&
     fail "--sync-floor wrote into a missing directory"
 grep -q "cannot write and sync a file in $WORK/none" "$WORK/floor.err" || fail "no reason given for the floor"
-for args in "0 1" "400 0" "400" "x 1" "1e9 60" "1 0.5"; do
-    # shellcheck disable=SC2086 # the arguments are meant to split
+for args in "0 1" "400 0" "400" "x 1" "1e9 60" "1 0.5" "nan 1" "-1 1" "1 inf" "1 100000" \
+    "400 1 --watch 1" "400 1 --stalls 1" "400 1 2000"; do
     status=0
+    # shellcheck disable=SC2086 # the arguments are meant to split
     "$BIN/herald-machine-probe" --sync-floor $args >/dev/null 2>&1 || status=$?
     [ $status = 2 ] || fail "--sync-floor $args was not refused as bad usage"
 done
