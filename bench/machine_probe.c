@@ -208,19 +208,28 @@ s_spin (s_load_t *load)
         counter++;
 }
 
+//  A new file in dir, already unlinked (gone when closed); -1 with errno.
+static int
+s_scratch_file (const char *dir)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/herald-machine-probe.XXXXXX", dir);
+    int fd = mkstemp (path);
+    if (fd != -1)
+        unlink (path);
+    return fd;
+}
+
 //  Overwrites the start of a file of its own and makes it durable, again
 //  and again: what a broker's commit asks of the disk.
 static void
 s_flush (s_load_t *load, const char *dir)
 {
-    char path[4096];
-    snprintf (path, sizeof path, "%s/herald-machine-probe.XXXXXX", dir);
-    int fd = mkstemp (path);
+    int fd = s_scratch_file (dir);
     if (fd == -1) {
         atomic_store (&load->error, errno);
         return;
     }
-    unlink (path);
     char block[512];
     memset (block, 'h', sizeof block);
     while (!atomic_load_explicit (&load->stop, memory_order_relaxed)) {
@@ -329,35 +338,6 @@ s_quantile (const int64_t *sorted, long count, double q)
     return sorted[index < count ? index : count - 1];
 }
 
-//  A temporary file in dir, filled with zeros and synced, so that commits
-//  overwrite blocks as Herald's do in its prepared segments; -1 with
-//  errno on failure.
-static int
-s_floor_file (const char *dir, char *chunk)
-{
-    char path[4096];
-    snprintf (path, sizeof path, "%s/herald-machine-probe.XXXXXX", dir);
-    int fd = mkstemp (path);
-    if (fd == -1)
-        return -1;
-    unlink (path);
-    memset (chunk, 0, S_FLOOR_CHUNK_BYTES);
-    for (off_t offset = 0; offset < S_FLOOR_FILE_BYTES; offset += S_FLOOR_CHUNK_BYTES)
-        if (pwrite (fd, chunk, S_FLOOR_CHUNK_BYTES, offset) != S_FLOOR_CHUNK_BYTES) {
-            int error = errno ? errno : ENOSPC;
-            close (fd);
-            errno = error;
-            return -1;
-        }
-    if (fsync (fd)) {
-        int error = errno;
-        close (fd);
-        errno = error;
-        return -1;
-    }
-    return fd;
-}
-
 //  One commit: bytes written at *offset in chunks (wrapping at the end of
 //  the file), then fdatasync. Returns 0, or the errno of the failure.
 static int
@@ -374,6 +354,26 @@ s_floor_commit (int fd, const char *chunk, size_t bytes, off_t *offset)
         bytes -= piece;
     }
     return fdatasync (fd) ? errno : 0;
+}
+
+//  A scratch file in dir, filled with zeros and synced, so that commits
+//  overwrite blocks as Herald's do in its prepared segments; -1 with
+//  errno on failure.
+static int
+s_floor_file (const char *dir, char *chunk)
+{
+    int fd = s_scratch_file (dir);
+    if (fd == -1)
+        return -1;
+    memset (chunk, 0, S_FLOOR_CHUNK_BYTES);
+    off_t offset = 0;
+    int error = s_floor_commit (fd, chunk, S_FLOOR_FILE_BYTES, &offset);
+    if (error) {
+        close (fd);
+        errno = error;
+        return -1;
+    }
+    return fd;
 }
 
 //  --sync-floor RATE SECONDS: the latency of a broker that costs nothing

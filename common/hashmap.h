@@ -3,9 +3,9 @@
     For the hot paths (pool entries by seq, publisher corrs, a worker's
     jobs; the dedup window has its compact tagmap): one flat array of
     (key, value) slots, linear probing, deletion by backward shift, so no
-    tombstones and no per-item allocation. czmq's zhashx chains items and rehashes the whole table
-    whenever a chain grows past a small limit, which costs more than the
-    rest of an event's bookkeeping.
+    tombstones and no per-item allocation. czmq's zhashx chains items and
+    rehashes the whole table whenever a chain grows past a small limit,
+    which costs more than the rest of an event's bookkeeping.
 
     Integer keys (seqs, corrs) are used as they are. For byte-string keys
     the key is hd_hash_bytes() of the string, several values may share it,
