@@ -163,14 +163,19 @@ hj() {
         end' "${files[@]}" 2>/dev/null || true
 }
 
+# median: the median of the numbers on stdin, one a line ("" when none)
+median() {
+    sort -g | awk '{ v[n++] = $1 }
+        END { if (n) printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'
+}
+
 # floor FIELD: the median over the sync-floor runs of the event FIELD (p50,
 # p99, p99.9) from lines "...; event p50 N p99 N p99.9 N us"
 floor() {
     [[ -s "$WORK/floor.txt" ]] || return 0
     awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == "event") { event = i; break }
                      for (i = event; i < NF; i++) if ($i == f) print $(i + 1) }' "$WORK/floor.txt" |
-        sort -n | awk '{ v[n++] = $1 }
-        END { if (n) printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'
+        median
 }
 
 # ------------------------------------------------------------------ peers
@@ -285,10 +290,8 @@ peer() {
     awk -v s="$1" -v c="$2" -v p="$3" -v k="$4" '
         index($0, "sys=" s " ") == 1 && index($0, " case=" c " ") && index($0, " phase=" p " ") &&
         index($0, " clients_ok=1 ") {
-            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v[n++] = kv[2] + 0 } }
-        END { if (!n) exit
-              for (i = 1; i < n; i++) { x = v[i]; j = i - 1; while (j >= 0 && v[j] > x) { v[j + 1] = v[j]; j-- } v[j + 1] = x }
-              printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }' "$RAW"
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) printf "%.17g\n", kv[2] } }' "$RAW" |
+        median
 }
 
 # ------------------------------------------------------------------ table
