@@ -18,7 +18,7 @@ typedef struct {
     char *data_dir, *fsync;
     int64_t segment_size, cache_size, log_page_cache, retention_age, retention_bytes, max_disk,
         max_deliver;
-    int64_t max_dlq, checkpoint_bytes, journal_sync, turn_events;
+    int64_t max_dlq, checkpoint_bytes, journal_sync, turn_events, dispatch_burst_us;
     bool skip_corrupt, retention_hard, prepare_segments, dedup_reserve;
 } s_settings_t;
 
@@ -122,6 +122,10 @@ s_options_new (s_settings_t *s)
                     "read this many events, so publishers' windows reopen sooner (0: no bound; "
                     "--fsync always ignores it: a turn is one group commit)",
                     &s->turn_events);
+    hd_options_add (options, "dispatch-burst-us", HD_OPT_INT, "100", NULL,
+                    "a worker whose handlers take H µs an event (its ACKs say) gets up to this / H "
+                    "events in a row before the next worker, as fewer messages (0: one each)",
+                    &s->dispatch_burst_us);
     hd_options_add (options, "max-pools", HD_OPT_INT, "1000", NULL, "most pools", &s->max_pools);
     hd_options_add (options, "max-sessions", HD_OPT_INT, "100000", NULL,
                     "most worker and subscriber sessions", &s->max_sessions);
@@ -165,6 +169,8 @@ s_check (const s_settings_t *s, double multiplier, double jitter)
         return "limits must be at least 1";
     if (s->turn_events < 0)
         return "--turn-events must be >= 0 (0: no bound)";
+    if (s->dispatch_burst_us < 0 || s->dispatch_burst_us > 60000000)
+        return "--dispatch-burst-us must be in [0, 60000000] (0: one event each)";
     if (s->max_deliver < 0 || s->segment_size < 4096)
         return "--max-deliver must be >= 0 (0: unlimited) and --segment-size at least 4K";
     if (s->max_topic > 255)
@@ -249,6 +255,7 @@ main (int argc, char **argv)
     config.pool.max_pending = (size_t) settings.max_pending;
     config.pool.max_deliver = (uint32_t) settings.max_deliver;
     config.pool.max_dlq = (size_t) settings.max_dlq;
+    config.pool.burst_us = (uint32_t) settings.dispatch_burst_us;
     config.data_dir = settings.data_dir;
     config.segment_size = settings.segment_size;
     config.cache_bytes = settings.cache_size;

@@ -57,6 +57,7 @@ struct _hd_member_t {
     void *handle;
     uint32_t credit;
     uint32_t inflight;
+    uint32_t handle_ns; // handler time per event, as the worker says (0: not said)
     bool listed;
     bool stalled;
     hd_member_t *prev, *next;
@@ -250,16 +251,21 @@ s_heap_remove (hd_pool_t *self, s_entry_t *entry)
 //  --------------------------------------------------------------------------
 //  Members
 
+//  Into the line of members with free credit: at the back, or at the head
+//  to go on with the run it is given
 static void
-s_ready_push (hd_pool_t *self, hd_member_t *member)
+s_ready_insert (hd_pool_t *self, hd_member_t *member, bool front)
 {
-    member->next = NULL;
-    member->prev = self->ready_tail;
-    if (self->ready_tail)
-        self->ready_tail->next = member;
+    member->prev = front ? NULL : self->ready_tail;
+    member->next = front ? self->ready_head : NULL;
+    if (member->prev)
+        member->prev->next = member;
     else
         self->ready_head = member;
-    self->ready_tail = member;
+    if (member->next)
+        member->next->prev = member;
+    else
+        self->ready_tail = member;
     member->listed = true;
 }
 
@@ -284,7 +290,7 @@ static void
 s_member_refresh (hd_pool_t *self, hd_member_t *member)
 {
     if (!member->listed && !member->stalled && member->inflight < member->credit)
-        s_ready_push (self, member);
+        s_ready_insert (self, member, false);
 }
 
 //  --------------------------------------------------------------------------
@@ -587,6 +593,7 @@ hd_pool_config_defaults (hd_pool_config_t *config)
     config->max_pending = 1000000;
     config->max_dlq = 100000;
     config->max_blocked = 100000;
+    config->burst_us = 100;
 }
 
 hd_pool_t *
@@ -766,6 +773,21 @@ hd_pool_set_credit (hd_pool_t *self, hd_member_t *member, uint32_t credit)
 }
 
 void
+hd_member_set_handle_ns (hd_member_t *member, uint32_t handle_ns)
+{
+    member->handle_ns = handle_ns;
+}
+
+uint32_t
+hd_pool_member_run (hd_pool_t *self, hd_member_t *member)
+{
+    if (member->handle_ns == 0)
+        return 1;
+    uint64_t run = (uint64_t) self->config.burst_us * 1000 / member->handle_ns;
+    return run < 1 ? 1 : run > UINT32_MAX ? UINT32_MAX : (uint32_t) run;
+}
+
+void
 hd_pool_wake (hd_pool_t *self, hd_member_t *member)
 {
     member->stalled = false;
@@ -911,10 +933,17 @@ s_take_fresh (hd_pool_t *self, int64_t now)
     return NULL;
 }
 
+//  Round robin, in runs: each worker in line gets up to
+//  hd_pool_member_run events before the next. A DELIVERS and its ACK
+//  cost each side a wake-up or more whatever they carry, so fast handlers
+//  get a run of events; a run's last event waits at most burst_us longer
+//  than it would one at a time, so slow handlers get one each.
 size_t
 hd_pool_dispatch (hd_pool_t *self, int64_t now)
 {
     size_t count = 0;
+    hd_member_t *last = NULL;
+    uint32_t run = 0;
     while (self->ready_head) {
         s_entry_t *entry = self->retry.head;
         if (entry)
@@ -943,7 +972,12 @@ hd_pool_dispatch (hd_pool_t *self, int64_t now)
         self->delivered++;
         if (entry->attempt > 1)
             self->redelivered++;
-        s_member_refresh (self, member);
+        run = member == last ? run + 1 : 1;
+        last = member;
+        if (run < hd_pool_member_run (self, member) && member->inflight < member->credit)
+            s_ready_insert (self, member, true);
+        else
+            s_member_refresh (self, member);
         count++;
     }
     return count;

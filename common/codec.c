@@ -495,9 +495,15 @@ hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view)
     size_t seqs, attempts;
     if (s_packed_read (&cursor, end, 1 << 3 | 2, &view->seq, &view->seq_end, &seqs) ||
         s_packed_read (&cursor, end, 2 << 3 | 2, &view->attempt, &view->attempt_end, &attempts) ||
-        cursor != end || seqs != attempts || seqs == 0)
+        seqs != attempts || seqs == 0)
+        return -1;
+    uint64_t handle_ns = 0;
+    if (cursor < end && (*cursor++ != (3 << 3 | 0) || !hd_varint_read (&cursor, end, &handle_ns)))
+        return -1;
+    if (cursor != end)
         return -1;
     view->count = seqs;
+    view->handle_ns = (uint32_t) handle_ns; // a uint32: its low 32 bits, as protobuf-c reads it
     return 0;
 }
 

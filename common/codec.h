@@ -212,12 +212,13 @@ typedef struct {
     size_t count;
     const uint8_t *seq, *attempt; // packed varints
     const uint8_t *seq_end, *attempt_end;
+    uint32_t handle_ns; // the worker's handler time per event (0: not said)
 } hd_settle_view_t;
 
 //  Reads a Settle body laid out as protobuf-c packs one: the two arrays
-//  packed, once each, in field order, of one length, not empty. Returns 0,
-//  or -1 for anything else (a caller hands that to protobuf-c, which reads
-//  every valid encoding).
+//  packed, once each, in field order, of one length, not empty, then
+//  handle_ns when it is not 0. Returns 0, or -1 for anything else (a
+//  caller hands that to protobuf-c, which reads every valid encoding).
 int hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view);
 
 //  The next tag of view; false after the last. An attempt is a uint32:

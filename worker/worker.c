@@ -85,6 +85,7 @@ struct _hd_delivery_t {
     int64_t progress_sent; // inline: when hd_delivery_progress last sent (mono ms)
     //  Result: written by the handler thread before it hands the job back
     hd_verdict_t verdict;
+    uint64_t took_ns; // the handler call's wall time
     uint32_t retry_ms;
     char *error;
 };
@@ -220,7 +221,26 @@ typedef struct {
     hd_delivery_t *ran_head;
     hd_delivery_t *ran_tail;
     int64_t ran_since;
+    //  Handler time per event, sent with each ACK (hd_worker_handle_ns_next)
+    uint32_t handle_ns;
 } s_io_t;
+
+static uint64_t
+s_mono_ns (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (uint64_t) now.tv_sec * 1000000000ULL + (uint64_t) now.tv_nsec;
+}
+
+//  The user's handler on job, timed
+static void
+s_run_handler (hd_worker_t *self, hd_delivery_t *job)
+{
+    uint64_t started = s_mono_ns ();
+    job->verdict = self->handler (job, self->handler_arg);
+    job->took_ns = s_mono_ns () - started;
+}
 
 static void
 s_set_error (hd_worker_t *self, const char *format, ...)
@@ -424,7 +444,7 @@ s_handler_thread (void *arg)
         job->running = true;
         pthread_mutex_unlock (&self->lock);
 
-        job->verdict = self->handler (job, self->handler_arg);
+        s_run_handler (self, job);
         atomic_fetch_add (&self->handled, 1);
 
         pthread_mutex_lock (&self->lock);
@@ -636,9 +656,19 @@ s_io_queue_ack (s_io_t *io, uint64_t seq, uint32_t attempt)
     s_tags_push (&io->ack_seq, &io->ack_attempt, &io->ack_count, &io->ack_capacity, seq, attempt);
 }
 
+uint32_t
+hd_worker_handle_ns_next (uint32_t handle_ns, uint64_t took_ns)
+{
+    uint64_t took = took_ns > UINT32_MAX ? UINT32_MAX : took_ns ? took_ns : 1;
+    if (handle_ns == 0)
+        return (uint32_t) took;
+    int64_t next = (int64_t) handle_ns + ((int64_t) took - (int64_t) handle_ns) / 8;
+    return next < 1 ? 1 : (uint32_t) next;
+}
+
 int
 hd_worker_send_settles (void *socket, int command, const uint64_t *seq, const uint32_t *attempt,
-                        size_t count, int flags)
+                        size_t count, uint32_t handle_ns, int flags)
 {
     int messages = 0;
     for (size_t offset = 0; offset < count; offset += HD_WORKER_SETTLE_BATCH) {
@@ -649,6 +679,7 @@ hd_worker_send_settles (void *socket, int command, const uint64_t *seq, const ui
         settle.n_seq = settle.n_attempt = batch;
         settle.seq = (uint64_t *) seq + offset;
         settle.attempt = (uint32_t *) attempt + offset;
+        settle.handle_ns = handle_ns;
         if (hd_send_command (socket, NULL, 0, (hd_command_t) command, &settle.base, flags))
             return -1;
         messages++;
@@ -663,7 +694,9 @@ s_io_send_settles (s_io_t *io, hd_command_t command, const uint64_t *seq, const 
 {
     if (!io->dealer || count == 0)
         return;
-    hd_worker_send_settles (zsock_resolve (io->dealer), command, seq, attempt, count, ZMQ_DONTWAIT);
+    uint32_t handle_ns = command == HD_CMD_ACK ? io->handle_ns : 0;
+    hd_worker_send_settles (zsock_resolve (io->dealer), command, seq, attempt, count, handle_ns,
+                            ZMQ_DONTWAIT);
     io->last_send = zclock_mono ();
 }
 
@@ -960,7 +993,7 @@ s_io_run_new_jobs (s_io_t *io)
         }
         job->running = true;
         pthread_mutex_unlock (&self->socket_lock);
-        job->verdict = self->handler (job, self->handler_arg);
+        s_run_handler (self, job);
         pthread_mutex_lock (&self->socket_lock);
         atomic_fetch_add (&self->handled, 1);
         if (self->io_state != io) {
@@ -1149,6 +1182,7 @@ s_io_settle (s_io_t *io, hd_delivery_t *done)
         hd_delivery_t *job = done;
         done = job->next;
         hd_hashmap_remove (io->jobs, job->key_hash, job);
+        io->handle_ns = hd_worker_handle_ns_next (io->handle_ns, job->took_ns);
         if (job->verdict == HD_ACK)
             hd_seen_add (io->seen, job->key, job->key_hash, now);
         //  The tag is only written by this thread, so no lock is needed to read it

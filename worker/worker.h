@@ -20,8 +20,15 @@
 
 //  Send count tags as [header][Settle] messages of at most
 //  HD_WORKER_SETTLE_BATCH tags each. command is HD_CMD_ACK or
-//  HD_CMD_PROGRESS; flags as for zmq_send. Returns messages sent, or -1.
+//  HD_CMD_PROGRESS; handle_ns (0: not said) is the worker's handler time
+//  per event, which the broker sizes its dispatch runs by; flags as for
+//  zmq_send. Returns messages sent, or -1.
 int hd_worker_send_settles (void *socket, int command, const uint64_t *seq, const uint32_t *attempt,
-                            size_t count, int flags);
+                            size_t count, uint32_t handle_ns, int flags);
+
+//  The handler time per event to report next, from the last one and a
+//  call that took took_ns: a moving average over ~8 calls, at least 1 ns
+//  once anything was measured (0 says nothing was).
+uint32_t hd_worker_handle_ns_next (uint32_t handle_ns, uint64_t took_ns);
 
 #endif

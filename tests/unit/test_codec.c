@@ -944,6 +944,7 @@ s_settle_damaged (const uint8_t *body, size_t size)
         fail_msg ("protobuf-c refuses what hd_decode_settle reads");
     assert_int_equal (view.count, theirs->n_seq);
     assert_int_equal (theirs->n_seq, theirs->n_attempt);
+    assert_int_equal (view.handle_ns, theirs->handle_ns);
     uint64_t one_seq;
     uint32_t one_attempt;
     for (size_t index = 0; index < theirs->n_seq; index++) {
@@ -1010,8 +1011,31 @@ test_settle_decode (void **state)
         assert_true (one_attempt == attempt[index]);
     }
     assert_false (hd_settle_next (&view, &one_seq, &one_attempt));
-
+    assert_int_equal (view.handle_ns, 0);
     s_damaged_rounds (packed, size, 7, s_settle_damaged);
+
+    //  With the worker's handler time (field 3) after the arrays
+    settle.handle_ns = 123456;
+    size = herald__settle__get_packed_size (&settle);
+    assert_true (size <= sizeof packed);
+    herald__settle__pack (&settle, packed);
+    assert_int_equal (hd_decode_settle (packed, size, &view), 0);
+    assert_int_equal (view.handle_ns, 123456);
+    assert_int_equal (view.count, 5);
+    s_damaged_rounds (packed, size, 7, s_settle_damaged);
+    //  Longer varints keep their low 32 bits, as protobuf-c reads a uint32
+    uint8_t wide[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01,
+                      0x18, 0x85, 0x80, 0x80, 0x80, 0x10}; // 5 + 2^32
+    assert_int_equal (hd_decode_settle (wide, sizeof wide, &view), 0);
+    assert_int_equal (view.handle_ns, 5);
+    assert_true (s_settle_damaged (wide, sizeof wide));
+    //  Anything after field 3, or another field there, is protobuf-c's
+    const uint8_t other[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01, 0x20, 0x05};
+    assert_int_equal (hd_decode_settle (other, sizeof other, &view), -1);
+    const uint8_t twice[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01, 0x18, 0x05, 0x18, 0x06};
+    assert_int_equal (hd_decode_settle (twice, sizeof twice, &view), -1);
+    const uint8_t cut[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01, 0x18, 0x85};
+    assert_int_equal (hd_decode_settle (cut, sizeof cut, &view), -1);
     //  Unpacked arrays and an empty body, valid protobuf, are protobuf-c's
     const uint8_t unpacked[] = {0x08, 0x05, 0x10, 0x01};
     assert_int_equal (hd_decode_settle (unpacked, sizeof unpacked, &view), -1);

@@ -633,6 +633,100 @@ test_start_seq_counts_backlog (void **state)
     s_fake_destroy (&fake);
 }
 
+//  Who got each of the deliveries from first on, as 'a' / 'b' in a string
+static void
+s_takers (fake_t *fake, size_t first, int *a, char *out)
+{
+    size_t length = 0;
+    for (size_t index = first; index < fake->delivered_count; index++)
+        out[length++] = fake->delivered[index].handle == a ? 'a' : 'b';
+    out[length] = 0;
+}
+
+static void
+test_dispatch_runs (void **state)
+{
+    fake_t *fake = s_fake_new ();
+    hd_pool_config_t config;
+    s_config (&config);
+    config.burst_us = 100;
+    hd_pool_t *pool = s_pool (fake, "", &config, 1);
+    int a, b;
+    hd_member_t *ma = hd_pool_join (pool, &a, 6);
+    hd_member_t *mb = hd_pool_join (pool, &b, 6);
+    char takers[64];
+    //  Handler times not said: one event each, in turn
+    s_publish (fake, pool, "x", 0, 4);
+    assert_int_equal (hd_pool_dispatch (pool, 0), 4);
+    s_takers (fake, 0, &a, takers);
+    assert_string_equal (takers, "abab");
+    assert_int_equal (hd_pool_member_run (pool, ma), 1);
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        assert_int_equal (
+            hd_pool_ack (pool, fake->delivered[seq - 1].handle == &a ? ma : mb, seq, 1), 0);
+    hd_pool_wake (pool, ma);
+    hd_pool_wake (pool, mb);
+    //  Handlers of 40 µs: runs of 100 / 40 = 2, whoever is first in line
+    hd_member_set_handle_ns (ma, 40000);
+    hd_member_set_handle_ns (mb, 40000);
+    assert_int_equal (hd_pool_member_run (pool, ma), 2);
+    s_publish (fake, pool, "x", 0, 6);
+    assert_int_equal (hd_pool_dispatch (pool, 0), 6);
+    s_takers (fake, 4, &a, takers);
+    assert_true (strcmp (takers, "aabbaa") == 0 || strcmp (takers, "bbaabb") == 0);
+    //  Fast handlers: a run takes what credit is left (a: 6 - 4 or 2, b: 6 - 2 or 4)
+    hd_member_set_handle_ns (ma, 500);
+    hd_member_set_handle_ns (mb, 500);
+    assert_int_equal (hd_pool_member_run (pool, mb), 200);
+    size_t before = fake->delivered_count;
+    s_publish (fake, pool, "x", 0, 6);
+    assert_int_equal (hd_pool_dispatch (pool, 0), 6);
+    s_takers (fake, before, &a, takers);
+    assert_true (strcmp (takers, "aabbbb") == 0 || strcmp (takers, "bbaaaa") == 0 ||
+                 strcmp (takers, "bbbbaa") == 0 || strcmp (takers, "aaaabb") == 0);
+    assert_int_equal (hd_member_inflight (ma), 6);
+    assert_int_equal (hd_member_inflight (mb), 6);
+    hd_pool_destroy (&pool);
+    s_fake_destroy (&fake);
+}
+
+//  Two workers whose handlers take handle_ns, under burst_us: who takes
+//  each of four events
+static void
+s_takers_of_four (uint32_t burst_us, uint32_t handle_ns, char *takers)
+{
+    fake_t *fake = s_fake_new ();
+    hd_pool_config_t config;
+    s_config (&config);
+    config.burst_us = burst_us;
+    hd_pool_t *pool = s_pool (fake, "", &config, 1);
+    int a, b;
+    hd_member_t *ma = hd_pool_join (pool, &a, 10);
+    hd_member_t *mb = hd_pool_join (pool, &b, 10);
+    hd_member_set_handle_ns (ma, handle_ns);
+    hd_member_set_handle_ns (mb, handle_ns);
+    s_publish (fake, pool, "x", 0, 4);
+    assert_int_equal (hd_pool_dispatch (pool, 0), 4);
+    s_takers (fake, 0, &a, takers);
+    hd_pool_destroy (&pool);
+    s_fake_destroy (&fake);
+}
+
+static void
+test_dispatch_one_each (void **state)
+{
+    char takers[8];
+    //  Handlers slower than the burst: one event each
+    s_takers_of_four (100, 2000000, takers);
+    assert_string_equal (takers, "abab");
+    //  No burst: one each whatever the handlers take
+    s_takers_of_four (0, 1, takers);
+    assert_string_equal (takers, "abab");
+    //  And the runs at all: fast handlers under a burst take all four
+    s_takers_of_four (100, 1, takers);
+    assert_string_equal (takers, "aaaa");
+}
+
 int
 main (void)
 {
@@ -649,6 +743,8 @@ main (void)
         cmocka_unit_test (test_recovery_from_journal),
         cmocka_unit_test (test_checkpoint_round_trip),
         cmocka_unit_test (test_start_seq_counts_backlog),
+        cmocka_unit_test (test_dispatch_runs),
+        cmocka_unit_test (test_dispatch_one_each),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

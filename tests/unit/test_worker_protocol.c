@@ -277,19 +277,28 @@ s_expect_ack (fake_broker_t *broker, uint64_t seq, uint32_t attempt)
     return false;
 }
 
+//  The body of the next command (ACK or PROGRESS), or NULL if none came
+//  or it does not parse; free with herald__settle__free_unpacked.
+static Herald__Settle *
+s_next_settle (fake_broker_t *broker, hd_command_t command)
+{
+    fake_msg_t msg;
+    if (!fake_broker_expect (broker, command, &msg, WAIT_MS))
+        return NULL;
+    Herald__Settle *settle =
+        herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    fake_msg_free (&msg);
+    return settle;
+}
+
 //  The next PROGRESS carries exactly seq.
 static bool
 s_expect_progress (fake_broker_t *broker, uint64_t seq)
 {
-    fake_msg_t msg;
-    if (!fake_broker_expect (broker, HD_CMD_PROGRESS, &msg, WAIT_MS))
-        return false;
-    Herald__Settle *settle =
-        herald__settle__unpack (NULL, zframe_size (msg.body), zframe_data (msg.body));
+    Herald__Settle *settle = s_next_settle (broker, HD_CMD_PROGRESS);
     bool only_seq = settle && settle->n_seq == 1 && settle->seq[0] == seq;
     if (settle)
         herald__settle__free_unpacked (settle, NULL);
-    fake_msg_free (&msg);
     return only_seq;
 }
 
@@ -313,7 +322,7 @@ test_settle_batches_fit_body_limit (void **state)
         attempt[index] = UINT32_MAX;
     }
     int messages =
-        hd_worker_send_settles (zsock_resolve (dealer), HD_CMD_ACK, seq, attempt, COUNT, 0);
+        hd_worker_send_settles (zsock_resolve (dealer), HD_CMD_ACK, seq, attempt, COUNT, 0, 0);
     assert_true (messages > 1);
     size_t total = 0;
     for (int index = 0; index < messages; index++) {
@@ -766,6 +775,54 @@ test_inline_handlers (void **state)
     fake_broker_stop (&broker);
 }
 
+//  The handle_ns of the next ACK (0 if none came).
+static uint32_t
+s_ack_handle_ns (fake_broker_t *broker)
+{
+    Herald__Settle *settle = s_next_settle (broker, HD_CMD_ACK);
+    assert_non_null (settle);
+    uint32_t handle_ns = settle->handle_ns;
+    herald__settle__free_unpacked (settle, NULL);
+    return handle_ns;
+}
+
+//  ACKs say how long the handler takes an event, inline and on handler
+//  threads, so the broker can size its runs.
+static void
+s_acks_carry_handle_ns (bool on_io_thread)
+{
+    fake_broker_t broker;
+    fake_broker_start (&broker);
+    s_handler_t handler = {.verdict = HD_ACK, .sleep_ms = 20};
+    hd_worker_t *worker = s_worker_created (&broker);
+    hd_worker_set_inline (worker, on_io_thread);
+    s_worker_start_joined (&broker, worker, &handler, 1000);
+    s_deliver (&broker, 1, 1, "slow");
+    uint32_t first = s_ack_handle_ns (&broker);
+    assert_true (first >= 20000000);
+    //  A fast call moves the average an eighth of the way down
+    handler.sleep_ms = 0;
+    s_deliver (&broker, 2, 1, "fast");
+    uint32_t second = s_ack_handle_ns (&broker);
+    assert_true (second < first && second >= first - first / 8);
+    hd_worker_destroy (&worker);
+    fake_broker_stop (&broker);
+}
+
+static void
+test_acks_carry_handle_ns (void **state)
+{
+    s_acks_carry_handle_ns (true);
+    s_acks_carry_handle_ns (false);
+    //  The average: the first call as it is, then an eighth of each change
+    assert_int_equal (hd_worker_handle_ns_next (0, 1000), 1000);
+    assert_int_equal (hd_worker_handle_ns_next (1000, 9000), 2000);
+    assert_int_equal (hd_worker_handle_ns_next (8000, 0), 7001);
+    assert_int_equal (hd_worker_handle_ns_next (0, 0), 1);
+    assert_int_equal (hd_worker_handle_ns_next (1, 0), 1);
+    assert_int_equal (hd_worker_handle_ns_next (0, 1ULL << 40), UINT32_MAX);
+}
+
 //  Which thread runs the handler: the I/O thread itself by default at
 //  concurrency 1 (inline), a handler thread at higher concurrency or when
 //  asked for.
@@ -1195,6 +1252,7 @@ main (void)
         cmocka_unit_test (test_long_error_text_fits),
         cmocka_unit_test (test_stop_grace_with_hung_handler),
         cmocka_unit_test (test_inline_handlers),
+        cmocka_unit_test (test_acks_carry_handle_ns),
         cmocka_unit_test (test_inline_by_default),
         cmocka_unit_test (test_inline_stop_abandons_a_long_call),
         cmocka_unit_test (test_inline_settles_during_a_long_call),
