@@ -1507,8 +1507,8 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
     if (hd_decode_settle (hd_frames_data (frames, 2), hd_frames_size (frames, 2), &view) == 0) {
         uint64_t seq;
         uint32_t attempt;
-        if (command == HD_CMD_ACK && view.handle_ns)
-            hd_member_set_handle_ns (session->member, view.handle_ns);
+        if (command == HD_CMD_ACK)
+            hd_pool_set_handle_ns (session->pool, session->member, view.handle_ns);
         while (hd_settle_next (&view, &seq, &attempt))
             s_settle_tag (self, session, command, seq, attempt, now);
     } else {
@@ -1521,8 +1521,8 @@ s_on_settle (hd_broker_t *self, hd_frames_t *frames, int command)
             s_malformed_body (self, frames, command);
             return;
         }
-        if (command == HD_CMD_ACK && settle->handle_ns)
-            hd_member_set_handle_ns (session->member, settle->handle_ns);
+        if (command == HD_CMD_ACK)
+            hd_pool_set_handle_ns (session->pool, session->member, settle->handle_ns);
         for (size_t index = 0; index < settle->n_seq; index++)
             s_settle_tag (self, session, command, settle->seq[index], settle->attempt[index], now);
         herald__settle__free_unpacked (settle, hd_arena_allocator (self->arena));

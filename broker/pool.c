@@ -57,7 +57,8 @@ struct _hd_member_t {
     void *handle;
     uint32_t credit;
     uint32_t inflight;
-    uint32_t handle_ns; // handler time per event, as the worker says (0: not said)
+    uint32_t run_max; // events in a row it may be given: burst_us / its handler time
+    uint32_t run;     // events given in the run under way (it is first in line)
     bool listed;
     bool stalled;
     hd_member_t *prev, *next;
@@ -753,6 +754,7 @@ hd_pool_join (hd_pool_t *self, void *handle, uint32_t credit)
         return NULL;
     member->handle = handle;
     member->credit = credit;
+    member->run_max = 1;
     member->all_next = self->members;
     if (self->members)
         self->members->all_prev = member;
@@ -766,25 +768,26 @@ void
 hd_pool_set_credit (hd_pool_t *self, hd_member_t *member, uint32_t credit)
 {
     member->credit = credit;
-    if (member->inflight >= credit)
+    if (member->inflight >= credit) {
         s_ready_remove (self, member);
-    else
+        member->run = 0;
+    } else
         s_member_refresh (self, member);
 }
 
 void
-hd_member_set_handle_ns (hd_member_t *member, uint32_t handle_ns)
+hd_pool_set_handle_ns (hd_pool_t *self, hd_member_t *member, uint32_t handle_ns)
 {
-    member->handle_ns = handle_ns;
+    if (handle_ns == 0)
+        return; // not said: what it said before stands
+    uint64_t run_max = (uint64_t) self->config.burst_us * 1000 / handle_ns;
+    member->run_max = run_max < 1 ? 1 : run_max > UINT32_MAX ? UINT32_MAX : (uint32_t) run_max;
 }
 
 uint32_t
-hd_pool_member_run (hd_pool_t *self, hd_member_t *member)
+hd_member_run_max (hd_member_t *member)
 {
-    if (member->handle_ns == 0)
-        return 1;
-    uint64_t run = (uint64_t) self->config.burst_us * 1000 / member->handle_ns;
-    return run < 1 ? 1 : run > UINT32_MAX ? UINT32_MAX : (uint32_t) run;
+    return member->run_max;
 }
 
 void
@@ -933,17 +936,16 @@ s_take_fresh (hd_pool_t *self, int64_t now)
     return NULL;
 }
 
-//  Round robin, in runs: each worker in line gets up to
-//  hd_pool_member_run events before the next. A DELIVERS and its ACK
-//  cost each side a wake-up or more whatever they carry, so fast handlers
-//  get a run of events; a run's last event waits at most burst_us longer
-//  than it would one at a time, so slow handlers get one each.
+//  Round robin, in runs: the worker first in line gets up to run_max
+//  events in a row, over as many passes as they take to come, then goes to
+//  the back. A DELIVERS and its ACK cost each side a wake-up or more
+//  whatever they carry, so fast handlers get long runs; a run's last event
+//  waits at most about burst_us longer than it would one at a time, so
+//  slow handlers get one event each.
 size_t
 hd_pool_dispatch (hd_pool_t *self, int64_t now)
 {
     size_t count = 0;
-    hd_member_t *last = NULL;
-    uint32_t run = 0;
     while (self->ready_head) {
         s_entry_t *entry = self->retry.head;
         if (entry)
@@ -961,6 +963,7 @@ hd_pool_dispatch (hd_pool_t *self, int64_t now)
                 s_record_seq (self, HERALD__STATE_OP__OP_DELIVER, entry->seq, 0, NULL);
             s_entry_ready (self, entry, true);
             member->stalled = true;
+            member->run = 0;
             continue;
         }
         s_record_seq (self, HERALD__STATE_OP__OP_DELIVER, entry->seq, entry->attempt, NULL);
@@ -972,12 +975,12 @@ hd_pool_dispatch (hd_pool_t *self, int64_t now)
         self->delivered++;
         if (entry->attempt > 1)
             self->redelivered++;
-        run = member == last ? run + 1 : 1;
-        last = member;
-        if (run < hd_pool_member_run (self, member) && member->inflight < member->credit)
+        if (++member->run < member->run_max && member->inflight < member->credit)
             s_ready_insert (self, member, true);
-        else
+        else {
+            member->run = 0;
             s_member_refresh (self, member);
+        }
         count++;
     }
     return count;

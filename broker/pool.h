@@ -32,8 +32,9 @@ typedef struct {
     size_t max_pending;    // events not yet settled before publishers are refused
     size_t max_dlq;        // DLQ entries kept; the oldest are dropped past it
     size_t max_blocked;    // ordered pools: entries blocked behind their key at most
-    //  A worker whose handlers take h per event gets up to burst_us / h
-    //  events in a row before the next worker (0, or h unknown: one each)
+    //  A worker whose handler takes handle_ns an event gets runs of
+    //  max (1, 1000 * burst_us / handle_ns) events, at most its free credit,
+    //  before the next worker (0, or handle_ns not said: one event each)
     uint32_t burst_us;
 } hd_pool_config_t;
 
@@ -80,8 +81,9 @@ void hd_pool_set_credit (hd_pool_t *self, hd_member_t *member, uint32_t credit);
 //  when they used their last attempt). Nulls *member_p.
 void hd_pool_leave (hd_pool_t *self, hd_member_t **member_p, int64_t now);
 void hd_pool_wake (hd_pool_t *self, hd_member_t *member);
-//  The worker's handler time per event, as its ACKs say (0: not said).
-void hd_member_set_handle_ns (hd_member_t *member, uint32_t handle_ns);
+//  The worker's handler time per event, as its ACK says; sets the length
+//  of its runs. 0 (not said) leaves them as they were.
+void hd_pool_set_handle_ns (hd_pool_t *self, hd_member_t *member, uint32_t handle_ns);
 
 //  Settles. Each returns 0, or -1 for a stale tag (nothing changes then).
 int hd_pool_ack (hd_pool_t *self, hd_member_t *member, uint64_t seq, uint32_t attempt);
@@ -138,7 +140,8 @@ size_t hd_pool_floor_cost (hd_pool_t *self);
 uint64_t hd_pool_cursor (hd_pool_t *self);
 uint32_t hd_member_inflight (hd_member_t *member);
 uint32_t hd_member_credit (hd_member_t *member);
-//  Events the pool gives the worker in a row (burst_us / handle_ns, at least 1).
-uint32_t hd_pool_member_run (hd_pool_t *self, hd_member_t *member);
+//  Events in a row the pool may give the worker (1 until it says its
+//  handler time).
+uint32_t hd_member_run_max (hd_member_t *member);
 
 #endif

@@ -216,9 +216,9 @@ typedef struct {
 } hd_settle_view_t;
 
 //  Reads a Settle body laid out as protobuf-c packs one: the two arrays
-//  packed, once each, in field order, of one length, not empty, then
-//  handle_ns when it is not 0. Returns 0, or -1 for anything else (a
-//  caller hands that to protobuf-c, which reads every valid encoding).
+//  packed, once each, in field order, of one length, not empty, then at
+//  most one handle_ns (0 when absent). Returns 0, or -1 for anything else
+//  (a caller hands that to protobuf-c, which reads every valid encoding).
 int hd_decode_settle (const uint8_t *data, size_t size, hd_settle_view_t *view);
 
 //  The next tag of view; false after the last. An attempt is a uint32:

@@ -85,7 +85,7 @@ struct _hd_delivery_t {
     int64_t progress_sent; // inline: when hd_delivery_progress last sent (mono ms)
     //  Result: written by the handler thread before it hands the job back
     hd_verdict_t verdict;
-    uint64_t took_ns; // the handler call's wall time
+    uint64_t took_ns; // the handler call's wall time (written by the thread that ran it)
     uint32_t retry_ms;
     char *error;
 };
@@ -1182,9 +1182,11 @@ s_io_settle (s_io_t *io, hd_delivery_t *done)
         hd_delivery_t *job = done;
         done = job->next;
         hd_hashmap_remove (io->jobs, job->key_hash, job);
-        io->handle_ns = hd_worker_handle_ns_next (io->handle_ns, job->took_ns);
-        if (job->verdict == HD_ACK)
+        //  Only work done is timed: a handler failing fast must not win long runs
+        if (job->verdict == HD_ACK) {
+            io->handle_ns = hd_worker_handle_ns_next (io->handle_ns, job->took_ns);
             hd_seen_add (io->seen, job->key, job->key_hash, now);
+        }
         //  The tag is only written by this thread, so no lock is needed to read it
         bool current = job->generation == io->generation && io->state == S_STATE_ACTIVE;
         if (current && job->verdict == HD_ACK)

@@ -1024,8 +1024,8 @@ test_settle_decode (void **state)
     assert_int_equal (view.count, 5);
     s_damaged_rounds (packed, size, 7, s_settle_damaged);
     //  Longer varints keep their low 32 bits, as protobuf-c reads a uint32
-    uint8_t wide[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01,
-                      0x18, 0x85, 0x80, 0x80, 0x80, 0x10}; // 5 + 2^32
+    const uint8_t wide[] = {0x0a, 0x01, 0x07, 0x12, 0x01, 0x01,
+                            0x18, 0x85, 0x80, 0x80, 0x80, 0x10}; // 5 + 2^32
     assert_int_equal (hd_decode_settle (wide, sizeof wide, &view), 0);
     assert_int_equal (view.handle_ns, 5);
     assert_true (s_settle_damaged (wide, sizeof wide));
