@@ -92,6 +92,7 @@ struct _hd_pool_t {
     uint64_t random_state;
     uint64_t acked, delivered, redelivered, terminated, nacked, expired, stale;
     uint64_t dead_lettered, dlq_dropped, lost;
+    uint64_t runs, run_events; // since start, not journaled: how dispatch ran
 };
 
 //  --------------------------------------------------------------------------
@@ -975,6 +976,9 @@ hd_pool_dispatch (hd_pool_t *self, int64_t now)
         self->delivered++;
         if (entry->attempt > 1)
             self->redelivered++;
+        if (member->run == 0)
+            self->runs++;
+        self->run_events++;
         if (++member->run < member->run_max && member->inflight < member->credit)
             s_ready_insert (self, member, true);
         else {
@@ -1467,6 +1471,8 @@ hd_pool_stats (hd_pool_t *self, Herald__PoolStats *stats, int64_t now)
     stats->lost = self->lost;
     stats->blocked = self->blocked;
     stats->dlq_dropped = self->dlq_dropped;
+    stats->runs = self->runs;
+    stats->run_events = self->run_events;
     int64_t oldest = now;
     size_t entry_cursor = 0;
     for (s_entry_t *entry; (entry = hd_hashmap_next (self->entries, &entry_cursor));)

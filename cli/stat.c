@@ -13,7 +13,9 @@ static const char *s_description =
     "retries), INFLIGHT leased to a worker, REDELIVERED deliveries after the first,\n"
     "TERMINATED ended by a worker (TERM), EXPIRED leases that ran out,\n"
     "DLQ entries in the dead-letter queue, LOST events retention deleted before\n"
-    "the pool settled them, OLDEST_MS age of the oldest event the pool has in play.\n"
+    "the pool settled them, OLDEST_MS age of the oldest event the pool has in play,\n"
+    "RUN events a worker got in a row, on average since the broker started (runs\n"
+    "grow with fast handlers: --dispatch-burst-us; \"-\" before any delivery).\n"
     "\n"
     "With --json prints exactly one JSON object on one line (the Stats message of\n"
     "docs/PROTOCOL.md, field names as in proto/herald.proto).\n"
@@ -61,11 +63,11 @@ s_bytes_text (uint64_t bytes, char *buffer, size_t size)
     return buffer;
 }
 
-#define S_COLUMNS 13
+#define S_COLUMNS 14
 
 static const char *s_headers[S_COLUMNS] = {
-    "POOL",        "FILTER",     "WORKERS", "PENDING", "INFLIGHT", "ACKED",    "DELIVERED",
-    "REDELIVERED", "TERMINATED", "EXPIRED", "DLQ",     "LOST",     "OLDEST_MS"};
+    "POOL",        "FILTER",     "WORKERS", "PENDING", "INFLIGHT", "ACKED",     "DELIVERED",
+    "REDELIVERED", "TERMINATED", "EXPIRED", "DLQ",     "LOST",     "OLDEST_MS", "RUN"};
 
 //  The cells of one pool row, written into cell[] (each 32 bytes, except the
 //  name and filter which point into the message).
@@ -74,14 +76,21 @@ s_pool_cells (const Herald__PoolStats *pool, const char *cell[S_COLUMNS], char t
 {
     cell[0] = pool->name && *pool->name ? pool->name : "-";
     cell[1] = pool->filter && *pool->filter ? pool->filter : "\"\"";
-    uint64_t numbers[S_COLUMNS - 2] = {pool->workers,    pool->pending,          pool->inflight,
+    uint64_t numbers[S_COLUMNS - 3] = {pool->workers,    pool->pending,          pool->inflight,
                                        pool->acked,      pool->delivered,        pool->redelivered,
                                        pool->terminated, pool->expired,          pool->dlq,
                                        pool->lost,       pool->oldest_pending_ms};
-    for (int column = 2; column < S_COLUMNS; column++) {
+    for (int column = 2; column < S_COLUMNS - 1; column++) {
         snprintf (text[column], 32, "%llu", (unsigned long long) numbers[column - 2]);
         cell[column] = text[column];
     }
+    //  The mean run: events a worker got in a row (--dispatch-burst-us)
+    int last = S_COLUMNS - 1;
+    if (pool->runs)
+        snprintf (text[last], 32, "%.1f", (double) pool->run_events / (double) pool->runs);
+    else
+        snprintf (text[last], 32, "-");
+    cell[last] = text[last];
 }
 
 static void

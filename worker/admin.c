@@ -516,14 +516,15 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
                   ",\"stale\":%" PRIu64 ",\"oldest_pending_ms\":%" PRIu64 ",\"dlq\":%" PRIu64
                   ",\"dlq_dropped\":%" PRIu64 ",\"ordered\":%s,\"max_deliver\":%" PRIu32
                   ",\"floor\":%" PRIu64 ",\"cursor\":%" PRIu64 ",\"lost\":%" PRIu64
-                  ",\"blocked\":%" PRIu64 "}",
+                  ",\"blocked\":%" PRIu64 ",\"runs\":%" PRIu64 ",\"run_events\":%" PRIu64 "}",
                   (uint32_t) pool->workers, (uint64_t) pool->pending, (uint64_t) pool->inflight,
                   (uint64_t) pool->acked, (uint64_t) pool->delivered, (uint64_t) pool->redelivered,
                   (uint64_t) pool->terminated, (uint64_t) pool->nacked, (uint64_t) pool->expired,
                   (uint64_t) pool->stale, (uint64_t) pool->oldest_pending_ms, (uint64_t) pool->dlq,
                   (uint64_t) pool->dlq_dropped, pool->ordered ? "true" : "false",
                   (uint32_t) pool->max_deliver, (uint64_t) pool->floor, (uint64_t) pool->cursor,
-                  (uint64_t) pool->lost, (uint64_t) pool->blocked);
+                  (uint64_t) pool->lost, (uint64_t) pool->blocked, (uint64_t) pool->runs,
+                  (uint64_t) pool->run_events);
     }
     s_append (&buffer, "]}");
     if (buffer.failed) {

@@ -53,4 +53,12 @@ log "$N events: the worker changed $switches times, longest run $longest"
 [ "$(awk -v first=$((WARM + 1)) '$3 >= first {print $5}' "$WORK/runs.txt" | sort -u | wc -l)" = 2 ] ||
     fail "one worker took every event"
 [ "$(pool_field runs inflight)" = 0 ] || fail "events left in flight"
+# The broker counts its runs, and herald stat shows their mean length
+runs=$(pool_field runs runs)
+run_events=$(pool_field runs run_events)
+log "stats: $run_events events in $runs runs"
+[ "$run_events" = $((WARM + N)) ] || fail "run_events $run_events, not $((WARM + N))"
+[ "$runs" -gt 1 ] && [ $((run_events / runs)) -ge 3 ] || fail "$runs runs for $run_events events"
+"$BIN/herald" stat --broker "$ROUTER" >"$WORK/stat.txt" || fail "herald stat failed"
+grep -q " RUN" "$WORK/stat.txt" || fail "no RUN column: $(cat "$WORK/stat.txt")"
 log "ok"

@@ -706,6 +706,11 @@ test_dispatch_runs (void **state)
     s_dispatch_new (fake, pool, 8, &a, takers);
     assert_string_equal (takers, "bbbbbbaa");
     assert_int_equal (hd_member_inflight (mb), 6);
+    //  Runs counted: abab (4), aa bb aa (3), bb aa (2), bbbbbb aa (2)
+    Herald__PoolStats stats;
+    hd_pool_stats (pool, &stats, 0);
+    assert_int_equal (stats.runs, 11);
+    assert_int_equal (stats.run_events, 22);
     hd_pool_destroy (&pool);
     s_fake_destroy (&fake);
 }
