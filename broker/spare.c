@@ -23,6 +23,7 @@
 
 #define S_CHUNK    (256u << 10) // bytes per write, each sent to the disk at once
 #define S_PACE     2            // zeros written per byte the log wrote since the last take
+#define S_LEAD_DIV 4            // past a take the log writes size / this before zeros are paced in
 #define S_PACE_NAP 5            // ms between looks at the log's progress when ahead
 #define S_IDLE_MS  20           // a log that wrote nothing for this long is idle: no pacing
 #define S_NICE     10           // the thread's CPU priority (nice value)
@@ -51,6 +52,7 @@ struct _hd_spare_t {
     atomic_bool cancel;               // the file being made is not wanted any more
     atomic_uint_fast64_t bytes;       // on disk now
     atomic_uint_fast64_t log_written; // bytes the log wrote since the last take
+    atomic_bool lead; // the log's segment began in a file of ours: its first part goes zero-free
     hd_spare_stats_t stats;
 };
 
@@ -106,15 +108,21 @@ s_make (hd_spare_t *self)
         }
         //  Every write here delays the log's next fdatasync (the device
         //  flush waits for it), so while the log is busy zeros go out in
-        //  step with its own writes rather than in one burst: done when
-        //  the segment being filled is half full
+        //  step with its own writes rather than in one burst. They start
+        //  late, once the segment being filled is a quarter full, and are
+        //  done when it is three quarters full: a burst of traffic shorter
+        //  than that runs with no zeros beside it, and the ones an idle
+        //  spell writes first need not be paced in at all. A segment the
+        //  log had to begin by appending (this file was late) gets no lead.
         int64_t now = zclock_mono ();
         if (atomic_load (&self->log_written) != log_written) {
             log_written = atomic_load (&self->log_written);
             log_wrote_ms = now;
         }
         bool idle = now - log_wrote_ms >= S_IDLE_MS;
-        if (!idle && offset > S_PACE * log_written) {
+        uint64_t lead = atomic_load (&self->lead) ? self->size / S_LEAD_DIV : 0;
+        uint64_t paced = log_written > lead ? log_written - lead : 0;
+        if (!idle && offset > S_PACE * paced) {
             struct timespec nap = {0, S_PACE_NAP * 1000000L};
             nanosleep (&nap, NULL);
             continue;
@@ -214,6 +222,7 @@ hd_spare_new (int dir_fd, const char *name, uint64_t size, uint64_t min_free, in
     atomic_init (&self->cancel, false);
     atomic_init (&self->bytes, 0);
     atomic_init (&self->log_written, 0);
+    atomic_init (&self->lead, false);
     pthread_condattr_t attributes;
     pthread_condattr_init (&attributes);
     pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
@@ -265,15 +274,21 @@ hd_spare_take (hd_spare_t *self, const char *segment_name)
             self->stats.taken++;
             atomic_store (&self->bytes, 0);
             atomic_store (&self->log_written, 0);
+            atomic_store (&self->lead, true);
         } else {
             //  Whatever is wrong with it, make a new one, after a pause
             s_remove_file (self);
             self->stats.failed++;
             self->retry_at_ms = zclock_mono () + self->retry_ms;
+            atomic_store (&self->lead, false);
         }
         self->state = S_WANTED;
-    } else if (self->state == S_PAUSED)
-        self->state = S_WANTED;
+    } else {
+        //  The log begins a segment by appending: the file is late
+        atomic_store (&self->lead, false);
+        if (self->state == S_PAUSED)
+            self->state = S_WANTED;
+    }
     pthread_cond_broadcast (&self->changed);
     pthread_mutex_unlock (&self->lock);
     return taken;

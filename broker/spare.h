@@ -45,13 +45,17 @@ void hd_spare_destroy (hd_spare_t **self_p);
 
 //  When a whole file is ready, renames it to segment_name in the same
 //  directory (the caller syncs the directory) and returns its size; the
-//  thread then starts the next. Returns 0 when none is ready.
+//  thread then starts the next. Returns 0 when none is ready (the log then
+//  appends, and the file being made loses its lead: see below).
 uint64_t hd_spare_take (hd_spare_t *self, const char *segment_name);
 
-//  The log wrote bytes. While the log writes (it wrote in the last 20 ms)
-//  the thread writes zeros at twice its pace since the last take (a file is
-//  whole when the segment being filled is half full), because its writes
-//  slow the log's fdatasyncs; while the log is idle, at full speed.
+//  The log wrote bytes. While the log is idle (nothing for 20 ms) the
+//  thread writes zeros at full speed. While it writes, zeros slow its
+//  fdatasyncs, so they are paced: after a take the log has a lead of a
+//  quarter of a file, then zeros go at twice its pace since the take, so
+//  a file is whole when the segment being filled is three quarters full
+//  and a burst shorter than the lead meets no zeros at all. A file that
+//  is late (a take found none ready: the log appends) has no lead.
 void hd_spare_note_written (hd_spare_t *self, uint64_t bytes);
 
 //  True when hd_spare_take would get a file (a look, without waiting).

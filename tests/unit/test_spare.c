@@ -63,6 +63,17 @@ s_assert_zeros (s_place_t *place, const char *name, size_t size)
     close (fd);
 }
 
+//  A spare whose first file is whole, in the place
+static hd_spare_t *
+s_spare_ready_new (s_place_t *place, size_t size)
+{
+    char error[256];
+    hd_spare_t *spare = hd_spare_new (place->dir_fd, S_NAME, size, 0, 100, error, sizeof error);
+    assert_non_null (spare);
+    assert_true (hd_spare_wait_ready (spare, 10000));
+    return spare;
+}
+
 //  A whole file of zeros is made, taken by a rename, and the next one made
 static void
 test_prepare_and_take (void **state)
@@ -70,10 +81,7 @@ test_prepare_and_take (void **state)
     s_place_t place;
     s_place_open (&place);
     const size_t size = (1u << 20) + 12345; // not a whole number of chunks
-    char error[256];
-    hd_spare_t *spare = hd_spare_new (place.dir_fd, S_NAME, size, 0, 100, error, sizeof error);
-    assert_non_null (spare);
-    assert_true (hd_spare_wait_ready (spare, 10000));
+    hd_spare_t *spare = s_spare_ready_new (&place, size);
     assert_true (hd_spare_ready (spare));
     assert_int_equal (hd_spare_bytes (spare), size);
     s_assert_zeros (&place, S_NAME, size);
@@ -103,30 +111,65 @@ test_prepare_and_take (void **state)
     s_place_close (&place);
 }
 
-//  While the log writes, zeros go at twice its pace: nothing is whole
-//  until the log has written half a file's worth
+//  While the log writes, zeros go at twice its pace after a lead of a
+//  quarter file: nothing past the first chunk until the log has written a
+//  quarter of a file, nothing whole until it has written three quarters
 static void
 test_paced_by_the_log (void **state)
 {
     s_place_t place;
     s_place_open (&place);
     const size_t size = 4u << 20; // 16 chunks
-    char error[256];
-    hd_spare_t *spare = hd_spare_new (place.dir_fd, S_NAME, size, 0, 100, error, sizeof error);
-    assert_non_null (spare);
-    assert_true (hd_spare_wait_ready (spare, 10000));
+    const size_t chunk = 256u << 10;
+    hd_spare_t *spare = s_spare_ready_new (&place, size);
     hd_spare_note_written (spare, 1); // busy from now on
     assert_int_equal (hd_spare_take (spare, "1.seg"), size);
-    //  The log keeps writing (a byte every few ms) but little: the thread
-    //  may start one chunk and then waits
+    //  The log keeps writing (a byte every few ms), up to its lead: the
+    //  thread may start one chunk and then waits
+    for (int turn = 0; turn < 20; turn++) {
+        hd_spare_note_written (spare, turn ? 1 : size / 4 - 40);
+        assert_false (hd_spare_wait_ready (spare, 5));
+    }
+    assert_true (hd_spare_bytes (spare) <= chunk);
+    //  Half a file past the lead would be a whole file at twice the pace;
+    //  a quarter gives half a file and no more
+    hd_spare_note_written (spare, size / 4);
     for (int turn = 0; turn < 20; turn++) {
         hd_spare_note_written (spare, 1);
         assert_false (hd_spare_wait_ready (spare, 5));
     }
-    assert_true (hd_spare_bytes (spare) < size);
-    //  Half a file written by the log lets it finish
-    hd_spare_note_written (spare, size / 2);
+    assert_true (hd_spare_bytes (spare) <= size / 2 + chunk);
+    hd_spare_note_written (spare, size / 4);
     assert_true (hd_spare_wait_ready (spare, 10000));
+    hd_spare_destroy (&spare);
+    s_place_close (&place);
+}
+
+//  A file that is late, the log having begun a segment by appending, has
+//  no lead: twice the log's pace from its first byte
+static void
+test_late_file_has_no_lead (void **state)
+{
+    s_place_t place;
+    s_place_open (&place);
+    const size_t size = 4u << 20;
+    hd_spare_t *spare = s_spare_ready_new (&place, size);
+    hd_spare_note_written (spare, 1);
+    assert_int_equal (hd_spare_take (spare, "1.seg"), size);
+    hd_spare_note_written (spare, 1);
+    assert_false (hd_spare_wait_ready (spare, 5));
+    //  The next roll finds nothing ready and appends to a file of its own
+    assert_int_equal (hd_spare_take (spare, "2.seg"), 0);
+    assert_int_equal (s_size (&place, "2.seg"), -1);
+    //  Half a file since the take is enough now: with the lead kept it
+    //  would be half made while the log stays busy
+    hd_spare_note_written (spare, size / 2);
+    bool ready = false;
+    for (int turn = 0; turn < 2000 && !ready; turn++) {
+        hd_spare_note_written (spare, 1);
+        ready = hd_spare_wait_ready (spare, 5);
+    }
+    assert_true (ready);
     hd_spare_destroy (&spare);
     s_place_close (&place);
 }
@@ -139,10 +182,7 @@ test_release (void **state)
     s_place_t place;
     s_place_open (&place);
     const size_t size = 1u << 20;
-    char error[256];
-    hd_spare_t *spare = hd_spare_new (place.dir_fd, S_NAME, size, 0, 100, error, sizeof error);
-    assert_non_null (spare);
-    assert_true (hd_spare_wait_ready (spare, 10000));
+    hd_spare_t *spare = s_spare_ready_new (&place, size);
     assert_int_equal (hd_spare_release (spare), size);
     assert_int_equal (s_size (&place, S_NAME), -1);
     assert_false (hd_spare_ready (spare));
@@ -204,9 +244,8 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_prepare_and_take),
-        cmocka_unit_test (test_paced_by_the_log),
-        cmocka_unit_test (test_release),
+        cmocka_unit_test (test_prepare_and_take),      cmocka_unit_test (test_paced_by_the_log),
+        cmocka_unit_test (test_late_file_has_no_lead), cmocka_unit_test (test_release),
         cmocka_unit_test (test_no_room_and_stop),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
