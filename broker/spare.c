@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define S_CHUNK    (256u << 10) // bytes per write, each sent to the disk at once
-#define S_PACE     2            // zeros written per byte the log wrote since the last take
+#define S_PACE     2            // zeros per byte the log wrote since the last take that got a file
 #define S_LEAD_DIV 4            // past a take the log writes size / this before zeros are paced in
 #define S_PACE_NAP 5            // ms between looks at the log's progress when ahead
 #define S_IDLE_MS  20           // a log that wrote nothing for this long is idle: no pacing
@@ -51,8 +51,9 @@ struct _hd_spare_t {
     int64_t retry_at_ms;
     atomic_bool cancel;               // the file being made is not wanted any more
     atomic_uint_fast64_t bytes;       // on disk now
-    atomic_uint_fast64_t log_written; // bytes the log wrote since the last take
-    atomic_bool lead; // the log's segment began in a file of ours: its first part goes zero-free
+    atomic_uint_fast64_t log_written; // bytes the log wrote since the last take that got a file
+    atomic_bool leading;              // that take's segment is in its lead (see s_make)
+    _Atomic int64_t idle_ms;          // S_IDLE_MS, or what a test set
     hd_spare_stats_t stats;
 };
 
@@ -97,7 +98,7 @@ s_make (hd_spare_t *self)
         return -1;
     atomic_store (&self->bytes, 0);
     int rc = 0;
-    //  The log is busy until it has written nothing for S_IDLE_MS
+    //  The log is busy until it has written nothing for idle_ms
     uint64_t log_written = atomic_load (&self->log_written);
     int64_t log_wrote_ms = zclock_mono ();
     for (uint64_t offset = 0; offset < self->size && rc == 0;) {
@@ -112,17 +113,19 @@ s_make (hd_spare_t *self)
         //  late, once the segment being filled is a quarter full, and are
         //  done when it is three quarters full: a burst of traffic shorter
         //  than that runs with no zeros beside it, and the ones an idle
-        //  spell writes first need not be paced in at all. A segment the
-        //  log had to begin by appending (this file was late) gets no lead.
+        //  spell writes first need not be paced in at all. A file that is
+        //  late (the log began a segment by appending) has no lead, and
+        //  its count runs on from the last take that got a file, so it
+        //  usually goes out at once.
         int64_t now = zclock_mono ();
         if (atomic_load (&self->log_written) != log_written) {
             log_written = atomic_load (&self->log_written);
             log_wrote_ms = now;
         }
-        bool idle = now - log_wrote_ms >= S_IDLE_MS;
-        uint64_t lead = atomic_load (&self->lead) ? self->size / S_LEAD_DIV : 0;
+        bool idle = now - log_wrote_ms >= atomic_load (&self->idle_ms);
+        uint64_t lead = atomic_load (&self->leading) ? self->size / S_LEAD_DIV : 0;
         uint64_t paced = log_written > lead ? log_written - lead : 0;
-        if (!idle && offset > S_PACE * paced) {
+        if (!idle && (log_written < lead || offset > S_PACE * paced)) {
             struct timespec nap = {0, S_PACE_NAP * 1000000L};
             nanosleep (&nap, NULL);
             continue;
@@ -222,7 +225,8 @@ hd_spare_new (int dir_fd, const char *name, uint64_t size, uint64_t min_free, in
     atomic_init (&self->cancel, false);
     atomic_init (&self->bytes, 0);
     atomic_init (&self->log_written, 0);
-    atomic_init (&self->lead, false);
+    atomic_init (&self->leading, false);
+    atomic_init (&self->idle_ms, S_IDLE_MS);
     pthread_condattr_t attributes;
     pthread_condattr_init (&attributes);
     pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
@@ -274,18 +278,19 @@ hd_spare_take (hd_spare_t *self, const char *segment_name)
             self->stats.taken++;
             atomic_store (&self->bytes, 0);
             atomic_store (&self->log_written, 0);
-            atomic_store (&self->lead, true);
+            atomic_store (&self->leading, true);
         } else {
             //  Whatever is wrong with it, make a new one, after a pause
             s_remove_file (self);
             self->stats.failed++;
             self->retry_at_ms = zclock_mono () + self->retry_ms;
-            atomic_store (&self->lead, false);
+            atomic_store (&self->leading, false);
         }
         self->state = S_WANTED;
     } else {
-        //  The log begins a segment by appending: the file is late
-        atomic_store (&self->lead, false);
+        //  The log appends to a segment of its own until a file is ready,
+        //  and each fdatasync there costs more: the file must not wait
+        atomic_store (&self->leading, false);
         if (self->state == S_PAUSED)
             self->state = S_WANTED;
     }
@@ -321,6 +326,12 @@ void
 hd_spare_note_written (hd_spare_t *self, uint64_t bytes)
 {
     atomic_fetch_add_explicit (&self->log_written, bytes, memory_order_relaxed);
+}
+
+void
+hd_spare_set_idle_ms (hd_spare_t *self, int64_t idle_ms)
+{
+    atomic_store (&self->idle_ms, idle_ms);
 }
 
 bool

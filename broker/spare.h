@@ -51,11 +51,13 @@ uint64_t hd_spare_take (hd_spare_t *self, const char *segment_name);
 
 //  The log wrote bytes. While the log is idle (nothing for 20 ms) the
 //  thread writes zeros at full speed. While it writes, zeros slow its
-//  fdatasyncs, so they are paced: after a take the log has a lead of a
-//  quarter of a file, then zeros go at twice its pace since the take, so
-//  a file is whole when the segment being filled is three quarters full
-//  and a burst shorter than the lead meets no zeros at all. A file that
-//  is late (a take found none ready: the log appends) has no lead.
+//  fdatasyncs, so they are paced: after a take that got a file the log
+//  has a lead of a quarter of a file with no zeros, then they go at twice
+//  its pace since that take, so a file is whole when the segment being
+//  filled is three quarters full and a burst shorter than the lead meets
+//  none. A file that is late (a take found none ready: the log appends)
+//  has no lead, and the count is not restarted, so it usually goes out at
+//  once.
 void hd_spare_note_written (hd_spare_t *self, uint64_t bytes);
 
 //  True when hd_spare_take would get a file (a look, without waiting).
@@ -74,5 +76,9 @@ void hd_spare_stats (hd_spare_t *self, hd_spare_stats_t *stats);
 //  Test hook: waits until a whole file is ready, up to timeout_ms. Returns
 //  true when one is.
 bool hd_spare_wait_ready (hd_spare_t *self, int64_t timeout_ms);
+
+//  Test hook: how long the log must write nothing to count as idle (20 ms
+//  unless set), so a test can keep it busy however slowly it runs.
+void hd_spare_set_idle_ms (hd_spare_t *self, int64_t idle_ms);
 
 #endif
