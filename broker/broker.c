@@ -1673,6 +1673,7 @@ s_on_stats (hd_broker_t *self, hd_frames_t *frames)
     stats.log_bytes = hd_log_bytes (self->log);
     stats.log_spare_bytes = hd_log_spare_bytes (self->log);
     stats.log_segments_prepared = hd_log_segments_prepared (self->log);
+    stats.log_segments_appended = hd_log_segments_appended (self->log);
     stats.log_page_cache_released = hd_log_page_cache_released (self->log);
     char fsync[48];
     if (self->config.fsync == HD_FSYNC_INTERVAL)

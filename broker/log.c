@@ -123,6 +123,7 @@ struct _hd_log_t {
 
     hd_spare_t *spare;          // the next segment written ahead (NULL: appends only)
     uint64_t segments_prepared; // segments that went into a spare
+    uint64_t segments_appended; // segments begun in a new file while a spare was wanted
 
     uint64_t page_cache_keep; // newest file bytes left in the OS page cache (0: all)
     uint64_t page_size;
@@ -1297,6 +1298,8 @@ s_segment_create (hd_log_t *self, s_segment_t *segment)
     segment->used = ++self->clock;
     if (taken)
         self->segments_prepared++;
+    else if (self->spare)
+        self->segments_appended++; // the spare was late, or given back on a full disk
     return 0;
 }
 
@@ -1798,6 +1801,12 @@ uint64_t
 hd_log_segments_prepared (hd_log_t *self)
 {
     return self->segments_prepared;
+}
+
+uint64_t
+hd_log_segments_appended (hd_log_t *self)
+{
+    return self->segments_appended;
 }
 
 bool

@@ -151,6 +151,9 @@ uint32_t hd_log_key_hash (const char *key, size_t size);
 uint64_t hd_log_spare_bytes (hd_log_t *self);
 //  Segments begun in a file written ahead (the others were appended to).
 uint64_t hd_log_segments_prepared (hd_log_t *self);
+//  Segments begun by appending to a new file while segments are written
+//  ahead: the spare was not whole in time, or was given back to a full disk.
+uint64_t hd_log_segments_appended (hd_log_t *self);
 //  Bytes of the log's files the OS was asked to drop from its page cache
 //  (page_cache_keep); pages still being written stay until it reclaims them.
 uint64_t hd_log_page_cache_released (hd_log_t *self);

@@ -471,31 +471,32 @@ hd_admin_stats_to_json (const Herald__Stats *stats)
         "{\"uptime_ms\":%" PRIu64 ",\"epoch\":%" PRIu64 ",\"published\":%" PRIu64
         ",\"duplicates\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"malformed\":%" PRIu64
         ",\"subscribers\":%" PRIu32 ",\"subscriptions\":%" PRIu32 ",\"subscriber_gaps\":%" PRIu64
-        ",\"drops\":%" PRIu64 ",\"fanout_sent\":%" PRIu64 ",\"store_events\":%" PRIu64
-        ",\"store_bytes\":%" PRIu64 ",\"sessions\":%" PRIu32
+        ",\"fanout_sent\":%" PRIu64 ",\"store_events\":%" PRIu64 ",\"store_bytes\":%" PRIu64
+        ",\"sessions\":%" PRIu32
         ",\"publish_rate\":%.3f,\"deliver_rate\":%.3f,\"dedup_entries\":%" PRIu64
         ",\"expired_sessions\":%" PRIu64 ",\"log_first_seq\":%" PRIu64 ",\"log_next_seq\":%" PRIu64
         ",\"log_bytes\":%" PRIu64 ",\"fsyncs\":%" PRIu64 ",\"storage_rejects\":%" PRIu64
         ",\"recovered_events\":%" PRIu64 ",\"recovery_ms\":%" PRIu64 ",\"deliveries\":%" PRIu64
         ",\"delivery_batches\":%" PRIu64 ",\"fanout_batches\":%" PRIu64
         ",\"log_spare_bytes\":%" PRIu64 ",\"log_segments_prepared\":%" PRIu64
-        ",\"commits\":%" PRIu64 ",\"commit_events_max\":%" PRIu64 ",\"settle_deliveries\":%" PRIu64
+        ",\"log_segments_appended\":%" PRIu64 ",\"commits\":%" PRIu64
+        ",\"commit_events_max\":%" PRIu64 ",\"settle_deliveries\":%" PRIu64
         ",\"cache_events\":%" PRIu64 ",\"cache_bytes\":%" PRIu64 ",\"turns\":%" PRIu64
         ",\"loop_busy_us\":%" PRIu64 ",\"cpu_user_us\":%" PRIu64 ",\"cpu_system_us\":%" PRIu64
         ",\"log_page_cache_released\":%" PRIu64 ",\"fsync\":",
         (uint64_t) stats->uptime_ms, (uint64_t) stats->epoch, (uint64_t) stats->published,
         (uint64_t) stats->duplicates, (uint64_t) stats->rejected, (uint64_t) stats->malformed,
         (uint32_t) stats->subscribers, (uint32_t) stats->subscriptions,
-        (uint64_t) stats->subscriber_gaps, (uint64_t) stats->subscriber_gaps,
-        (uint64_t) stats->fanout_sent, (uint64_t) stats->store_events,
-        (uint64_t) stats->store_bytes, (uint32_t) stats->sessions, s_finite (stats->publish_rate),
-        s_finite (stats->deliver_rate), (uint64_t) stats->dedup_entries,
-        (uint64_t) stats->expired_sessions, (uint64_t) stats->log_first_seq,
-        (uint64_t) stats->log_next_seq, (uint64_t) stats->log_bytes, (uint64_t) stats->fsyncs,
-        (uint64_t) stats->storage_rejects, (uint64_t) stats->recovered_events,
-        (uint64_t) stats->recovery_ms, (uint64_t) stats->deliveries,
-        (uint64_t) stats->delivery_batches, (uint64_t) stats->fanout_batches,
-        (uint64_t) stats->log_spare_bytes, (uint64_t) stats->log_segments_prepared,
+        (uint64_t) stats->subscriber_gaps, (uint64_t) stats->fanout_sent,
+        (uint64_t) stats->store_events, (uint64_t) stats->store_bytes, (uint32_t) stats->sessions,
+        s_finite (stats->publish_rate), s_finite (stats->deliver_rate),
+        (uint64_t) stats->dedup_entries, (uint64_t) stats->expired_sessions,
+        (uint64_t) stats->log_first_seq, (uint64_t) stats->log_next_seq,
+        (uint64_t) stats->log_bytes, (uint64_t) stats->fsyncs, (uint64_t) stats->storage_rejects,
+        (uint64_t) stats->recovered_events, (uint64_t) stats->recovery_ms,
+        (uint64_t) stats->deliveries, (uint64_t) stats->delivery_batches,
+        (uint64_t) stats->fanout_batches, (uint64_t) stats->log_spare_bytes,
+        (uint64_t) stats->log_segments_prepared, (uint64_t) stats->log_segments_appended,
         (uint64_t) stats->commits, (uint64_t) stats->commit_events_max,
         (uint64_t) stats->settle_deliveries, (uint64_t) stats->cache_events,
         (uint64_t) stats->cache_bytes, (uint64_t) stats->turns, (uint64_t) stats->loop_busy_us,

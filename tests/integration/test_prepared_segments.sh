@@ -31,6 +31,13 @@ confirmed=$(($(stat .log_next_seq) - 1))
 while read -r path size end; do
     [ "$size" = "$end" ] || fail "full segment $path keeps $((size - end)) bytes of zeros"
 done < <("$TBIN/hd_logtool" segments "$WORK/data/log" | head -n -1)
+# Every segment this broker began went into a prepared file or was appended
+segments=$("$TBIN/hd_logtool" segments "$WORK/data/log" | wc -l)
+prepared=$(stat .log_segments_prepared)
+appended=$(stat .log_segments_appended)
+[ "$((prepared + appended))" = "$segments" ] ||
+    fail "$segments segments, $prepared prepared and $appended appended"
+log "$segments segments: $prepared began in a prepared file, $appended appended"
 
 kill_broker
 read -r last size end < <("$TBIN/hd_logtool" segments "$WORK/data/log" | tail -n 1)
@@ -60,6 +67,7 @@ for off in "--prepare-segments=false" "--fsync never"; do
         --payload "$payload" >/dev/null || fail "publish with $off"
     [ "$(stat .log_segments_prepared)" = 0 ] && [ "$(stat .log_spare_bytes)" = 0 ] ||
         fail "$off prepared segments"
+    [ "$(stat .log_segments_appended)" = 0 ] || fail "$off counted appends as late"
     kill_broker
 done
 log "ok: $confirmed events across a kill -9 with segments written ahead"

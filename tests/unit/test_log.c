@@ -1438,6 +1438,7 @@ test_prepared_segments (void **state)
     s_append_range (log, 1, 3);
     assert_int_equal (hd_log_flush (log, 0), 0);
     assert_int_equal (hd_log_segments_prepared (log), 1);
+    assert_int_equal (hd_log_segments_appended (log), 0);
     assert_int_equal (s_file_size (dir, 1), segment_size);
     uint64_t data_end = hd_log_bytes (log);
     s_assert_zero_tail (dir, 1, data_end);
@@ -1533,6 +1534,7 @@ test_prepared_segments (void **state)
         next++;
     }
     assert_int_equal (hd_log_segments_prepared (log), prepared);
+    assert_int_equal (hd_log_segments_appended (log), 1); // no spare: it was given back
     assert_true (hd_log_wait_spare (log, 10000));
     segments = s_count_segments (dir);
     while (s_count_segments (dir) == segments) {
@@ -1541,6 +1543,7 @@ test_prepared_segments (void **state)
         next++;
     }
     assert_int_equal (hd_log_segments_prepared (log), prepared + 1);
+    assert_int_equal (hd_log_segments_appended (log), 1);
     uint64_t newest = s_load_last_first_seq (dir);
     assert_int_equal (s_file_size (dir, newest), segment_size);
 
