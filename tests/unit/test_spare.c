@@ -123,19 +123,28 @@ s_spare_reaches (hd_spare_t *spare, uint64_t bytes)
     return hd_spare_bytes (spare) >= bytes;
 }
 
+//  A spare whose first file the log took as 1.seg, the log counting as
+//  busy from then on (idle time set out of reach), however slowly the
+//  test runs
+static hd_spare_t *
+s_spare_taken_busy (s_place_t *place, size_t size)
+{
+    hd_spare_t *spare = s_spare_ready_new (place, size);
+    hd_spare_set_idle_ms (spare, INT64_MAX);
+    assert_int_equal (hd_spare_take (spare, "1.seg"), size);
+    return spare;
+}
+
 //  While the log writes, zeros wait for a lead of a quarter file, then go
 //  at twice its pace: none within the lead, half a file a quarter past
-//  it, the whole file at three quarters. The log counts as busy all along
-//  (idle time set out of reach), however slowly this test runs.
+//  it, the whole file at three quarters. The log counts as busy all along.
 static void
 test_paced_by_the_log (void **state)
 {
     s_place_t place;
     s_place_open (&place);
     const size_t size = 4u << 20; // 16 chunks
-    hd_spare_t *spare = s_spare_ready_new (&place, size);
-    hd_spare_set_idle_ms (spare, INT64_MAX);
-    assert_int_equal (hd_spare_take (spare, "1.seg"), size);
+    hd_spare_t *spare = s_spare_taken_busy (&place, size);
     hd_spare_note_written (spare, size / 4 - 1);
     for (int turn = 0; turn < 20; turn++)
         assert_false (hd_spare_wait_ready (spare, 5));
@@ -161,9 +170,7 @@ test_late_file_has_no_lead (void **state)
     s_place_t place;
     s_place_open (&place);
     const size_t size = 4u << 20;
-    hd_spare_t *spare = s_spare_ready_new (&place, size);
-    hd_spare_set_idle_ms (spare, INT64_MAX);
-    assert_int_equal (hd_spare_take (spare, "1.seg"), size);
+    hd_spare_t *spare = s_spare_taken_busy (&place, size);
     hd_spare_note_written (spare, 1);
     assert_false (hd_spare_wait_ready (spare, 5));
     //  The next roll finds nothing ready and appends to a file of its own
