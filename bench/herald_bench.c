@@ -11,6 +11,7 @@
 #include "options.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,7 +63,7 @@ typedef struct {
 typedef struct {
     //  options
     char *duration, *role, *ctl_path, *workload, *fsync, *plot, *broker, *xpub, *broker_bin,
-        *broker_args, *transport;
+        *broker_args, *transport, *cpus;
     int64_t index, events, publishers, subscribers, workers, credit, window, payload_size, rate,
         duration_ms, runs, timeout_ms;
     bool json, quiet, inline_handler, threaded;
@@ -840,10 +842,11 @@ s_print_json (hb_ctx_t *ctx, const int *workloads, int nwl, FILE *out)
              "{\"config\":{\"broker\":\"%s\",\"fsync\":\"%s\",\"payload_size\":%" PRId64
              ",\"publishers\":%" PRId64 ",\"subscribers\":%" PRId64 ",\"workers\":%" PRId64
              ",\"credit\":%" PRId64 ",\"inline\":%s,\"window\":%" PRId64 ",\"rate\":%" PRId64
-             ",\"duration_s\":%.3f,\"events\":%" PRId64 ",\"runs\":%" PRId64 "}",
+             ",\"duration_s\":%.3f,\"events\":%" PRId64 ",\"runs\":%" PRId64 ",\"cpus\":\"%s\"}",
              *ctx->broker ? ctx->broker : "own", ctx->fsync, ctx->payload_size, ctx->publishers,
              ctx->subscribers, ctx->workers, ctx->credit, ctx->threaded ? "false" : "true",
-             ctx->window, ctx->rate, (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs);
+             ctx->window, ctx->rate, (double) ctx->duration_ms / 1000.0, ctx->events, ctx->runs,
+             *ctx->cpus ? ctx->cpus : "any");
     for (int w = 0; w < nwl; w++) {
         int workload = workloads[w];
         hb_result_t *results = ctx->results[workload - 1];
@@ -1030,6 +1033,58 @@ s_check_options (hb_ctx_t *ctx, int *workloads, int *nwl)
     return 0;
 }
 
+//  CPUs from a list such as "0", "0-1" or "0,2-3" into set; -1 with a
+//  reason when the list is not one.
+static int
+s_parse_cpus (const char *text, cpu_set_t *set, const char **reason)
+{
+    CPU_ZERO (set);
+    const char *at = text;
+    do {
+        char *end = NULL;
+        errno = 0;
+        long first = strtol (at, &end, 10), last = first;
+        if (end == at || errno || first < 0 || first >= CPU_SETSIZE ||
+            !isdigit ((unsigned char) *at))
+            break;
+        at = end;
+        if (*at == '-') {
+            const char *from = ++at;
+            last = strtol (from, &end, 10);
+            if (end == from || errno || last < first || last >= CPU_SETSIZE ||
+                !isdigit ((unsigned char) *from))
+                break;
+            at = end;
+        }
+        for (long cpu = first; cpu <= last; cpu++)
+            CPU_SET ((int) cpu, set);
+        if (*at == 0)
+            return 0;
+    } while (*at++ == ',');
+    *reason = "--cpus must be a list of CPU numbers and ranges, such as 0 or 0-1,3";
+    return -1;
+}
+
+//  Puts this process, and so every process it starts, on the --cpus;
+//  -1 with a message when the list is bad or names no CPU we may use.
+static int
+s_pin_to_cpus (hb_ctx_t *ctx)
+{
+    if (!*ctx->cpus)
+        return 0;
+    cpu_set_t set;
+    const char *reason = NULL;
+    if (s_parse_cpus (ctx->cpus, &set, &reason)) {
+        fprintf (stderr, "herald-bench: %s\n", reason);
+        return -1;
+    }
+    if (sched_setaffinity (0, sizeof set, &set)) {
+        fprintf (stderr, "herald-bench: cannot run on CPUs %s: %s\n", ctx->cpus, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1110,6 +1165,10 @@ main (int argc, char **argv)
     hd_options_add (options, "transport", HD_OPT_STRING, "tcp", "",
                     "tcp (127.0.0.1) or ipc (temp dir) for the broker herald-bench starts",
                     &ctx->transport);
+    hd_options_add (options, "cpus", HD_OPT_STRING, "", "",
+                    "run herald-bench and every process it starts (broker, clients) on these "
+                    "CPUs, e.g. 0 or 0-1,3 (default: where the scheduler puts them)",
+                    &ctx->cpus);
     hd_options_add (options, "timeout", HD_OPT_DURATION, "120s", "",
                     "longest a run may take; then its processes are killed", &ctx->timeout_ms);
     hd_options_add (options, "quiet", HD_OPT_BOOL, "false", "", "no progress line", &ctx->quiet);
@@ -1146,7 +1205,7 @@ main (int argc, char **argv)
         fprintf (stderr, "herald-bench: bad --duration %s\n", ctx->duration);
         return 2;
     }
-    if (s_check_options (ctx, workloads, &nwl)) {
+    if (s_check_options (ctx, workloads, &nwl) || s_pin_to_cpus (ctx)) {
         hd_options_destroy (&options);
         free (ctx);
         return 2;

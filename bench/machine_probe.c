@@ -7,7 +7,7 @@
 
     herald-machine-probe [--stalls SECONDS] [--dir DIR] [ROUND_TRIPS [MIB]]
     herald-machine-probe --watch SECONDS
-    herald-machine-probe --sync-floor RATE SECONDS [--dir DIR]
+    herald-machine-probe --sync-floor RATE SECONDS [--wakeups RATE] [--dir DIR]
 
     - wake-up: two threads bounce a byte over two pipes, ROUND_TRIPS times
       (default 100000), first pinned to two different CPUs, then both to
@@ -34,12 +34,18 @@
       rate and times and each event's wait from arrival to the end of its
       commit (p50, p99, p99.9): what a broker that cost nothing but its
       syncs would show in the --fsync always latency row, on this disk.
+      With --wakeups, a thread on one CPU wakes a thread on another and
+      waits for its answer, that many times a second, beside the commits:
+      the wake-ups a broker and its clients cause, without their work
+      (thirty-second pass: a host that stops the machine under syncs and
+      wake-ups together shows it here, with no broker running).
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sched.h>
@@ -115,6 +121,129 @@ s_round_trip_us (long round_trips, int cpu_a, int cpu_b)
     if (trip < round_trips || bounce.pin_error)
         return -1;
     return elapsed_us / (double) round_trips;
+}
+
+//  The first two CPUs this process may run on, into cpu; how many (0-2).
+static int
+s_first_cpus (int cpu[2], cpu_set_t *allowed)
+{
+    int found = 0;
+    cpu[0] = cpu[1] = -1;
+    if (sched_getaffinity (0, sizeof *allowed, allowed) == 0)
+        for (int index = 0; index < CPU_SETSIZE && found < 2; index++)
+            if (CPU_ISSET (index, allowed))
+                cpu[found++] = index;
+    return found;
+}
+
+static void
+s_sleep_until_ns (int64_t when)
+{
+    struct timespec wake = {.tv_sec = when / 1000000000LL, .tv_nsec = when % 1000000000LL};
+    while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
+        ;
+}
+
+//  Wake-ups at a steady rate beside other work: a thread on one CPU wakes
+//  the echo thread on another and waits for its answer, rate times a
+//  second, until stopped. A round trip the machine could not run on time
+//  is skipped, not made up in a burst.
+typedef struct {
+    s_bounce_t bounce;
+    double rate;
+    int cpu; // the waking thread's
+    atomic_bool stop;
+    long trips; // round trips made
+    bool failed;
+    pthread_t echo, waker;
+} s_wakeups_t;
+
+static void *
+s_waker (void *arg)
+{
+    s_wakeups_t *self = arg;
+    self->failed = s_pin (self->cpu) != 0;
+    double gap_ns = 1e9 / self->rate;
+    int64_t start = s_mono_ns ();
+    long slot = 0;
+    char byte = 'w';
+    while (!self->failed && !atomic_load_explicit (&self->stop, memory_order_relaxed)) {
+        int64_t now = s_mono_ns ();
+        if (now > start + (int64_t) ((double) (slot + 1) * gap_ns))
+            slot = (long) ((double) (now - start) / gap_ns);
+        s_sleep_until_ns (start + (int64_t) ((double) slot++ * gap_ns));
+        if (write (self->bounce.ping[1], &byte, 1) != 1 ||
+            read (self->bounce.pong[0], &byte, 1) != 1)
+            self->failed = true;
+        else
+            self->trips++;
+    }
+    close (self->bounce.ping[1]); // the echo reads the end of the pipe and returns
+    self->bounce.ping[1] = -1;
+    return NULL;
+}
+
+static void
+s_wakeups_close (s_wakeups_t *self)
+{
+    int *fds[] = {&self->bounce.ping[0], &self->bounce.ping[1], &self->bounce.pong[0],
+                  &self->bounce.pong[1]};
+    for (size_t index = 0; index < sizeof fds / sizeof fds[0]; index++)
+        if (*fds[index] != -1) {
+            close (*fds[index]);
+            *fds[index] = -1;
+        }
+}
+
+//  Starts the two threads on the first two CPUs this process may use; -1
+//  with a reason on stderr when there are not two CPUs, pipes or threads.
+static int
+s_wakeups_start (s_wakeups_t *self, double rate)
+{
+    cpu_set_t allowed;
+    int cpu[2];
+    *self = (s_wakeups_t){.bounce = {.ping = {-1, -1}, .pong = {-1, -1}, .round_trips = LONG_MAX},
+                          .rate = rate};
+    atomic_init (&self->stop, false);
+    if (s_first_cpus (cpu, &allowed) < 2) {
+        fprintf (stderr, "herald-machine-probe: --wakeups needs two CPUs to run on\n");
+        return -1;
+    }
+    self->cpu = cpu[0];
+    self->bounce.cpu = cpu[1];
+    if (pipe (self->bounce.ping) || pipe (self->bounce.pong) ||
+        pthread_create (&self->echo, NULL, s_echo, &self->bounce)) {
+        fprintf (stderr, "herald-machine-probe: cannot start the wake-up threads: %s\n",
+                 strerror (errno));
+        s_wakeups_close (self);
+        return -1;
+    }
+    if (pthread_create (&self->waker, NULL, s_waker, self)) {
+        fprintf (stderr, "herald-machine-probe: cannot start the wake-up threads: %s\n",
+                 strerror (errno));
+        s_wakeups_close (self); // the echo reads the end of the pipe
+        pthread_join (self->echo, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+//  Stops and joins the threads; -1 with a reason on stderr when they
+//  could not be pinned or a round trip failed.
+static int
+s_wakeups_stop (s_wakeups_t *self)
+{
+    atomic_store (&self->stop, true);
+    pthread_join (self->waker, NULL);
+    pthread_join (self->echo, NULL);
+    s_wakeups_close (self);
+    if (self->failed || self->bounce.pin_error) {
+        fprintf (stderr,
+                 "herald-machine-probe: the wake-up threads could not run on CPUs %d and %d\n",
+                 self->cpu, self->bounce.cpu);
+        return -1;
+    }
+    return 0;
 }
 
 //  MB/s of first writes to mib fresh MiB, or -1 when it cannot be mapped.
@@ -329,6 +458,7 @@ s_stall_test (double seconds, const char *dir)
 #define S_FLOOR_CHUNK_BYTES  (1 << 20)
 #define S_FLOOR_EVENTS_MAX   10000000 // RATE x SECONDS: 320 MB of timestamps
 #define S_FLOOR_SECONDS_MAX  86400
+#define S_WAKEUPS_MAX        1000000 // round trips a second: past any machine's
 
 //  The value at quantile q of sorted values (count > 0)
 static int64_t
@@ -384,7 +514,7 @@ s_floor_file (const char *dir, char *chunk)
 //  ends. Every delivery Herald makes with --fsync always waits for that,
 //  so these percentiles bound its latency row from below on this disk.
 static int
-s_sync_floor (double rate, double seconds, const char *dir)
+s_sync_floor (double rate, double seconds, double wake_rate, const char *dir)
 {
     long events = (long) (rate * seconds);
     int64_t *begun = malloc ((size_t) events * sizeof *begun);
@@ -401,6 +531,14 @@ s_sync_floor (double rate, double seconds, const char *dir)
         fprintf (stderr, "herald-machine-probe: cannot write and sync a file in %s: %s\n", dir,
                  strerror (error));
     }
+    s_wakeups_t wakeups;
+    bool waking = false;
+    if (!error && wake_rate > 0) {
+        if (s_wakeups_start (&wakeups, wake_rate))
+            error = EAGAIN;
+        else
+            waking = true;
+    }
     double gap_ns = 1e9 / rate;
     int64_t start = s_mono_ns ();
     long commits = 0, committed = 0;
@@ -411,10 +549,7 @@ s_sync_floor (double rate, double seconds, const char *dir)
         if (arrived > events)
             arrived = events;
         if (arrived <= committed) {
-            int64_t next = start + (int64_t) ((double) committed * gap_ns) + 1;
-            struct timespec wake = {.tv_sec = next / 1000000000LL, .tv_nsec = next % 1000000000LL};
-            while (clock_nanosleep (CLOCK_MONOTONIC, TIMER_ABSTIME, &wake, NULL) == EINTR)
-                ;
+            s_sleep_until_ns (start + (int64_t) ((double) committed * gap_ns) + 1);
             continue;
         }
         begun[commits] = now;
@@ -426,6 +561,9 @@ s_sync_floor (double rate, double seconds, const char *dir)
         ended[commits] = s_mono_ns ();
         upto[commits++] = committed = arrived;
     }
+    double wake_seconds = (double) (s_mono_ns () - start) / 1e9;
+    if (waking && s_wakeups_stop (&wakeups) && !error)
+        error = EAGAIN;
     if (fd != -1)
         close (fd);
     if (!error) {
@@ -440,13 +578,17 @@ s_sync_floor (double rate, double seconds, const char *dir)
         qsort (latency, (size_t) events, sizeof *latency, s_compare_ns);
         qsort (ended, (size_t) commits, sizeof *ended, s_compare_ns);
         printf ("sync floor: %.0f events/s for %.1f s, %.0f commits/s of %.1f events; commit p50 "
-                "%.0f p99 %.0f us; event p50 %.0f p99 %.0f p99.9 %.0f us\n",
+                "%.0f p99 %.0f us; event p50 %.0f p99 %.0f p99.9 %.0f us",
                 rate, seconds, (double) commits / seconds, (double) events / (double) commits,
                 (double) s_quantile (ended, commits, 0.5) / 1e3,
                 (double) s_quantile (ended, commits, 0.99) / 1e3,
                 (double) s_quantile (latency, events, 0.5) / 1e3,
                 (double) s_quantile (latency, events, 0.99) / 1e3,
                 (double) s_quantile (latency, events, 0.999) / 1e3);
+        if (waking)
+            printf ("; beside %.0f wake-up round trips/s between CPUs %d and %d",
+                    (double) wakeups.trips / wake_seconds, wakeups.cpu, wakeups.bounce.cpu);
+        printf ("\n");
     }
     free (begun), free (ended), free (upto), free (latency), free (chunk);
     return error ? -1 : 0;
@@ -477,7 +619,7 @@ s_watch (double seconds)
 int
 main (int argc, char *argv[])
 {
-    double stall_seconds = 2, watch_seconds = 0, floor_rate = 0, floor_seconds = 0;
+    double stall_seconds = 2, watch_seconds = 0, floor_rate = 0, floor_seconds = 0, wake_rate = 0;
     bool stalls_given = false;
     const char *dir = ".";
     long numbers[2] = {100000, 256}; // ROUND_TRIPS, MIB
@@ -495,7 +637,9 @@ main (int argc, char *argv[])
             if (*end || end == argv[arg])
                 usage_error = true;
             floor_seconds = strtod (argv[++arg], &end);
-        } else if (strcmp (argv[arg], "--dir") == 0 && arg + 1 < argc)
+        } else if (strcmp (argv[arg], "--wakeups") == 0 && arg + 1 < argc)
+            wake_rate = strtod (argv[++arg], &end);
+        else if (strcmp (argv[arg], "--dir") == 0 && arg + 1 < argc)
             dir = argv[++arg];
         else if (argv[arg][0] != '-' && positional < 2)
             numbers[positional++] = strtol (argv[arg], &end, 10);
@@ -510,26 +654,24 @@ main (int argc, char *argv[])
         (floor_rate > 0) != (floor_seconds > 0) ||
         (floor_rate > 0 && (floor_rate * floor_seconds < 1 || floor_seconds > S_FLOOR_SECONDS_MAX ||
                             stalls_given || watch_seconds > 0 || positional > 0)) ||
-        floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX) {
+        floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX || !(wake_rate >= 0) ||
+        wake_rate > S_WAKEUPS_MAX || (wake_rate > 0 && floor_rate == 0)) {
         fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
                          "[ROUND_TRIPS [MIB]]\n"
                          "       herald-machine-probe --watch SECONDS\n"
-                         "       herald-machine-probe --sync-floor RATE SECONDS [--dir DIR]\n");
+                         "       herald-machine-probe --sync-floor RATE SECONDS [--wakeups RATE] "
+                         "[--dir DIR]\n");
         return 2;
     }
     if (floor_rate > 0)
-        return s_sync_floor (floor_rate, floor_seconds, dir) ? 1 : 0;
+        return s_sync_floor (floor_rate, floor_seconds, wake_rate, dir) ? 1 : 0;
     if (watch_seconds > 0) {
         s_watch (watch_seconds);
         return 0;
     }
-    //  The first two CPUs this process may run on
     cpu_set_t allowed;
-    int cpu[2] = {-1, -1}, found = 0;
-    if (sched_getaffinity (0, sizeof allowed, &allowed) == 0)
-        for (int index = 0; index < CPU_SETSIZE && found < 2; index++)
-            if (CPU_ISSET (index, &allowed))
-                cpu[found++] = index;
+    int cpu[2];
+    int found = s_first_cpus (cpu, &allowed);
     if (found == 0) {
         fprintf (stderr, "herald-machine-probe: no CPU to run on: %s\n", strerror (errno));
         return 1;

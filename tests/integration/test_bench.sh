@@ -102,4 +102,49 @@ for args in "0 1" "400 0" "400" "x 1" "1e9 60" "1 0.5" "nan 1" "-1 1" "1 inf" "1
     "$BIN/herald-machine-probe" --sync-floor $args >/dev/null 2>&1 || status=$?
     [ $status = 2 ] || fail "--sync-floor $args was not refused as bad usage"
 done
+# --wakeups beside the floor: the same line, then the round trips it made
+# between two CPUs (some, and no more than asked: missed ones are skipped,
+# not made up); alone, or with a bad rate, it is bad usage; on one CPU it
+# is an error that says why
+if [ "$(nproc)" -ge 2 ]; then
+    "$BIN/herald-machine-probe" --sync-floor 400 0.5 --wakeups 300 --dir "$WORK" >"$WORK/wake.txt" ||
+        fail "--sync-floor --wakeups exited with $?"
+    cat "$WORK/wake.txt"
+    grep -Eq "${floor_line%\$}; beside [0-9]+ wake-up round trips/s between CPUs [0-9]+ and [0-9]+\$" \
+        "$WORK/wake.txt" || fail "no floor line with wake-ups"
+    awk '{ trips = $(NF - 8); if (trips < 1 || trips > 300 * 1.05 + 2 || $(NF - 2) == $NF) exit 1 }' \
+        "$WORK/wake.txt" || fail "wake-up figures out of range"
+    taskset -c 0 "$BIN/herald-machine-probe" --sync-floor 400 0.2 --wakeups 300 --dir "$WORK" \
+        >/dev/null 2>"$WORK/wake.err" && fail "--wakeups ran on one CPU"
+    grep -q -- "--wakeups needs two CPUs" "$WORK/wake.err" || fail "no reason given for one CPU"
+fi
+for args in "--wakeups 300" "--sync-floor 400 1 --wakeups -1" \
+    "--sync-floor 400 1 --wakeups x" "--sync-floor 400 1 --wakeups 1e9" "--watch 1 --wakeups 5"; do
+    status=0
+    # shellcheck disable=SC2086 # the arguments are meant to split
+    "$BIN/herald-machine-probe" $args >/dev/null 2>&1 || status=$?
+    [ $status = 2 ] || fail "$args was not refused as bad usage"
+done
+# --cpus: herald-bench and every process it starts run on those CPUs only
+# (the configuration says which; the broker it starts, through a wrapper,
+# reports its own affinity); a list that is not one, or that names no CPU
+# this machine has, is refused
+printf '#!/bin/sh\ntaskset -pc $$ >"%s"\nexec "%s" "$@"\n' "$WORK/broker-affinity.txt" \
+    "$BIN/herald-broker" >"$WORK/broker-affinity.sh"
+chmod +x "$WORK/broker-affinity.sh"
+"$BIN/herald-bench" --cpus 0 --broker-bin "$WORK/broker-affinity.sh" --workload w2 --events 2000 \
+    --json --quiet >"$WORK/cpus.json" 2>"$WORK/cpus.log" || fail "herald-bench --cpus 0 exited with $?"
+grep -q "current affinity list: 0\$" "$WORK/broker-affinity.txt" ||
+    fail "the broker ran on $(cat "$WORK/broker-affinity.txt")"
+json=$(cat "$WORK/cpus.json")
+check '.config.cpus' 0
+check '.w2.runs[0].received' 2000
+check '.w2.lost' 0
+json=$(cat "$WORK/bench.json")
+check '.config.cpus' any
+for cpus in "0," "-1" "2-1" "x" "1 2" "99999" "1000"; do
+    status=0
+    "$BIN/herald-bench" --cpus "$cpus" --workload w2 --events 100 --quiet >/dev/null 2>&1 || status=$?
+    [ $status = 2 ] || fail "--cpus '$cpus' was not refused as bad usage ($status)"
+done
 log "ok"
