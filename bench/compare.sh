@@ -29,6 +29,10 @@
 #   PAIRS=10           then Herald and raw ZeroMQ in alternating pairs for the
 #                      two targets set against raw ZeroMQ (bench/paired.sh:
 #                      the ratio within each pair, a median of them); 0: not
+#   WAKE_RATE=LAT_RATE the disk alone is run again with this many wake-up
+#                      round trips a second between two CPUs beside it
+#                      (herald-machine-probe --wakeups); 0: not
+#   ONE_CPU=first CPU  the CPU of the latency row run on one CPU (--cpus)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -42,6 +46,8 @@ N2=${N2:-100000}
 LAT_RATE=${LAT_RATE:-5000}
 DEFAULT_WINDOW=1000 # hd_publisher_new's window (worker/publisher.c)
 LAT_S=${LAT_S:-6}
+WAKE_RATE=${WAKE_RATE:-$LAT_RATE}
+ONE_CPU=${ONE_CPU:-$(awk '/^Cpus_allowed_list/ { split($2, cpus, /[-,]/); print cpus[1] }' /proc/self/status)}
 PEER_LAT_MAX_S=${PEER_LAT_MAX_S:-2}
 INSTALL=${INSTALL:-auto}
 PAIRS=${PAIRS:-10}
@@ -121,6 +127,10 @@ herald w2-default-threaded --workload w2 --events "$N2" --fsync never --window "
 herald lat-always --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S"
 herald lat-always-threaded --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --threaded
 herald lat-never --workload w2 --fsync never --rate "$LAT_RATE" --duration "$LAT_S"
+# The --fsync always latency row with every process on one CPU: on a host
+# that stops the machine while both CPUs wake often and syncs run, this row
+# shows the latency without the stops
+herald lat-always-one-cpu --workload w2 --fsync always --rate "$LAT_RATE" --duration "$LAT_S" --cpus "$ONE_CPU"
 sync_floor
 }
 # The disk's share of the --fsync always latency row: commits that cost
@@ -132,14 +142,27 @@ sync_floor() {
         NOTES+=("no sync floor: it takes LAT_RATE and LAT_S as plain numbers (seconds), not $LAT_RATE and $LAT_S")
         return 0
     fi
-    local run
+    floor_runs floor.txt "floor plain"
+    if [[ $WAKE_RATE =~ ^[0-9]+$ && $WAKE_RATE -gt 0 ]]; then
+        floor_runs floor-wake.txt "floor wake" --wakeups "$WAKE_RATE"
+    elif [[ $WAKE_RATE != 0 ]]; then
+        NOTES+=("no sync floor with wake-ups: WAKE_RATE must be a whole number, not $WAKE_RATE")
+    fi
+}
+# floor_runs FILE SPAN [--wakeups N]: RUNS sync-floor runs appended to
+# $WORK/FILE, their time span recorded for the stall table
+floor_runs() {
+    local file=$1 span=$2 run started
+    shift 2
     for ((run = 1; run <= RUNS; run++)); do
-        log "sync floor (pass $PASS, run $run): herald-machine-probe --sync-floor $LAT_RATE $LAT_S"
-        if ! "$BUILD/bin/herald-machine-probe" --sync-floor "$LAT_RATE" "$LAT_S" --dir "$WORK" \
-            >>"$WORK/floor.txt" 2>"$WORK/floor.err"; then
-            NOTES+=("herald-machine-probe --sync-floor failed (pass $PASS): $(grep -v '^ ' "$WORK/floor.err" | head -n 1)")
+        log "sync floor (pass $PASS, run $run): herald-machine-probe --sync-floor $LAT_RATE $LAT_S $*"
+        started=$(date +%H:%M:%S)
+        if ! "$BUILD/bin/herald-machine-probe" --sync-floor "$LAT_RATE" "$LAT_S" "$@" --dir "$WORK" \
+            >>"$WORK/$file" 2>"$WORK/floor.err"; then
+            NOTES+=("herald-machine-probe --sync-floor $* failed (pass $PASS): $(grep -v '^ ' "$WORK/floor.err" | head -n 1)")
             return 0
         fi
+        echo "$span $started $(date +%H:%M:%S)" >>"$SPANS"
     done
 }
 PASS=1
@@ -169,12 +192,15 @@ median() {
         END { if (n) printf "%.1f", (n % 2) ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2 }'
 }
 
-# floor FIELD: the median over the sync-floor runs of the event FIELD (p50,
-# p99, p99.9) from lines "...; event p50 N p99 N p99.9 N us"
+# floor FIELD [FILE]: the median over the sync-floor runs in FILE (default
+# floor.txt) of the event FIELD (p50, p99, p99.9) from lines "...; event p50
+# N p99 N p99.9 N us", or of the wake-up round trips a second made beside
+# them (FIELD "beside")
 floor() {
-    [[ -s "$WORK/floor.txt" ]] || return 0
+    local file="$WORK/${2:-floor.txt}"
+    [[ -s "$file" ]] || return 0
     awk -v f="$1" '{ for (i = 1; i < NF; i++) if ($i == "event") { event = i; break }
-                     for (i = event; i < NF; i++) if ($i == f) print $(i + 1) }' "$WORK/floor.txt" |
+                     for (i = event; i < NF; i++) if ($i == f) { print $(i + 1); break } }' "$file" |
         median
 }
 
@@ -254,7 +280,16 @@ if [[ $PAIRS != 0 && " $PEERS " == *" zmq "* ]]; then
         NOTES+=("bench/paired.sh failed: $(tail -n 1 "$WORK/paired.log")")
     fi
 fi
-[[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null
+# The watcher writes a second's line once it is over: wait (at most 3 s)
+# for the line of the second the last row ended in before stopping it
+if [[ -n $WATCH_PID ]]; then
+    last_end=$(awk 'END { print $NF }' "$SPANS")
+    for ((tries = 0; tries < 30; tries++)); do
+        [[ -z $last_end || "$(awk 'END { print $1 }' "$STALL_LOG")" > "$last_end" ]] && break
+        sleep 0.1
+    done
+    kill "$WATCH_PID" 2>/dev/null
+fi
 WATCH_PID=""
 
 # The peers' runs as spans too: run.sh logs "[HH:MM:SS] SYS CASE PHASE #N: ..."
@@ -322,8 +357,12 @@ H_W2NT=$(hj w2-never-threaded w2 recv_rate)
 H_W2DT=$(hj w2-default-threaded w2 recv_rate)
 H_LATAT=$(hj lat-always-threaded w2 p99_us)
 H_LATN=$(hj lat-never w2 p99_us)
+H_LAT1=$(hj lat-always-one-cpu w2 p99_us)
 F_P50=$(floor p50)
 F_P99=$(floor p99)
+FW_P50=$(floor p50 floor-wake.txt)
+FW_P99=$(floor p99 floor-wake.txt)
+FW_TRIPS=$(floor beside floor-wake.txt)
 
 Z_W1=$(peer zmq w1-hwm0 tp sub_rate_min)
 N_W1=$(peer nats w1-core tp sub_rate_min)
@@ -360,7 +399,8 @@ TABLE="$RESULTS/compare-$STAMP.md"
         "w2-default-threaded|w2|W2 work queue, --fsync never, window $DEFAULT_WINDOW, handler threads (processed)" \
         "lat-always|w2|W2 @ $LAT_RATE/s, --fsync always" \
         "lat-always-threaded|w2|W2 @ $LAT_RATE/s, --fsync always, handler threads" \
-        "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never"; do
+        "lat-never|w2|W2 @ $LAT_RATE/s, --fsync never" \
+        "lat-always-one-cpu|w2|W2 @ $LAT_RATE/s, --fsync always, every process on CPU $ONE_CPU"; do
         IFS='|' read -r name wl label <<<"$row"
         echo "| $label | $(num "$(hj "$name" "$wl" pub_rate)") | $(num "$(hj "$name" "$wl" recv_rate)") | $(hj "$name" "$wl" lost) | $(hj "$name" "$wl" dupes) | $(num "$(hj "$name" "$wl" p50_us)") | $(num "$(hj "$name" "$wl" p99_us)") | $(num "$(hj "$name" "$wl" p999_us)") | $(dec "$(hj "$name" "$wl" cpu_us_per_event)") | $(pct "$(hj "$name" "$wl" broker_busy)") | $(hj "$name" "$wl" failed_runs) |"
     done
@@ -385,7 +425,9 @@ TABLE="$RESULTS/compare-$STAMP.md"
     echo "| (no target) W1 per sub vs Redis pub/sub | $(num "$H_W1") | Redis PUBLISH/SUBSCRIBE | $(num "$R_W1") | $(ratio "$H_W1" "$R_W1") | - |"
     echo "| latency p99 @ $LAT_RATE/s, --fsync always < 1 500 µs | $(num "$H_LATA") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATA" 1500) | $(verdict "$H_LATA" 1500 lt 1) |"
     echo "| same, handler threads | $(num "$H_LATAT") µs | (absolute target) | 1 500 µs | $(ratio "$H_LATAT" 1500) | $(verdict "$H_LATAT" 1500 lt 1) |"
+    echo "| (no target) same, every process on CPU $ONE_CPU | $(num "$H_LAT1") µs | (absolute target) | 1 500 µs | $(ratio "$H_LAT1" 1500) | - |"
     echo "| (no target) the disk alone @ $LAT_RATE/s: commits that cost nothing but write + fdatasync, p99 | $(num "$F_P99") µs | (absolute target) | 1 500 µs | $(ratio "$F_P99" 1500) | - |"
+    echo "| (no target) the disk alone @ $LAT_RATE/s, $WAKE_RATE wake-up round trips/s between two CPUs beside it, p99 | $(num "$FW_P99") µs | (absolute target) | 1 500 µs | $(ratio "$FW_P99" 1500) | - |"
     echo "| p99 @ $LAT_RATE/s vs JetStream file | $(num "$H_LATA") µs | NATS JetStream file, pull | $(num "$JS_LAT") µs | $(ratio "$H_LATA" "$JS_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs Redis AOF always | $(num "$H_LATA") µs | Redis Streams, appendfsync always | $(num "$RA_LAT") µs | $(ratio "$H_LATA" "$RA_LAT") | - |"
     echo "| p99 @ $LAT_RATE/s vs RabbitMQ durable | $(num "$H_LATA") µs | RabbitMQ durable | $(num "$MQ_LAT") µs | $(ratio "$H_LATA" "$MQ_LAT") | - |"
@@ -407,6 +449,9 @@ TABLE="$RESULTS/compare-$STAMP.md"
         echo "| Herald W2 @ $LAT_RATE/s, --fsync always | $(stalls herald lat-always) | $(num "$H_LATA") |"
         echo "| Herald W2 @ $LAT_RATE/s, --fsync always, handler threads | $(stalls herald lat-always-threaded) | $(num "$H_LATAT") |"
         echo "| Herald W2 @ $LAT_RATE/s, --fsync never | $(stalls herald lat-never) | $(num "$H_LATN") |"
+        echo "| Herald W2 @ $LAT_RATE/s, --fsync always, every process on CPU $ONE_CPU | $(stalls herald lat-always-one-cpu) | $(num "$H_LAT1") |"
+        echo "| the disk alone @ $LAT_RATE/s (no broker) | $(stalls floor plain) | $(num "$F_P99") |"
+        echo "| the disk alone @ $LAT_RATE/s, $WAKE_RATE wake-up round trips/s beside it (no broker) | $(stalls floor wake) | $(num "$FW_P99") |"
         echo "| raw ZeroMQ ROUTER/ROUTER @ $LAT_RATE/s | $(stalls peer zmq/w2-mem/fix) | $(num "$Z_LAT") |"
         echo "| NATS JetStream file, pull @ $LAT_RATE/s | $(stalls peer nats/w2-js-file/fix) | $(num "$JS_LAT") |"
         echo "| Redis Streams, appendfsync always @ $LAT_RATE/s | $(stalls peer redis/w2-aof-always/fix) | $(num "$RA_LAT") |"
@@ -419,6 +464,15 @@ TABLE="$RESULTS/compare-$STAMP.md"
         echo "each writing what arrived before it began and calling fdatasync; an event waits from its"
         echo "arrival to the end of its commit. Median over the runs: p50 $(num "$F_P50") µs, p99 $(num "$F_P99") µs:"
         echo "the --fsync always row of a broker that cost nothing but its syncs, before any network hop."
+        echo
+    fi
+    if [[ -n $FW_P99 ]]; then
+        echo "The disk alone again with wake-ups beside it (--wakeups $WAKE_RATE: a thread on one CPU wakes a"
+        echo "thread on another and waits for its answer, $(num "$FW_TRIPS") round trips/s made; no broker, no"
+        echo "network): p50 $(num "$FW_P50") µs, p99 $(num "$FW_P99") µs. Herald's latency row wakes threads on both"
+        echo "CPUs several times an event; where this p99 is far above the disk alone's, the host stops the"
+        echo "machine under syncs and wake-ups together, and any broker's row with both pays it. The row"
+        echo "with every process on CPU $ONE_CPU has no second CPU to wake."
         echo
     fi
     echo "Herald W1 runs with --fsync never because the peers' W1 is non-durable (Herald still writes"
@@ -443,6 +497,7 @@ TABLE="$RESULTS/compare-$STAMP.md"
     [[ -n "$RAW" && -f "$RAW" ]] && cat "$RAW"
     [[ -f "$WORK/paired.log" ]] && sed 's/^/paired /' "$WORK/paired.log"
     [[ -f "$WORK/floor.txt" ]] && sed 's/^/floor /' "$WORK/floor.txt"
+    [[ -f "$WORK/floor-wake.txt" ]] && sed 's/^/floor-wake /' "$WORK/floor-wake.txt"
     true
 } >"$RESULTS/compare-$STAMP-raw.txt"
 cp "$TABLE" "$RESULTS/latest.md"
