@@ -285,7 +285,7 @@ fi
 if [[ -n $WATCH_PID ]]; then
     last_end=$(awk 'END { print $NF }' "$SPANS")
     for ((tries = 0; tries < 30; tries++)); do
-        [[ -z $last_end || "$(awk 'END { print $1 }' "$STALL_LOG")" > "$last_end" ]] && break
+        [[ -z $last_end || ! "$(awk 'END { print $1 }' "$STALL_LOG")" < "$last_end" ]] && break
         sleep 0.1
     done
     kill "$WATCH_PID" 2>/dev/null

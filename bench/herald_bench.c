@@ -1082,6 +1082,13 @@ s_pin_to_cpus (hb_ctx_t *ctx)
         fprintf (stderr, "herald-bench: cannot run on CPUs %s: %s\n", ctx->cpus, strerror (errno));
         return -1;
     }
+    //  The kernel takes a list of which only some CPUs can be had, and
+    //  drops the rest: the runs would not be where the results say
+    cpu_set_t applied;
+    if (sched_getaffinity (0, sizeof applied, &applied) || !CPU_EQUAL (&applied, &set)) {
+        fprintf (stderr, "herald-bench: only some of CPUs %s can be had here\n", ctx->cpus);
+        return -1;
+    }
     return 0;
 }
 

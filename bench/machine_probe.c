@@ -153,7 +153,8 @@ typedef struct {
     double rate;
     int cpu; // the waking thread's
     atomic_bool stop;
-    long trips; // round trips made
+    long trips;     // round trips made
+    double seconds; // from the waker's start until it saw stop
     bool failed;
     pthread_t echo, waker;
 } s_wakeups_t;
@@ -167,17 +168,24 @@ s_waker (void *arg)
     int64_t start = s_mono_ns ();
     long slot = 0;
     char byte = 'w';
-    while (!self->failed && !atomic_load_explicit (&self->stop, memory_order_relaxed)) {
-        int64_t now = s_mono_ns ();
+    int64_t now = start;
+    while (!self->failed) {
         if (now > start + (int64_t) ((double) (slot + 1) * gap_ns))
             slot = (long) ((double) (now - start) / gap_ns);
         s_sleep_until_ns (start + (int64_t) ((double) slot++ * gap_ns));
+        now = s_mono_ns ();
+        //  Stop is looked at after the nap: a trip made after it would
+        //  count against a time that has ended (the rate is at least 1/s,
+        //  so the nap is at most a second)
+        if (atomic_load_explicit (&self->stop, memory_order_relaxed))
+            break;
         if (write (self->bounce.ping[1], &byte, 1) != 1 ||
             read (self->bounce.pong[0], &byte, 1) != 1)
             self->failed = true;
         else
             self->trips++;
     }
+    self->seconds = (double) (now - start) / 1e9;
     close (self->bounce.ping[1]); // the echo reads the end of the pipe and returns
     self->bounce.ping[1] = -1;
     return NULL;
@@ -211,18 +219,25 @@ s_wakeups_start (s_wakeups_t *self, double rate)
     }
     self->cpu = cpu[0];
     self->bounce.cpu = cpu[1];
-    if (pipe (self->bounce.ping) || pipe (self->bounce.pong) ||
-        pthread_create (&self->echo, NULL, s_echo, &self->bounce)) {
+    int error = 0;
+    if (pipe (self->bounce.ping) || pipe (self->bounce.pong))
+        error = errno;
+    else
+        error = pthread_create (&self->echo, NULL, s_echo, &self->bounce);
+    if (error) {
         fprintf (stderr, "herald-machine-probe: cannot start the wake-up threads: %s\n",
-                 strerror (errno));
+                 strerror (error));
         s_wakeups_close (self);
         return -1;
     }
-    if (pthread_create (&self->waker, NULL, s_waker, self)) {
+    error = pthread_create (&self->waker, NULL, s_waker, self);
+    if (error) {
         fprintf (stderr, "herald-machine-probe: cannot start the wake-up threads: %s\n",
-                 strerror (errno));
-        s_wakeups_close (self); // the echo reads the end of the pipe
+                 strerror (error));
+        close (self->bounce.ping[1]); // the echo reads the end of the pipe and returns
+        self->bounce.ping[1] = -1;
         pthread_join (self->echo, NULL);
+        s_wakeups_close (self);
         return -1;
     }
     return 0;
@@ -561,7 +576,6 @@ s_sync_floor (double rate, double seconds, double wake_rate, const char *dir)
         ended[commits] = s_mono_ns ();
         upto[commits++] = committed = arrived;
     }
-    double wake_seconds = (double) (s_mono_ns () - start) / 1e9;
     if (waking && s_wakeups_stop (&wakeups) && !error)
         error = EAGAIN;
     if (fd != -1)
@@ -587,7 +601,8 @@ s_sync_floor (double rate, double seconds, double wake_rate, const char *dir)
                 (double) s_quantile (latency, events, 0.999) / 1e3);
         if (waking)
             printf ("; beside %.0f wake-up round trips/s between CPUs %d and %d",
-                    (double) wakeups.trips / wake_seconds, wakeups.cpu, wakeups.bounce.cpu);
+                    wakeups.seconds > 0 ? (double) wakeups.trips / wakeups.seconds : 0, wakeups.cpu,
+                    wakeups.bounce.cpu);
         printf ("\n");
     }
     free (begun), free (ended), free (upto), free (latency), free (chunk);
@@ -655,7 +670,8 @@ main (int argc, char *argv[])
         (floor_rate > 0 && (floor_rate * floor_seconds < 1 || floor_seconds > S_FLOOR_SECONDS_MAX ||
                             stalls_given || watch_seconds > 0 || positional > 0)) ||
         floor_rate * floor_seconds > S_FLOOR_EVENTS_MAX || !(wake_rate >= 0) ||
-        wake_rate > S_WAKEUPS_MAX || (wake_rate > 0 && floor_rate == 0)) {
+        (wake_rate > 0 && wake_rate < 1) || wake_rate > S_WAKEUPS_MAX ||
+        (wake_rate > 0 && floor_rate == 0)) {
         fprintf (stderr, "usage: herald-machine-probe [--stalls SECONDS] [--dir DIR] "
                          "[ROUND_TRIPS [MIB]]\n"
                          "       herald-machine-probe --watch SECONDS\n"
@@ -663,8 +679,16 @@ main (int argc, char *argv[])
                          "[--dir DIR]\n");
         return 2;
     }
-    if (floor_rate > 0)
+    if (floor_rate > 0) {
+        //  Before the floor's file is written: on one CPU there is nothing to measure
+        cpu_set_t allowed;
+        int cpu[2];
+        if (wake_rate > 0 && s_first_cpus (cpu, &allowed) < 2) {
+            fprintf (stderr, "herald-machine-probe: --wakeups needs two CPUs to run on\n");
+            return 1;
+        }
         return s_sync_floor (floor_rate, floor_seconds, wake_rate, dir) ? 1 : 0;
+    }
     if (watch_seconds > 0) {
         s_watch (watch_seconds);
         return 0;

@@ -102,6 +102,8 @@ for args in "0 1" "400 0" "400" "x 1" "1e9 60" "1 0.5" "nan 1" "-1 1" "1 inf" "1
     "$BIN/herald-machine-probe" --sync-floor $args >/dev/null 2>&1 || status=$?
     [ $status = 2 ] || fail "--sync-floor $args was not refused as bad usage"
 done
+# The first CPU this test may use (a runner's cpuset need not start at 0)
+FIRST_CPU=$(awk '/^Cpus_allowed_list/ { split($2, cpus, /[-,]/); print cpus[1] }' /proc/self/status)
 # --wakeups beside the floor: the same line, then the round trips it made
 # between two CPUs (some, and no more than asked: missed ones are skipped,
 # not made up); alone, or with a bad rate, it is bad usage; on one CPU it
@@ -114,12 +116,13 @@ if [ "$(nproc)" -ge 2 ]; then
         "$WORK/wake.txt" || fail "no floor line with wake-ups"
     awk '{ trips = $(NF - 8); if (trips < 1 || trips > 300 * 1.05 + 2 || $(NF - 2) == $NF) exit 1 }' \
         "$WORK/wake.txt" || fail "wake-up figures out of range"
-    taskset -c 0 "$BIN/herald-machine-probe" --sync-floor 400 0.2 --wakeups 300 --dir "$WORK" \
+    taskset -c "$FIRST_CPU" "$BIN/herald-machine-probe" --sync-floor 400 0.2 --wakeups 300 --dir "$WORK" \
         >/dev/null 2>"$WORK/wake.err" && fail "--wakeups ran on one CPU"
     grep -q -- "--wakeups needs two CPUs" "$WORK/wake.err" || fail "no reason given for one CPU"
 fi
 for args in "--wakeups 300" "--sync-floor 400 1 --wakeups -1" \
-    "--sync-floor 400 1 --wakeups x" "--sync-floor 400 1 --wakeups 1e9" "--watch 1 --wakeups 5"; do
+    "--sync-floor 400 1 --wakeups x" "--sync-floor 400 1 --wakeups 1e9" "--sync-floor 400 1 --wakeups 0.5" \
+    "--watch 1 --wakeups 5"; do
     status=0
     # shellcheck disable=SC2086 # the arguments are meant to split
     "$BIN/herald-machine-probe" $args >/dev/null 2>&1 || status=$?
@@ -132,17 +135,18 @@ done
 printf '#!/bin/sh\ntaskset -pc $$ >"%s"\nexec "%s" "$@"\n' "$WORK/broker-affinity.txt" \
     "$BIN/herald-broker" >"$WORK/broker-affinity.sh"
 chmod +x "$WORK/broker-affinity.sh"
-"$BIN/herald-bench" --cpus 0 --broker-bin "$WORK/broker-affinity.sh" --workload w2 --events 2000 \
-    --json --quiet >"$WORK/cpus.json" 2>"$WORK/cpus.log" || fail "herald-bench --cpus 0 exited with $?"
-grep -q "current affinity list: 0\$" "$WORK/broker-affinity.txt" ||
+"$BIN/herald-bench" --cpus "$FIRST_CPU" --broker-bin "$WORK/broker-affinity.sh" --workload w2 \
+    --events 2000 --json --quiet >"$WORK/cpus.json" 2>"$WORK/cpus.log" ||
+    fail "herald-bench --cpus $FIRST_CPU exited with $?"
+grep -q "current affinity list: $FIRST_CPU\$" "$WORK/broker-affinity.txt" ||
     fail "the broker ran on $(cat "$WORK/broker-affinity.txt")"
 json=$(cat "$WORK/cpus.json")
-check '.config.cpus' 0
+check '.config.cpus' "$FIRST_CPU"
 check '.w2.runs[0].received' 2000
 check '.w2.lost' 0
 json=$(cat "$WORK/bench.json")
 check '.config.cpus' any
-for cpus in "0," "-1" "2-1" "x" "1 2" "99999" "1000"; do
+for cpus in "0," "-1" "2-1" "x" "1 2" "99999" "1000" "$FIRST_CPU,1000"; do
     status=0
     "$BIN/herald-bench" --cpus "$cpus" --workload w2 --events 100 --quiet >/dev/null 2>&1 || status=$?
     [ $status = 2 ] || fail "--cpus '$cpus' was not refused as bad usage ($status)"
