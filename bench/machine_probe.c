@@ -203,22 +203,16 @@ s_wakeups_close (s_wakeups_t *self)
         }
 }
 
-//  Starts the two threads on the first two CPUs this process may use; -1
-//  with a reason on stderr when there are not two CPUs, pipes or threads.
+//  Starts the waking thread on cpu[0] and the echo thread on cpu[1]; -1
+//  with a reason on stderr when there are no pipes or threads.
 static int
-s_wakeups_start (s_wakeups_t *self, double rate)
+s_wakeups_start (s_wakeups_t *self, double rate, const int cpu[2])
 {
-    cpu_set_t allowed;
-    int cpu[2];
-    *self = (s_wakeups_t){.bounce = {.ping = {-1, -1}, .pong = {-1, -1}, .round_trips = LONG_MAX},
-                          .rate = rate};
+    *self = (s_wakeups_t){
+        .bounce = {.ping = {-1, -1}, .pong = {-1, -1}, .round_trips = LONG_MAX, .cpu = cpu[1]},
+        .rate = rate,
+        .cpu = cpu[0]};
     atomic_init (&self->stop, false);
-    if (s_first_cpus (cpu, &allowed) < 2) {
-        fprintf (stderr, "herald-machine-probe: --wakeups needs two CPUs to run on\n");
-        return -1;
-    }
-    self->cpu = cpu[0];
-    self->bounce.cpu = cpu[1];
     int error = 0;
     if (pipe (self->bounce.ping) || pipe (self->bounce.pong))
         error = errno;
@@ -538,7 +532,13 @@ s_sync_floor (double rate, double seconds, double wake_rate, const char *dir)
     int64_t *latency = malloc ((size_t) events * sizeof *latency);
     char *chunk = malloc (S_FLOOR_CHUNK_BYTES);
     int error = 0, fd = -1;
-    if (!begun || !ended || !upto || !latency || !chunk) {
+    //  Before the file is written: on one CPU there is nothing to measure
+    cpu_set_t allowed;
+    int cpu[2];
+    if (wake_rate > 0 && s_first_cpus (cpu, &allowed) < 2) {
+        fprintf (stderr, "herald-machine-probe: --wakeups needs two CPUs to run on\n");
+        error = EINVAL;
+    } else if (!begun || !ended || !upto || !latency || !chunk) {
         fprintf (stderr, "herald-machine-probe: no memory for %ld events\n", events);
         error = ENOMEM;
     } else if ((fd = s_floor_file (dir, chunk)) == -1) {
@@ -549,7 +549,7 @@ s_sync_floor (double rate, double seconds, double wake_rate, const char *dir)
     s_wakeups_t wakeups;
     bool waking = false;
     if (!error && wake_rate > 0) {
-        if (s_wakeups_start (&wakeups, wake_rate))
+        if (s_wakeups_start (&wakeups, wake_rate, cpu))
             error = EAGAIN;
         else
             waking = true;
@@ -679,16 +679,8 @@ main (int argc, char *argv[])
                          "[--dir DIR]\n");
         return 2;
     }
-    if (floor_rate > 0) {
-        //  Before the floor's file is written: on one CPU there is nothing to measure
-        cpu_set_t allowed;
-        int cpu[2];
-        if (wake_rate > 0 && s_first_cpus (cpu, &allowed) < 2) {
-            fprintf (stderr, "herald-machine-probe: --wakeups needs two CPUs to run on\n");
-            return 1;
-        }
+    if (floor_rate > 0)
         return s_sync_floor (floor_rate, floor_seconds, wake_rate, dir) ? 1 : 0;
-    }
     if (watch_seconds > 0) {
         s_watch (watch_seconds);
         return 0;
