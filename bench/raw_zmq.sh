@@ -15,7 +15,9 @@
 #                               prints "rate cpu_us_per_event lost"; fails
 #                               when a client failed; RAW_ZMQ_RATE=N paces
 #                               the publisher at N events/s (0: as fast as
-#                               it can, the default)
+#                               it can, the default); each run's broker
+#                               listens on two free ports of its own, so
+#                               runs may go side by side
 #   herald_run w1|w2 ARGS...    the same line for one herald-bench run of
 #                               $HB (ARGS: its flags); fails with the run
 #   median                      of the numbers on stdin ("-" lines left out;
@@ -48,22 +50,46 @@ raw_zmq_build() {
 
 raw_zmq_port_open() { ss -ltnH "sport = :$1" | grep -q .; }
 
+# raw_zmq_listening PORT PID: PID itself listens on PORT (ss names the owner)
+raw_zmq_listening() { ss -ltnpH "sport = :$1" | grep -q "pid=$2,"; }
+
+# raw_zmq_start_broker KIND CTL: starts the raw broker on two free ports
+# below the kernel's ephemeral range, so that runs side by side (tests under
+# ctest -j) never share a broker, and exports BENCH_FRONT and BENCH_BACK
+# for the clients; sets broker (its pid). A port taken between the look and
+# the bind makes the broker exit, and two other ports are tried.
+raw_zmq_start_broker() {
+    local kind=$1 ctl=$2 front back deadline
+    for _ in 1 2 3 4 5; do
+        front=$((20000 + RANDOM % 12000))
+        back=$((front + 1))
+        if raw_zmq_port_open "$front" || raw_zmq_port_open "$back"; then
+            continue
+        fi
+        export BENCH_FRONT="tcp://127.0.0.1:$front" BENCH_BACK="tcp://127.0.0.1:$back"
+        BENCH_HWM=0 "$WORK/peers/zmq_bench" "broker-$kind" "$ctl" >"$WORK/broker.log" 2>&1 &
+        broker=$!
+        deadline=$((SECONDS + 10))
+        while ((SECONDS < deadline)) && kill -0 "$broker" 2>/dev/null; do
+            if raw_zmq_listening "$front" "$broker" && raw_zmq_listening "$back" "$broker"; then
+                return 0
+            fi
+            sleep 0.05
+        done
+        kill "$broker" 2>/dev/null
+        wait "$broker" 2>/dev/null
+    done
+    echo "the raw ZeroMQ broker did not listen: $(tail -n 2 "$WORK/broker.log")" >&2
+    return 1
+}
+
 # CPU = user + system time of the raw broker and clients, read with the
 # shell's `times` once all are reaped, divided by the events
 raw_zmq_run() {
     local kind=$1 events=$2 receivers=$3 ctl="$WORK/zmq.ctl" bin="$WORK/peers"
     (
-        if raw_zmq_port_open 5601 || raw_zmq_port_open 5602; then
-            echo "ports 5601/5602 busy" >&2
-            exit 1
-        fi
         "$bin/benchctl" init "$ctl" "$kind" "$events" "$receivers" 0 120 >/dev/null
-        BENCH_HWM=0 "$bin/zmq_bench" "broker-$kind" "$ctl" >"$WORK/broker.log" 2>&1 &
-        broker=$!
-        for _ in $(seq 1 200); do
-            raw_zmq_port_open 5601 && raw_zmq_port_open 5602 && break
-            sleep 0.05
-        done
+        raw_zmq_start_broker "$kind" "$ctl" || exit 1
         role=sub-fanout pub=pub-fanout
         [[ $kind = queue ]] && { role="worker-queue"; pub="pub-queue"; }
         # From here to the second `times` only the ZeroMQ processes are
